@@ -1,0 +1,1 @@
+"""Benchmarks behind ``hotline bench ...``: each prints JSON lines, references included."""
