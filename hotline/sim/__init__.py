@@ -1,0 +1,1 @@
+"""The simulated PBX: an AMI server faithful to Asterisk 22, driven by call scenarios."""
