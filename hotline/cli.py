@@ -1,41 +1,35 @@
-"""The ``hotline`` command line: one sub-command per entry point."""
+"""The ``hotline`` command line. Each feature registers its own sub-commands.
+
+A command module exposes ``register(commands)``, which adds its sub-parsers to the
+``argparse`` sub-parser group and sets ``handler`` (a function of the parsed
+arguments returning an exit status) as their default. To add a command, write
+such a module and list it in :data:`COMMAND_MODULES`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
 from hotline.log import configure_logging
 
-__all__ = ["build_parser", "main"]
+__all__ = ["COMMAND_MODULES", "build_parser", "main"]
 
-
-def _bench_ami_parse(args: argparse.Namespace) -> int:
-    from hotline.bench import ami_parse
-
-    modes = ["consumer", "full"] if args.mode == "both" else [args.mode]
-    ami_parse.run(args.trace, args.repeat, modes, rounds=args.rounds)
-    return 0
+COMMAND_MODULES = [
+    "hotline.bench.cli",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command."""
-    parser = argparse.ArgumentParser(prog="hotline", description=__doc__)
+    parser = argparse.ArgumentParser(prog="hotline", description="Call-center backend for Asterisk")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     parser.add_argument("--log-json", action="store_true", default=None, help="JSON log lines")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    bench = commands.add_parser("bench", help="benchmarks that print JSON lines")
-    benches = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
-    ami_parse = benches.add_parser(
-        "ami-parse", help="AMI codec against panoramisk and asterisk-ami on the same bytes"
-    )
-    ami_parse.add_argument("--trace", help="trace file (default: queue_load.jsonl)")
-    ami_parse.add_argument("--repeat", type=int, help="stream repetitions (default: ≥100k msgs)")
-    ami_parse.add_argument("--mode", choices=["consumer", "full", "both"], default="both")
-    ami_parse.add_argument("--rounds", type=int, default=3, help="interleaved rounds, best kept")
-    ami_parse.set_defaults(handler=_bench_ami_parse)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(commands)
     return parser
 
 

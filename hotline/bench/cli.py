@@ -1,0 +1,30 @@
+"""``hotline bench ...``: the benchmark sub-commands."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["register"]
+
+
+def _ami_parse(args: argparse.Namespace) -> int:
+    from hotline.bench import ami_parse
+
+    modes = ["consumer", "full"] if args.mode == "both" else [args.mode]
+    ami_parse.run(args.trace, args.repeat, modes, rounds=args.rounds)
+    return 0
+
+
+def register(commands: Any) -> None:
+    """Add ``bench`` and its sub-commands."""
+    bench = commands.add_parser("bench", help="benchmarks that print JSON lines")
+    benches = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
+    ami_parse = benches.add_parser(
+        "ami-parse", help="AMI codec against panoramisk and asterisk-ami on the same bytes"
+    )
+    ami_parse.add_argument("--trace", help="trace file (default: queue_load.jsonl)")
+    ami_parse.add_argument("--repeat", type=int, help="stream repetitions (default: ≥100k msgs)")
+    ami_parse.add_argument("--mode", choices=["consumer", "full", "both"], default="both")
+    ami_parse.add_argument("--rounds", type=int, default=3, help="interleaved rounds, best kept")
+    ami_parse.set_defaults(handler=_ami_parse)
