@@ -1,0 +1,507 @@
+"""Settings: one TOML file, validated at start, with environment overrides for secrets.
+
+The file is parsed with the standard library's ``tomllib`` and checked key by key;
+any problem raises :class:`ConfigError` naming the file, the key and the problem,
+and the service does not start half-configured. Unknown keys are errors too (a
+typo must not silently fall back to a default).
+
+Environment overrides (applied after the file, before validation):
+
+========================== =====================================================
+``HOTLINE_AMI_URL``        ``[ami] url``
+``HOTLINE_AMI_SECRET``     ``[ami] secret`` (``HOTLINE_AMI_SECRET_FILE``: read it from a file)
+``HOTLINE_API_TOKEN``      ``[service] api_token`` (``HOTLINE_API_TOKEN_FILE`` likewise)
+``HOTLINE_HTTP_LISTEN``    ``[service] http_listen``
+``HOTLINE_INSTANCE``       ``[service] instance``
+``HOTLINE_STATE_DIR``      ``[service] state_dir``
+``HOTLINE_DATABASE_URL``   ``[database] url``
+``HOTLINE_REDIS_URL``      ``[redis] url``
+========================== =====================================================
+
+Secrets are held as :class:`hotline.secret.Secret` and never appear in ``repr``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from hotline.ami.client import AmiSettings
+from hotline.secret import Secret
+
+__all__ = [
+    "STRATEGIES",
+    "AgentConfig",
+    "ConfigError",
+    "QueueConfig",
+    "RoutingConfig",
+    "ServiceConfig",
+    "Settings",
+    "load_settings",
+    "parse_settings",
+]
+
+STRATEGIES: Final = ("longest_idle", "round_robin", "fewest_calls", "skill_level")
+_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_DEVICE: Final = re.compile(r"^[A-Za-z0-9_]+/[^\s,;|]+$")
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the file, the key and the problem."""
+
+    def __init__(self, source: str, key: str, problem: str) -> None:
+        """Build the message ``source: key: problem``."""
+        super().__init__(f"{source}: {key}: {problem}")
+        self.source = source
+        self.key = key
+        self.problem = problem
+
+
+@dataclass(frozen=True, slots=True)
+class QueueConfig:
+    """One queue: who may serve it, how agents are chosen, and what happens when it waits too long.
+
+    ``priority_weight`` is added to every caller's priority in this queue when an
+    agent who serves several queues picks the next caller. ``overflow_queue``
+    moves a caller who waited ``max_wait`` seconds in this queue to another queue
+    (keeping their arrival time); ``overflow_target`` (``context,exten,priority``)
+    redirects them out of the hotline instead (voicemail, callback offer).
+    """
+
+    name: str
+    skills: tuple[str, ...] = ()
+    strategy: str = "longest_idle"
+    ring_timeout: float = 15.0
+    wrap_up: float = 10.0
+    max_wait: float | None = None
+    overflow_queue: str | None = None
+    overflow_target: tuple[str, str, str] | None = None
+    priority_weight: float = 0.0
+    sticky: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    """One agent: identity, softphone device, skills with levels (1-10), queues served."""
+
+    id: str
+    name: str
+    device: str
+    skills: Mapping[str, int] = field(default_factory=dict)
+    queues: tuple[str, ...] = ()
+
+    def __hash__(self) -> int:
+        """Agents are identified by id."""
+        return hash(self.id)
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingConfig:
+    """ACD-wide settings.
+
+    ``ring_cadence`` is the seconds of one ring (China: 1 s on, 4 s off = 5 s;
+    North America: 6 s); ``sla_rings`` is the SLA in rings ("answered within three
+    rings"). ``busy_retry_after`` is the earliest an agent whose phone answered
+    busy/unavailable is offered a call again, even if the device reports NOT_INUSE
+    sooner; ``unavailable_cooldown`` the latest.
+    """
+
+    ring_cadence: float = 5.0
+    sla_rings: int = 3
+    max_consecutive_misses: int = 2
+    unavailable_cooldown: float = 30.0
+    busy_retry_after: float = 2.0
+    sticky_days: float = 7.0
+    default_queue: str = "support"
+    inbound_context: str = "hotline-inbound"
+    bridge_context: str = "hotline-bridge"
+    outbound_context: str = "hotline-outbound"
+    originate_grace: float = 5.0
+    max_overflows: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    """Process-level settings: identity, HTTP listener, API token, state directory, time zone."""
+
+    instance: str = "A"
+    http_listen: str = "127.0.0.1:8080"
+    api_token: Secret = field(default_factory=lambda: Secret(""))
+    state_dir: str = "var"
+    time_zone: str = "UTC"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The configured time zone."""
+        return ZoneInfo(self.time_zone)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the service needs, validated."""
+
+    source: str
+    service: ServiceConfig
+    ami: AmiSettings
+    routing: RoutingConfig
+    queues: Mapping[str, QueueConfig]
+    agents: Mapping[str, AgentConfig]
+    database_url: Secret = field(default_factory=lambda: Secret(""))
+    redis_url: Secret = field(default_factory=lambda: Secret(""))
+
+    def agent_by_device(self) -> dict[str, AgentConfig]:
+        """Agents keyed by device string."""
+        return {agent.device: agent for agent in self.agents.values()}
+
+
+class _Reader:
+    """Typed access to one TOML table, collecting the key path for error messages."""
+
+    def __init__(self, source: str, path: str, table: Mapping[str, Any]) -> None:
+        self.source = source
+        self.path = path
+        self.table = table
+        self.used: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def error(self, name: str, problem: str) -> ConfigError:
+        return ConfigError(self.source, self.key(name), problem)
+
+    def raw(self, name: str) -> Any:
+        self.used.add(name)
+        return self.table.get(name)
+
+    def string(self, name: str, default: str | None = None, *, required: bool = False) -> str:
+        value = self.raw(name)
+        if value is None:
+            if required or default is None:
+                raise self.error(name, "is required")
+            return default
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(name, f"must be a non-empty string, got {value!r}")
+        return value.strip()
+
+    def optional_string(self, name: str) -> str | None:
+        value = self.raw(name)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(name, f"must be a non-empty string, got {value!r}")
+        return value.strip()
+
+    def number(
+        self, name: str, default: float, *, minimum: float = 0.0, maximum: float | None = None
+    ) -> float:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.error(name, f"must be a number, got {value!r}")
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+            raise self.error(name, f"must be {bound}, got {value}")
+        return float(value)
+
+    def optional_number(self, name: str, *, minimum: float) -> float | None:
+        if self.raw(name) is None:
+            return None
+        return self.number(name, 0.0, minimum=minimum)
+
+    def integer(self, name: str, default: int, *, minimum: int = 0) -> int:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(name, f"must be an integer, got {value!r}")
+        if value < minimum:
+            raise self.error(name, f"must be >= {minimum}, got {value}")
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise self.error(name, f"must be true or false, got {value!r}")
+        return value
+
+    def names(self, name: str) -> tuple[str, ...]:
+        value = self.raw(name)
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.error(name, f"must be a list of strings, got {value!r}")
+        for item in value:
+            if not _NAME.match(item):
+                raise self.error(name, f"{item!r} is not a valid name (letters, digits, _ . -)")
+        if len(set(value)) != len(value):
+            raise self.error(name, "has duplicates")
+        return tuple(value)
+
+    def sub(self, name: str) -> _Reader:
+        value = self.raw(name)
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise self.error(name, "must be a table")
+        return _Reader(self.source, self.key(name), value)
+
+    def tables(self, name: str) -> list[_Reader]:
+        value = self.raw(name)
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise self.error(name, f"must be an array of tables ([[{name}]])")
+        return [_Reader(self.source, f"{self.key(name)}[{i}]", v) for i, v in enumerate(value)]
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.table) - self.used)
+        if unknown:
+            raise self.error(unknown[0], "unknown key")
+
+
+def _env_secret(env: Mapping[str, str], name: str) -> Secret | None:
+    file = env.get(f"{name}_FILE")
+    if file:
+        return Secret.from_file(file)
+    value = env.get(name)
+    return Secret(value) if value is not None else None
+
+
+def _parse_queue(reader: _Reader) -> QueueConfig:
+    name = reader.string("name", required=True)
+    if not _NAME.match(name):
+        raise reader.error("name", f"{name!r} is not a valid queue name")
+    strategy = reader.string("strategy", "longest_idle")
+    if strategy not in STRATEGIES:
+        raise reader.error("strategy", f"must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    target = reader.optional_string("overflow_target")
+    overflow_target: tuple[str, str, str] | None = None
+    if target is not None:
+        parts = [part.strip() for part in target.split(",")]
+        if len(parts) != 3 or not all(parts):
+            raise reader.error(
+                "overflow_target", f"must be 'context,exten,priority', got {target!r}"
+            )
+        overflow_target = (parts[0], parts[1], parts[2])
+    queue = QueueConfig(
+        name=name,
+        skills=reader.names("skills"),
+        strategy=strategy,
+        ring_timeout=reader.number("ring_timeout", 15.0, minimum=1.0, maximum=600.0),
+        wrap_up=reader.number("wrap_up", 10.0, maximum=3600.0),
+        max_wait=reader.optional_number("max_wait", minimum=1.0),
+        overflow_queue=reader.optional_string("overflow_queue"),
+        overflow_target=overflow_target,
+        priority_weight=reader.number("priority_weight", 0.0, minimum=-1000.0, maximum=1000.0),
+        sticky=reader.boolean("sticky", True),
+    )
+    if queue.overflow_queue and queue.overflow_target:
+        raise reader.error("overflow_queue", "set overflow_queue or overflow_target, not both")
+    if (queue.overflow_queue or queue.overflow_target) and queue.max_wait is None:
+        raise reader.error("max_wait", "is required when an overflow is configured")
+    reader.finish()
+    return queue
+
+
+def _parse_agent(reader: _Reader) -> AgentConfig:
+    agent_id = reader.string("id", required=True)
+    if not _NAME.match(agent_id):
+        raise reader.error("id", f"{agent_id!r} is not a valid agent id")
+    device = reader.string("device", required=True)
+    if not _DEVICE.match(device):
+        raise reader.error(
+            "device", f"{device!r} is not a device like PJSIP/1001 or Local/2001@agents"
+        )
+    raw_skills = reader.raw("skills") or {}
+    if not isinstance(raw_skills, dict):
+        raise reader.error("skills", "must be a table of skill = level (1-10)")
+    skills: dict[str, int] = {}
+    for skill, level in raw_skills.items():
+        if not _NAME.match(skill):
+            raise reader.error(f"skills.{skill}", "is not a valid skill name")
+        if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 10:
+            raise reader.error(f"skills.{skill}", f"must be a level from 1 to 10, got {level!r}")
+        skills[skill] = level
+    agent = AgentConfig(
+        id=agent_id,
+        name=reader.string("name", agent_id),
+        device=device,
+        skills=skills,
+        queues=reader.names("queues"),
+    )
+    reader.finish()
+    return agent
+
+
+def _check_references(
+    source: str, queues: dict[str, QueueConfig], agents: list[AgentConfig], routing: RoutingConfig
+) -> None:
+    if routing.default_queue not in queues:
+        raise ConfigError(
+            source, "routing.default_queue", f"{routing.default_queue!r} is not a configured queue"
+        )
+    for index, queue in enumerate(queues.values()):
+        if queue.overflow_queue is not None:
+            if queue.overflow_queue not in queues:
+                raise ConfigError(
+                    source,
+                    f"queues[{index}].overflow_queue",
+                    f"{queue.overflow_queue!r} is not a configured queue",
+                )
+            seen = {queue.name}
+            current: str | None = queue.overflow_queue
+            while current is not None:
+                if current in seen:
+                    raise ConfigError(
+                        source,
+                        f"queues[{index}].overflow_queue",
+                        f"overflow chain from {queue.name!r} loops back to {current!r}",
+                    )
+                seen.add(current)
+                current = queues[current].overflow_queue
+    devices: dict[str, str] = {}
+    for index, agent in enumerate(agents):
+        if agent.device in devices:
+            raise ConfigError(
+                source,
+                f"agents[{index}].device",
+                f"{agent.device!r} is already the device of agent {devices[agent.device]!r}",
+            )
+        devices[agent.device] = agent.id
+        for queue_name in agent.queues:
+            if queue_name not in queues:
+                raise ConfigError(
+                    source, f"agents[{index}].queues", f"{queue_name!r} is not a configured queue"
+                )
+
+
+def parse_settings(
+    data: Mapping[str, Any], *, source: str = "<config>", env: Mapping[str, str] | None = None
+) -> Settings:
+    """Validate parsed TOML ``data`` (plus environment overrides) into :class:`Settings`."""
+    env = os.environ if env is None else env
+    root = _Reader(source, "", data)
+
+    service_reader = root.sub("service")
+    time_zone = service_reader.string("time_zone", "UTC")
+    try:
+        ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise service_reader.error("time_zone", f"unknown time zone {time_zone!r}") from exc
+    instance = env.get("HOTLINE_INSTANCE") or service_reader.string("instance", "A")
+    if not re.fullmatch(r"[A-Za-z0-9]{1,8}", instance):
+        raise service_reader.error("instance", f"must be 1-8 letters or digits, got {instance!r}")
+    api_token = _env_secret(env, "HOTLINE_API_TOKEN") or Secret(
+        service_reader.optional_string("api_token") or ""
+    )
+    service = ServiceConfig(
+        instance=instance,
+        http_listen=env.get("HOTLINE_HTTP_LISTEN")
+        or service_reader.string("http_listen", "127.0.0.1:8080"),
+        api_token=api_token,
+        state_dir=env.get("HOTLINE_STATE_DIR") or service_reader.string("state_dir", "var"),
+        time_zone=time_zone,
+    )
+    service_reader.raw("api_token")
+    service_reader.finish()
+    _check_listen(source, "service.http_listen", service.http_listen)
+
+    ami_reader = root.sub("ami")
+    url = env.get("HOTLINE_AMI_URL") or ami_reader.string("url", "ami://hotline@127.0.0.1:5038")
+    secret = _env_secret(env, "HOTLINE_AMI_SECRET")
+    file_secret = ami_reader.optional_string("secret")
+    try:
+        ami = AmiSettings.from_url(url)
+    except ValueError as exc:
+        raise ami_reader.error("url", str(exc)) from exc
+    if secret is not None:
+        ami = _replace_secret(ami, secret)
+    elif file_secret is not None:
+        ami = _replace_secret(ami, Secret(file_secret))
+    ami_reader.finish()
+
+    routing_reader = root.sub("routing")
+    routing = RoutingConfig(
+        ring_cadence=routing_reader.number("ring_cadence", 5.0, minimum=0.5, maximum=60.0),
+        sla_rings=routing_reader.integer("sla_rings", 3, minimum=1),
+        max_consecutive_misses=routing_reader.integer("max_consecutive_misses", 2, minimum=1),
+        unavailable_cooldown=routing_reader.number("unavailable_cooldown", 30.0, maximum=3600.0),
+        busy_retry_after=routing_reader.number("busy_retry_after", 2.0, maximum=3600.0),
+        sticky_days=routing_reader.number("sticky_days", 7.0, maximum=365.0),
+        default_queue=routing_reader.string("default_queue", "support"),
+        inbound_context=routing_reader.string("inbound_context", "hotline-inbound"),
+        bridge_context=routing_reader.string("bridge_context", "hotline-bridge"),
+        outbound_context=routing_reader.string("outbound_context", "hotline-outbound"),
+        originate_grace=routing_reader.number("originate_grace", 5.0, minimum=0.5, maximum=120.0),
+        max_overflows=routing_reader.integer("max_overflows", 3, minimum=0),
+    )
+    routing_reader.finish()
+
+    queues: dict[str, QueueConfig] = {}
+    for reader in root.tables("queues"):
+        queue = _parse_queue(reader)
+        if queue.name in queues:
+            raise reader.error("name", f"queue {queue.name!r} is defined twice")
+        queues[queue.name] = queue
+    if not queues:
+        raise ConfigError(source, "queues", "at least one [[queues]] table is required")
+    agents: list[AgentConfig] = []
+    for reader in root.tables("agents"):
+        agent = _parse_agent(reader)
+        if any(existing.id == agent.id for existing in agents):
+            raise reader.error("id", f"agent {agent.id!r} is defined twice")
+        agents.append(agent)
+    _check_references(source, queues, agents, routing)
+
+    database_reader = root.sub("database")
+    database_url = env.get("HOTLINE_DATABASE_URL") or database_reader.optional_string("url") or ""
+    database_reader.finish()
+    redis_reader = root.sub("redis")
+    redis_url = env.get("HOTLINE_REDIS_URL") or redis_reader.optional_string("url") or ""
+    redis_reader.finish()
+    root.finish()
+    return Settings(
+        source=source,
+        service=service,
+        ami=ami,
+        routing=routing,
+        queues=queues,
+        agents={agent.id: agent for agent in agents},
+        database_url=Secret(database_url),
+        redis_url=Secret(redis_url),
+    )
+
+
+def _replace_secret(ami: AmiSettings, secret: Secret) -> AmiSettings:
+    from dataclasses import replace
+
+    return replace(ami, secret=secret)
+
+
+def _check_listen(source: str, key: str, value: str) -> None:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(source, key, f"must be HOST:PORT, got {value!r}")
+
+
+def load_settings(path: str | Path, *, env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate a TOML configuration file."""
+    file = Path(path)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(str(file), "-", "file not found") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(file), "-", f"not valid TOML: {exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(file), "-", f"cannot read: {exc}") from exc
+    return parse_settings(data, source=str(file), env=env)

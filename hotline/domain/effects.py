@@ -1,0 +1,201 @@
+"""Effects: what the router asks the engine to do (AMI actions) and the facts it records.
+
+Commands (:class:`OriginateAgentLeg`, :class:`HangupChannel`, :class:`RedirectChannel`)
+become AMI actions. Facts are immutable records of what happened, for the stores,
+the metrics and the live feeds; the router emits them and never does I/O itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hotline.domain.model import AgentState, OfferResult, Outcome
+
+__all__ = [
+    "AgentStateChanged",
+    "CallAnswered",
+    "CallArrived",
+    "CallEnded",
+    "CallRequeued",
+    "Command",
+    "Effect",
+    "Fact",
+    "HangupChannel",
+    "OfferEnded",
+    "OfferStarted",
+    "OriginateAgentLeg",
+    "RedirectChannel",
+    "RoutingWarning",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class OriginateAgentLeg:
+    """Ring an agent: ``Originate`` into the bridge context, per the integration contract."""
+
+    offer_id: str
+    device: str
+    context: str
+    caller_channel: str
+    ticket: str
+    caller_number: str
+    caller_name: str
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class HangupChannel:
+    """Hang up a channel (by name, or by Uniqueid when the name is not known yet)."""
+
+    channel: str
+    cause: int = 16
+
+
+@dataclass(frozen=True, slots=True)
+class RedirectChannel:
+    """Send a channel to another place in the dialplan (an overflow target)."""
+
+    channel: str
+    context: str
+    exten: str
+    priority: str
+
+
+Command = OriginateAgentLeg | HangupChannel | RedirectChannel
+
+
+@dataclass(frozen=True, slots=True)
+class CallArrived:
+    """A caller started waiting."""
+
+    call_id: str
+    ticket: str
+    number: str
+    queue: str
+    priority: int
+    at: float
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallRequeued:
+    """A caller moved to another queue (overflow) or returned after a failed ring."""
+
+    call_id: str
+    queue: str
+    reason: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class OfferStarted:
+    """An agent leg was originated."""
+
+    offer_id: str
+    call_id: str
+    agent_id: str
+    queue: str
+    ticket: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class OfferEnded:
+    """One ring ended: when it started and ended, where those times came from, and how."""
+
+    offer_id: str
+    call_id: str
+    agent_id: str
+    queue: str
+    ticket: str
+    requested_at: float
+    ring_started_at: float
+    ring_start_source: str
+    ended_at: float
+    end_source: str
+    result: OfferResult
+
+    @property
+    def ring_seconds(self) -> float:
+        """Seconds from the ring's start to its end."""
+        return max(self.ended_at - self.ring_started_at, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class CallAnswered:
+    """An agent answered a waiting caller."""
+
+    call_id: str
+    agent_id: str
+    queue: str
+    ticket: str
+    arrived_at: float
+    answered_at: float
+    source: str
+
+    @property
+    def wait_seconds(self) -> float:
+        """Seconds from HotlineCallWaiting to the answer."""
+        return max(self.answered_at - self.arrived_at, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded:
+    """A call reached its final outcome; everything a call record needs."""
+
+    call_id: str
+    channel: str
+    linkedid: str
+    ticket: str
+    number: str
+    queue: str
+    original_queue: str
+    priority: int
+    arrived_at: float
+    arrival_source: str
+    answered_at: float | None
+    answered_by: str | None
+    talk_ended_at: float | None
+    ended_at: float
+    end_source: str
+    outcome: Outcome
+    offers: int
+
+    @property
+    def wait_seconds(self) -> float:
+        """Seconds waited: to the answer, or to the caller leaving (or being sent away)."""
+        end = self.answered_at if self.answered_at is not None else self.ended_at
+        return max(end - self.arrived_at, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStateChanged:
+    """An agent's display state changed."""
+
+    agent_id: str
+    state: AgentState
+    previous: AgentState
+    reason: str | None
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingWarning:
+    """Something odd but handled (an unknown queue, an event for a vanished call, ...)."""
+
+    code: str
+    detail: str
+    call_id: str | None = None
+
+
+Fact = (
+    CallArrived
+    | CallRequeued
+    | OfferStarted
+    | OfferEnded
+    | CallAnswered
+    | CallEnded
+    | AgentStateChanged
+    | RoutingWarning
+)
+Effect = Command | Fact

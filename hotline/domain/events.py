@@ -1,0 +1,158 @@
+"""Domain events: what the router reacts to, already translated from AMI (or from the API).
+
+Each carries ``at`` (epoch seconds) and ``source`` (``"pbx"`` when ``at`` is the
+event's own ``Timestamp``, ``"recv"`` when it is the receive time). The router
+never reads a clock; the engine passes ``now`` alongside each event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+__all__ = [
+    "CallerWaiting",
+    "ChannelBridged",
+    "ChannelHungUp",
+    "ChannelInfo",
+    "ChannelState",
+    "DeviceStateChanged",
+    "DomainEvent",
+    "LegChannelCreated",
+    "OriginateRejected",
+    "OriginateResult",
+    "PbxSnapshot",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class CallerWaiting:
+    """``UserEvent: HotlineCallWaiting``: a caller entered the hotline and waits for an agent."""
+
+    at: float
+    source: str
+    uniqueid: str
+    channel: str
+    linkedid: str
+    number: str
+    name: str
+    queue: str
+    priority: int
+    skills: frozenset[str] = frozenset()
+    lang: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LegChannelCreated:
+    """``Newchannel``: a channel now exists (the router keeps only its agent legs)."""
+
+    at: float
+    source: str
+    uniqueid: str
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelState:
+    """``Newstate``: a channel's state changed (5 = Ringing, 6 = Up, 7 = Busy)."""
+
+    at: float
+    source: str
+    uniqueid: str
+    channel: str
+    state: int
+
+
+@dataclass(frozen=True, slots=True)
+class OriginateResult:
+    """``OriginateResponse``: how an async Originate ended (Reason 4 = answered)."""
+
+    at: float
+    source: str
+    action_id: str
+    uniqueid: str
+    success: bool
+    reason: int
+
+
+@dataclass(frozen=True, slots=True)
+class OriginateRejected:
+    """The PBX refused the Originate action itself, or it could not be sent."""
+
+    at: float
+    source: str
+    action_id: str
+    message: str
+    connection_lost: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelHungUp:
+    """``Hangup``: a channel is gone."""
+
+    at: float
+    source: str
+    uniqueid: str
+    channel: str
+    cause: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelBridged:
+    """``BridgeEnter``: a channel entered a bridge."""
+
+    at: float
+    source: str
+    uniqueid: str
+    channel: str
+    bridge_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStateChanged:
+    """``DeviceStateChange``: a device's aggregate state (NOT_INUSE, INUSE, BUSY, ...)."""
+
+    at: float
+    source: str
+    device: str
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelInfo:
+    """One live channel, as ``CoreShowChannels`` and ``Status`` describe it after a reconnect."""
+
+    uniqueid: str
+    channel: str
+    linkedid: str
+    context: str
+    exten: str
+    state: int
+    application: str
+    application_data: str
+    bridge_id: str
+    duration: float
+    number: str
+    name: str
+    variables: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PbxSnapshot:
+    """Everything live on the PBX after a (re)connect: channels and device states."""
+
+    at: float
+    channels: tuple[ChannelInfo, ...]
+    device_states: Mapping[str, str] = field(default_factory=dict)
+
+
+DomainEvent = (
+    CallerWaiting
+    | LegChannelCreated
+    | ChannelState
+    | OriginateResult
+    | OriginateRejected
+    | ChannelHungUp
+    | ChannelBridged
+    | DeviceStateChanged
+)

@@ -1,0 +1,90 @@
+"""Build a :class:`PbxSnapshot` from the replies a reconnecting router asks for.
+
+``CoreShowChannels`` gives every live channel with its ``Duration`` (HH:MM:SS),
+``Application`` and ``BridgeId``; ``Status`` with ``Variables:`` gives the
+contract's channel variables (unset ones read ``(null)``); ``DeviceStateList``
+gives every device's state. See ``resync_status.jsonl``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final
+
+from hotline.ami.codec import Message
+from hotline.domain.events import ChannelInfo, PbxSnapshot
+
+__all__ = ["STATUS_VARIABLES", "build_snapshot", "parse_duration"]
+
+STATUS_VARIABLES: Final = (
+    "HOTLINE_QUEUE",
+    "HOTLINE_PRIORITY",
+    "HOTLINE_TICKET",
+    "HOTLINE_CALLER",
+    "HOTLINE_SKILLS",
+    "HOTLINE_LANG",
+)
+
+
+def parse_duration(text: str | None) -> float:
+    """``HH:MM:SS`` (or plain seconds) to seconds; 0 for anything unreadable."""
+    if not text:
+        return 0.0
+    try:
+        parts = [int(part) for part in text.split(":")]
+    except ValueError:
+        return 0.0
+    seconds = 0
+    for part in parts:
+        seconds = seconds * 60 + part
+    return float(seconds)
+
+
+def _variables(status: Message | None) -> dict[str, str]:
+    if status is None:
+        return {}
+    variables = {}
+    for item in status.getall("Variable"):
+        name, sep, value = item.partition("=")
+        if sep and value != "(null)" and value != "":
+            variables[name] = value
+    return variables
+
+
+def build_snapshot(
+    at: float,
+    channels: Iterable[Message],
+    statuses: Iterable[Message],
+    device_states: Iterable[Message] = (),
+) -> PbxSnapshot:
+    """Merge ``CoreShowChannel`` and ``Status`` items by Uniqueid into a snapshot."""
+    status_by_uid = {status.get("Uniqueid") or "": status for status in statuses}
+    infos = []
+    for channel in channels:
+        uniqueid = channel.get("Uniqueid") or ""
+        status = status_by_uid.get(uniqueid)
+        try:
+            state = int(channel.get("ChannelState") or "-1")
+        except ValueError:
+            state = -1
+        infos.append(
+            ChannelInfo(
+                uniqueid=uniqueid,
+                channel=channel.get("Channel") or "",
+                linkedid=channel.get("Linkedid") or "",
+                context=channel.get("Context") or "",
+                exten=channel.get("Exten") or "",
+                state=state,
+                application=channel.get("Application") or "",
+                application_data=channel.get("ApplicationData") or "",
+                bridge_id=channel.get("BridgeId") or "",
+                duration=parse_duration(channel.get("Duration")),
+                number=channel.get("CallerIDNum") or "",
+                name=channel.get("CallerIDName") or "",
+                variables=_variables(status),
+            )
+        )
+    states = {
+        device.get("Device") or "": (device.get("State") or "").upper() for device in device_states
+    }
+    return PbxSnapshot(at=at, channels=tuple(infos), device_states=states)
