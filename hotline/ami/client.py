@@ -175,7 +175,15 @@ SubscriptionItem = Message | Connected | Disconnected
 class Subscription:
     """A bounded, non-blocking queue of events and connection signals for one consumer."""
 
-    def __init__(self, client: AmiClient, name: str, *, lossless: bool, maxsize: int) -> None:
+    def __init__(
+        self,
+        client: AmiClient,
+        name: str,
+        *,
+        lossless: bool,
+        maxsize: int,
+        wakeup: asyncio.Event | None = None,
+    ) -> None:
         """Use :meth:`AmiClient.subscribe` to create one."""
         self.name = name
         self.lossless = lossless
@@ -186,6 +194,7 @@ class Subscription:
         self._items: deque[SubscriptionItem] = deque()
         self._events = 0
         self._wakeup = asyncio.Event()
+        self._shared_wakeup = wakeup
         self._discarding = False
         self._last_drop_log = 0.0
 
@@ -197,7 +206,7 @@ class Subscription:
         if isinstance(item, Connected):
             self._discarding = False
         self._items.append(item)
-        self._wakeup.set()
+        self._wake()
 
     def _push_event(self, message: Message) -> None:
         if self._discarding:
@@ -207,7 +216,12 @@ class Subscription:
             return
         self._events += 1
         self._items.append(message)
+        self._wake()
+
+    def _wake(self) -> None:
         self._wakeup.set()
+        if self._shared_wakeup is not None:
+            self._shared_wakeup.set()
 
     def _overflow(self) -> None:
         if self.lossless:
@@ -373,10 +387,19 @@ class AmiClient:
         return self._logged_in
 
     def subscribe(
-        self, name: str, *, lossless: bool = False, maxsize: int = 10_000
+        self,
+        name: str,
+        *,
+        lossless: bool = False,
+        maxsize: int = 10_000,
+        wakeup: asyncio.Event | None = None,
     ) -> Subscription:
-        """A new subscription to every event and connection signal from now on."""
-        subscription = Subscription(self, name, lossless=lossless, maxsize=maxsize)
+        """A new subscription to every event and connection signal from now on.
+
+        ``wakeup``, if given, is also set whenever an item is queued, so a consumer
+        can wait on several sources with one event.
+        """
+        subscription = Subscription(self, name, lossless=lossless, maxsize=maxsize, wakeup=wakeup)
         self._subscriptions.append(subscription)
         return subscription
 

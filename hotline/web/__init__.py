@@ -1,0 +1,1 @@
+"""The HTTP side: the aiohttp application, the JSON API and the panels."""

@@ -1,0 +1,108 @@
+"""The aiohttp application factory.
+
+Each resource (the AMI client, the engine task) is one ``cleanup_ctx`` entry, so
+its cleanup runs exactly when its startup succeeded. The engine subscribes to
+the AMI client before the client connects, so it never misses a ``Connected``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+
+from aiohttp import web
+
+from hotline.ami.client import AmiClient
+from hotline.clock import Clock, SystemClock
+from hotline.config import Settings
+from hotline.domain.routing import Router
+from hotline.engine import Engine, FactSink
+from hotline.ticketno import FileSequenceStore, MemorySequenceStore, SequenceStore, TicketNumbers
+from hotline.web import agents
+from hotline.web.keys import AMI, CLOCK, ENGINE, SETTINGS
+
+__all__ = ["create_app"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_PUBLIC = frozenset({"/health"})
+
+
+def _unauthorized(message: str) -> web.HTTPUnauthorized:
+    return web.HTTPUnauthorized(
+        text=json.dumps({"error": message}),
+        content_type="application/json",
+        headers={"WWW-Authenticate": 'Bearer realm="hotline"'},
+    )
+
+
+@web.middleware
+async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every ``/api`` request needs ``Authorization: Bearer <api_token>``."""
+    if request.path in _PUBLIC or not request.path.startswith("/api"):
+        return await handler(request)
+    token = request.app[SETTINGS].service.api_token.reveal()
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    if not token or scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), token):
+        raise _unauthorized("a valid bearer token is required")
+    return await handler(request)
+
+
+async def health(request: web.Request) -> web.Response:
+    """Liveness and PBX connection state."""
+    engine = request.app[ENGINE]
+    return web.json_response(
+        {
+            "status": "ok",
+            "pbx_connected": request.app[AMI].connected,
+            "events_processed": engine.events_processed,
+            "resyncs": engine.resyncs,
+        }
+    )
+
+
+def _sequence_store(settings: Settings) -> SequenceStore:
+    if settings.service.state_dir == ":memory:":
+        return MemorySequenceStore()
+    return FileSequenceStore(f"{settings.service.state_dir}/ticket-sequence.json")
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    sinks: Sequence[FactSink] = (),
+) -> web.Application:
+    """The application: AMI client, engine task, agent API and health endpoint."""
+    app = web.Application(middlewares=[bearer_auth], client_max_size=1024 * 1024)
+    app[SETTINGS] = settings
+    app[CLOCK] = clock or SystemClock()
+
+    async def ami_client(app: web.Application) -> AsyncIterator[None]:
+        app[AMI] = AmiClient(settings.ami, name=f"hotline-{settings.service.instance}")
+        yield
+        await app[AMI].close()
+
+    async def engine(app: web.Application) -> AsyncIterator[None]:
+        numbers = TicketNumbers(
+            settings.service.instance, settings.service.zone, _sequence_store(settings)
+        )
+        router = Router(settings.routing, dict(settings.queues), settings.agents.values(), numbers)
+        app[ENGINE] = Engine(router, app[AMI], app[CLOCK], sinks=sinks)
+        task = asyncio.create_task(app[ENGINE].run(), name="engine")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def connect(app: web.Application) -> AsyncIterator[None]:
+        await app[AMI].start()
+        yield
+
+    app.cleanup_ctx.extend([ami_client, engine, connect])
+    app.router.add_get("/health", health)
+    app.router.add_routes(agents.routes)
+    return app

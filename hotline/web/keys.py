@@ -1,0 +1,17 @@
+"""Typed keys for what the application holds."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from hotline.ami.client import AmiClient
+from hotline.clock import Clock
+from hotline.config import Settings
+from hotline.engine import Engine
+
+__all__ = ["AMI", "CLOCK", "ENGINE", "SETTINGS"]
+
+SETTINGS = web.AppKey("settings", Settings)
+CLOCK = web.AppKey("clock", Clock)
+AMI = web.AppKey("ami", AmiClient)
+ENGINE = web.AppKey("engine", Engine)
