@@ -16,6 +16,13 @@ def _ami_parse(args: argparse.Namespace) -> int:
     return 0
 
 
+def _routing(args: argparse.Namespace) -> int:
+    from hotline.bench import routing
+
+    routing.run(iterations=args.iterations)
+    return 0
+
+
 def register(commands: Any) -> None:
     """Add ``bench`` and its sub-commands."""
     bench = commands.add_parser("bench", help="benchmarks that print JSON lines")
@@ -28,3 +35,8 @@ def register(commands: Any) -> None:
     ami_parse.add_argument("--mode", choices=["consumer", "full", "both"], default="both")
     ami_parse.add_argument("--rounds", type=int, default=3, help="interleaved rounds, best kept")
     ami_parse.set_defaults(handler=_ami_parse)
+    routing = benches.add_parser(
+        "routing", help="decision latency with 500 agents, 50 queues, 1,000 waiting callers"
+    )
+    routing.add_argument("--iterations", type=int, default=5000, help="decisions timed per kind")
+    routing.set_defaults(handler=_routing)
