@@ -77,7 +77,11 @@ class FileSequenceStore:
 
 
 class TicketNumbers:
-    """Callable ``(now) -> ticket number``; see the module docstring."""
+    """Allocates ticket numbers; see the module docstring.
+
+    Called as ``(caller number, now)`` it is a router ticket allocator that opens
+    a new ticket for every call.
+    """
 
     def __init__(
         self, instance: str, zone: ZoneInfo, store: SequenceStore, *, block: int = 100
@@ -91,7 +95,11 @@ class TicketNumbers:
         self._next = 0
         self._limit = 0
 
-    def __call__(self, now: float) -> str:
+    def __call__(self, number: str, now: float) -> str:
+        """A new number for the local date of ``now`` (every call gets a new ticket)."""
+        return self.allocate(now)
+
+    def allocate(self, now: float) -> str:
         """The next number for the local date of ``now``."""
         day = datetime.fromtimestamp(now, self.zone).strftime("%Y%m%d")
         if day != self._day or self._next >= self._limit:

@@ -49,6 +49,7 @@ class _Bench:
             for n in range(AGENTS_PER_QUEUE)
         ]
         self.sequence = 0
+        self._last: OriginateAgentLeg | None = None
         self.router = Router(RoutingConfig(), queues, agents, self._ticket)
         self.codec = AmiCodec(expect_greeting=False)
         self.now = 1_795_712_164.0
@@ -62,7 +63,7 @@ class _Bench:
         for i in range(WAITING):
             self._arrive(f"q{i % (QUEUES - IDLE_QUEUES):02d}")
 
-    def _ticket(self, now: float) -> str:
+    def _ticket(self, number: str, now: float) -> str:
         self.sequence += 1
         return f"T20261126-B{self.sequence:06d}"
 
@@ -123,7 +124,7 @@ class _Bench:
 
     def _arrive(self, queue: str) -> list[Effect]:
         before = len(self.router.offers)
-        self._last: OriginateAgentLeg | None = None
+        self._last = None
         self._feed(self._user_event(queue))
         return [self._last] if self._last is not None and len(self.router.offers) > before else []
 

@@ -103,7 +103,8 @@ _RINGING = 5
 _UP = 6
 _REASON_RESULTS = {3: OfferResult.NO_ANSWER, 5: OfferResult.BUSY}
 
-TicketAllocator = Callable[[float], str]
+TicketAllocator = Callable[[str, float], str]
+"""``(caller number, now) -> ticket number``: the caller's open ticket, or a new one."""
 _QueueKey = tuple[float, float, int, str]
 
 
@@ -298,7 +299,7 @@ class Router:
             arrived_at=event.at,
             arrival_source=event.source,
             queue_entered_at=now - elapsed,
-            ticket=self._allocate_ticket(now),
+            ticket=self._allocate_ticket(event.number, now),
             seq=next(self._call_seq),
             original_queue=queue,
         )
