@@ -13,6 +13,8 @@ domain event and ``now`` to the router, then run the effects. Commands become
 AMI actions written at once (``AmiClient.send`` never waits); their replies come
 back later through the inbox, so the loop itself never waits on the network.
 Facts go to the sinks (stores, metrics, live feeds), which must not block.
+``decision_latency`` keeps, per kind of triggering event, the seconds from the
+bytes' arrival to the Originate being written.
 
 The router's timers (wrap-up, cool-downs, maximum wait, Originate guards) are
 served by sleeping until its next deadline on the injected clock, so a
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -72,6 +75,7 @@ log = structlog.get_logger("hotline.engine")
 
 FactSink = Callable[[Fact], None]
 _BATCH: Final = 2048
+_LATENCY_SAMPLES: Final = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +115,7 @@ class Engine:
         self.events_processed = 0
         self.resyncs = 0
         self.pbx_connected = False
+        self.decision_latency: dict[str, deque[float]] = {}
         self._wake = asyncio.Event()
         self._inbox: deque[DomainEvent | _Pending] = deque()
         self._subscription = ami.subscribe(
@@ -188,8 +193,15 @@ class Engine:
         self.events_processed += 1
         now = self.clock.now()
         event = translate(message, now)
-        if event is not None:
-            self._execute(self.router.handle(event, now), now)
+        if event is None:
+            return
+        effects = self.router.handle(event, now)
+        self._execute(effects, now)
+        if message.received and any(isinstance(e, OriginateAgentLeg) for e in effects):
+            latency = time.perf_counter() - message.received
+            self.decision_latency.setdefault(
+                type(event).__name__, deque(maxlen=_LATENCY_SAMPLES)
+            ).append(latency)
 
     def _apply_internal(self, item: DomainEvent | _Pending) -> None:
         now = self.clock.now()

@@ -333,6 +333,7 @@ class _AmiProtocol(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
+        received = time.perf_counter()
         try:
             messages = self.codec.feed(data)
         except AmiProtocolError as exc:
@@ -343,6 +344,8 @@ class _AmiProtocol(asyncio.Protocol):
         if not self.greeted.done() and self.codec.greeting is not None:
             self.greeted.set_result(self.codec.greeting)
         if messages:
+            for message in messages:
+                message.received = received
             self._client._dispatch(messages)
 
     def eof_received(self) -> bool | None:

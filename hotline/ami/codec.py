@@ -86,13 +86,15 @@ class Message:
     ``Originate``) and ``kind`` is ``"event"``, ``"response"``, ``"action"``, or
     ``""`` for a block whose first line is none of those. Header lookups ignore
     case; ``get`` returns the first value of a key and ``getall`` all of them in
-    order.
+    order. ``received`` is a ``time.perf_counter()`` stamp the client sets when
+    the bytes arrived (0.0 if nobody did).
     """
 
-    __slots__ = ("_first", "_lower", "_pairs", "_text", "kind", "name")
+    __slots__ = ("_first", "_lower", "_pairs", "_text", "kind", "name", "received")
 
     kind: str
     name: str
+    received: float
     _text: str
     _pairs: list[tuple[str, str]] | None
     _first: dict[str, str] | None
@@ -104,6 +106,7 @@ class Message:
         self._pairs = None
         self._first = None
         self._lower = None
+        self.received = 0.0
         newline = text.find("\n")
         first = text if newline < 0 else text[:newline]
         if first and first[-1] == "\r":
