@@ -5,9 +5,10 @@ calls). It behaves like Asterisk's manager as recorded in the traces:
 
 * it greets with ``Asterisk Call Manager/11.0.0``;
 * ``Login`` with the right secret answers ``Authentication accepted`` and then
-  ``FullyBooted``; a wrong one is answered about a second later with
-  ``Authentication failed`` and the socket is closed (``bad_login.jsonl``);
-  MD5 ``Challenge`` login works too;
+  ``FullyBooted`` (and, with ``security_events``, broadcasts the
+  ``SuccessfulAuth`` security event the traces show); a wrong one is answered
+  about a second later with ``Authentication failed`` and the socket is
+  closed (``bad_login.jsonl``); MD5 ``Challenge`` login works too;
 * before login every other action gets ``Permission denied``; a message without
   ``Action`` gets ``Missing action in request``; an unknown action gets
   ``Invalid/unknown command``;
@@ -254,8 +255,42 @@ def _login(session: AmiSession, message: Message) -> None:
             ("Status", "Fully Booted"),
         ]
     )
+    if server.security_events:
+        _successful_auth(session, username)
     if server.on_login is not None:
         server.on_login(session)
+
+
+def _successful_auth(session: AmiSession, username: str) -> None:
+    """The ``SuccessfulAuth`` security event, to every session that reads ``security``."""
+    server = session.server
+    now = server.now()
+    tv = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}+0000"
+    transport = session.transport
+    local = transport.get_extra_info("sockname") if transport is not None else None
+    remote = transport.get_extra_info("peername") if transport is not None else None
+    server.broadcast(
+        [
+            ("Event", "SuccessfulAuth"),
+            ("Privilege", "security,all"),
+            ("EventTV", tv),
+            ("Severity", "Informational"),
+            ("Service", "AMI"),
+            ("EventVersion", "1"),
+            ("AccountID", username),
+            ("SessionID", f"0x{id(session):x}"),
+            ("LocalAddress", _address(local)),
+            ("RemoteAddress", _address(remote)),
+            ("UsingPassword", "0"),
+            ("SessionTV", tv),
+        ]
+    )
+
+
+def _address(sockname: object) -> str:
+    if isinstance(sockname, tuple) and len(sockname) >= 2:
+        return f"IPV{6 if ':' in str(sockname[0]) else 4}/TCP/{sockname[0]}/{sockname[1]}"
+    return "IPV4/TCP/0.0.0.0/0"
 
 
 async def _refuse_login(session: AmiSession, message: Message) -> None:
@@ -348,6 +383,8 @@ class AmiServer:
         self.answer_pings = True
         self.slow_disconnects = 0
         self.login_attempts = 0
+        self.security_events = False
+        self._classes: dict[str, frozenset[str]] = {}
         self.on_login: Callable[[AmiSession], None] | None = None
         self._server: asyncio.Server | None = None
 
@@ -380,9 +417,12 @@ class AmiServer:
         data = encode_message(pairs)
         if not self.sessions:
             return
-        classes = frozenset(
-            part for part in pairs[1][1].lower().split(",") if part and part != "all"
-        )
+        privilege = pairs[1][1]
+        classes = self._classes.get(privilege)
+        if classes is None:
+            classes = self._classes[privilege] = frozenset(
+                part for part in privilege.lower().split(",") if part and part != "all"
+            )
         text = ""
         for session in list(self.sessions):
             if session.filters and not text:
