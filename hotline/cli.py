@@ -20,6 +20,7 @@ __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 COMMAND_MODULES = [
     "hotline.service",
     "hotline.bench.cli",
+    "hotline.store.cli",
 ]
 
 

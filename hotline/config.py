@@ -36,18 +36,22 @@ from hotline.ami.client import AmiSettings
 from hotline.secret import Secret
 
 __all__ = [
+    "ATTACH_RULES",
     "STRATEGIES",
     "AgentConfig",
     "ConfigError",
+    "DatabaseConfig",
     "QueueConfig",
     "RoutingConfig",
     "ServiceConfig",
     "Settings",
+    "TicketsConfig",
     "load_settings",
     "parse_settings",
 ]
 
 STRATEGIES: Final = ("longest_idle", "round_robin", "fewest_calls", "skill_level")
+ATTACH_RULES: Final = ("open", "recent", "never")
 _NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _DEVICE: Final = re.compile(r"^[A-Za-z0-9_]+/[^\s,;|]+$")
 
@@ -143,6 +147,44 @@ class ServiceConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DatabaseConfig:
+    """PostgreSQL beyond its URL: migrations on start, pool size, and the outbox.
+
+    The outbox keeps up to ``outbox_max_memory`` records in memory and spills the
+    rest (and everything while PostgreSQL is unreachable) to append-only files in
+    ``outbox_dir``; it writes ``outbox_batch`` records per transaction.
+    ``reconcile_interval`` is how often the in-memory view of open tickets is
+    refreshed from the database. ``migrations_dir`` defaults to the source tree's
+    ``migrations/``.
+    """
+
+    migrate_on_start: bool = False
+    migrations_dir: str | None = None
+    pool_size: int = 10
+    outbox_dir: str = "var/outbox"
+    outbox_max_memory: int = 10_000
+    outbox_batch: int = 500
+    reconcile_interval: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class TicketsConfig:
+    """How calls land on tickets, and where recordings are.
+
+    ``attach``: ``"open"`` puts a call on the caller's open ticket if there is one;
+    ``"recent"`` only when that ticket had a call in the last ``attach_days`` days;
+    ``"never"`` opens a ticket for every call. ``monitor_dir`` is where
+    ``MixMonitor`` writes ``<ticket>-<uniqueid>.wav``. A complaint must be replied
+    to within ``complaint_reply_hours`` of being opened (its ``due_at``).
+    """
+
+    attach: str = "open"
+    attach_days: float = 7.0
+    monitor_dir: str = "/var/spool/asterisk/monitor"
+    complaint_reply_hours: float = 24.0
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the service needs, validated."""
 
@@ -154,6 +196,8 @@ class Settings:
     agents: Mapping[str, AgentConfig]
     database_url: Secret = field(default_factory=lambda: Secret(""))
     redis_url: Secret = field(default_factory=lambda: Secret(""))
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    tickets: TicketsConfig = field(default_factory=TicketsConfig)
 
     def agent_by_device(self) -> dict[str, AgentConfig]:
         """Agents keyed by device string."""
@@ -464,7 +508,11 @@ def parse_settings(
 
     database_reader = root.sub("database")
     database_url = env.get("HOTLINE_DATABASE_URL") or database_reader.optional_string("url") or ""
+    database = _parse_database(database_reader, service.state_dir, bool(database_url))
     database_reader.finish()
+    tickets_reader = root.sub("tickets")
+    tickets = _parse_tickets(tickets_reader)
+    tickets_reader.finish()
     redis_reader = root.sub("redis")
     redis_url = env.get("HOTLINE_REDIS_URL") or redis_reader.optional_string("url") or ""
     redis_reader.finish()
@@ -478,6 +526,39 @@ def parse_settings(
         agents={agent.id: agent for agent in agents},
         database_url=Secret(database_url),
         redis_url=Secret(redis_url),
+        database=database,
+        tickets=tickets,
+    )
+
+
+def _parse_database(reader: _Reader, state_dir: str, configured: bool) -> DatabaseConfig:
+    outbox_dir = reader.optional_string("outbox_dir")
+    if outbox_dir is None:
+        if state_dir == ":memory:" and configured:
+            raise reader.error("outbox_dir", "is required when service.state_dir is ':memory:'")
+        outbox_dir = f"{state_dir}/outbox"
+    return DatabaseConfig(
+        migrate_on_start=reader.boolean("migrate_on_start", False),
+        migrations_dir=reader.optional_string("migrations_dir"),
+        pool_size=reader.integer("pool_size", 10, minimum=2),
+        outbox_dir=outbox_dir,
+        outbox_max_memory=reader.integer("outbox_max_memory", 10_000, minimum=1),
+        outbox_batch=reader.integer("outbox_batch", 500, minimum=1),
+        reconcile_interval=reader.number("reconcile_interval", 30.0, minimum=0.1, maximum=3600.0),
+    )
+
+
+def _parse_tickets(reader: _Reader) -> TicketsConfig:
+    attach = reader.string("attach", "open")
+    if attach not in ATTACH_RULES:
+        raise reader.error("attach", f"must be one of {', '.join(ATTACH_RULES)}, got {attach!r}")
+    return TicketsConfig(
+        attach=attach,
+        attach_days=reader.number("attach_days", 7.0, minimum=0.0, maximum=3650.0),
+        monitor_dir=reader.string("monitor_dir", "/var/spool/asterisk/monitor"),
+        complaint_reply_hours=reader.number(
+            "complaint_reply_hours", 24.0, minimum=0.0, maximum=24.0 * 365
+        ),
     )
 
 

