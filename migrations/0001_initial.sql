@@ -47,7 +47,8 @@ create table customer_phones (
     phone        text primary key check (phone <> ''),
     customer_id  bigint not null references customers (id) on delete cascade,
     label        text,
-    created_at   timestamptz not null default now()
+    -- clock_timestamp(): numbers added in one transaction keep their order.
+    created_at   timestamptz not null default clock_timestamp()
 );
 create index customer_phones_customer on customer_phones (customer_id);
 create index customer_phones_created on customer_phones (created_at);

@@ -30,7 +30,7 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from hotline.store.db import create_pool
+from hotline.store.db import Pool, create_pool
 from hotline.store.migrate import apply_migrations
 
 _T = TypeVar("_T")
@@ -153,7 +153,7 @@ async def migrated_database_url(
 
 
 @pytest.fixture
-async def pg_pool(migrated_database_url: str) -> AsyncIterator[asyncpg.Pool[asyncpg.Record]]:
+async def pg_pool(migrated_database_url: str) -> AsyncIterator[Pool]:
     """An asyncpg pool on this test's migrated database."""
     pool = await create_pool(migrated_database_url, max_size=4)
     try:

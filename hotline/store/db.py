@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import fields
 from datetime import UTC, datetime
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -20,16 +21,23 @@ __all__ = [
     "Db",
     "InvalidChange",
     "NotFound",
+    "Pool",
     "create_pool",
     "from_epoch",
+    "from_row",
     "is_data_error",
+    "jsonable",
     "to_epoch",
     "transaction",
 ]
 
+_T = TypeVar("_T")
+
 Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 """One connection, from :func:`asyncpg.connect` or acquired from a pool."""
-Db: TypeAlias = "asyncpg.Pool[asyncpg.Record] | Conn"
+Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
+"""The connection pool."""
+Db: TypeAlias = "Pool | Conn"
 """What repositories run on: the pool, or a connection (inside the caller's transaction)."""
 
 
@@ -47,12 +55,12 @@ async def _init_connection(conn: asyncpg.Connection[asyncpg.Record]) -> None:
 
 async def create_pool(
     dsn: str, *, max_size: int = 10, connect_timeout: float = 5.0, command_timeout: float = 30.0
-) -> asyncpg.Pool[asyncpg.Record]:
+) -> Pool:
     """A pool that connects lazily (so it can be made while PostgreSQL is down).
 
     ``jsonb`` columns read and write as Python values.
     """
-    pool: asyncpg.Pool[asyncpg.Record] = await asyncpg.create_pool(
+    pool: Pool = await asyncpg.create_pool(
         dsn,
         min_size=0,
         max_size=max_size,
@@ -96,6 +104,15 @@ def to_epoch(moment: datetime) -> float:
     return moment.timestamp()
 
 
-def record_dict(row: asyncpg.Record) -> dict[str, Any]:
-    """A row as a plain dict."""
-    return dict(row.items())
+def from_row(cls: type[_T], row: asyncpg.Record) -> _T:
+    """A dataclass ``cls`` built from the columns of ``row`` named like its fields."""
+    return cls(**{item.name: row[item.name] for item in fields(cls)})  # type: ignore[arg-type]
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with datetimes as ISO 8601 strings, for a jsonb column."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, tuple | list):
+        return [jsonable(item) for item in value]
+    return value
