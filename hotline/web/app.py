@@ -1,8 +1,11 @@
 """The aiohttp application factory.
 
-Each resource (the AMI client, the engine task) is one ``cleanup_ctx`` entry, so
-its cleanup runs exactly when its startup succeeded. The engine subscribes to
-the AMI client before the client connects, so it never misses a ``Connected``.
+Each resource (the AMI client, the store, the engine task) is one ``cleanup_ctx``
+entry, so its cleanup runs exactly when its startup succeeded. The engine
+subscribes to the AMI client before the client connects, so it never misses a
+``Connected``. When a database is configured, the store starts before the engine:
+the engine then takes ticket numbers from the store's open-ticket view and
+records its facts through the store's outbox.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from hotline.clock import Clock, SystemClock
 from hotline.config import Settings
 from hotline.domain.routing import Router
 from hotline.engine import Engine, FactSink
+from hotline.store.service import STORE, store_context
 from hotline.ticketno import FileSequenceStore, MemorySequenceStore, SequenceStore, TicketNumbers
 from hotline.web import agents
 from hotline.web.keys import AMI, CLOCK, ENGINE, SETTINGS
@@ -60,6 +64,7 @@ async def health(request: web.Request) -> web.Response:
             "pbx_connected": request.app[AMI].connected,
             "events_processed": engine.events_processed,
             "resyncs": engine.resyncs,
+            **({"store": request.app[STORE].stats()} if STORE in request.app else {}),
         }
     )
 
@@ -68,6 +73,12 @@ def _sequence_store(settings: Settings) -> SequenceStore:
     if settings.service.state_dir == ":memory:":
         return MemorySequenceStore()
     return FileSequenceStore(f"{settings.service.state_dir}/ticket-sequence.json")
+
+
+def _ticket_numbers(settings: Settings) -> TicketNumbers:
+    return TicketNumbers(
+        settings.service.instance, settings.service.zone, _sequence_store(settings)
+    )
 
 
 def create_app(
@@ -86,12 +97,25 @@ def create_app(
         yield
         await app[AMI].close()
 
+    async def store(app: web.Application) -> AsyncIterator[None]:
+        if not settings.database_url:
+            yield
+            return
+        async with store_context(settings, _ticket_numbers(settings), clock=app[CLOCK]) as store:
+            app[STORE] = store
+            yield
+
     async def engine(app: web.Application) -> AsyncIterator[None]:
-        numbers = TicketNumbers(
-            settings.service.instance, settings.service.zone, _sequence_store(settings)
-        )
-        router = Router(settings.routing, dict(settings.queues), settings.agents.values(), numbers)
-        app[ENGINE] = Engine(router, app[AMI], app[CLOCK], sinks=sinks)
+        allocate: Callable[[str, float], str]
+        engine_sinks: list[FactSink]
+        if STORE in app:
+            allocate = app[STORE].open_tickets.ticket_for
+            engine_sinks = [*sinks, app[STORE].recorder]
+        else:
+            allocate = _ticket_numbers(settings)
+            engine_sinks = list(sinks)
+        router = Router(settings.routing, dict(settings.queues), settings.agents.values(), allocate)
+        app[ENGINE] = Engine(router, app[AMI], app[CLOCK], sinks=engine_sinks)
         task = asyncio.create_task(app[ENGINE].run(), name="engine")
         yield
         task.cancel()
@@ -102,7 +126,7 @@ def create_app(
         await app[AMI].start()
         yield
 
-    app.cleanup_ctx.extend([ami_client, engine, connect])
+    app.cleanup_ctx.extend([ami_client, store, engine, connect])
     app.router.add_get("/health", health)
     app.router.add_routes(agents.routes)
     return app

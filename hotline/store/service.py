@@ -1,0 +1,158 @@
+"""The storage resource of the service: pool, migrations, open-ticket view, recorder, outbox.
+
+:func:`store_context` starts, in order: the migrations (when
+``[database] migrate_on_start``), the connection pool, the warmed
+:class:`OpenTickets` view, the outbox and its writer task, the
+:class:`Recorder` sink, and the reconciliation task that keeps the view in step
+with the database; it stops them in reverse order. The web application runs it
+as a ``cleanup_ctx`` before the engine, which then allocates tickets with
+``store.open_tickets.ticket_for`` and records facts with ``store.recorder``.
+
+PostgreSQL being down at start does not stop the service: the pool connects
+lazily, the view starts empty and is warmed by the first reconciliation that
+reaches the database, and the outbox keeps every record until it can write it.
+Only an explicitly requested migration must succeed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+import asyncpg
+import structlog
+from aiohttp import web
+
+from hotline.clock import Clock, SystemClock
+from hotline.config import Settings
+from hotline.store.cli import migrations_dir
+from hotline.store.db import Pool, create_pool
+from hotline.store.migrate import migrate
+from hotline.store.opentickets import OpenTickets
+from hotline.store.outbox import Outbox
+from hotline.store.records import Recorder, apply_records
+from hotline.store.tickets import Tickets
+from hotline.ticketno import TicketNumbers
+
+__all__ = ["STORE", "Store", "reconcile_once", "store_context"]
+
+log = structlog.get_logger("hotline.store")
+
+_SLACK: Final = timedelta(seconds=60)
+"""Reconciliation re-reads this far back: a transaction may commit after a pass that
+started later than its ``updated_at``."""
+
+
+@dataclass(slots=True)
+class Store:
+    """What :func:`store_context` provides."""
+
+    pool: Pool
+    open_tickets: OpenTickets
+    outbox: Outbox
+    recorder: Recorder
+    tickets: Tickets
+    reconciled_at: datetime | None = None
+
+    def stats(self) -> dict[str, Any]:
+        """Figures for health and metrics."""
+        return {
+            "outbox": self.outbox.stats(),
+            "open_tickets": len(self.open_tickets),
+            "reconciled_at": self.reconciled_at.isoformat() if self.reconciled_at else None,
+        }
+
+
+STORE = web.AppKey("store", Store)
+
+
+async def reconcile_once(store: Store, now: float) -> None:
+    """One reconciliation pass: a full warm-up the first time, then the tickets changed
+    since the previous pass (with a safety margin)."""
+    async with store.pool.acquire() as conn:
+        moment: datetime = await conn.fetchval("select now()")
+        since = store.reconciled_at - _SLACK if store.reconciled_at is not None else None
+        states = await Tickets(conn).states(changed_since=since)
+    store.open_tickets.load(states)
+    store.open_tickets.prune(now)
+    store.reconciled_at = moment
+
+
+async def _reconcile_forever(store: Store, clock: Clock, interval: float) -> None:
+    while True:
+        await asyncio.sleep(clock.wall_delay(interval))
+        try:
+            await asyncio.wait_for(reconcile_once(store, clock.now()), timeout=30.0)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("store.reconcile_failed", error=f"{type(exc).__name__}: {exc}")
+
+
+@asynccontextmanager
+async def store_context(
+    settings: Settings,
+    numbers: TicketNumbers,
+    *,
+    clock: Clock | None = None,
+    warm_timeout: float = 10.0,
+) -> AsyncIterator[Store]:
+    """Storage for ``settings`` (which must have a database URL); see the module docstring.
+
+    ``clock`` (the engine's) dates the attach rule's "recent"; ``reconcile_interval``
+    is in its seconds.
+    """
+    clock = clock or SystemClock()
+    dsn = settings.database_url.reveal()
+    database = settings.database
+    if database.migrate_on_start:
+        applied = await migrate(dsn, migrations_dir(settings))
+        log.info("store.migrated", applied=[m.name for m in applied])
+    pool = await create_pool(dsn, max_size=database.pool_size)
+    try:
+        open_tickets = OpenTickets(
+            numbers.allocate, rule=settings.tickets.attach, attach_days=settings.tickets.attach_days
+        )
+        outbox = Outbox(
+            pool,
+            apply_records,
+            database.outbox_dir,
+            max_memory=database.outbox_max_memory,
+            batch_size=database.outbox_batch,
+        )
+        store = Store(
+            pool=pool,
+            open_tickets=open_tickets,
+            outbox=outbox,
+            recorder=Recorder(
+                outbox.put,
+                ring_cadence=settings.routing.ring_cadence,
+                monitor_dir=settings.tickets.monitor_dir,
+            ),
+            tickets=Tickets(
+                pool,
+                complaint_reply_hours=settings.tickets.complaint_reply_hours,
+                listener=open_tickets.observe,
+            ),
+        )
+        try:
+            await asyncio.wait_for(reconcile_once(store, clock.now()), warm_timeout)
+            log.info("store.warmed", open_tickets=len(open_tickets))
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("store.warm_failed", error=f"{type(exc).__name__}: {exc}")
+        outbox.start()
+        reconciler = asyncio.create_task(
+            _reconcile_forever(store, clock, database.reconcile_interval), name="store-reconcile"
+        )
+        try:
+            yield store
+        finally:
+            reconciler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reconciler
+            await outbox.close()
+    finally:
+        await pool.close()
