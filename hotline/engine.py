@@ -115,7 +115,9 @@ class Engine:
         self.events_processed = 0
         self.resyncs = 0
         self.pbx_connected = False
+        # synced: set once the state has been rebuilt from the PBX after a connect
         self.decision_latency: dict[str, deque[float]] = {}
+        self.synced = asyncio.Event()
         self._wake = asyncio.Event()
         self._inbox: deque[DomainEvent | _Pending] = deque()
         self._subscription = ami.subscribe(
@@ -256,9 +258,11 @@ class Engine:
             devices=len(snapshot.device_states),
         )
         self._execute(self.router.resync(snapshot, now), now)
+        self.synced.set()
 
     def _on_disconnected(self, signal: Disconnected) -> None:
         self.pbx_connected = False
+        self.synced.clear()
         log.warning("engine.pbx_disconnected", reason=signal.reason)
         now = self.clock.now()
         self._execute(self.router.on_disconnected(now), now)

@@ -175,13 +175,15 @@ def test_abandon_while_ringing_hangs_up_the_leg_and_does_not_blame_the_agent() -
     assert router.calls == {}
 
 
-def test_leg_hung_up_before_its_newchannel_is_hung_up_when_it_appears() -> None:
+def test_caller_gone_before_the_pbx_made_the_leg_abandoned_while_waiting() -> None:
     router = make_router([agent("2001")])
     pbx = Pbx(router)
     router.login("2001", pbx.now)
     uid, effects = pbx.caller()
     [offer] = originates(effects)
     effects = pbx.hangup(uid)
+    assert of_type(effects, CallEnded)[0].outcome is Outcome.ABANDONED_WAITING
+    assert of_type(effects, OfferEnded)[0].result is OfferResult.CANCELLED
     assert of_type(effects, HangupChannel)[0].channel == offer.offer_id
     effects = pbx.leg_created(offer)
     assert of_type(effects, HangupChannel)[0].channel == "Local/2001@agents-0000abcd;1"

@@ -351,8 +351,12 @@ class Router:
             self._end_call(call, Outcome.ABANDONED_WAITING, at, source, effects)
         elif call.state is CallState.RINGING:
             offer = self.offers[call.offers[-1]]
+            # Ringing means the PBX had made the agent leg; an Originate still in
+            # flight when the caller left rang nobody yet.
+            reached_pbx = offer.leg_channel is not None or offer.ring_started_at is not None
             self._cancel_offer(offer, at, source, effects)
-            self._end_call(call, Outcome.ABANDONED_RINGING, at, source, effects)
+            outcome = Outcome.ABANDONED_RINGING if reached_pbx else Outcome.ABANDONED_WAITING
+            self._end_call(call, outcome, at, source, effects)
         elif call.state is CallState.CONNECTED:
             if call.talk_ended_at is None:
                 call.talk_ended_at = at

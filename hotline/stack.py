@@ -1,0 +1,179 @@
+"""The service and the simulated PBX in one process, on real sockets and one scaled clock.
+
+The end-to-end tests, ``hotline bench e2e`` and the demo run the real service
+(its aiohttp app, AMI client, engine) against :class:`~hotline.sim.pbx.SimPbx`
+over loopback TCP. Both share one :class:`~hotline.clock.ScaledClock`, so the
+sim's ``Timestamp`` headers and ground truth, and the engine's timers and
+measurements, read the same scaled time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from hotline.clock import ScaledClock
+from hotline.config import Settings, parse_settings
+from hotline.domain.effects import Fact
+from hotline.engine import Engine
+from hotline.sim.amiserver import ServerCredentials
+from hotline.sim.pbx import SimPbx
+from hotline.sim.scenario import Scenario
+from hotline.web.app import create_app
+from hotline.web.keys import ENGINE
+
+__all__ = ["Stack", "scenario_agents", "start_stack"]
+
+_SECRET = "stack-secret"  # noqa: S105 - a loopback-only sim credential
+_TOKEN = "stack-token"  # noqa: S105 - a loopback-only API token
+
+
+def scenario_agents(scenario: Scenario) -> list[str]:
+    """Every agent device the scenario's agent groups define, in order."""
+    return [device for group in scenario.agents for device in group.devices]
+
+
+def _agent_id(device: str) -> str:
+    """``Local/2001@agents`` -> ``2001``; ``PJSIP/1001`` -> ``1001``."""
+    return device.split("/", 1)[1].split("@", 1)[0]
+
+
+@dataclass
+class Stack:
+    """A running sim + service pair; see :func:`start_stack`."""
+
+    sim: SimPbx
+    app: web.Application
+    runner: web.AppRunner
+    base_url: str
+    token: str
+    clock: ScaledClock
+    settings: Settings
+    session: aiohttp.ClientSession
+    facts: list[Fact] = field(default_factory=list)
+
+    @property
+    def engine(self) -> Engine:
+        """The service's engine."""
+        return self.app[ENGINE]
+
+    async def agent(self, action: str, agent_id: str, reason: str | None = None) -> Any:
+        """Call the agent-control API (login, logout, pause, unpause) as a client would."""
+        body = {"reason": reason} if reason is not None else None
+        async with self.session.post(
+            f"{self.base_url}/api/agents/{agent_id}/{action}",
+            json=body,
+            headers={"Authorization": f"Bearer {self.token}"},
+        ) as response:
+            response.raise_for_status()
+            return await response.json()
+
+    async def login_all(self) -> None:
+        """Log every configured agent in."""
+        for agent_id in self.settings.agents:
+            await self.agent("login", agent_id)
+
+    async def close(self) -> None:
+        """Stop the service, then the sim."""
+        await self.session.close()
+        await self.runner.cleanup()
+        await self.sim.close()
+
+
+def build_settings(
+    scenario: Scenario,
+    ami_port: int,
+    *,
+    queues: Iterable[Mapping[str, Any]] | None = None,
+    agents: Iterable[Mapping[str, Any]] | None = None,
+    routing: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Settings for a service in front of a sim running ``scenario``.
+
+    Without explicit ``queues``/``agents``, every queue the arrivals use is a
+    default queue, and every scenario device is an agent serving all of them
+    with every skill the arrivals can ask for.
+    """
+    arrivals = scenario.arrivals
+    queue_names = [name for name, _ in arrivals.queues] if arrivals else ["support"]
+    skill_names = [name for name, _ in arrivals.skills] if arrivals else []
+    queue_tables = list(queues) if queues is not None else [{"name": q} for q in queue_names]
+    agent_tables = (
+        list(agents)
+        if agents is not None
+        else [
+            {
+                "id": _agent_id(device),
+                "device": device,
+                "queues": [table["name"] for table in queue_tables],
+                "skills": dict.fromkeys(skill_names, 5),
+            }
+            for device in scenario_agents(scenario)
+        ]
+    )
+    data: dict[str, Any] = {
+        # http_listen is unused: start_stack serves on a socket it binds itself.
+        "service": {"instance": "S", "http_listen": "127.0.0.1:8080", "state_dir": ":memory:"},
+        "ami": {"url": f"ami://hotline:{_SECRET}@127.0.0.1:{ami_port}"},
+        "routing": {"default_queue": queue_tables[0]["name"], **(routing or {})},
+        "queues": queue_tables,
+        "agents": agent_tables,
+    }
+    env = {"HOTLINE_API_TOKEN": _TOKEN}
+    return parse_settings(data, source="<stack>", env=env)
+
+
+async def start_stack(
+    scenario: Scenario,
+    *,
+    time_scale: float | None = None,
+    record_facts: bool = True,
+    settings: Settings | None = None,
+    **settings_options: Any,
+) -> Stack:
+    """Start the sim, then the service connected to it; return once the engine has resynced.
+
+    ``settings_options`` go to :func:`build_settings` when ``settings`` is not
+    given. Call :meth:`SimPbx.start_arrivals` on ``stack.sim`` to start the
+    traffic, and :meth:`Stack.close` at the end.
+    """
+    clock = ScaledClock(time_scale if time_scale is not None else scenario.time_scale)
+    sim = SimPbx(scenario, clock=clock, credentials=ServerCredentials("hotline", _SECRET))
+    await sim.start(host="127.0.0.1", port=0)
+    settings = settings or build_settings(scenario, sim.port, **settings_options)
+    # Reconnect within a few wall milliseconds: on a scaled clock every wall second
+    # of outage is ``scale`` seconds in which the PBX goes on without us.
+    settings = replace(settings, ami=replace(settings.ami, reconnect_min=0.01, reconnect_max=0.2))
+    facts: list[Fact] = []
+    app = create_app(settings, clock=clock, sinks=[facts.append] if record_facts else [])
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    site = web.SockSite(runner, listener)
+    await site.start()
+    port = listener.getsockname()[1]
+    stack = Stack(
+        sim=sim,
+        app=app,
+        runner=runner,
+        base_url=f"http://127.0.0.1:{port}",
+        token=_TOKEN,
+        clock=clock,
+        settings=settings,
+        session=aiohttp.ClientSession(),
+        facts=facts,
+    )
+    try:
+        await app[ENGINE].ami.wait_connected(10)
+        await asyncio.wait_for(app[ENGINE].synced.wait(), 10)
+    except BaseException:
+        await stack.close()
+        raise
+    return stack

@@ -1,0 +1,268 @@
+"""End to end: the real service routes a time-scaled simulated call centre over AMI.
+
+Everything is checked against the simulated PBX's ground truth (what actually
+happened on the PBX), never against the service's own log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from hotline.domain.effects import CallEnded, CallRequeued, OfferEnded
+from hotline.domain.model import OfferResult, Outcome
+from hotline.sim.scenario import (
+    AgentBehaviour,
+    AgentGroup,
+    Arrivals,
+    Exponential,
+    Fixed,
+    LogNormal,
+    Normal,
+    Scenario,
+    Uniform,
+)
+from hotline.stack import Stack, start_stack
+
+WRAP_UP = 5.0
+RING_TIMEOUT = 15.0
+TIME_SCALE = 60.0
+
+
+def devices(first: int, last: int) -> tuple[str, ...]:
+    return tuple(f"Local/{ext}@agents" for ext in range(first, last + 1))
+
+
+def call_centre(calls: int, seed: int, rate_per_minute: float) -> Scenario:
+    return Scenario(
+        name=f"e2e-{calls}",
+        seed=seed,
+        noise=True,
+        time_scale=TIME_SCALE,
+        arrivals=Arrivals(
+            count=calls,
+            rate_per_minute=rate_per_minute,
+            start_after=1.0,
+            queues=(("support", 3.0), ("sales", 1.0)),
+            priorities=((0, 8.0), (5, 2.0)),
+            repeat_share=0.1,
+            patience=LogNormal(mean=60.0, sigma=0.6),
+        ),
+        agents=(
+            AgentGroup(
+                devices(2001, 2014),
+                AgentBehaviour(
+                    answer_delay=LogNormal(mean=3.0, sigma=0.4),
+                    no_answer=0.03,
+                    busy=0.02,
+                    talk=Normal(mean=50.0, sd=15.0),
+                ),
+            ),
+            AgentGroup(devices(2015, 2017), AgentBehaviour(no_answer=1.0)),
+            AgentGroup(
+                devices(2018, 2020),
+                AgentBehaviour(
+                    answer_delay=Uniform(low=9.0, high=18.0), talk=Exponential(mean=40.0)
+                ),
+            ),
+        ),
+    )
+
+
+QUEUES = [
+    {
+        "name": "support",
+        "ring_timeout": RING_TIMEOUT,
+        "wrap_up": WRAP_UP,
+        "max_wait": 150,
+        "overflow_target": "hotline-voicemail,s,1",
+    },
+    {"name": "sales", "ring_timeout": RING_TIMEOUT, "wrap_up": WRAP_UP, "strategy": "fewest_calls"},
+]
+
+
+@pytest.fixture
+async def stack() -> AsyncIterator[Stack]:
+    running = await start_stack(call_centre(500, seed=11, rate_per_minute=22), queues=QUEUES)
+    yield running
+    await running.close()
+
+
+async def wait_settled(stack: Stack, timeout: float = 120.0) -> None:
+    """The sim has finished every call, and the engine has applied every event."""
+    await stack.sim.wait_idle(timeout)
+    async with asyncio.timeout(30):
+        while stack.engine.router.live_calls() or len(stack.engine._subscription):
+            await asyncio.sleep(0.05)
+
+
+def ground_truth_calls(stack: Stack) -> dict[str, dict[str, Any]]:
+    return {r["call_id"]: r for r in stack.sim.ground_truth if r["type"] == "call"}
+
+
+OUTCOMES = {
+    ("answered", None): Outcome.ANSWERED,
+    ("abandoned", "waiting"): Outcome.ABANDONED_WAITING,
+    ("abandoned", "ringing"): Outcome.ABANDONED_RINGING,
+    ("redirected", None): Outcome.OVERFLOWED,
+}
+
+
+async def test_500_calls_20_agents_every_outcome_matches_the_ground_truth(stack: Stack) -> None:
+    await stack.login_all()
+    stack.sim.start_arrivals()
+    # Mid-run agent control through the API: a pause and a logout.
+    await asyncio.sleep(3.0)
+    await stack.agent("pause", "2001", "lunch")
+    paused_from = stack.clock.now()
+    await stack.agent("logout", "2002")
+    logged_out_from = stack.clock.now()
+    await asyncio.sleep(4.0)
+    paused_until = stack.clock.now()
+    await stack.agent("unpause", "2001")
+    await wait_settled(stack)
+
+    truth = ground_truth_calls(stack)
+    assert len(truth) == 500
+    assert all(r["outcome"] != "open" for r in truth.values())
+    assert stack.sim.errors == []
+
+    ended = [f for f in stack.facts if isinstance(f, CallEnded)]
+    by_call = {f.call_id: f for f in ended}
+    assert len(ended) == len(by_call) == 500, "exactly one outcome per call"
+    assert set(by_call) == set(truth)
+
+    offers: dict[str, list[OfferEnded]] = defaultdict(list)
+    for fact in stack.facts:
+        if isinstance(fact, OfferEnded):
+            offers[fact.call_id].append(fact)
+    # An agent leg the PBX made only after its caller had gone is an "orphan" ring.
+    orphans: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in stack.sim.ground_truth:
+        if record["type"] == "ring":
+            orphans[record["call_id"]].append(record)
+
+    for call_id, record in truth.items():
+        fact = by_call[call_id]
+        assert fact.outcome is OUTCOMES[(record["outcome"], record["abandoned_while"])], call_id
+        if record["outcome"] == "answered":
+            assert f"Local/{fact.answered_by}@agents" == record["answered_by"]
+            assert fact.answered_at == pytest.approx(record["answered_at"], abs=1e-6)
+        assert fact.arrived_at == pytest.approx(record["arrived_at"], abs=1e-6)
+        rings = record["rings"]
+        ours = sorted(offers[call_id], key=lambda o: o.requested_at)
+        assert len(ours) == len(rings) + len(orphans[call_id]), call_id
+        for orphan, offer in zip(orphans[call_id], ours[len(rings) :], strict=True):
+            assert orphan["agent"] == f"Local/{offer.agent_id}@agents"
+            assert offer.result is OfferResult.CANCELLED
+        for ring, offer in zip(rings, ours, strict=False):
+            assert ring["agent"] == f"Local/{offer.agent_id}@agents"
+            assert offer.result.value == ring["outcome"], (call_id, ring)
+            assert offer.ended_at == pytest.approx(ring["ring_end"], abs=1e-6)
+            if ring["ring_start"] is not None:
+                assert offer.ring_start_source == "pbx"
+                assert offer.ring_started_at == pytest.approx(ring["ring_start"], abs=1e-6)
+
+    outcomes = {o for f in ended for o in [f.outcome]}
+    assert outcomes >= {Outcome.ANSWERED, Outcome.ABANDONED_WAITING, Outcome.ABANDONED_RINGING}
+    all_rings = [ring for record in truth.values() for ring in record["rings"]]
+    assert {ring["outcome"] for ring in all_rings} >= {"answered", "no_answer", "busy"}
+
+    # Every ring-no-answer put a still-waiting caller straight back in the queue.
+    requeued = {(f.call_id, f.reason) for f in stack.facts if isinstance(f, CallRequeued)}
+    for call_id, rings in offers.items():
+        for offer in rings:
+            if offer.result is OfferResult.NO_ANSWER and by_call[call_id].ended_at > offer.ended_at:
+                assert (call_id, "ring no_answer") in requeued
+
+    # No agent double-booked, wrap-up honoured, paused and logged-out agents never rung.
+    busy: dict[str, list[tuple[float, float, str]]] = defaultdict(list)
+    for record in truth.values():
+        for ring in record["rings"]:
+            release = ring["ring_end"]
+            if ring["outcome"] == "answered":
+                release = record["ended_at"] + WRAP_UP
+            busy[ring["agent"]].append((ring["requested_at"], release, ring["outcome"]))
+    for agent, spans in busy.items():
+        spans.sort()
+        for (_, release, _), (start, _, _) in zip(spans, spans[1:], strict=False):
+            assert start >= release - 0.05, f"{agent} rung at {start} before release {release}"
+    rung_2001 = [start for start, _, _ in busy["Local/2001@agents"]]
+    assert not [t for t in rung_2001 if paused_from < t < paused_until]
+    assert not [t for t in busy["Local/2002@agents"] if t[0] > logged_out_from]
+    assert stack.engine.router.agents["2015"].pause_reason == "no answer"
+
+
+async def test_agent_api_requires_the_bearer_token_and_validates_input(stack: Stack) -> None:
+    url = f"{stack.base_url}/api/agents/2001/login"
+    async with stack.session.post(url) as response:
+        assert response.status == 401
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    auth = {"Authorization": f"Bearer {stack.token}"}
+    async with stack.session.post(url, headers={"Authorization": "Bearer wrong"}) as response:
+        assert response.status == 401
+    async with stack.session.post(f"{stack.base_url}/api/agents/9999/login", headers=auth) as r:
+        assert r.status == 404
+    async with stack.session.post(
+        f"{stack.base_url}/api/agents/2001/pause", headers=auth, data=b"{not json"
+    ) as response:
+        assert response.status == 422
+    async with stack.session.post(
+        f"{stack.base_url}/api/agents/2001/pause", headers=auth, json={"reason": "x\r\ny"}
+    ) as response:
+        assert response.status == 422
+        assert "reason" in (await response.json())["fields"]
+    agent = await stack.agent("pause", "2003", "training")
+    assert agent["state"] == "logged_out"  # a logged-out agent stays shown as logged out
+    await stack.agent("login", "2001")
+    agent = await stack.agent("pause", "2001", "training")
+    assert agent["state"] == "paused"
+    assert agent["pause_reason"] == "training"
+    async with stack.session.get(f"{stack.base_url}/api/agents", headers=auth) as response:
+        listed = {a["id"]: a for a in await response.json()}
+    assert listed["2001"]["state"] == "paused"
+    assert listed["2003"]["state"] == "logged_out"
+    assert listed["2003"]["pause_reason"] == "training"
+    async with stack.session.get(f"{stack.base_url}/health") as response:
+        health = await response.json()
+    assert health["pbx_connected"] is True
+
+
+async def test_ami_connection_killed_three_times_mid_run_strands_nobody() -> None:
+    running = await start_stack(call_centre(200, seed=5, rate_per_minute=30), queues=QUEUES)
+    try:
+        await running.login_all()
+        running.sim.start_arrivals()
+        outages: list[tuple[float, float]] = []
+        for _ in range(3):
+            await asyncio.sleep(2.0)
+            dropped = running.clock.now()
+            running.sim.server.drop_all()
+            await asyncio.sleep(0)
+            await asyncio.wait_for(running.engine.synced.wait(), 10)
+            outages.append((dropped, running.clock.now()))
+        await wait_settled(running)
+        truth = ground_truth_calls(running)
+        assert len(truth) == 200
+        ended = [f for f in running.facts if isinstance(f, CallEnded)]
+        assert len(ended) == len({f.call_id for f in ended}), "no duplicate outcomes"
+        # A caller who came and went entirely inside an outage was never visible over
+        # AMI; everyone else must have exactly one outcome.
+        unseen = {
+            call_id
+            for call_id, r in truth.items()
+            if any(start <= r["arrived_at"] and r["ended_at"] <= end for start, end in outages)
+        }
+        assert len(unseen) <= 2, unseen
+        assert {f.call_id for f in ended} == set(truth) - unseen, "every caller accounted for"
+        assert running.engine.resyncs == 4
+        assert running.engine.router.live_calls() == []
+        assert running.engine.router.waiting_calls() == []
+        answered = sum(1 for f in ended if f.outcome is Outcome.ANSWERED)
+        assert answered > 100
+    finally:
+        await running.close()
