@@ -45,6 +45,7 @@ __all__ = [
     "RoutingConfig",
     "ServiceConfig",
     "Settings",
+    "SlaConfig",
     "TicketsConfig",
     "load_settings",
     "parse_settings",
@@ -131,6 +132,24 @@ class RoutingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SlaConfig:
+    """How the service level is measured and what it is held to.
+
+    A call counts as answered within the service level when it waited at most
+    ``service_level_threshold`` seconds (default: ``sla_rings`` x ``ring_cadence``
+    of ``[routing]``); a caller who hung up after at most
+    ``short_abandon_threshold`` seconds is a short abandon and is left out of the
+    service level. ``service_level_target`` (a fraction) and ``longest_wait_limit``
+    (seconds) are what the alerts compare against; the service exports all four.
+    """
+
+    service_level_threshold: float = 15.0
+    short_abandon_threshold: float = 5.0
+    service_level_target: float = 0.8
+    longest_wait_limit: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
 class ServiceConfig:
     """Process-level settings: identity, HTTP listener, API token, state directory, time zone."""
 
@@ -198,6 +217,7 @@ class Settings:
     redis_url: Secret = field(default_factory=lambda: Secret(""))
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     tickets: TicketsConfig = field(default_factory=TicketsConfig)
+    sla: SlaConfig = field(default_factory=SlaConfig)
 
     def agent_by_device(self) -> dict[str, AgentConfig]:
         """Agents keyed by device string."""
@@ -489,6 +509,9 @@ def parse_settings(
         max_overflows=routing_reader.integer("max_overflows", 3, minimum=0),
     )
     routing_reader.finish()
+    sla_reader = root.sub("sla")
+    sla = _parse_sla(sla_reader, routing)
+    sla_reader.finish()
 
     queues: dict[str, QueueConfig] = {}
     for reader in root.tables("queues"):
@@ -528,6 +551,7 @@ def parse_settings(
         redis_url=Secret(redis_url),
         database=database,
         tickets=tickets,
+        sla=sla,
     )
 
 
@@ -559,6 +583,22 @@ def _parse_tickets(reader: _Reader) -> TicketsConfig:
         complaint_reply_hours=reader.number(
             "complaint_reply_hours", 24.0, minimum=0.0, maximum=24.0 * 365
         ),
+    )
+
+
+def _parse_sla(reader: _Reader, routing: RoutingConfig) -> SlaConfig:
+    return SlaConfig(
+        service_level_threshold=reader.number(
+            "service_level_threshold",
+            routing.sla_rings * routing.ring_cadence,
+            minimum=0.1,
+            maximum=3600.0,
+        ),
+        short_abandon_threshold=reader.number(
+            "short_abandon_threshold", 5.0, minimum=0.0, maximum=600.0
+        ),
+        service_level_target=reader.number("service_level_target", 0.8, minimum=0.0, maximum=1.0),
+        longest_wait_limit=reader.number("longest_wait_limit", 60.0, minimum=1.0, maximum=86400.0),
     )
 
 
