@@ -5,7 +5,9 @@ entry, so its cleanup runs exactly when its startup succeeded. The engine
 subscribes to the AMI client before the client connects, so it never misses a
 ``Connected``. When a database is configured, the store starts before the engine:
 the engine then takes ticket numbers from the store's open-ticket view and
-records its facts through the store's outbox.
+records its facts through the store's outbox. The metrics (on their own
+registry) count the engine's facts and read its live state at each scrape of
+``/metrics``.
 """
 
 from __future__ import annotations
@@ -17,16 +19,18 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from hotline.ami.client import AmiClient
 from hotline.clock import Clock, SystemClock
 from hotline.config import Settings
 from hotline.domain.routing import Router
 from hotline.engine import Engine, FactSink
+from hotline.metrics import Metrics
 from hotline.store.service import STORE, store_context
 from hotline.ticketno import FileSequenceStore, MemorySequenceStore, SequenceStore, TicketNumbers
-from hotline.web import agents
-from hotline.web.keys import AMI, CLOCK, ENGINE, SETTINGS
+from hotline.web import agents, metrics
+from hotline.web.keys import AMI, CLOCK, ENGINE, METRICS, SETTINGS
 
 __all__ = ["create_app"]
 
@@ -87,10 +91,11 @@ def create_app(
     clock: Clock | None = None,
     sinks: Sequence[FactSink] = (),
 ) -> web.Application:
-    """The application: AMI client, engine task, agent API and health endpoint."""
+    """The application: AMI client, engine task, agent API, health and metrics endpoints."""
     app = web.Application(middlewares=[bearer_auth], client_max_size=1024 * 1024)
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
+    app[METRICS] = Metrics(settings, CollectorRegistry(), clock=app[CLOCK])
 
     async def ami_client(app: web.Application) -> AsyncIterator[None]:
         app[AMI] = AmiClient(settings.ami, name=f"hotline-{settings.service.instance}")
@@ -114,8 +119,11 @@ def create_app(
         else:
             allocate = _ticket_numbers(settings)
             engine_sinks = list(sinks)
+        engine_sinks.append(app[METRICS].sink)
         router = Router(settings.routing, dict(settings.queues), settings.agents.values(), allocate)
         app[ENGINE] = Engine(router, app[AMI], app[CLOCK], sinks=engine_sinks)
+        outbox = app[STORE].outbox if STORE in app else None
+        app[METRICS].watch(app[ENGINE], outbox_backlog=(lambda: outbox.backlog) if outbox else None)
         task = asyncio.create_task(app[ENGINE].run(), name="engine")
         yield
         task.cancel()
@@ -129,4 +137,5 @@ def create_app(
     app.cleanup_ctx.extend([ami_client, store, engine, connect])
     app.router.add_get("/health", health)
     app.router.add_routes(agents.routes)
+    app.router.add_routes(metrics.routes)
     return app

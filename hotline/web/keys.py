@@ -8,10 +8,12 @@ from hotline.ami.client import AmiClient
 from hotline.clock import Clock
 from hotline.config import Settings
 from hotline.engine import Engine
+from hotline.metrics import Metrics
 
-__all__ = ["AMI", "CLOCK", "ENGINE", "SETTINGS"]
+__all__ = ["AMI", "CLOCK", "ENGINE", "METRICS", "SETTINGS"]
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
 AMI = web.AppKey("ami", AmiClient)
 ENGINE = web.AppKey("engine", Engine)
+METRICS = web.AppKey("metrics", Metrics)
