@@ -96,6 +96,7 @@ WAIT_BUCKETS: Final = (1, 2, 3, 4, 6, 12, 24, 60)
 MAX_PAUSE_REASONS: Final = 20
 """Distinct pause reasons with a label value of their own; later ones are ``"other"``."""
 _DECISION_WINDOW: Final = 1000
+_STATE_INDEX: Final = {state: n for n, state in enumerate(AgentState)}
 _Key = tuple[str, ...]
 _TimeCounters = tuple[
     dict[_Key, float], dict[_Key, float], dict[_Key, float], dict[_Key, float], dict[_Key, float]
@@ -113,14 +114,11 @@ def wait_buckets(cadence: float, *extra: float) -> tuple[float, ...]:
 
 
 def _number(value: float) -> str:
-    """A sample value as the text format writes it."""
-    if isinstance(value, int):
-        return str(value)
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if math.isnan(value):
-        return "NaN"
-    return repr(float(value))
+    """A sample value as the text format writes it (``repr``, but ``+Inf``, ``-Inf``, ``NaN``)."""
+    text = repr(value)
+    if text[-1] in "fn":  # inf, -inf, nan: every other repr of a number ends in a digit
+        return "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
+    return text
 
 
 def _escape(value: str) -> str:
@@ -184,11 +182,15 @@ class _Family:
         """Append the header and one line per series."""
         out.append(self.header())
         prefixes = self.prefixes
+        append = out.append
         for key, value in values.items():
             prefix = prefixes.get(key)
             if prefix is None:
                 prefix = prefixes[key] = self.prefix(key)
-            out.append(f"{prefix}{_number(value)}\n")
+            text = repr(value)
+            if text[-1] in "fn":
+                text = _number(value)
+            append(f"{prefix}{text}\n")
 
 
 class _Histogram:
@@ -253,6 +255,43 @@ class _HistogramFamily(_Family):
         for key, series in self.series.items():
             buckets = list(zip(self.le, itertools.accumulate(series.counts), strict=True))
             family.add_metric(key, buckets, series.total)
+        return family
+
+
+class _StateFamily(_Family):
+    """A gauge that is 1 for each agent's current state and 0 for its other states.
+
+    Its values map ``(agent,)`` to the index of the agent's state in ``states``.
+    The block of lines for an agent in a state is rendered once and cached, so a
+    scrape writes one string per agent instead of one line per state.
+    """
+
+    __slots__ = ("blocks", "states")
+
+    def __init__(self, name: str, help_text: str, states: tuple[str, ...]) -> None:
+        super().__init__(name, "gauge", help_text, ("agent", "state"))
+        self.states = states
+        self.blocks: dict[tuple[_Key, float], str] = {}
+
+    def render(self, out: list[str], values: Mapping[_Key, float]) -> None:
+        """Append the header and every agent's block."""
+        out.append(self.header())
+        blocks = self.blocks
+        for key, index in values.items():
+            block = blocks.get((key, index))
+            if block is None:
+                block = blocks[(key, index)] = "".join(
+                    f"{self.prefix((*key, state))}{1.0 if n == index else 0.0}\n"
+                    for n, state in enumerate(self.states)
+                )
+            out.append(block)
+
+    def to_client(self, values: Mapping[_Key, float]) -> Metric:
+        """A prometheus_client gauge family with a 0/1 sample per agent and state."""
+        family = GaugeMetricFamily(self.name, self.help, labels=self.labels)
+        for key, index in values.items():
+            for n, state in enumerate(self.states):
+                family.add_metric((*key, state), 1.0 if n == index else 0.0)
         return family
 
 
@@ -447,10 +486,12 @@ class Metrics:
             ("queue",),
         )
         self.agents_by_state = gauge("hotline_agents", "Agents in each state.", ("state",))
-        self.agent_state = gauge(
-            "hotline_agent_state",
-            "1 for the agent's current state, 0 otherwise.",
-            ("agent", "state"),
+        self.agent_state = self._family(
+            _StateFamily(
+                "hotline_agent_state",
+                "1 for the agent's current state, 0 for the others.",
+                tuple(state.value for state in AgentState),
+            )
         )
         self.ami_up = gauge("hotline_ami_up", "1 while the AMI connection is up.")
         self.outbox = gauge(
@@ -660,13 +701,15 @@ class Metrics:
         ]
 
     def _agent_gauges(self, engine: Engine) -> list[tuple[_Family, dict[_Key, float]]]:
-        by_state: dict[_Key, float] = {(state.value,): 0.0 for state in AgentState}
-        one_hot: dict[_Key, float] = {}
+        index = _STATE_INDEX
+        counts = [0.0] * len(index)
+        states: dict[_Key, float] = {}
         for agent in engine.router.agents.values():
-            by_state[(agent.state.value,)] += 1
-            for state in AgentState:
-                one_hot[(agent.id, state.value)] = 1.0 if agent.state is state else 0.0
-        return [(self.agents_by_state, by_state), (self.agent_state, one_hot)]
+            state = index[agent.state]
+            counts[state] += 1
+            states[(agent.config.id,)] = state
+        by_state: dict[_Key, float] = {(state.value,): counts[n] for state, n in index.items()}
+        return [(self.agents_by_state, by_state), (self.agent_state, states)]
 
     def _system_gauges(self, engine: Engine) -> list[tuple[_Family, dict[_Key, float]]]:
         backlog = self._outbox_backlog() if self._outbox_backlog is not None else 0

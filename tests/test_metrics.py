@@ -365,7 +365,8 @@ def test_buckets_are_ring_multiples_plus_the_thresholds() -> None:
 async def test_live_gauges_read_the_router_and_engine_at_scrape_time() -> None:
     config = settings()
     clock = FixedClock(5000.0)
-    metrics = Metrics(config, CollectorRegistry(), clock=clock)
+    registry = CollectorRegistry()
+    metrics = Metrics(config, registry, clock=clock)
     router = Router(config.routing, dict(config.queues), config.agents.values(), lambda n, t: "T")
     engine = Engine(router, AmiClient(config.ami), clock, sinks=[metrics.sink])
     assert not any(
@@ -402,6 +403,7 @@ async def test_live_gauges_read_the_router_and_engine_at_scrape_time() -> None:
     assert value(s, "hotline_routing_decision_p99_seconds") == 0.009
     assert value(s, "hotline_service_level_threshold_seconds") == 15.0
     assert value(s, "hotline_service_level_target_ratio") == 0.8
+    assert s == parse(generate_latest(registry).decode())  # the live gauges render alike
     clock.at = 5010.0
     backlog[0] = 0
     s = parse(metrics.render().decode())

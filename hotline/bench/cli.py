@@ -23,6 +23,13 @@ def _routing(args: argparse.Namespace) -> int:
     return 0
 
 
+def _metrics(args: argparse.Namespace) -> int:
+    from hotline.bench import metrics
+
+    metrics.run(renders=args.renders, reference_renders=args.reference_renders)
+    return 0
+
+
 def register(commands: Any) -> None:
     """Add ``bench`` and its sub-commands."""
     bench = commands.add_parser("bench", help="benchmarks that print JSON lines")
@@ -40,3 +47,9 @@ def register(commands: Any) -> None:
     )
     routing.add_argument("--iterations", type=int, default=5000, help="decisions timed per kind")
     routing.set_defaults(handler=_routing)
+    metrics = benches.add_parser(
+        "metrics", help="/metrics render time with 500 agents x 50 queues, against generate_latest"
+    )
+    metrics.add_argument("--renders", type=int, default=300, help="timed renders")
+    metrics.add_argument("--reference-renders", type=int, default=30, help="of generate_latest")
+    metrics.set_defaults(handler=_metrics)
