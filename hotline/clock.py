@@ -40,18 +40,28 @@ class SystemClock:
 
 
 class ScaledClock:
-    """A clock that starts at ``epoch`` and runs ``scale`` times faster than the wall."""
+    """A clock that starts at ``epoch`` and runs ``scale`` times faster than the wall.
 
-    def __init__(self, scale: float = 1.0, epoch: float | None = None) -> None:
+    Within one process it counts from ``time.monotonic()``. Two processes share a
+    clock by giving both the same ``epoch`` and ``anchor``: the wall time
+    (``time.time()``) at which the clock reads ``epoch``.
+    """
+
+    def __init__(
+        self, scale: float = 1.0, epoch: float | None = None, *, anchor: float | None = None
+    ) -> None:
         """``epoch`` defaults to the current time; ``scale`` must be positive."""
         if scale <= 0:
             raise ValueError(f"time scale must be positive, got {scale}")
         self.scale = scale
         self.epoch = time.time() if epoch is None else epoch
+        self.anchor = anchor
         self._origin = time.monotonic()
 
     def now(self) -> float:
         """Epoch seconds on the scaled clock."""
+        if self.anchor is not None:
+            return self.epoch + (time.time() - self.anchor) * self.scale
         return self.epoch + (time.monotonic() - self._origin) * self.scale
 
     def wall_delay(self, seconds: float) -> float:

@@ -93,6 +93,7 @@ def build_settings(
     queues: Iterable[Mapping[str, Any]] | None = None,
     agents: Iterable[Mapping[str, Any]] | None = None,
     routing: Mapping[str, Any] | None = None,
+    secret: str = _SECRET,
 ) -> Settings:
     """Settings for a service in front of a sim running ``scenario``.
 
@@ -120,7 +121,7 @@ def build_settings(
     data: dict[str, Any] = {
         # http_listen is unused: start_stack serves on a socket it binds itself.
         "service": {"instance": "S", "http_listen": "127.0.0.1:8080", "state_dir": ":memory:"},
-        "ami": {"url": f"ami://hotline:{_SECRET}@127.0.0.1:{ami_port}"},
+        "ami": {"url": f"ami://hotline:{secret}@127.0.0.1:{ami_port}"},
         "routing": {"default_queue": queue_tables[0]["name"], **(routing or {})},
         "queues": queue_tables,
         "agents": agent_tables,

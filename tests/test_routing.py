@@ -420,6 +420,24 @@ def test_guard_writes_off_an_originate_without_response_but_never_an_answered_le
     assert router.calls[uid].state is CallState.CONNECTED
 
 
+def test_guard_gives_a_live_leg_more_time_before_writing_it_off() -> None:
+    router = make_router([agent("2001"), agent("2002")], originate_grace=5.0)
+    pbx = Pbx(router)
+    router.login("2001", pbx.now)
+    router.login("2002", pbx.now + 1)
+    uid, effects = pbx.caller()
+    [offer] = originates(effects)
+    pbx.ring(offer)
+    effects = pbx.advance(20.5)  # ring timeout + grace: the PBX is late, the leg is up
+    assert originates(effects) == []
+    assert router.calls[uid].state is CallState.RINGING
+    effects = pbx.answer(offer)
+    assert router.calls[uid].state is CallState.CONNECTED
+    for _ in range(10):
+        effects += pbx.advance(5.0)
+    assert of_type(effects, HangupChannel) == []
+
+
 def resync_channel(uid: str, channel: str, context: str, **kw: object) -> ChannelInfo:
     fields: dict[str, object] = {
         "linkedid": uid,

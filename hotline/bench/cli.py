@@ -30,6 +30,21 @@ def _metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sim(args: argparse.Namespace) -> int:
+    from hotline.bench import sim
+
+    modes = {"both": [True, False], "on": [True], "off": [False]}[args.noise]
+    sim.run(args.scenario, args.time_scale, modes, args.timeout)
+    return 0
+
+
+def _e2e(args: argparse.Namespace) -> int:
+    from hotline.bench import e2e
+
+    e2e.run(calls=args.calls, time_scale=args.time_scale, noise=not args.no_noise)
+    return 0
+
+
 def register(commands: Any) -> None:
     """Add ``bench`` and its sub-commands."""
     bench = commands.add_parser("bench", help="benchmarks that print JSON lines")
@@ -53,3 +68,16 @@ def register(commands: Any) -> None:
     metrics.add_argument("--renders", type=int, default=300, help="timed renders")
     metrics.add_argument("--reference-renders", type=int, default=30, help="of generate_latest")
     metrics.set_defaults(handler=_metrics)
+    e2e = benches.add_parser(
+        "e2e", help="the service against the simulated PBX: latency, events/s, RSS"
+    )
+    e2e.add_argument("--calls", type=int, default=3000, help="callers in all (default 3000)")
+    e2e.add_argument("--time-scale", type=float, default=20.0, help="clock speed-up")
+    e2e.add_argument("--no-noise", action="store_true", help="no CEL/VarSet/Newexten")
+    e2e.set_defaults(handler=_e2e)
+    sim = benches.add_parser("sim", help="events/s the simulated PBX emits under load")
+    sim.add_argument("--scenario", default="load", help="scenario file or bundled name")
+    sim.add_argument("--time-scale", type=float, default=400.0, help="clock speed-up")
+    sim.add_argument("--noise", choices=["both", "on", "off"], default="both")
+    sim.add_argument("--timeout", type=float, default=600.0, help="give up after (wall seconds)")
+    sim.set_defaults(handler=_sim)

@@ -189,6 +189,7 @@ class Offer:
     cancelling: bool = False
     response_received: bool = False
     leg_hung_up: bool = False
+    guard_extensions: int = 0
 
     @property
     def open(self) -> bool:

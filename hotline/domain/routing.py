@@ -102,6 +102,7 @@ NO_ANSWER_PAUSE = "no answer"
 _RINGING = 5
 _UP = 6
 _REASON_RESULTS = {3: OfferResult.NO_ANSWER, 5: OfferResult.BUSY}
+_GUARD_EXTENSIONS = 6
 
 TicketAllocator = Callable[[str, float], str]
 """``(caller number, now) -> ticket number``: the caller's open ticket, or a new one."""
@@ -763,6 +764,17 @@ class Router:
                 self._overflow(call, now, effects)
         else:
             offer = self.offers[deadline.key]
+            if (
+                offer.leg_channel is not None
+                and not offer.leg_hung_up
+                and offer.guard_extensions < _GUARD_EXTENSIONS
+            ):
+                # The PBX made the leg and it is still up: its OriginateResponse is late,
+                # not lost. Writing it off now could let it answer and bridge a caller
+                # who has meanwhile been offered to someone else.
+                offer.guard_extensions += 1
+                self._schedule(now + self.routing.originate_grace, "guard", offer.offer_id)
+                return
             offer.response_received = True
             if offer.result is None:
                 effects.append(
