@@ -19,7 +19,7 @@ def _ami_parse(args: argparse.Namespace) -> int:
 def _routing(args: argparse.Namespace) -> int:
     from hotline.bench import routing
 
-    routing.run(iterations=args.iterations)
+    routing.run(iterations=args.iterations, pipeline_calls=args.pipeline_calls)
     return 0
 
 
@@ -61,6 +61,9 @@ def register(commands: Any) -> None:
         "routing", help="decision latency with 500 agents, 50 queues, 1,000 waiting callers"
     )
     routing.add_argument("--iterations", type=int, default=5000, help="decisions timed per kind")
+    routing.add_argument(
+        "--pipeline-calls", type=int, default=1000, help="sim calls recorded for the replay"
+    )
     routing.set_defaults(handler=_routing)
     metrics = benches.add_parser(
         "metrics", help="/metrics render time with 500 agents x 50 queues, against generate_latest"
