@@ -842,7 +842,9 @@ def test_compose_services_are_wired_as_documented() -> None:
     prometheus, grafana = services["prometheus"], services["grafana"]
     assert "./monitoring/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in prometheus["volumes"]
     assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    assert "./monitoring/alerts.yml:/etc/prometheus/alerts.yml:ro" in prometheus["volumes"]
     assert "./monitoring/grafana/provisioning:/etc/grafana/provisioning:ro" in grafana["volumes"]
+    assert "./monitoring/grafana/dashboards:/etc/grafana/dashboards:ro" in grafana["volumes"]
 
     for service in services.values():
         for volume in service.get("volumes", []):
@@ -916,9 +918,10 @@ def test_dockerfile_installs_the_package_and_runs_unprivileged() -> None:
     assert exposed == {"8080", "4573"}
 
 
-def test_prometheus_scrapes_hotline_and_asterisk_and_has_no_rules_yet() -> None:
+def test_prometheus_scrapes_hotline_and_asterisk_and_loads_the_alerts() -> None:
     config = yaml.safe_load((ROOT / "monitoring" / "prometheus.yml").read_text(encoding="utf-8"))
-    assert "rule_files" not in config  # alerts come with their own issue
+    assert config["rule_files"] == ["alerts.yml"]  # beside prometheus.yml, here and in compose
+    assert (ROOT / "monitoring" / "alerts.yml").is_file()
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert jobs["hotline"]["metrics_path"] == "/metrics"
     assert jobs["hotline"]["static_configs"] == [{"targets": ["hotline:8080"]}]
