@@ -1,4 +1,4 @@
-"""Connections: the pool, transaction helper, error classification and time conversion.
+"""Connections: the pool, the transaction helper, error classification, row mapping.
 
 Repositories take a :data:`Db`, either the pool or one connection, so a caller
 can group several repository calls in one transaction of its own.
@@ -10,7 +10,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import fields
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeAlias, TypeVar
 
 import asyncpg
@@ -23,11 +23,9 @@ __all__ = [
     "NotFound",
     "Pool",
     "create_pool",
-    "from_epoch",
     "from_row",
     "is_data_error",
     "jsonable",
-    "to_epoch",
     "transaction",
 ]
 
@@ -92,16 +90,6 @@ def is_data_error(exc: BaseException) -> bool:
         return False
     state: str = getattr(exc, "sqlstate", "") or ""
     return state[:2] in ("22", "23")
-
-
-def from_epoch(seconds: float) -> datetime:
-    """Epoch seconds (as facts carry them) to an aware UTC datetime."""
-    return datetime.fromtimestamp(seconds, UTC)
-
-
-def to_epoch(moment: datetime) -> float:
-    """An aware datetime to epoch seconds."""
-    return moment.timestamp()
 
 
 def from_row(cls: type[_T], row: asyncpg.Record) -> _T:

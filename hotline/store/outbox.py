@@ -202,7 +202,9 @@ class Outbox:
             "in_memory": self.in_memory,
             "on_disk": self.on_disk,
             "spilling": self._spilling,
+            "writer_running": self._task is not None and not self._task.done(),
             "written": self.written,
+            "batches": self.batches,
             "spilled": self.spilled,
             "dead": self.dead,
             "retries": self.retries,
@@ -257,8 +259,12 @@ class Outbox:
             self._stop.set()
             self._wake.set()
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await self._task
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                log.exception("outbox.writer_failed")
         self._closed = True
         if self._memory:
             self._spill_memory()

@@ -47,7 +47,7 @@ from hotline.domain.model import OfferResult
 from hotline.store.db import Conn
 from hotline.store.recordings import recording_path
 
-__all__ = ["KINDS", "Record", "Recorder", "apply_records"]
+__all__ = ["Record", "Recorder", "apply_records"]
 
 Record = dict[str, Any]
 """One write, JSON-able: ``{"k": kind, ...fields}``."""
@@ -207,8 +207,6 @@ _WRITES: Final[dict[str, tuple[str, Callable[[Record], tuple[Any, ...]]]]] = {
     "answer": (_ANSWER_SQL, _answer_args),
     "recording": (_RECORDING_SQL, _recording_args),
 }
-KINDS: Final = tuple(_WRITES)
-"""The record kinds, in the order a batch writes them."""
 
 
 async def apply_records(conn: Conn, records: Sequence[Record]) -> None:
