@@ -16,7 +16,7 @@ from hotline.domain.effects import (
 )
 from hotline.domain.events import CallerWaiting
 from hotline.domain.model import OfferResult, Outcome
-from hotline.domain.routing import Router
+from hotline.domain.routing import Router, offer_id_for
 from hotline.pbx.actions import caller_id, to_action
 from hotline.pbx.resync import build_snapshot, parse_duration
 from hotline.pbx.translate import translate
@@ -68,12 +68,16 @@ def test_noise_and_unrelated_events_translate_to_nothing() -> None:
 
 
 def test_backend_channelid_trace_replayed_through_the_router() -> None:
-    """The real RONA-then-answer flow: our offer ids are the trace's ChannelIds."""
+    """The real RONA-then-answer flow, the trace's ChannelIds mapped to our offer ids."""
+    # Our offer ids carry the caller's Uniqueid; the trace's ChannelIds did not.
+    first, second = (offer_id_for("T20261126-0010", "1795712502.0", n) for n in (1, 2))
     messages = recv_messages(
         "backend_channelid",
         {
             "ActionID: rec-7\r\n": "ActionID: hl-T20261126-0010-1\r\n",
             "ActionID: rec-8\r\n": "ActionID: hl-T20261126-0010-2\r\n",
+            "hl-T20261126-0010-1": first,
+            "hl-T20261126-0010-2": second,
         },
     )
     queue = QueueConfig(name="support", ring_timeout=5.0, wrap_up=0.0)
@@ -96,22 +100,20 @@ def test_backend_channelid_trace_replayed_through_the_router() -> None:
         effects += router.handle(event, now)
     legs = [e for e in effects if isinstance(e, OriginateAgentLeg)]
     assert [(leg.offer_id, leg.device) for leg in legs] == [
-        ("hl-T20261126-0010-1", "Local/2001@agents"),
-        ("hl-T20261126-0010-2", "Local/2002@agents"),
+        (first, "Local/2001@agents"),
+        (second, "Local/2002@agents"),
     ]
     assert legs[0].caller_channel == "Local/13900139010@callers-00000000;1"
     offers = {e.offer_id: e for e in effects if isinstance(e, OfferEnded)}
-    first, second = offers["hl-T20261126-0010-1"], offers["hl-T20261126-0010-2"]
-    assert first.result is OfferResult.NO_ANSWER
-    assert first.ring_started_at == timestamp_of(
-        messages, "Newstate", Uniqueid="hl-T20261126-0010-1", ChannelState="5"
+    first_ring, second_ring = offers[first], offers[second]
+    assert first_ring.result is OfferResult.NO_ANSWER
+    assert first_ring.ring_started_at == timestamp_of(
+        messages, "Newstate", Uniqueid=first, ChannelState="5"
     )
-    assert first.ended_at == timestamp_of(
-        messages, "OriginateResponse", ActionID="hl-T20261126-0010-1"
-    )
-    assert second.result is OfferResult.ANSWERED
-    assert second.ended_at == timestamp_of(
-        messages, "Newstate", Uniqueid="hl-T20261126-0010-2", ChannelState="6"
+    assert first_ring.ended_at == timestamp_of(messages, "OriginateResponse", ActionID=first)
+    assert second_ring.result is OfferResult.ANSWERED
+    assert second_ring.ended_at == timestamp_of(
+        messages, "Newstate", Uniqueid=second, ChannelState="6"
     )
     [call] = [e for e in effects if isinstance(e, CallEnded)]
     assert call.outcome is Outcome.ANSWERED

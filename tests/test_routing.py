@@ -42,7 +42,7 @@ def test_a_waiting_caller_rings_an_available_agent_per_the_contract() -> None:
     assert offer.device == "Local/2001@agents"
     assert offer.context == "hotline-bridge"
     assert offer.caller_channel.startswith("Local/13900139000@callers")
-    assert offer.offer_id == f"hl-{offer.ticket}-1"
+    assert offer.offer_id == f"hl-{offer.ticket}-{uid}-1"
     assert offer.ticket.startswith("T20261126-A")
     assert offer.timeout == 15.0
     assert state(router, "2001") is AgentState.RINGING
@@ -99,7 +99,7 @@ def test_ring_no_answer_goes_straight_to_the_next_agent_and_pauses_after_two_mis
     assert ended.result is OfferResult.NO_ANSWER
     [second] = originates(effects)
     assert second.device == "Local/2002@agents"
-    assert second.offer_id.endswith("-2")
+    assert second.offer_id == first.offer_id[:-1] + "2"
     assert router.agents["2001"].consecutive_misses == 1
     assert state(router, "2001") is AgentState.AVAILABLE
     effects = pbx.fail(second, 3)
@@ -418,6 +418,21 @@ def test_guard_writes_off_an_originate_without_response_but_never_an_answered_le
     effects = pbx.advance(30)
     assert of_type(effects, HangupChannel) == []
     assert router.calls[uid].state is CallState.CONNECTED
+
+
+def test_two_calls_on_one_ticket_have_distinct_offer_ids() -> None:
+    router = make_router([agent("2001"), agent("2002")])
+    router._allocate_ticket = lambda number, now: "T20261126-A0001"  # a household's open ticket
+    pbx = Pbx(router)
+    router.login("2001", pbx.now)
+    router.login("2002", pbx.now)
+    first_uid, first = pbx.caller(number="13900001111")
+    second_uid, second = pbx.caller(number="13900002222")
+    [one], [two] = originates(first), originates(second)
+    assert one.ticket == two.ticket == "T20261126-A0001"
+    assert one.offer_id != two.offer_id
+    assert router.offers[one.offer_id].call_id == first_uid
+    assert router.offers[two.offer_id].call_id == second_uid
 
 
 def test_guard_gives_a_live_leg_more_time_before_writing_it_off() -> None:

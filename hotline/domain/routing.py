@@ -24,10 +24,11 @@ serving its queue and having every required skill. Hence the invariant: after
 any event, no caller waits while an eligible agent is available.
 
 An offer (one ring) is an ``Originate`` whose ActionID and ChannelId are both the
-offer id, so every event of the agent leg is recognised from its ``Newchannel``
-on. The ring starts at the leg's first ``Newstate`` 5 (or when the Originate was
-written, if it never rings) and ends at the answer (``Newstate`` 6 or a
-successful ``OriginateResponse``), at the failure, or when the caller leaves.
+offer id (:func:`offer_id_for`), so every event of the agent leg is recognised
+from its ``Newchannel`` on. The ring starts at the leg's first ``Newstate`` 5
+(or when the Originate was written, if it never rings) and ends at the answer
+(``Newstate`` 6 or a successful ``OriginateResponse``), at the failure, or when
+the caller leaves.
 The agent stays reserved until the ``OriginateResponse`` closes the offer, so an
 agent is never rung for two callers at once.
 
@@ -96,7 +97,7 @@ from hotline.domain.model import (
     Outcome,
 )
 
-__all__ = ["NO_ANSWER_PAUSE", "Router", "UnknownAgent"]
+__all__ = ["NO_ANSWER_PAUSE", "Router", "UnknownAgent", "offer_id_for"]
 
 NO_ANSWER_PAUSE = "no answer"
 _RINGING = 5
@@ -419,7 +420,7 @@ class Router:
 
     def _make_offer(self, call: Call, agent: Agent, now: float, effects: list[Effect]) -> None:
         queue = self.queues[call.queue]
-        offer_id = f"hl-{call.ticket}-{len(call.offers) + 1}"
+        offer_id = offer_id_for(call.ticket, call.call_id, len(call.offers) + 1)
         offer = Offer(
             offer_id=offer_id,
             call_id=call.call_id,
@@ -1015,6 +1016,16 @@ class Router:
         agent.activity = Activity.RINGING
         agent.offer_id = offer.offer_id
         self._on_answer(offer, now, "resync", now, effects)
+
+
+def offer_id_for(ticket: str, call_id: str, attempt: int) -> str:
+    """The ActionID and ChannelId of an offer: ``hl-<ticket>-<caller Uniqueid>-<n>``.
+
+    The ticket keeps recordings (``${HOTLINE_TICKET}-${UNIQUEID}.wav``) grouped;
+    the caller's Uniqueid keeps the calls of one ticket apart (a household's
+    calls share its open ticket, even at the same time); ``n`` counts the rings.
+    """
+    return f"hl-{ticket}-{call_id}-{attempt}"
 
 
 def _skill_score(agent: Agent, call: Call) -> int:
