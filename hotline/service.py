@@ -7,11 +7,13 @@ import asyncio
 import sys
 from typing import Any
 
+import asyncpg
 import structlog
 from aiohttp import web
 
 from hotline.ami.client import AmiAuthError
 from hotline.config import ConfigError, Settings, load_settings
+from hotline.store.migrate import MigrationError
 from hotline.web.app import create_app
 from hotline.web.keys import AMI
 
@@ -44,6 +46,12 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     try:
         asyncio.run(serve(settings))
+    except MigrationError as exc:
+        print(f"hotline: cannot migrate the database: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        print(f"hotline: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 3
     except AmiAuthError as exc:
         print(f"hotline: {exc}", file=sys.stderr)
         return 3

@@ -64,6 +64,7 @@ COMPOSE_TEST_ENV = {
     "HOTLINE_DB_PASSWORD": "test-db-password",
     "GRAFANA_ADMIN_PASSWORD": "test-grafana-password",
     "HOTLINE_AMI_SECRET_PATH": "./secrets/ami_secret",
+    "HOTLINE_API_TOKEN_PATH": "./secrets/api_token",
 }
 TEST_AMI_SECRET = "0123456789abcdef0123456789abcdef"
 
@@ -833,7 +834,8 @@ def test_compose_services_are_wired_as_documented() -> None:
     )
     assert hotline["environment"]["HOTLINE_REDIS_URL"] == "redis://redis:6379/0"
     assert "./config/hotline.toml:/etc/hotline/hotline.toml:ro" in hotline["volumes"]
-    assert hotline["secrets"] == ["ami_secret"]
+    assert hotline["secrets"] == ["ami_secret", "api_token"]
+    assert hotline["environment"]["HOTLINE_API_TOKEN_FILE"] == "/run/secrets/api_token"
     assert "8080:8080" in hotline["ports"]
     assert "4573" in hotline["expose"]
     for dependency in ("postgres", "redis"):
@@ -868,7 +870,8 @@ def test_compose_file_holds_no_secret() -> None:
     assert {p for p, _ in pairs} >= {"postgres.POSTGRES_PASSWORD", "hotline.PGPASSWORD"}
     for where, value in pairs:
         assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", value), f"{where} is not ${{VAR:?...}}"
-    assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", raw["secrets"]["ami_secret"]["file"])
+    for secret in ("ami_secret", "api_token"):
+        assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", raw["secrets"][secret]["file"])
 
 
 def test_env_example_documents_every_compose_variable() -> None:
