@@ -94,12 +94,16 @@ def build_settings(
     agents: Iterable[Mapping[str, Any]] | None = None,
     routing: Mapping[str, Any] | None = None,
     secret: str = _SECRET,
+    database_url: str | None = None,
+    state_dir: str | None = None,
+    tickets: Mapping[str, Any] | None = None,
 ) -> Settings:
     """Settings for a service in front of a sim running ``scenario``.
 
     Without explicit ``queues``/``agents``, every queue the arrivals use is a
     default queue, and every scenario device is an agent serving all of them
-    with every skill the arrivals can ask for.
+    with every skill the arrivals can ask for. With ``database_url`` the service
+    records calls and tickets (outbox in ``state_dir``, which is then required).
     """
     arrivals = scenario.arrivals
     queue_names = [name for name, _ in arrivals.queues] if arrivals else ["support"]
@@ -120,12 +124,20 @@ def build_settings(
     )
     data: dict[str, Any] = {
         # http_listen is unused: start_stack serves on a socket it binds itself.
-        "service": {"instance": "S", "http_listen": "127.0.0.1:8080", "state_dir": ":memory:"},
+        "service": {
+            "instance": "S",
+            "http_listen": "127.0.0.1:8080",
+            "state_dir": state_dir or ":memory:",
+        },
         "ami": {"url": f"ami://hotline:{secret}@127.0.0.1:{ami_port}"},
         "routing": {"default_queue": queue_tables[0]["name"], **(routing or {})},
         "queues": queue_tables,
         "agents": agent_tables,
     }
+    if database_url is not None:
+        data["database"] = {"url": database_url}
+    if tickets is not None:
+        data["tickets"] = dict(tickets)
     env = {"HOTLINE_API_TOKEN": _TOKEN}
     return parse_settings(data, source="<stack>", env=env)
 
