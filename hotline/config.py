@@ -47,6 +47,7 @@ __all__ = [
     "Settings",
     "SlaConfig",
     "TicketsConfig",
+    "WebConfig",
     "load_settings",
     "parse_settings",
 ]
@@ -195,12 +196,40 @@ class TicketsConfig:
     ``"never"`` opens a ticket for every call. ``monitor_dir`` is where
     ``MixMonitor`` writes ``<ticket>-<uniqueid>.wav``. A complaint must be replied
     to within ``complaint_reply_hours`` of being opened (its ``due_at``).
+
+    Callbacks: the engine looks for due ones every ``callback_poll_interval``
+    seconds; one is given up after ``callback_max_attempts`` attempts; after an
+    unanswered attempt *n* the next is ``callback_retry_delays[n - 1]`` seconds
+    later (the last delay repeats), after a busy line ``callback_busy_delay``.
     """
 
     attach: str = "open"
     attach_days: float = 7.0
     monitor_dir: str = "/var/spool/asterisk/monitor"
     complaint_reply_hours: float = 24.0
+    callback_poll_interval: float = 5.0
+    callback_max_attempts: int = 3
+    callback_retry_delays: tuple[float, ...] = (900.0, 3600.0, 14_400.0)
+    callback_busy_delay: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class WebConfig:
+    """The JSON API's sessions and login protection.
+
+    Sessions end after ``session_idle_minutes`` without a request, and in any case
+    ``session_max_hours`` after the login. ``cookie_secure`` marks the session
+    cookie ``Secure`` (sent over HTTPS only); turn it off only for plain-HTTP
+    development. ``login_max_failures`` failed logins for one user name, or from
+    one client address, within ``login_window`` seconds block further attempts
+    (429) until the window ends.
+    """
+
+    cookie_secure: bool = True
+    session_idle_minutes: float = 480.0
+    session_max_hours: float = 24.0
+    login_max_failures: int = 5
+    login_window: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +247,8 @@ class Settings:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     tickets: TicketsConfig = field(default_factory=TicketsConfig)
     sla: SlaConfig = field(default_factory=SlaConfig)
+    web: WebConfig = field(default_factory=WebConfig)
+    redis_prefix: str = "hotline:"
 
     def agent_by_device(self) -> dict[str, AgentConfig]:
         """Agents keyed by device string."""
@@ -273,6 +304,21 @@ class _Reader:
             bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
             raise self.error(name, f"must be {bound}, got {value}")
         return float(value)
+
+    def numbers(
+        self, name: str, default: tuple[float, ...], *, maximum: float
+    ) -> tuple[float, ...]:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if (
+            not isinstance(value, list)
+            or not value
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+            or not all(0 <= v <= maximum for v in value)
+        ):
+            raise self.error(name, f"must be a non-empty list of numbers from 0 to {maximum}")
+        return tuple(float(v) for v in value)
 
     def optional_number(self, name: str, *, minimum: float) -> float | None:
         if self.raw(name) is None:
@@ -538,7 +584,11 @@ def parse_settings(
     tickets_reader.finish()
     redis_reader = root.sub("redis")
     redis_url = env.get("HOTLINE_REDIS_URL") or redis_reader.optional_string("url") or ""
+    redis_prefix = redis_reader.string("prefix", "hotline:")
     redis_reader.finish()
+    web_reader = root.sub("web")
+    web = _parse_web(web_reader)
+    web_reader.finish()
     root.finish()
     return Settings(
         source=source,
@@ -549,6 +599,8 @@ def parse_settings(
         agents={agent.id: agent for agent in agents},
         database_url=Secret(database_url),
         redis_url=Secret(redis_url),
+        redis_prefix=redis_prefix,
+        web=web,
         database=database,
         tickets=tickets,
         sla=sla,
@@ -572,6 +624,18 @@ def _parse_database(reader: _Reader, state_dir: str, configured: bool) -> Databa
     )
 
 
+def _parse_web(reader: _Reader) -> WebConfig:
+    return WebConfig(
+        cookie_secure=reader.boolean("cookie_secure", True),
+        session_idle_minutes=reader.number(
+            "session_idle_minutes", 480.0, minimum=1.0, maximum=7 * 24 * 60.0
+        ),
+        session_max_hours=reader.number("session_max_hours", 24.0, minimum=0.1, maximum=24 * 30.0),
+        login_max_failures=reader.integer("login_max_failures", 5, minimum=1),
+        login_window=reader.number("login_window", 300.0, minimum=1.0, maximum=86_400.0),
+    )
+
+
 def _parse_tickets(reader: _Reader) -> TicketsConfig:
     attach = reader.string("attach", "open")
     if attach not in ATTACH_RULES:
@@ -583,6 +647,14 @@ def _parse_tickets(reader: _Reader) -> TicketsConfig:
         complaint_reply_hours=reader.number(
             "complaint_reply_hours", 24.0, minimum=0.0, maximum=24.0 * 365
         ),
+        callback_poll_interval=reader.number(
+            "callback_poll_interval", 5.0, minimum=0.01, maximum=3600.0
+        ),
+        callback_max_attempts=reader.integer("callback_max_attempts", 3, minimum=1),
+        callback_retry_delays=reader.numbers(
+            "callback_retry_delays", (900.0, 3600.0, 14_400.0), maximum=7 * 86400.0
+        ),
+        callback_busy_delay=reader.number("callback_busy_delay", 300.0, maximum=7 * 86400.0),
     )
 
 

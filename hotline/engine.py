@@ -133,6 +133,10 @@ class Engine:
         self._post(_Pending(command, future))
         return await future
 
+    def submit(self, event: DomainEvent) -> None:
+        """Queue a domain event from another task (a scheduler, a result); never blocks."""
+        self._post(event)
+
     def _post(self, item: DomainEvent | _Pending) -> None:
         self._inbox.append(item)
         self._wake.set()

@@ -7,6 +7,7 @@ import pytest
 from hotline.ami.codec import AmiCodec, Message, encode_action
 from hotline.config import QueueConfig, RoutingConfig
 from hotline.domain.effects import (
+    CallbackAttemptEnded,
     CallEnded,
     Effect,
     HangupChannel,
@@ -14,7 +15,7 @@ from hotline.domain.effects import (
     OriginateAgentLeg,
     RedirectChannel,
 )
-from hotline.domain.events import CallerWaiting
+from hotline.domain.events import CallbackDue, CallerWaiting
 from hotline.domain.model import OfferResult, Outcome
 from hotline.domain.routing import Router, offer_id_for
 from hotline.pbx.actions import caller_id, to_action
@@ -63,8 +64,54 @@ def test_noise_and_unrelated_events_translate_to_nothing() -> None:
         "BridgeEnter",
         "DeviceStateChange",
         "OriginateResponse",
+        "DialEnd",  # only a channel's own Dial (app_queue's here); an Originate's has none
     }
     assert all(translate(m, 0.0) is None for m in messages if m.name in ("CEL", "VarSet"))
+    originate_dials = [m for m in messages if m.name == "DialEnd" and not m.get("Uniqueid")]
+    assert originate_dials
+    assert all(translate(m, 0.0) is None for m in originate_dials)
+
+
+def test_callback_trace_replayed_through_the_router_records_the_customer_answer() -> None:
+    """callback_outbound.jsonl: the agent leg answers, dials the customer, who answers."""
+    leg = offer_id_for("T20261126-0009", "callback-7-1", 1)
+    messages = recv_messages(
+        "callback_outbound",
+        {"ActionID: rec-4\r\n": f"ActionID: {leg}\r\n", "1795712251.45": leg},
+    )
+    router = Router(
+        RoutingConfig(),
+        {"support": QueueConfig(name="support", wrap_up=0.0)},
+        [agent("2002")],
+        lambda number, now: "unused",
+    )
+    start = float(next(m for m in messages if m.get("Timestamp"))["Timestamp"])
+    router.login("2002", start - 1)
+    effects: list[Effect] = list(
+        router.handle(
+            CallbackDue(start, "recv", 7, "T20261126-0009", "13800138888", "support", 1), start
+        )
+    )
+    [originate] = [e for e in effects if isinstance(e, OriginateAgentLeg)]
+    assert (originate.context, originate.exten, originate.caller_channel) == (
+        "hotline-outbound",
+        "13800138888",
+        "",
+    )
+    assert originate.offer_id == leg
+    now = start
+    for message in messages:
+        event = translate(message, now)
+        if event is not None:
+            now = max(now, event.at)
+            effects += router.handle(event, now)
+    [attempt] = [e for e in effects if isinstance(e, CallbackAttemptEnded)]
+    assert (attempt.callback_id, attempt.attempt, attempt.agent_id) == (7, 1, "2002")
+    assert attempt.result == "answered"
+    assert attempt.at == timestamp_of(messages, "DialEnd", Uniqueid=leg)
+    assert not [e for e in effects if isinstance(e, OfferEnded | CallEnded)]
+    assert router.agents["2002"].state.value == "available"
+    assert router.pending_callbacks() == []
 
 
 def test_backend_channelid_trace_replayed_through_the_router() -> None:

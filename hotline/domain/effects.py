@@ -17,6 +17,7 @@ __all__ = [
     "CallArrived",
     "CallEnded",
     "CallRequeued",
+    "CallbackAttemptEnded",
     "Command",
     "Effect",
     "Fact",
@@ -31,7 +32,12 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class OriginateAgentLeg:
-    """Ring an agent: ``Originate`` into the bridge context, per the integration contract."""
+    """Ring an agent: ``Originate`` per the integration contract.
+
+    Inbound calls go to the bridge context (``Exten=s``, with ``HOTLINE_CALLER``);
+    callbacks go to the outbound context with the customer's number as ``Exten``
+    and no caller channel.
+    """
 
     offer_id: str
     device: str
@@ -41,6 +47,7 @@ class OriginateAgentLeg:
     caller_number: str
     caller_name: str
     timeout: float
+    exten: str = "s"
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +176,22 @@ class CallEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class CallbackAttemptEnded:
+    """One attempt of a callback ended: ``result`` is the customer's (answered, no_answer,
+    busy, unavailable) or ``failed`` when the agent leg ended before the customer was
+    reached."""
+
+    callback_id: int
+    ticket: str
+    attempt: int
+    agent_id: str
+    leg_id: str
+    result: str
+    at: float
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
 class AgentStateChanged:
     """An agent's display state changed."""
 
@@ -196,6 +219,7 @@ Fact = (
     | CallAnswered
     | CallEnded
     | AgentStateChanged
+    | CallbackAttemptEnded
     | RoutingWarning
 )
 Effect = Command | Fact

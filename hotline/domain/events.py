@@ -11,12 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 __all__ = [
+    "CallbackDue",
     "CallerWaiting",
     "ChannelBridged",
     "ChannelHungUp",
     "ChannelInfo",
     "ChannelState",
     "DeviceStateChanged",
+    "DialEnded",
     "DomainEvent",
     "LegChannelCreated",
     "OriginateRejected",
@@ -109,6 +111,35 @@ class ChannelBridged:
 
 
 @dataclass(frozen=True, slots=True)
+class DialEnded:
+    """``DialEnd`` from a channel's own ``Dial()``: how dialing ``dest_uniqueid`` ended."""
+
+    at: float
+    source: str
+    uniqueid: str
+    dest_uniqueid: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackDue:
+    """A scheduled callback is due: ring an agent, then dial the customer.
+
+    ``attempt`` is the attempt this makes (1 for the first); ``assigned_agent``
+    limits it to one agent.
+    """
+
+    at: float
+    source: str
+    callback_id: int
+    ticket: str
+    number: str
+    queue: str
+    attempt: int
+    assigned_agent: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceStateChanged:
     """``DeviceStateChange``: a device's aggregate state (NOT_INUSE, INUSE, BUSY, ...)."""
 
@@ -155,4 +186,6 @@ DomainEvent = (
     | ChannelHungUp
     | ChannelBridged
     | DeviceStateChanged
+    | DialEnded
+    | CallbackDue
 )

@@ -161,6 +161,15 @@ class Call:
     end_source: TimeSource | None = None
     outcome: Outcome | None = None
     original_queue: str = ""
+    callback_id: int | None = None
+    callback_attempt: int = 0
+    callback_result: str | None = None
+    assigned_agent: str | None = None
+
+    @property
+    def is_callback(self) -> bool:
+        """True for a callback (an outbound attempt), False for an inbound caller."""
+        return self.callback_id is not None
 
 
 @dataclass(slots=True, eq=False)

@@ -63,6 +63,7 @@ from hotline.domain.effects import (
     AgentStateChanged,
     CallAnswered,
     CallArrived,
+    CallbackAttemptEnded,
     CallEnded,
     CallRequeued,
     Effect,
@@ -74,12 +75,14 @@ from hotline.domain.effects import (
     RoutingWarning,
 )
 from hotline.domain.events import (
+    CallbackDue,
     CallerWaiting,
     ChannelBridged,
     ChannelHungUp,
     ChannelInfo,
     ChannelState,
     DeviceStateChanged,
+    DialEnded,
     DomainEvent,
     LegChannelCreated,
     OriginateRejected,
@@ -104,6 +107,15 @@ _RINGING = 5
 _UP = 6
 _REASON_RESULTS = {3: OfferResult.NO_ANSWER, 5: OfferResult.BUSY}
 _GUARD_EXTENSIONS = 6
+_CALLBACK_PRIORITY = -1_000_000  # below every inbound caller
+_DIAL_RESULTS = {
+    "ANSWER": "answered",
+    "BUSY": "busy",
+    "NOANSWER": "no_answer",
+    "CANCEL": "no_answer",
+    "CHANUNAVAIL": "unavailable",
+    "CONGESTION": "unavailable",
+}
 
 TicketAllocator = Callable[[str, float], str]
 """``(caller number, now) -> ticket number``: the caller's open ticket, or a new one."""
@@ -159,14 +171,27 @@ class Router:
     # -- queries ------------------------------------------------------------------------------
 
     def waiting_calls(self, queue: str | None = None) -> list[Call]:
-        """Calls waiting for an agent (not ringing), best first, optionally for one queue."""
+        """Inbound callers waiting for an agent (not ringing), best first, optionally of a queue."""
         names = [queue] if queue is not None else list(self._waiting)
         keyed = [key for name in names for key in self._waiting.get(name, [])]
-        return [self.calls[key[3]] for key in sorted(keyed)]
+        calls = (self.calls[key[3]] for key in sorted(keyed))
+        return [call for call in calls if not call.is_callback]
 
     def live_calls(self) -> list[Call]:
-        """Calls not yet ended."""
-        return [call for call in self.calls.values() if call.state is not CallState.ENDED]
+        """Inbound calls not yet ended."""
+        return [
+            call
+            for call in self.calls.values()
+            if call.state is not CallState.ENDED and not call.is_callback
+        ]
+
+    def pending_callbacks(self) -> list[Call]:
+        """Callback attempts in progress or waiting for an agent."""
+        return [
+            call
+            for call in self.calls.values()
+            if call.is_callback and call.state is not CallState.ENDED
+        ]
 
     def available_agents(self) -> set[str]:
         """Ids of the agents who could take a call right now."""
@@ -184,6 +209,7 @@ class Router:
             agent.id in self._available
             and call.queue in agent.config.queues
             and call.skills <= agent.skills
+            and (call.assigned_agent is None or call.assigned_agent == agent.id)
         )
 
     # -- entry points -------------------------------------------------------------------------
@@ -208,6 +234,10 @@ class Router:
                 self._on_bridged(event, now, effects)
             case DeviceStateChanged():
                 self._on_device_state(event, now, effects)
+            case DialEnded():
+                self._on_dial_end(event, effects)
+            case CallbackDue():
+                self._on_callback_due(event, now, effects)
         self._dispatch(now, effects)
         return effects
 
@@ -314,6 +344,74 @@ class Router:
         )
         self._enqueue(call)
         self._schedule_max_wait(call, call.queue_entered_at)
+
+    def _on_callback_due(self, event: CallbackDue, now: float, effects: list[Effect]) -> None:
+        """Queue a callback attempt; it waits for an agent behind every inbound caller."""
+        if any(c.callback_id == event.callback_id for c in self.pending_callbacks()):
+            return
+        call_id = f"callback-{event.callback_id}-{event.attempt}"
+        queue = event.queue if event.queue in self.queues else self.routing.default_queue
+        call = Call(
+            call_id=call_id,
+            channel="",
+            linkedid="",
+            number=event.number,
+            name=f"Callback {event.ticket}",
+            queue=queue,
+            priority=_CALLBACK_PRIORITY,
+            skills=frozenset(self.queues[queue].skills),
+            lang=None,
+            arrived_at=event.at,
+            arrival_source=event.source,
+            queue_entered_at=now,
+            ticket=event.ticket,
+            seq=next(self._call_seq),
+            original_queue=queue,
+            callback_id=event.callback_id,
+            callback_attempt=event.attempt,
+            assigned_agent=event.assigned_agent,
+        )
+        self.calls[call_id] = call
+        self._enqueue(call)
+
+    def _on_dial_end(self, event: DialEnded, effects: list[Effect]) -> None:
+        """A callback's agent leg dialled the customer: that is the attempt's result."""
+        offer = self._leg_offer(event.uniqueid)
+        if offer is None or event.uniqueid != offer.offer_id:
+            return
+        call = self.calls.get(offer.call_id)
+        if call is not None and call.is_callback:
+            result = _DIAL_RESULTS.get(event.status, "failed")
+            self._finish_callback(call, offer, result, event.at, event.source, effects)
+
+    def _finish_callback(
+        self,
+        call: Call,
+        offer: Offer,
+        result: str,
+        at: float,
+        source: str,
+        effects: list[Effect],
+    ) -> None:
+        """Record the attempt's result once; the callback is over for this attempt."""
+        if call.callback_result is not None or call.callback_id is None:
+            return
+        call.callback_result = result
+        call.state = CallState.ENDED
+        call.ended_at = at
+        call.end_source = source
+        effects.append(
+            CallbackAttemptEnded(
+                callback_id=call.callback_id,
+                ticket=call.ticket,
+                attempt=call.callback_attempt,
+                agent_id=offer.agent_id,
+                leg_id=offer.offer_id,
+                result=result,
+                at=at,
+                source=source,
+            )
+        )
 
     def _queue_key(self, call: Call) -> _QueueKey:
         weight = self.queues[call.queue].priority_weight
@@ -440,6 +538,21 @@ class Router:
         agent.offer_id = offer_id
         self._refresh(agent, now, effects)
         self._schedule(now + queue.ring_timeout + self.routing.originate_grace, "guard", offer_id)
+        if call.is_callback:
+            effects.append(
+                OriginateAgentLeg(
+                    offer_id=offer_id,
+                    device=agent.config.device,
+                    context=self.routing.outbound_context,
+                    caller_channel="",
+                    ticket=call.ticket,
+                    caller_number=call.number,
+                    caller_name=call.name,
+                    timeout=queue.ring_timeout,
+                    exten=call.number,
+                )
+            )
+            return
         effects.append(
             OriginateAgentLeg(
                 offer_id=offer_id,
@@ -531,9 +644,11 @@ class Router:
         agent.activity = Activity.ON_CALL
         agent.consecutive_misses = 0
         agent.calls_answered += 1
+        self._refresh(agent, now, effects)
+        if call.is_callback:
+            return
         if call.number.isdigit():
             self.sticky[call.number] = (agent.id, at)
-        self._refresh(agent, now, effects)
         effects.append(
             CallAnswered(
                 call.call_id, agent.id, call.queue, call.ticket, call.arrived_at, at, source
@@ -549,6 +664,8 @@ class Router:
         offer.ended_at = at
         offer.end_source = source
         call = self.calls.get(offer.call_id)
+        if call is not None and call.is_callback:
+            return  # a callback's agent rings are not inbound offers
         ring_started = offer.ring_started_at
         effects.append(
             OfferEnded(
@@ -624,7 +741,8 @@ class Router:
             self._overflow(call, now, effects)
             return
         self._enqueue(call)
-        effects.append(CallRequeued(call.call_id, call.queue, reason, now))
+        if not call.is_callback:
+            effects.append(CallRequeued(call.call_id, call.queue, reason, now))
 
     def _cancel_offer(self, offer: Offer, at: float, source: str, effects: list[Effect]) -> None:
         """The caller left while the agent rang: end the ring and hang up the leg."""
@@ -655,6 +773,8 @@ class Router:
         if offer.result is OfferResult.ANSWERED and agent.offer_id == offer.offer_id:
             if call is not None and call.talk_ended_at is None:
                 call.talk_ended_at = event.at
+            if call is not None and call.is_callback:
+                self._finish_callback(call, offer, "failed", event.at, event.source, effects)
             if agent.activity is Activity.ON_CALL:
                 self._start_wrap_up(agent, call, now, effects)
         if call is not None:
@@ -837,7 +957,12 @@ class Router:
                     if best is not None and key >= best[0]:
                         break
                     call = self.calls[key[3]]
-                    eligible = [agent for agent in members if call.skills <= agent.skills]
+                    eligible = [
+                        agent
+                        for agent in members
+                        if call.skills <= agent.skills
+                        and (call.assigned_agent is None or call.assigned_agent == agent.id)
+                    ]
                     if eligible:
                         best = (key, call, eligible)
                         break
@@ -891,7 +1016,11 @@ class Router:
             if agent is not None:
                 agent.device_state = state
         for call in list(self.calls.values()):
-            if call.state is not CallState.ENDED and call.call_id not in live:
+            if (
+                call.state is not CallState.ENDED
+                and not call.is_callback
+                and call.call_id not in live
+            ):
                 self._on_caller_gone(call, now, "resync", now, effects)
         for offer in list(self.offers.values()):
             if offer.open:
@@ -903,6 +1032,9 @@ class Router:
                 talking = self._call_of_offer(agent.offer_id)
                 if talking is not None and talking.talk_ended_at is None:
                     talking.talk_ended_at = now
+                if talking is not None and talking.is_callback and agent.offer_id is not None:
+                    leg = self.offers[agent.offer_id]
+                    self._finish_callback(talking, leg, "failed", now, "resync", effects)
                 self._start_wrap_up(agent, talking, now, effects)
         self._adopt_callers(snapshot, now, effects)
         self._adopt_legs(snapshot, now, effects)

@@ -30,13 +30,17 @@ def to_action(command: Command) -> Action:
                 [
                     ("Channel", command.device),
                     ("Context", command.context),
-                    ("Exten", "s"),
+                    ("Exten", command.exten),
                     ("Priority", "1"),
                     ("Timeout", str(round(command.timeout * 1000))),
                     ("CallerID", caller_id(command.caller_name, command.caller_number)),
                     ("Async", "true"),
                     ("ChannelId", command.offer_id),
-                    ("Variable", f"HOTLINE_CALLER={command.caller_channel}"),
+                    *(
+                        [("Variable", f"HOTLINE_CALLER={command.caller_channel}")]
+                        if command.caller_channel
+                        else []
+                    ),
                     ("Variable", f"HOTLINE_TICKET={command.ticket}"),
                 ],
                 command.offer_id,

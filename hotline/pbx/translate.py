@@ -19,6 +19,7 @@ from hotline.domain.events import (
     ChannelHungUp,
     ChannelState,
     DeviceStateChanged,
+    DialEnded,
     DomainEvent,
     LegChannelCreated,
     OriginateResult,
@@ -128,6 +129,20 @@ def _device_state(message: Message, received_at: float) -> DomainEvent:
     )
 
 
+def _dial_end(message: Message, received_at: float) -> DomainEvent | None:
+    uniqueid = message.get("Uniqueid")
+    if not uniqueid:
+        return None  # an Originate's own dial: no dialing channel
+    at, source = event_time(message, received_at)
+    return DialEnded(
+        at,
+        source,
+        uniqueid,
+        message.get("DestUniqueid") or "",
+        (message.get("DialStatus") or "").upper(),
+    )
+
+
 _TRANSLATORS: Final[dict[str, Callable[[Message, float], DomainEvent | None]]] = {
     "UserEvent": _user_event,
     "Newchannel": _newchannel,
@@ -136,6 +151,7 @@ _TRANSLATORS: Final[dict[str, Callable[[Message, float], DomainEvent | None]]] =
     "Hangup": _hangup,
     "BridgeEnter": _bridge_enter,
     "DeviceStateChange": _device_state,
+    "DialEnd": _dial_end,
 }
 
 

@@ -24,7 +24,7 @@ _SELECT: Final = """
 select
     b.id, t.number as ticket_number, b.phone, b.due_at, b.status, b.attempts,
     b.max_attempts, b.last_attempt_at, b.last_result, b.outcome, b.assigned_to,
-    b.created_by, b.note, b.created_at
+    b.created_by, b.note, b.created_at, t.queue
 from callbacks b join tickets t on t.id = b.ticket_id
 """
 
@@ -47,6 +47,7 @@ class Callback:
     created_by: str
     note: str
     created_at: datetime
+    queue: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,9 +150,15 @@ class Callbacks:
         agent_id: str | None = None,
         note: str = "",
         outcome: str | None = None,
+        attempt: int | None = None,
     ) -> Callback:
         """Record an attempt and apply the retry rules; ``outcome`` (what was agreed, why it
-        failed) is kept on the callback."""
+        failed) is kept on the callback.
+
+        With ``attempt`` (the engine's writes, replayed by the outbox after a crash)
+        the call is idempotent: an attempt already recorded changes nothing, and an
+        attempt made while the callback was cancelled is recorded without reviving it.
+        """
         if result not in CALLBACK_RESULTS:
             raise InvalidChange(f"result must be one of {', '.join(CALLBACK_RESULTS)}")
         async with transaction(self.db) as conn:
@@ -162,8 +169,22 @@ class Callbacks:
             )
             if row is None:
                 raise NotFound(f"callback {callback_id} not found")
+            if attempt is not None and attempt <= row["attempts"]:
+                return await Callbacks(conn).get(callback_id)
             if row["status"] != "scheduled":
-                raise InvalidChange(f"callback {callback_id} is {row['status']}")
+                if attempt is None:
+                    raise InvalidChange(f"callback {callback_id} is {row['status']}")
+                await conn.execute(
+                    "insert into callback_attempts (callback_id, attempt, at, agent_id, result, "
+                    "note) values ($1, $2, $3, $4, $5, $6) on conflict do nothing",
+                    callback_id,
+                    attempt,
+                    at,
+                    agent_id,
+                    result,
+                    note or f"made while the callback was {row['status']}",
+                )
+                return await Callbacks(conn).get(callback_id)
             attempt = row["attempts"] + 1
             decision = next_callback(result, attempt, row["max_attempts"], at, self.policy)
             await conn.execute(

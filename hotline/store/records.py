@@ -19,6 +19,8 @@ CallAnswered    ``answer`` (the call row gets answer time, agent, source) and
                 ``recording`` (``<monitor_dir>/<ticket>-<offer id>.wav`` for
                 the answered offer, whose id is the agent leg's Uniqueid)
 CallEnded       ``end``: the call row completed (every field, state completed)
+CallbackAttempt ``callback_attempt``: the attempt recorded, and the retry rules
+Ended           applied (next due time, done or failed), keyed by its number
 =============== ==============================================================
 
 :func:`apply_records` writes a batch on one connection, inside the outbox's
@@ -40,14 +42,28 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any, Final
 
-from hotline.domain.effects import CallAnswered, CallArrived, CallEnded, Fact, OfferEnded
+import structlog
+
+from hotline.domain.effects import (
+    CallAnswered,
+    CallArrived,
+    CallbackAttemptEnded,
+    CallEnded,
+    Fact,
+    OfferEnded,
+)
 from hotline.domain.model import OfferResult
-from hotline.store.db import Conn
+from hotline.store.callbacks import Callbacks
+from hotline.store.db import Conn, InvalidChange, NotFound
 from hotline.store.recordings import recording_path
+from hotline.store.rules import RetryPolicy
 
 __all__ = ["Record", "Recorder", "apply_records"]
+
+log = structlog.get_logger("hotline.store.records")
 
 Record = dict[str, Any]
 """One write, JSON-able: ``{"k": kind, ...fields}``."""
@@ -209,11 +225,20 @@ _WRITES: Final[dict[str, tuple[str, Callable[[Record], tuple[Any, ...]]]]] = {
 }
 
 
-async def apply_records(conn: Conn, records: Sequence[Record]) -> None:
-    """Write ``records`` on ``conn`` (the caller holds the transaction); idempotent."""
+async def apply_records(
+    conn: Conn, records: Sequence[Record], *, policy: RetryPolicy | None = None
+) -> None:
+    """Write ``records`` on ``conn`` (the caller holds the transaction); idempotent.
+
+    ``policy`` is the callback retry policy applied to callback attempts.
+    """
     by_kind: defaultdict[str, list[tuple[Any, ...]]] = defaultdict(list)
+    attempts: list[Record] = []
     for record in records:
         kind = record.get("k")
+        if kind == "callback_attempt":
+            attempts.append(record)
+            continue
         if kind not in _WRITES:
             raise ValueError(f"unknown record kind {kind!r}")
         by_kind[kind].append(_WRITES[kind][1](record))
@@ -221,6 +246,19 @@ async def apply_records(conn: Conn, records: Sequence[Record]) -> None:
         rows = by_kind.get(kind)
         if rows:
             await conn.executemany(sql, rows)
+    callbacks = Callbacks(conn, policy=policy)
+    for record in attempts:
+        try:
+            await callbacks.record_attempt(
+                int(record["callback_id"]),
+                attempt=int(record["attempt"]),
+                result=str(record["result"]),
+                at=datetime.fromtimestamp(float(record["at"]), UTC),
+                agent_id=str(record["agent_id"]),
+                note=f"leg {record['leg_id']}",
+            )
+        except (NotFound, InvalidChange) as exc:
+            log.warning("store.callback_attempt_skipped", error=str(exc))
 
 
 class Recorder:
@@ -249,6 +287,18 @@ class Recorder:
             self._answered(fact)
         elif isinstance(fact, CallEnded):
             self._ended(fact)
+        elif isinstance(fact, CallbackAttemptEnded):
+            self._put(
+                {
+                    "k": "callback_attempt",
+                    "callback_id": fact.callback_id,
+                    "attempt": fact.attempt,
+                    "result": fact.result,
+                    "at": fact.at,
+                    "agent_id": fact.agent_id,
+                    "leg_id": fact.leg_id,
+                }
+            )
 
     def _arrived(self, fact: CallArrived) -> None:
         self._put(

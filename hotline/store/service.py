@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Final
 
 import asyncpg
@@ -36,6 +37,7 @@ from hotline.store.migrate import migrate
 from hotline.store.opentickets import OpenTickets
 from hotline.store.outbox import Outbox
 from hotline.store.records import Recorder, apply_records
+from hotline.store.rules import RetryPolicy
 from hotline.store.tickets import Tickets
 from hotline.ticketno import TicketNumbers
 
@@ -69,6 +71,16 @@ class Store:
 
 
 STORE = web.AppKey("store", Store)
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """The callback retry rules of ``[tickets]``."""
+    tickets = settings.tickets
+    return RetryPolicy(
+        max_attempts=tickets.callback_max_attempts,
+        delays=tickets.callback_retry_delays,
+        busy_delay=tickets.callback_busy_delay,
+    )
 
 
 async def reconcile_once(store: Store, now: float) -> None:
@@ -118,7 +130,7 @@ async def store_context(
         )
         outbox = Outbox(
             pool,
-            apply_records,
+            partial(apply_records, policy=retry_policy(settings)),
             database.outbox_dir,
             max_memory=database.outbox_max_memory,
             batch_size=database.outbox_batch,

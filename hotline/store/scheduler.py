@@ -1,0 +1,91 @@
+"""Due callbacks from PostgreSQL into the engine, without the engine ever waiting on it.
+
+A task polls the scheduled callbacks that are due (every ``callback_poll_interval``
+seconds of the engine's clock) and submits each to the engine as a
+:class:`~hotline.domain.events.CallbackDue` for attempt ``attempts + 1``. The
+router then treats it as a low-priority demand for an agent with the queue's
+skills (or the assigned agent); its result comes back as a fact and is written
+through the outbox, which advances ``attempts`` and applies the retry rules.
+
+A callback is submitted again only once the database shows the previous
+attempt recorded, so a slow write never causes a second ring. This is a single
+instance's view: two instances would each submit the same callback (run one
+scheduler per database).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import asyncpg
+import structlog
+
+from hotline.clock import Clock
+from hotline.domain.events import CallbackDue
+from hotline.store.callbacks import Callbacks
+from hotline.store.db import Pool
+
+__all__ = ["CallbackScheduler"]
+
+log = structlog.get_logger("hotline.store.scheduler")
+
+
+class CallbackScheduler:
+    """Submits due callbacks to the engine; see the module docstring."""
+
+    def __init__(
+        self,
+        pool: Pool,
+        submit: Callable[[CallbackDue], None],
+        clock: Clock,
+        *,
+        interval: float,
+        default_queue: str,
+        batch: int = 100,
+    ) -> None:
+        """``submit`` hands an event to the engine (it must not block)."""
+        self.pool = pool
+        self.submit = submit
+        self.clock = clock
+        self.interval = interval
+        self.default_queue = default_queue
+        self.batch = batch
+        self.submitted = 0
+        self._attempt_in_flight: dict[int, int] = {}
+
+    async def poll(self) -> int:
+        """Submit every callback due now whose previous attempt is recorded; how many."""
+        now = self.clock.now()
+        due = await Callbacks(self.pool).due(datetime.fromtimestamp(now, UTC), limit=self.batch)
+        count = 0
+        for callback in due:
+            attempt = callback.attempts + 1
+            if self._attempt_in_flight.get(callback.id, 0) >= attempt:
+                continue
+            self._attempt_in_flight[callback.id] = attempt
+            self.submit(
+                CallbackDue(
+                    at=now,
+                    source="recv",
+                    callback_id=callback.id,
+                    ticket=callback.ticket_number,
+                    number=callback.phone,
+                    queue=callback.queue or self.default_queue,
+                    attempt=attempt,
+                    assigned_agent=callback.assigned_to,
+                )
+            )
+            count += 1
+        self.submitted += count
+        return count
+
+    async def run(self) -> None:
+        """Poll until cancelled; a database error is logged and the next poll retries."""
+        while True:
+            try:
+                await self.poll()
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("store.callback_poll_failed", error=f"{type(exc).__name__}: {exc}")
+            await asyncio.sleep(self.clock.wall_delay(self.interval))
