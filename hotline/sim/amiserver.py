@@ -18,6 +18,10 @@ calls). It behaves like Asterisk's manager as recorded in the traces:
   above the high-water mark for ``write_timeout`` (Asterisk's ``writetimeout``),
   so one stuck client never stalls the others.
 
+Output to a session is gathered during one turn of the event loop and written
+with one ``transport.write`` at its end: a burst of events costs one system call
+per client, not one per event.
+
 Actions other than these go to handlers registered with :meth:`AmiServer.register`.
 An event is encoded once and written to every session that wants it.
 """
@@ -74,6 +78,7 @@ class AmiSession(asyncio.Protocol):
         self.closed = False
         self._write_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._outbox: list[bytes] | None = None
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -127,11 +132,23 @@ class AmiSession(asyncio.Protocol):
     # -- sending ------------------------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
-        """Write raw bytes unless closed."""
+        """Queue raw bytes (unless closed); they are written at the end of this loop turn."""
         transport = self.transport
         if transport is None or self.closed or transport.is_closing():
             return
-        transport.write(data)
+        outbox = self._outbox
+        if outbox is None:
+            self._outbox = [data]
+            asyncio.get_running_loop().call_soon(self.flush)
+        else:
+            outbox.append(data)
+
+    def flush(self) -> None:
+        """Write the queued output now."""
+        outbox, self._outbox = self._outbox, None
+        transport = self.transport
+        if outbox and transport is not None and not transport.is_closing():
+            transport.write(b"".join(outbox))
 
     def send(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Encode and write one message."""
@@ -174,12 +191,14 @@ class AmiSession(asyncio.Protocol):
     def close(self) -> None:
         """Close after the pending output is flushed."""
         if self.transport is not None and not self.closed:
+            self.flush()
             self.closed = True
             self.transport.close()
 
     def abort(self) -> None:
         """Drop the connection at once."""
         if self.transport is not None:
+            self._outbox = None
             self.closed = True
             self.transport.abort()
 
@@ -359,6 +378,15 @@ def _event_mask(value: str | None) -> frozenset[str] | None:
     return frozenset(part.strip() for part in text.split(",") if part.strip())
 
 
+def _encode_event(pairs: Pairs) -> bytes:
+    """:func:`encode_message` without re-validating the server's own keys (events are hot)."""
+    text = "".join([f"{key}: {value}\r\n" for key, value in pairs])
+    count = len(pairs)
+    if text.count("\n") != count or text.count("\r") != count or "\x00" in text:
+        return encode_message(pairs)
+    return (text + "\r\n").encode("utf-8")
+
+
 class AmiServer:
     """An AMI server on a TCP port, with pluggable action handlers."""
 
@@ -411,12 +439,14 @@ class AmiServer:
 
         ``pairs`` must start with ``Event`` and ``Privilege``; a ``Timestamp``
         from the server clock is inserted after ``Privilege`` unless told not to.
+        Keys come from the server's own code; values are checked for CR, LF and
+        NUL (header injection) as :func:`encode_message` does.
         """
         if timestamp:
             pairs = [pairs[0], pairs[1], ("Timestamp", f"{self.now():.6f}"), *pairs[2:]]
-        data = encode_message(pairs)
         if not self.sessions:
             return
+        data = _encode_event(pairs)
         privilege = pairs[1][1]
         classes = self._classes.get(privilege)
         if classes is None:
@@ -435,10 +465,22 @@ class AmiServer:
         for session in list(self.sessions):
             session.abort()
 
-    async def close(self) -> None:
-        """Stop listening and drop every session."""
+    async def close(self, *, graceful: bool = False) -> None:
+        """Stop listening and drop every session.
+
+        ``graceful`` first lets each client read what was already sent to it
+        (for up to ``write_timeout``), then closes its socket.
+        """
         if self._server is not None:
             self._server.close()
+            if graceful:
+                for session in list(self.sessions):
+                    session.close()
+                deadline = time.monotonic() + self.write_timeout
+                while time.monotonic() < deadline:
+                    if not self.sessions:
+                        break
+                    await asyncio.sleep(0.01)
             self.drop_all()
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
