@@ -118,7 +118,7 @@ class Fixed:
 
     def sample(self, rng: random.Random) -> float:
         """The value."""
-        return self.value
+        return float(self.value)
 
 
 @dataclass(frozen=True, slots=True)
