@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "hotline.service",
     "hotline.bench.cli",
     "hotline.store.cli",
+    "hotline.sim.cli",
 ]
 
 
