@@ -80,7 +80,7 @@ def register(commands: Any) -> None:
     e2e.set_defaults(handler=_e2e)
     sim = benches.add_parser("sim", help="events/s the simulated PBX emits under load")
     sim.add_argument("--scenario", default="load", help="scenario file or bundled name")
-    sim.add_argument("--time-scale", type=float, default=400.0, help="clock speed-up")
+    sim.add_argument("--time-scale", type=float, default=100.0, help="clock speed-up")
     sim.add_argument("--noise", choices=["both", "on", "off"], default="both")
     sim.add_argument("--timeout", type=float, default=600.0, help="give up after (wall seconds)")
     sim.set_defaults(handler=_sim)
