@@ -43,10 +43,11 @@ import structlog
 from hotline.ami.codec import Message
 from hotline.clock import Clock, ScaledClock
 from hotline.sim.amiserver import AmiServer, AmiSession, ServerCredentials
-from hotline.sim.calls import Core, OriginateRequest
 from hotline.sim.channels import STATE_DESC, Channel, Pairs
+from hotline.sim.core import Core
 from hotline.sim.events import Wire
 from hotline.sim.groundtruth import GroundTruth
+from hotline.sim.legs import OriginateRequest
 from hotline.sim.scenario import AgentBehaviour, Arrival, Scenario, generate_arrivals
 
 __all__ = ["SimPbx"]
