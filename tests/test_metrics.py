@@ -550,6 +550,15 @@ async def test_metrics_match_the_ground_truth_of_a_simulated_call_centre() -> No
         assert {name for name, _ in series} <= BOUNDED_LABELS
         assert not {v for _, v in series} & call_ids
 
+    # The service's outcome of every call is the ground truth's (else the routing is wrong,
+    # and every figure below with it).
+    disagree = [
+        (r["call_id"], r["outcome"], r["abandoned_while"], ended[r["call_id"]].outcome.value)
+        for r in truth
+        if ended[r["call_id"]].outcome is not OUTCOMES[(r["outcome"], r["abandoned_while"])]
+    ]
+    assert disagree == [], disagree
+
     # Calls: one outcome each, by the queue asked for; wait thresholds with the same <= rule.
     calls: Counter[tuple[str, str]] = Counter()
     waits: dict[tuple[str, str], list[float]] = defaultdict(list)
