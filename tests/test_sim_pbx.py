@@ -473,6 +473,95 @@ async def test_redirect_back_to_the_queue_and_out_of_it() -> None:
     assert call["arrived_at"] == stamp(rec.named("UserEvent")[0])
 
 
+async def test_redirecting_a_bridged_caller_back_to_the_queue_releases_the_agent() -> None:
+    sim_agent = AgentBehaviour(answer_delay=Fixed(1), talk=Fixed(600))
+    async with running(Scenario()) as (sim, client, rec):
+        sim.configure_agent(AGENTS[0], sim_agent)
+        await originate_caller(client, "13900000011", patience=600)
+        caller = (await rec.wait_for("UserEvent"))["Channel"]
+        await originate_agent(client, AGENTS[0], caller)
+        await rec.wait_for("BridgeEnter", Channel=caller)
+        moved = await client.action(
+            "Redirect",
+            {"Channel": caller, "Context": "hotline-inbound", "Exten": "400", "Priority": "1"},
+        )
+        assert moved.ok
+        agent = f"{AGENTS[0]}-00000001;1"
+        await rec.wait_for("Hangup", Channel=agent)
+        await rec.until(lambda: len(rec.named("UserEvent")) == 2)
+        assert {e["Channel"] for e in rec.named("BridgeLeave")} == {caller, agent}
+        assert len(rec.named("BridgeDestroy")) == 1
+        assert caller in sim.channels
+        await client.action("Hangup", {"Channel": caller})
+        await sim.wait_idle(5)
+    (call,) = [r for r in sim.ground_truth if r["type"] == "call"]
+    assert (call["outcome"], call["answered_by"], call["hung_up_by"]) == (
+        "answered",
+        AGENTS[0],
+        "manager",
+    )
+
+
+async def test_callback_to_a_customer_who_rings_then_answers() -> None:
+    scenario = Scenario(
+        agents=(AgentGroup(AGENTS[:1], AgentBehaviour(answer_delay=Fixed(1), talk=Fixed(8))),),
+        customers=CustomerBehaviour(answer_delay=Fixed(3)),
+    )
+    async with running(scenario) as (sim, client, rec):
+        result = await client.action(
+            "Originate",
+            [
+                ("Channel", AGENTS[0]),
+                ("Context", "hotline-outbound"),
+                ("Exten", "13800138888"),
+                ("Timeout", "15000"),
+                ("Async", "true"),
+                ("CallerID", '"Callback T-8" <400>'),
+                ("Variable", "HOTLINE_TICKET=T-8"),
+                ("ChannelId", "cb-1"),
+            ],
+        )
+        assert result.ok
+        await sim.wait_idle(10)
+    customer = "Local/13800138888@callers-00000001;1"
+    ringing = rec.named("DialState", DestChannel=customer)
+    assert [e["Channel"] for e in ringing] == [f"{AGENTS[0]}-00000000;1"]
+    states = {e["ChannelState"]: stamp(e) for e in rec.named("Newstate", Channel=customer)}
+    (record,) = [r for r in sim.ground_truth if r["type"] == "callback"]
+    assert record["leg_id"] == "cb-1"
+    assert (record["agent_outcome"], record["customer_outcome"], record["hung_up_by"]) == (
+        "answered",
+        "answered",
+        "agent",
+    )
+    assert record["customer_answered_at"] == states["6"]
+    assert states["6"] - states["5"] == pytest.approx(3.0, abs=0.5)
+    agent_states = {e["ChannelState"]: stamp(e) for e in rec.named("Newstate", Uniqueid="cb-1")}
+    assert (record["ring_start"], record["ring_end"]) == (agent_states["5"], agent_states["6"])
+    assert record["ended_at"] == stamp(rec.named("Hangup", Uniqueid="cb-1")[0])
+
+
+async def test_a_synchronous_originate_answers_once_the_outcome_is_known() -> None:
+    scenario = Scenario(
+        agents=(
+            AgentGroup(AGENTS[:1], AgentBehaviour(answer_delay=Fixed(1), talk=Fixed(1))),
+            AgentGroup(AGENTS[1:2], AgentBehaviour(busy=1.0)),
+        )
+    )
+    async with running(scenario) as (sim, client, rec):
+        for agent, expected in (
+            (AGENTS[0], "Originate successfully queued"),
+            (AGENTS[1], "Originate failed"),
+        ):
+            result = await client.action(
+                "Originate",
+                {"Channel": agent, "Context": "nowhere", "Exten": "s", "Async": "false"},
+            )
+            assert result.response.get("Message") == expected
+        await sim.wait_idle(5)
+    assert rec.named("OriginateResponse") == []
+
+
 async def test_status_variables_and_core_show_channels_duration() -> None:
     async with running(Scenario(), scale=20) as (_, client, rec):
         await originate_caller(client, "13900000006")

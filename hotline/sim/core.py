@@ -413,7 +413,7 @@ class Core:
         device = self.devices.get(channel.device)
         if device is not None:
             device.channels.remove(channel)
-            if not device.channels and not device.private and device_state is None:
+            if not device.channels and not device.private:
                 del self.devices[channel.device]
         if device_state is not None:
             wire.device_state(channel.device, device_state)

@@ -86,6 +86,7 @@ class SimPbx:
         self._gt = GroundTruth(ground_truth_path, keep=keep_ground_truth)
         self._noise = self.scenario.noise if noise is None else noise
         self._core: Core | None = None
+        self._agents: dict[str, AgentBehaviour] = {}
         self._arrivals: Any = None
         self._arrivals_origin = 0.0
         self._arrivals_pending = False
@@ -107,6 +108,7 @@ class SimPbx:
         self._core = Core(
             wire=wire, clock=self.clock, scenario=self.scenario, ground_truth=self._gt
         )
+        self._core.behaviours.update(self._agents)
         self._core.on_idle = self._check_idle
         await self.server.start(host, port, tls=tls)
         epoch = getattr(self.clock, "epoch", None)
@@ -181,8 +183,10 @@ class SimPbx:
         return self.core.wire.sent
 
     def configure_agent(self, device: str, behaviour: AgentBehaviour) -> None:
-        """Set (or replace) an agent device's behaviour without a scenario file."""
-        self.core.behaviours[device] = behaviour
+        """Set (or replace) an agent device's behaviour, before or after :meth:`start`."""
+        self._agents[device] = behaviour
+        if self._core is not None:
+            self._core.behaviours[device] = behaviour
 
     async def close(self) -> None:
         """Stop arrivals, write open calls and the last ground-truth line, close the port."""
