@@ -192,10 +192,6 @@ class Channel:
             cached = self._snapshots[prefix] = list(zip(snapshot_keys(prefix), values, strict=True))
         return cached
 
-    def changed(self) -> None:
-        """Forget the cached snapshots after a field changed."""
-        self._snapshots.clear()
-
     def set_state(self, state: int) -> None:
         """A new channel state (``Newstate``)."""
         self.state = state
