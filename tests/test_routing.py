@@ -16,6 +16,7 @@ from hotline.domain.effects import (
     OfferEnded,
     RedirectChannel,
     RoutingWarning,
+    WrapUpEnded,
 )
 from hotline.domain.events import ChannelInfo, ChannelState, PbxSnapshot
 from hotline.domain.model import AgentState, CallState, OfferResult, Outcome
@@ -77,8 +78,10 @@ def test_answered_call_records_ring_wait_and_wrap_up() -> None:
     assert router.next_deadline() == pytest.approx(pbx.now + 5.0)
     pbx.advance(4.9)
     assert state(router, "2001") is AgentState.WRAP_UP
-    pbx.advance(0.2)
+    [wrap_up] = of_type(pbx.advance(0.2), WrapUpEnded)
     assert state(router, "2001") is AgentState.AVAILABLE
+    assert (wrap_up.agent_id, wrap_up.call_id, wrap_up.queue) == ("2001", uid, "support")
+    assert wrap_up.seconds == pytest.approx(5.1)
     assert router.calls == {}
     assert router.offers == {}
 

@@ -27,6 +27,7 @@ __all__ = [
     "OriginateAgentLeg",
     "RedirectChannel",
     "RoutingWarning",
+    "WrapUpEnded",
 ]
 
 
@@ -176,6 +177,22 @@ class CallEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class WrapUpEnded:
+    """An agent's wrap-up after an answered call ended (on the engine's clock)."""
+
+    agent_id: str
+    call_id: str
+    queue: str
+    started_at: float
+    ended_at: float
+
+    @property
+    def seconds(self) -> float:
+        """How long the wrap-up lasted."""
+        return max(self.ended_at - self.started_at, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
 class CallbackAttemptEnded:
     """One attempt of a callback ended: ``result`` is the customer's (answered, no_answer,
     busy, unavailable) or ``failed`` when the agent leg ended before the customer was
@@ -220,6 +237,7 @@ Fact = (
     | CallEnded
     | AgentStateChanged
     | CallbackAttemptEnded
+    | WrapUpEnded
     | RoutingWarning
 )
 Effect = Command | Fact

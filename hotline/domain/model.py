@@ -96,6 +96,8 @@ class Agent:
     retry_not_before: float = 0.0
     idle_since: float = 0.0
     wrap_up_until: float | None = None
+    wrap_up_started: float = 0.0
+    wrap_up_call: tuple[str, str] | None = None  # (call id, queue) being wrapped up
     calls_answered: int = 0
     consecutive_misses: int = 0
     offer_id: str | None = None

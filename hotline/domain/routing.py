@@ -73,6 +73,7 @@ from hotline.domain.effects import (
     OriginateAgentLeg,
     RedirectChannel,
     RoutingWarning,
+    WrapUpEnded,
 )
 from hotline.domain.events import (
     CallbackDue,
@@ -803,10 +804,14 @@ class Router:
         if wrap_up > 0:
             agent.activity = Activity.WRAP_UP
             agent.wrap_up_until = now + wrap_up
+            agent.wrap_up_started = now
+            agent.wrap_up_call = (call.call_id, call.queue) if call is not None else None
             self._schedule(agent.wrap_up_until, "wrap_up", agent.id)
         else:
             agent.activity = Activity.IDLE
             agent.idle_since = now
+            if call is not None and not call.is_callback:
+                effects.append(WrapUpEnded(agent.id, call.call_id, call.queue, now, now))
         self._refresh(agent, now, effects)
         if call is not None:
             self._forget_if_done(call)
@@ -872,6 +877,10 @@ class Router:
             agent.activity = Activity.IDLE
             agent.wrap_up_until = None
             agent.idle_since = now
+            if agent.wrap_up_call is not None and not agent.wrap_up_call[0].startswith("callback-"):
+                call_id, queue = agent.wrap_up_call
+                effects.append(WrapUpEnded(agent.id, call_id, queue, agent.wrap_up_started, now))
+            agent.wrap_up_call = None
             self._refresh(agent, now, effects)
         elif deadline.kind == "cooldown":
             agent = self.agents[deadline.key]
