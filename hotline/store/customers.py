@@ -16,6 +16,7 @@ import asyncpg
 
 from hotline.store.audit import AuditLog
 from hotline.store.db import Db, InvalidChange, NotFound, transaction
+from hotline.store.tickets import TicketScope, scope_sql
 
 __all__ = ["Customer", "Customers"]
 
@@ -149,25 +150,41 @@ class Customers:
             raise NotFound(f"customer {customer_id} not found")
         return await self.get(customer_id)
 
-    async def search(self, text: str, *, limit: int = 20) -> list[Customer]:
+    async def search(
+        self, text: str, *, limit: int = 20, scope: TicketScope | None = None
+    ) -> list[Customer]:
         """Files whose name, household, unit or address contains ``text``, or with a phone
-        number containing it; best matches (exact phone, then name) first."""
+        number containing it; best matches (exact phone, then name) first. With ``scope``,
+        only the customers of a ticket in that scope."""
         pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        args: list[Any] = [pattern, text, limit]
+
+        def arg(value: Any) -> str:
+            args.append(value)
+            return f"${len(args)}"
+
+        in_scope = (
+            "and exists (select 1 from tickets t where t.customer_id = c.id and "  # noqa: S608
+            f"{scope_sql('t', scope, arg)})"
+            if scope is not None
+            else ""
+        )
         rows = await self.db.fetch(
             _SELECT  # noqa: S608 (constant text)
             + """
-            where c.name ilike $1 or c.household ilike $1 or c.unit ilike $1
+            where (c.name ilike $1 or c.household ilike $1 or c.unit ilike $1
                or c.address ilike $1
                or exists (select 1 from customer_phones p
-                          where p.customer_id = c.id and p.phone like $1)
+                          where p.customer_id = c.id and p.phone like $1))
+            """
+            + in_scope
+            + """
             order by exists (select 1 from customer_phones p
                              where p.customer_id = c.id and p.phone = $2) desc,
                      lower(c.name), c.id
             limit $3
             """,
-            pattern,
-            text,
-            limit,
+            *args,
         )
         return [_customer(row) for row in rows]
 

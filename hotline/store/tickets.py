@@ -33,9 +33,11 @@ __all__ = [
     "TicketEvent",
     "TicketFilter",
     "TicketListener",
+    "TicketScope",
     "TicketState",
     "Tickets",
     "append_event",
+    "scope_sql",
 ]
 
 _SELECT: Final = """
@@ -126,10 +128,23 @@ class TicketEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class TicketScope:
+    """The tickets one user may see: those of ``queues``, and those assigned to one of
+    ``owners`` (the user's agent id and user name)."""
+
+    queues: tuple[str, ...] = ()
+    owners: tuple[str, ...] = ()
+
+    def allows(self, ticket: Ticket) -> bool:
+        """Whether ``ticket`` is in this scope."""
+        return ticket.queue in self.queues or ticket.assigned_to in self.owners
+
+
+@dataclass(frozen=True, slots=True)
 class TicketFilter:
     """What :meth:`Tickets.find` and :meth:`Tickets.count` select; ``None`` means any.
 
-    ``queues`` limits to tickets of those queues (what a user may see);
+    ``queues`` limits to tickets of those queues; ``scope`` to what a user may see;
     ``overdue_at`` selects tickets overdue at that moment.
     """
 
@@ -143,6 +158,7 @@ class TicketFilter:
     opened_from: datetime | None = None
     opened_until: datetime | None = None
     text: str | None = None
+    scope: TicketScope | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +211,8 @@ def _where(search: TicketFilter) -> tuple[str, list[Any]]:
         clauses.append(f"t.queue = any({arg(list(search.queues))}::text[])")
     if search.assigned_to is not None:
         clauses.append(f"t.assigned_to = {arg(search.assigned_to)}")
+    if search.scope is not None:
+        clauses.append(scope_sql("t", search.scope, arg))
     if search.overdue_at is not None:
         clauses.append(
             f"t.due_at < {arg(search.overdue_at)} and t.replied_at is null "
@@ -212,6 +230,14 @@ def _where(search: TicketFilter) -> tuple[str, list[Any]]:
             f"or t.description ilike {placeholder})"
         )
     return (" where " + " and ".join(clauses) if clauses else ""), args
+
+
+def scope_sql(alias: str, scope: TicketScope, arg: Callable[[Any], str]) -> str:
+    """The SQL condition that ticket ``alias`` is in ``scope``; ``arg`` adds a parameter and
+    returns its placeholder."""
+    queues = arg(list(scope.queues))
+    owners = arg(list(scope.owners))
+    return f"({alias}.queue = any({queues}::text[]) or {alias}.assigned_to = any({owners}::text[]))"
 
 
 def _check(name: str, value: Any) -> None:
@@ -450,6 +476,11 @@ class Tickets:
             ticket = await self._apply(conn, current, wanted, actor, "repair_completed")
         return self._notify(ticket)
 
+    async def add_note(self, number: str, text: str, *, actor: str) -> TicketEvent:
+        """Append a note (``kind`` ``note``, the text in ``detail``) to a ticket's history."""
+        ticket = await self.get(number)
+        return await append_event(self.db, ticket.id, actor, "note", detail={"text": text})
+
     async def events(self, number: str) -> list[TicketEvent]:
         """The ticket's history, oldest first."""
         ticket = await self.get(number)
@@ -563,11 +594,12 @@ async def append_event(
     old: Any = None,
     new: Any = None,
     detail: Mapping[str, Any] | None = None,
-) -> None:
+) -> TicketEvent:
     """Append one row to a ticket's history (``field``, ``old``, ``new`` for a field change)."""
-    await conn.execute(
+    row = await conn.fetchrow(
         "insert into ticket_events (ticket_id, actor, kind, field, old_value, new_value, detail) "
-        "values ($1, $2, $3, $4, $5, $6, $7)",
+        "values ($1, $2, $3, $4, $5, $6, $7) "
+        "returning id, at, actor, kind, field, old_value, new_value, detail",
         ticket_id,
         actor,
         kind,
@@ -576,3 +608,5 @@ async def append_event(
         jsonable(new) if field is not None else None,
         {key: jsonable(value) for key, value in (detail or {}).items()},
     )
+    assert row is not None
+    return TicketEvent(**dict(row.items()))
