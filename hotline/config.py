@@ -576,14 +576,17 @@ def parse_settings(
     _check_references(source, queues, agents, routing)
 
     database_reader = root.sub("database")
-    database_url = env.get("HOTLINE_DATABASE_URL") or database_reader.optional_string("url") or ""
+    # The file's value is read (and checked) even when the environment overrides it.
+    file_database_url = database_reader.optional_string("url")
+    database_url = env.get("HOTLINE_DATABASE_URL") or file_database_url or ""
     database = _parse_database(database_reader, service.state_dir, bool(database_url))
     database_reader.finish()
     tickets_reader = root.sub("tickets")
     tickets = _parse_tickets(tickets_reader)
     tickets_reader.finish()
     redis_reader = root.sub("redis")
-    redis_url = env.get("HOTLINE_REDIS_URL") or redis_reader.optional_string("url") or ""
+    file_redis_url = redis_reader.optional_string("url")
+    redis_url = env.get("HOTLINE_REDIS_URL") or file_redis_url or ""
     redis_prefix = redis_reader.string("prefix", "hotline:")
     redis_reader.finish()
     web_reader = root.sub("web")
