@@ -300,6 +300,9 @@ def test_sticky_agent_serves_a_repeat_caller() -> None:
     pbx.now += 8 * 86400
     _, effects = pbx.caller(number="13911112222")
     assert originates(effects)[0].device == "Local/2002@agents"
+    pbx.now += 8 * 86400
+    pbx.advance(0)
+    assert "13911112222" not in router.sticky  # old history is forgotten
 
 
 def test_paused_logged_out_and_busy_elsewhere_agents_are_not_rung() -> None:

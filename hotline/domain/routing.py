@@ -168,6 +168,7 @@ class Router:
         self._call_seq = itertools.count()
         self._round_robin: dict[str, int] = {}
         self._dirty = False
+        self._sticky_pruned_at = 0.0
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -245,6 +246,7 @@ class Router:
     def tick(self, now: float) -> list[Effect]:
         """Fire every timer due at ``now``."""
         effects: list[Effect] = []
+        self._prune_sticky(now)
         while self._deadlines and self._deadlines[0][0] <= now:
             _, _, deadline = heapq.heappop(self._deadlines)
             if self._deadline_valid(deadline):
@@ -650,6 +652,7 @@ class Router:
             return
         if call.number.isdigit():
             self.sticky[call.number] = (agent.id, at)
+            self._prune_sticky(now)
         effects.append(
             CallAnswered(
                 call.call_id, agent.id, call.queue, call.ticket, call.arrived_at, at, source
@@ -787,6 +790,13 @@ class Router:
             self._on_answer(offer, event.at, event.source, now, effects)
 
     # -- agents -------------------------------------------------------------------------------
+
+    def _prune_sticky(self, now: float) -> None:
+        """Hourly, forget sticky history older than ``sticky_days`` (memory stays bounded)."""
+        if now - self._sticky_pruned_at >= 3600:
+            self._sticky_pruned_at = now
+            horizon = now - self.routing.sticky_days * 86400
+            self.sticky = {n: entry for n, entry in self.sticky.items() if entry[1] >= horizon}
 
     def _agent(self, agent_id: str) -> Agent:
         agent = self.agents.get(agent_id)
