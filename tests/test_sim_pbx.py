@@ -336,6 +336,26 @@ async def test_channel_id_names_the_legs_and_the_failed_response() -> None:
     assert (call["outcome"], call["hung_up_by"]) == ("abandoned", "manager")
 
 
+async def test_an_unknown_technology_fails_without_a_channel() -> None:
+    async with running(Scenario()) as (sim, client, rec):
+        await originate_caller(client, "13900000012")
+        caller = (await rec.wait_for("UserEvent"))["Channel"]
+        action_id = await originate_agent(client, "Foo/1001", caller, ChannelId="hl-x")
+        failure = await rec.wait_for("OriginateResponse", ActionID=action_id)
+        assert (failure["Response"], failure["Reason"], failure["Uniqueid"]) == (
+            "Failure",
+            "0",
+            "hl-x",
+        )
+        assert not [e for e in rec.named("Newchannel") if e["Channel"].startswith("Foo/")]
+        await client.action("Hangup", {"Channel": caller})
+        await sim.wait_idle(5)
+    (call,) = [r for r in sim.ground_truth if r["type"] == "call"]
+    (ring,) = call["rings"]
+    assert (ring["leg_id"], ring["ring_start"], ring["outcome"]) == (None, None, "unavailable")
+    assert ring["ring_end"] == stamp(failure)
+
+
 async def test_channel_names_uniqueids_and_linkedid_on_bridge() -> None:
     async with running(agents_scenario(AgentBehaviour(answer_delay=Fixed(1), talk=Fixed(2)))) as (
         sim,

@@ -529,7 +529,7 @@ class Core:
         if context == "hotline-bridge":
             ring = RingRecord(
                 agent=request.channel,
-                leg_id=request.channel_id,
+                leg_id=None,
                 action_id=request.action_id or "",
                 ticket=variables.get("HOTLINE_TICKET", ""),
                 requested_at=now,
@@ -545,7 +545,7 @@ class Core:
             record = CallbackRecord(
                 ticket=variables.get("HOTLINE_TICKET", ""),
                 agent=request.channel,
-                leg_id=request.channel_id,
+                leg_id=None,
                 number=request.exten,
                 requested_at=now,
             )
