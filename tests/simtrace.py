@@ -219,6 +219,7 @@ class Digest:
     per_channel: dict[str, collections.Counter[tuple[str, frozenset[str]]]]
     channel_less: collections.Counter[tuple[str, frozenset[str]]]
     replies: dict[str, collections.Counter[tuple[str, ...]]]
+    key_order: dict[tuple[str, frozenset[str]], tuple[str, ...]]
 
 
 def digest(stream: Stream) -> Digest:
@@ -232,8 +233,10 @@ def digest(stream: Stream) -> Digest:
     replies: dict[str, collections.Counter[tuple[str, ...]]] = collections.defaultdict(
         collections.Counter
     )
+    key_order: dict[tuple[str, frozenset[str]], tuple[str, ...]] = {}
     for message in stream.messages:
         keys = _keys(message)
+        key_order.setdefault((message.name, keys), tuple(message.keys()))
         action_id = message.get("ActionID")
         if message.kind == "response" or (
             action_id is not None and message.name != "DeviceStateChange"
@@ -255,7 +258,7 @@ def digest(stream: Stream) -> Digest:
             if name in LIFECYCLE:
                 state = message.get("ChannelState") if name == "Newstate" else None
                 lifecycle[role].append(f"{name}({state})" if state else name)
-    return Digest(dict(lifecycle), dict(per_channel), channel_less, dict(replies))
+    return Digest(dict(lifecycle), dict(per_channel), channel_less, dict(replies), key_order)
 
 
 def _reply_key(message: Message, roles: Roles) -> tuple[str, ...]:

@@ -4,7 +4,8 @@ Each trace's client is replayed against the sim (same actions, same agent
 settings, channel names swapped by role), and the two event streams are
 compared the way the issue asks: per channel role, the order of the lifecycle
 events and the multiset of all events with their key sets; channel-less events
-as a multiset; the replies to each action; noise ignored. Concurrent events that
+as a multiset; the replies to each action; the order of each event's keys;
+noise ignored. Concurrent events that
 Asterisk itself orders differently from run to run (``backend_rona`` against
 ``backend_channelid``) are not ordered across channels, so both pass.
 """
@@ -52,3 +53,5 @@ async def test_sim_matches_the_real_trace(name: str) -> None:
     assert sorted(got.replies) == sorted(want.replies)
     for action_id, replies in want.replies.items():
         assert got.replies[action_id] == replies, f"replies to {action_id}"
+    for kind, order in want.key_order.items():
+        assert got.key_order[kind] == order, f"key order of {kind[0]}"
