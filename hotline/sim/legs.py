@@ -86,12 +86,17 @@ class PhonePlan:
 
 
 class Phone:
-    """The device at the far end of a leg. Subclasses decide each offer."""
+    """The device at the far end of a leg. Subclasses decide each offer.
+
+    ``answer_priority`` is where its dialplan runs ``Answer`` (then ``Wait`` for
+    the stay, then ``Hangup``), as the traces' contexts number them.
+    """
 
     party = "pbx"
     stay_while_bridged = True
     valid = True
     exists = True
+    answer_priority = 8
 
     def plan(self, in_use: bool) -> PhonePlan:
         """Decide this offer; ``in_use`` says the device is already on a call."""
@@ -156,6 +161,7 @@ class CustomerPhone(Phone):
 
     party = "customer"
     stay_while_bridged = False
+    answer_priority = 2
 
     def __init__(
         self,
@@ -196,6 +202,7 @@ class SupervisorPhone(Phone):
     """A supervisor's phone (``Local/<ext>@supervisors``): answers at once, listens a while."""
 
     party = "supervisor"
+    answer_priority = 1
 
     def __init__(self, listen: Distribution, rng: random.Random) -> None:
         """``listen`` is how long the supervisor stays."""
@@ -517,7 +524,7 @@ class Leg:
         self._cancel_timers()
         core, ch1 = self.core, self.channel
         if self.ch2 is not None:
-            core.run(self.ch2, 8, "Answer")
+            core.run(self.ch2, self.phone.answer_priority, "Answer")
             core.newstate(self.ch2, UP)
         stamp = core.newstate(ch1, UP)
         ch1.dialing = False
@@ -531,7 +538,9 @@ class Leg:
 
     def _settled(self) -> None:
         if self.ch2 is not None and self.ch2.alive:
-            self.core.run(self.ch2, 9, "Wait", seconds_text(self.plan.stay))
+            self.core.run(
+                self.ch2, self.phone.answer_priority + 1, "Wait", seconds_text(self.plan.stay)
+            )
 
     def _busy(self) -> None:
         core, ch1 = self.core, self.channel
@@ -598,7 +607,7 @@ class Leg:
             return
         ch2 = self.ch2
         if ch2 is not None:
-            self.core.run(ch2, 10, "Hangup")
+            self.core.run(ch2, self.phone.answer_priority + 2, "Hangup")
             self.core.teardown(ch2, 16, soft=True, by=self.phone.party)
         else:
             self.core.remote_hangup(ch1, 16, by=self.phone.party)
