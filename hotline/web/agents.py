@@ -1,20 +1,48 @@
-"""Agent control: log in, log out, pause with a reason, unpause; and the agents' live states."""
+"""Agent control: log in, log out, pause with a reason, unpause; and the agents' live states.
+
+Behind the API's authentication (:mod:`hotline.web.auth`): every signed-in
+principal may read the live states; an agent may control only their own agent
+id (403 otherwise), supervisors, admins and the integration token any.
+"""
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import Any, Final
 
 from aiohttp import web
 
 from hotline.domain.model import Agent
 from hotline.domain.routing import UnknownAgent
 from hotline.engine import AgentCommand
+from hotline.web.auth import principal_of
+from hotline.web.errors import json_error
 from hotline.web.keys import ENGINE
+from hotline.web.openapi import Api, Input, array, record, scalar, string
+from hotline.web.schema import Object, Text
 
-__all__ = ["agent_json", "routes"]
+__all__ = ["agent_json", "api"]
 
-routes = web.RouteTableDef()
+api = Api()
+
+_ID: Final = {"agent_id": Text(max_length=64, min_length=1, single_line=True)}
+AGENT_SCHEMA: Final = record(
+    {
+        "id": string(),
+        "name": string(),
+        "device": string(),
+        "queues": array(string()),
+        "skills": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "state": string(),
+        "state_since": scalar("number", nullable=True),
+        "pause_reason": string(nullable=True),
+        "logged_in": scalar("boolean"),
+        "calls_answered": scalar("integer"),
+        "consecutive_misses": scalar("integer"),
+    }
+)
+_PAUSE: Final = Object(
+    {"reason": Text(max_length=64, single_line=True, description="default: paused")}
+)
 
 
 def agent_json(agent: Agent) -> dict[str, Any]:
@@ -34,51 +62,96 @@ def agent_json(agent: Agent) -> dict[str, Any]:
     }
 
 
-def _error(status: int, error: str, **detail: Any) -> web.HTTPException:
-    body = json.dumps({"error": error, **detail})
-    exc_class = {404: web.HTTPNotFound, 422: web.HTTPUnprocessableEntity}[status]
-    return exc_class(text=body, content_type="application/json")
-
-
-@routes.get("/api/agents")
-async def list_agents(request: web.Request) -> web.Response:
+@api.operation(
+    "GET",
+    "/api/agents",
+    summary="Every configured agent with its live state",
+    tag="agents",
+    response=array(AGENT_SCHEMA),
+)
+async def list_agents(request: web.Request, _: Input) -> web.Response:
     """Every configured agent with its live state."""
     router = request.app[ENGINE].router
     return web.json_response([agent_json(agent) for agent in router.agents.values()])
 
 
-@routes.get("/api/agents/{agent_id}")
-async def get_agent(request: web.Request) -> web.Response:
+@api.operation(
+    "GET",
+    "/api/agents/{agent_id}",
+    summary="One agent's live state",
+    tag="agents",
+    path_params=_ID,
+    response=AGENT_SCHEMA,
+)
+async def get_agent(request: web.Request, given: Input) -> web.Response:
     """One agent's live state."""
-    agent = request.app[ENGINE].router.agents.get(request.match_info["agent_id"])
+    agent = request.app[ENGINE].router.agents.get(given.path["agent_id"])
     if agent is None:
-        raise _error(404, "unknown agent", agent=request.match_info["agent_id"])
+        raise json_error(404, "not found", message="unknown agent", agent=given.path["agent_id"])
     return web.json_response(agent_json(agent))
 
 
-async def _reason(request: web.Request) -> str:
-    if not request.can_read_body:
-        return ""
+async def _command(request: web.Request, action: str, agent_id: str, reason: str) -> web.Response:
+    """Apply an agent command through the engine task; answers the agent's new state."""
+    if not principal_of(request).controls(agent_id):
+        raise json_error(403, "forbidden", message="agents may only control themselves")
     try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _error(422, "body is not valid JSON", detail=str(exc)) from exc
-    if not isinstance(body, dict):
-        raise _error(422, "body must be a JSON object")
-    reason = body.get("reason", "")
-    if not isinstance(reason, str) or len(reason) > 64 or any(c in reason for c in "\r\n\x00"):
-        raise _error(422, "invalid field", fields={"reason": "a string of at most 64 characters"})
-    return reason.strip()
-
-
-@routes.post("/api/agents/{agent_id}/{action:login|logout|pause|unpause}")
-async def control_agent(request: web.Request) -> web.Response:
-    """Apply an agent command through the engine task; returns the agent's new state."""
-    action = request.match_info["action"]
-    reason = await _reason(request) if action == "pause" else ""
-    command = AgentCommand(action, request.match_info["agent_id"], reason or "paused")
-    try:
-        agent = await request.app[ENGINE].command(command)
+        agent = await request.app[ENGINE].command(AgentCommand(action, agent_id, reason))
     except UnknownAgent as exc:
-        raise _error(404, "unknown agent", agent=command.agent_id) from exc
+        raise json_error(404, "not found", message="unknown agent", agent=agent_id) from exc
     return web.json_response(agent_json(agent))
+
+
+@api.operation(
+    "POST",
+    "/api/agents/{agent_id}/login",
+    summary="Log the agent in",
+    tag="agents",
+    path_params=_ID,
+    response=AGENT_SCHEMA,
+)
+async def login_agent(request: web.Request, given: Input) -> web.Response:
+    """Log the agent in (it becomes available for calls)."""
+    return await _command(request, "login", given.path["agent_id"], "")
+
+
+@api.operation(
+    "POST",
+    "/api/agents/{agent_id}/logout",
+    summary="Log the agent out",
+    tag="agents",
+    path_params=_ID,
+    response=AGENT_SCHEMA,
+)
+async def logout_agent(request: web.Request, given: Input) -> web.Response:
+    """Log the agent out."""
+    return await _command(request, "logout", given.path["agent_id"], "")
+
+
+@api.operation(
+    "POST",
+    "/api/agents/{agent_id}/pause",
+    summary="Pause the agent, with an optional reason",
+    tag="agents",
+    path_params=_ID,
+    body=_PAUSE,
+    body_required=False,
+    response=AGENT_SCHEMA,
+)
+async def pause_agent(request: web.Request, given: Input) -> web.Response:
+    """Pause the agent (no new calls) with a reason."""
+    reason = given.body.get("reason", "").strip() or "paused"
+    return await _command(request, "pause", given.path["agent_id"], reason)
+
+
+@api.operation(
+    "POST",
+    "/api/agents/{agent_id}/unpause",
+    summary="Unpause the agent",
+    tag="agents",
+    path_params=_ID,
+    response=AGENT_SCHEMA,
+)
+async def unpause_agent(request: web.Request, given: Input) -> web.Response:
+    """Unpause the agent."""
+    return await _command(request, "unpause", given.path["agent_id"], "")

@@ -1,22 +1,23 @@
 """The aiohttp application factory.
 
-Each resource (the AMI client, the store, the engine task) is one ``cleanup_ctx``
-entry, so its cleanup runs exactly when its startup succeeded. The engine
+Each resource (the AMI client, the store, the sessions, the engine task) is one
+``cleanup_ctx`` entry, so its cleanup runs exactly when its startup succeeded. The engine
 subscribes to the AMI client before the client connects, so it never misses a
 ``Connected``. When a database is configured, the store starts before the engine:
 the engine then takes ticket numbers from the store's open-ticket view and
 records its facts through the store's outbox. The metrics (on their own
 registry) count the engine's facts and read its live state at each scrape of
-``/metrics``.
+``/metrics``. The JSON API (:mod:`hotline.web.auth` and the modules it guards)
+answers errors as JSON (:mod:`hotline.web.errors`) and describes itself at
+``/api/openapi.json``; only ``/health``, ``/metrics``, that document and the
+login are served without credentials.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
-import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -29,34 +30,11 @@ from hotline.engine import Engine, FactSink
 from hotline.metrics import Metrics
 from hotline.store.service import STORE, store_context
 from hotline.ticketno import FileSequenceStore, MemorySequenceStore, SequenceStore, TicketNumbers
-from hotline.web import agents, metrics
-from hotline.web.keys import AMI, CLOCK, ENGINE, METRICS, SETTINGS
+from hotline.web import agents, auth, customers, metrics, openapi, tickets, users
+from hotline.web.errors import json_errors
+from hotline.web.keys import AMI, CLOCK, ENGINE, METRICS, SETTINGS, TICKET_NUMBERS
 
 __all__ = ["create_app"]
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-_PUBLIC = frozenset({"/health"})
-
-
-def _unauthorized(message: str) -> web.HTTPUnauthorized:
-    return web.HTTPUnauthorized(
-        text=json.dumps({"error": message}),
-        content_type="application/json",
-        headers={"WWW-Authenticate": 'Bearer realm="hotline"'},
-    )
-
-
-@web.middleware
-async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every ``/api`` request needs ``Authorization: Bearer <api_token>``."""
-    if request.path in _PUBLIC or not request.path.startswith("/api"):
-        return await handler(request)
-    token = request.app[SETTINGS].service.api_token.reveal()
-    header = request.headers.get("Authorization", "")
-    scheme, _, given = header.partition(" ")
-    if not token or scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), token):
-        raise _unauthorized("a valid bearer token is required")
-    return await handler(request)
 
 
 async def health(request: web.Request) -> web.Response:
@@ -91,8 +69,9 @@ def create_app(
     clock: Clock | None = None,
     sinks: Sequence[FactSink] = (),
 ) -> web.Application:
-    """The application: AMI client, engine task, agent API, health and metrics endpoints."""
-    app = web.Application(middlewares=[bearer_auth], client_max_size=1024 * 1024)
+    """The application: AMI client, store, sessions, engine task, the JSON API, health and
+    metrics endpoints."""
+    app = web.Application(middlewares=[json_errors, auth.authenticate], client_max_size=1024 * 1024)
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[METRICS] = Metrics(settings, CollectorRegistry(), clock=app[CLOCK])
@@ -106,7 +85,8 @@ def create_app(
         if not settings.database_url:
             yield
             return
-        async with store_context(settings, _ticket_numbers(settings), clock=app[CLOCK]) as store:
+        app[TICKET_NUMBERS] = _ticket_numbers(settings)
+        async with store_context(settings, app[TICKET_NUMBERS], clock=app[CLOCK]) as store:
             app[STORE] = store
             yield
 
@@ -134,8 +114,8 @@ def create_app(
         await app[AMI].start()
         yield
 
-    app.cleanup_ctx.extend([ami_client, store, engine, connect])
+    app.cleanup_ctx.extend([ami_client, store, auth.sessions_context, engine, connect])
     app.router.add_get("/health", health)
-    app.router.add_routes(agents.routes)
+    openapi.install(app, [auth.api, tickets.api, customers.api, users.api, agents.api], version="1")
     app.router.add_routes(metrics.routes)
     return app

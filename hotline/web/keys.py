@@ -9,11 +9,13 @@ from hotline.clock import Clock
 from hotline.config import Settings
 from hotline.engine import Engine
 from hotline.metrics import Metrics
+from hotline.ticketno import TicketNumbers
 
-__all__ = ["AMI", "CLOCK", "ENGINE", "METRICS", "SETTINGS"]
+__all__ = ["AMI", "CLOCK", "ENGINE", "METRICS", "SETTINGS", "TICKET_NUMBERS"]
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
 AMI = web.AppKey("ami", AmiClient)
 ENGINE = web.AppKey("engine", Engine)
 METRICS = web.AppKey("metrics", Metrics)
+TICKET_NUMBERS = web.AppKey("ticket_numbers", TicketNumbers)

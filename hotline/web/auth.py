@@ -1,0 +1,358 @@
+"""Who is asking: the session cookie or the bearer token, CSRF, roles, login and logout.
+
+Theory of operation
+-------------------
+:func:`authenticate` (a middleware) turns every request, except those to
+:data:`PUBLIC_PATHS`, into a :class:`Principal`, or answers 401:
+
+- ``Authorization: Bearer <token>`` is for integrations. The configured
+  ``[service] api_token`` is the *integration* principal: it sees and changes
+  every ticket, reads customers (audited as ``token:integration``) and controls
+  every agent, like a supervisor, but it does not manage users. A request with
+  an ``Authorization`` header is judged by it alone: a wrong token is 401 even
+  with a valid cookie beside it.
+- Otherwise the ``hotline_session`` cookie from ``POST /api/login`` (see
+  :mod:`hotline.web.sessions`). The user is read again at every request, so a
+  user deactivated or given another role is affected at once.
+
+Cookie-authenticated requests that may change something (every method but GET,
+HEAD and OPTIONS) must carry the session's CSRF token in ``X-CSRF-Token``
+(403 otherwise). Bearer requests are exempt: a browser never adds that header
+by itself, so a forged cross-site request cannot carry it. The cookie is
+``HttpOnly``, ``SameSite=Strict`` and ``Secure`` (``[web] cookie_secure``).
+
+Roles (enforced by the handlers through the principal):
+
+- ``agent``: the tickets of their queues (their user's ``queues`` plus those
+  their agent serves in the configuration) and the tickets assigned to them
+  (their agent id or user name); the customers of those tickets; control of
+  their own agent only;
+- ``supervisor``: every ticket and customer, every agent;
+- ``admin``: as a supervisor, and the users;
+- ``integration``: the bearer token, as above.
+
+The login is rate-limited per user name and per client address (429 with
+``Retry-After``); the client address is the TCP peer, so behind a reverse
+proxy every client shares the proxy's address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import redis.asyncio as aioredis
+import structlog
+from aiohttp import web
+
+from hotline.config import Settings
+from hotline.store.audit import AuditLog
+from hotline.store.db import NotFound
+from hotline.store.service import STORE, Store
+from hotline.store.tickets import Ticket, TicketScope
+from hotline.store.users import ROLES, User, Users
+from hotline.web.errors import json_error
+from hotline.web.keys import SETTINGS
+from hotline.web.openapi import SAFE_METHODS, Api, Input
+from hotline.web.schema import Object, Text
+from hotline.web.sessions import (
+    LoginLimiter,
+    MemoryLoginLimiter,
+    MemorySessions,
+    RedisLoginLimiter,
+    RedisSessions,
+    Session,
+    SessionStore,
+)
+
+__all__ = [
+    "COOKIE",
+    "CSRF_HEADER",
+    "INTEGRATION",
+    "LIMITER",
+    "PRINCIPAL",
+    "PUBLIC_PATHS",
+    "SESSIONS",
+    "USERS",
+    "Principal",
+    "api",
+    "authenticate",
+    "principal_of",
+    "sessions_context",
+    "store_of",
+]
+
+log = structlog.get_logger("hotline.web.auth")
+
+COOKIE: Final = "hotline_session"
+CSRF_HEADER: Final = "X-CSRF-Token"
+PUBLIC_PATHS: Final = frozenset({"/health", "/metrics", "/api/openapi.json", "/api/login"})
+"""Paths served without credentials; everything else answers 401 without them."""
+INTEGRATION: Final = "integration"
+_WWW_AUTHENTICATE: Final = {"WWW-Authenticate": 'Bearer realm="hotline"'}
+_MAX_SESSION_ID: Final = 128
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a request acts for. ``name`` is the actor written to histories and the audit log:
+    the user name, or ``token:integration`` (no user name can contain a colon)."""
+
+    name: str
+    role: str
+    user_id: int | None = None
+    agent_id: str | None = None
+    queues: tuple[str, ...] = ()
+    session: Session | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        """May manage users."""
+        return self.role == "admin"
+
+    @property
+    def scope(self) -> TicketScope | None:
+        """The tickets this principal may see; ``None`` for all of them."""
+        if self.role != "agent":
+            return None
+        owners = (self.name,) if self.agent_id is None else (self.agent_id, self.name)
+        return TicketScope(queues=self.queues, owners=owners)
+
+    def sees(self, ticket: Ticket) -> bool:
+        """Whether this principal may see ``ticket``."""
+        scope = self.scope
+        return scope is None or scope.allows(ticket)
+
+    def controls(self, agent_id: str) -> bool:
+        """Whether this principal may log in, log out or pause agent ``agent_id``."""
+        return self.role != "agent" or agent_id == self.agent_id
+
+
+_INTEGRATION_PRINCIPAL: Final = Principal(name=f"token:{INTEGRATION}", role=INTEGRATION)
+
+PRINCIPAL = web.RequestKey("principal", Principal)
+SESSIONS = web.AppKey("sessions", SessionStore)
+LIMITER = web.AppKey("login_limiter", LoginLimiter)
+USERS = web.AppKey("users", Users)
+
+
+def principal_of(request: web.Request) -> Principal:
+    """The request's principal (set by :func:`authenticate`)."""
+    return request[PRINCIPAL]
+
+
+def store_of(request: web.Request) -> Store:
+    """The store, or 503 when no database is configured."""
+    if STORE not in request.app:
+        raise json_error(503, "no database configured")
+    return request.app[STORE]
+
+
+def _user_principal(user: User, settings: Settings, session: Session | None) -> Principal:
+    queues = list(user.queues)
+    agent = settings.agents.get(user.agent_id) if user.agent_id is not None else None
+    if agent is not None:
+        queues += [queue for queue in agent.queues if queue not in queues]
+    return Principal(
+        name=user.username,
+        role=user.role,
+        user_id=user.id,
+        agent_id=user.agent_id,
+        queues=tuple(queues),
+        session=session,
+    )
+
+
+def _same(given: str, expected: str) -> bool:
+    """Constant-time comparison of two strings of any characters."""
+    return hmac.compare_digest(
+        hashlib.sha256(given.encode("utf-8", "surrogatepass")).digest(),
+        hashlib.sha256(expected.encode("utf-8", "surrogatepass")).digest(),
+    )
+
+
+def _unauthorized(message: str) -> web.HTTPException:
+    return json_error(401, "unauthorized", message=message, headers=_WWW_AUTHENTICATE)
+
+
+async def _identify(request: web.Request) -> Principal:
+    settings = request.app[SETTINGS]
+    header = request.headers.get("Authorization")
+    if header is not None:
+        scheme, _, token = header.partition(" ")
+        expected = settings.service.api_token.reveal()
+        if scheme.lower() == "bearer" and expected and _same(token.strip(), expected):
+            return _INTEGRATION_PRINCIPAL
+        raise _unauthorized("the bearer token is not valid")
+    session_id = request.cookies.get(COOKIE, "")
+    if session_id and len(session_id) <= _MAX_SESSION_ID:
+        sessions = request.app[SESSIONS]
+        session = await sessions.get(session_id)
+        if session is not None and USERS in request.app:
+            try:
+                user = await request.app[USERS].get(session.user_id)
+            except NotFound:
+                user = None
+            if user is not None and user.active:
+                return _user_principal(user, settings, session)
+            await sessions.delete(session_id)
+    raise _unauthorized("sign in (POST /api/login) or send Authorization: Bearer <token>")
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Set the request's :class:`Principal` or answer 401; check the CSRF token (403)."""
+    if request.path in PUBLIC_PATHS:
+        return await handler(request)
+    principal = await _identify(request)
+    if principal.session is not None and request.method not in SAFE_METHODS:
+        given = request.headers.get(CSRF_HEADER, "")
+        if not _same(given, principal.session.csrf_token):
+            raise json_error(403, "csrf", message=f"send the session's {CSRF_HEADER} header")
+    request[PRINCIPAL] = principal
+    return await handler(request)
+
+
+async def sessions_context(app: web.Application) -> AsyncIterator[None]:
+    """The session store and login limiter (Redis when configured, else memory), and the
+    users repository when a database is configured."""
+    settings = app[SETTINGS]
+    web_settings = settings.web
+    idle = web_settings.session_idle_minutes * 60
+    lifetime = web_settings.session_max_hours * 3600
+    if STORE in app:
+        app[USERS] = Users(app[STORE].pool)
+    if not settings.redis_url:
+        app[SESSIONS] = MemorySessions(idle=idle, lifetime=lifetime)
+        app[LIMITER] = MemoryLoginLimiter(
+            max_failures=web_settings.login_max_failures, window=web_settings.login_window
+        )
+        yield
+        return
+    client = aioredis.Redis.from_url(settings.redis_url.reveal())
+    prefix = settings.redis_prefix
+    app[SESSIONS] = RedisSessions(client, prefix=prefix, idle=idle, lifetime=lifetime)
+    app[LIMITER] = RedisLoginLimiter(
+        client,
+        prefix=prefix,
+        max_failures=web_settings.login_max_failures,
+        window=web_settings.login_window,
+    )
+    try:
+        yield
+    finally:
+        await client.aclose()
+
+
+# -- login, logout, me ----------------------------------------------------------------------
+
+api = Api()
+
+_STRING: Final = {"type": "string"}
+ME_SCHEMA: Final = {
+    "type": "object",
+    "required": ["name", "role", "user_id", "agent_id", "queues", "csrf_token"],
+    "properties": {
+        "name": _STRING,
+        "role": {"type": "string", "enum": [*ROLES, INTEGRATION]},
+        "user_id": {"type": "integer", "nullable": True},
+        "agent_id": {"type": "string", "nullable": True},
+        "queues": {"type": "array", "items": _STRING},
+        "csrf_token": {"type": "string", "nullable": True},
+    },
+}
+LOGIN: Final = Object(
+    {
+        "username": Text(max_length=64, min_length=1, single_line=True),
+        "password": Text(max_length=1024, min_length=1),
+    },
+    required=frozenset({"username", "password"}),
+)
+
+
+def _me(principal: Principal) -> dict[str, Any]:
+    return {
+        "name": principal.name,
+        "role": principal.role,
+        "user_id": principal.user_id,
+        "agent_id": principal.agent_id,
+        "queues": list(principal.queues),
+        "csrf_token": principal.session.csrf_token if principal.session is not None else None,
+    }
+
+
+def _set_cookie(response: web.StreamResponse, settings: Settings, value: str) -> None:
+    response.set_cookie(
+        COOKIE,
+        value,
+        path="/",
+        httponly=True,
+        secure=settings.web.cookie_secure,
+        samesite="Strict",
+    )
+
+
+@api.operation(
+    "POST",
+    "/api/login",
+    summary="Sign in: sets the session cookie; answers the CSRF token",
+    tag="auth",
+    public=True,
+    body=LOGIN,
+    json_only=True,
+    response=ME_SCHEMA,
+    errors=(401, 429),
+)
+async def login(request: web.Request, given: Input) -> web.Response:
+    """Check the user name and password (rate-limited), then start a session."""
+    store = store_of(request)
+    settings = request.app[SETTINGS]
+    username: str = given.body["username"]
+    keys = [f"user:{username.lower()}", f"addr:{request.remote or 'unknown'}"]
+    limiter = request.app[LIMITER]
+    wait = await limiter.blocked(keys)
+    if wait is not None:
+        seconds = max(1, math.ceil(wait))
+        raise json_error(
+            429,
+            "too many failed logins",
+            headers={"Retry-After": str(seconds)},
+            retry_after=seconds,
+        )
+    user = await request.app[USERS].authenticate(username, given.body["password"])
+    if user is None:
+        await limiter.failed(keys)
+        log.info("web.login_failed", username=username, address=request.remote)
+        raise _unauthorized("wrong user name or password")
+    await limiter.clear(keys[0])
+    session = await request.app[SESSIONS].create(user.id)
+    await AuditLog(store.pool).write(
+        user.username, "user.login", "user", str(user.id), {"address": request.remote}
+    )
+    log.info("web.login", username=user.username, role=user.role)
+    response = web.json_response(_me(_user_principal(user, settings, session)))
+    _set_cookie(response, settings, session.id)
+    return response
+
+
+@api.operation("POST", "/api/logout", summary="Sign out: ends the session", tag="auth", status=204)
+async def logout(request: web.Request, _: Input) -> web.Response:
+    """End the session (a bearer request has none: nothing changes)."""
+    session = principal_of(request).session
+    response = web.Response(status=204)
+    if session is not None:
+        await request.app[SESSIONS].delete(session.id)
+        response.del_cookie(COOKIE, path="/")
+    return response
+
+
+@api.operation("GET", "/api/me", summary="Who is signed in", tag="auth", response=ME_SCHEMA)
+async def me(request: web.Request, _: Input) -> web.Response:
+    """The principal, with the session's CSRF token."""
+    return web.json_response(_me(principal_of(request)))
