@@ -14,11 +14,13 @@ from typing import Any, Final
 
 import structlog
 
-__all__ = ["configure_logging", "mask_phone_numbers", "mask_text"]
+__all__ = ["MaskPhoneNumbers", "configure_logging", "mask_phone_numbers", "mask_text"]
 
 # A run of 7 to 15 digits standing alone or inside a channel name (``Local/13900139000@x``),
 # but not part of a word (a ticket like T20261126-0001) or a decimal (a Uniqueid 1795712164.0).
 _PHONE: Final = re.compile(r"(?<![\w.])(\+?\d{3})(\d{2,10})(\d{2})(?![\w.]|\.\d)")
+_ENCODED_PLUS: Final = re.compile(r"%2[Bb](?=\d)")
+"""A URL-encoded ``+`` before digits (``?q=%2B8613900139000``), read as ``+`` for masking."""
 _PHONE_KEYS: Final = frozenset(
     {"caller", "caller_number", "callerid", "calleridnum", "number", "phone", "customer_number"}
 )
@@ -50,6 +52,19 @@ def mask_phone_numbers(
     return event_dict
 
 
+class MaskPhoneNumbers(logging.Filter):
+    """stdlib logging filter: mask phone numbers in the formatted message (aiohttp's access
+    log writes request lines such as ``GET /api/customers?q=13900139000``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Replace the record's message by its masked text; never drops a record."""
+        message = record.getMessage()
+        masked = mask_text(_ENCODED_PLUS.sub("+", message))
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
 def configure_logging(*, json: bool | None = None, level: str = "INFO") -> None:
     """Configure structlog (and stdlib logging) once, at process start.
 
@@ -72,4 +87,6 @@ def configure_logging(*, json: bool | None = None, level: str = "INFO") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(level=numeric, stream=sys.stderr, format="%(name)s %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(MaskPhoneNumbers())
+    logging.basicConfig(level=numeric, format="%(name)s %(message)s", handlers=[handler])
