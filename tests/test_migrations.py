@@ -153,17 +153,18 @@ async def test_a_new_file_sorting_before_an_applied_one_is_refused(
 async def test_a_failing_migration_leaves_no_trace(
     database_url: str, migrations_copy: Path
 ) -> None:
-    (migrations_copy / "0002_broken.sql").write_text(
+    (migrations_copy / "9000_broken.sql").write_text(
         "create table half (id int);\ncreate table customers (id int);\n"
     )
 
-    with pytest.raises(MigrationError, match=r"0002_broken\.sql: .*already exists"):
+    with pytest.raises(MigrationError, match=r"9000_broken\.sql: .*already exists"):
         await migrate(database_url, migrations_copy)
 
     tables = await fetch_tables(database_url)
     assert "half" not in tables
     assert "customers" in tables
-    assert [row[1] for row in await fetch_history(database_url)] == ["0001_initial.sql"]
+    history = [row[1] for row in await fetch_history(database_url)]
+    assert history == [m.name for m in load_migrations()]  # the ones before it stay applied
 
 
 def test_badly_named_files_are_refused(migrations_copy: Path) -> None:
@@ -206,7 +207,7 @@ async def test_the_migrate_command(
 
     first = await asyncio.to_thread(run_migrate, config, database_url)
     assert first.returncode == 0, first.stderr
-    assert first.stdout.splitlines() == ["applied 0001_initial.sql"]
+    assert first.stdout.splitlines() == [f"applied {m.name}" for m in load_migrations()]
 
     again = await asyncio.to_thread(run_migrate, config, database_url)
     assert again.returncode == 0, again.stderr

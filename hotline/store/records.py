@@ -19,6 +19,8 @@ CallAnswered    ``answer`` (the call row gets answer time, agent, source) and
                 ``recording`` (``<monitor_dir>/<ticket>-<offer id>.wav`` for
                 the answered offer, whose id is the agent leg's Uniqueid)
 CallEnded       ``end``: the call row completed (every field, state completed)
+WrapUpEnded     ``wrap_up``: the call row gets the answering agent's wrap-up
+                seconds and end time (engine clock), for the handle time
 CallbackAttempt ``callback_attempt``: the attempt recorded, and the retry rules
 Ended           applied (next due time, done or failed), keyed by its number
 =============== ==============================================================
@@ -32,10 +34,13 @@ after a commit whose acknowledgement was lost, changes nothing.
 
 Order: the outbox delivers records in the order they were put, and within a
 batch they are written by kind in dependency order (``arrival``, ``end``,
-``offer``, ``answer``, ``recording``). ``end`` carries everything a call row
-needs and creates the customer and ticket too, so a call converges to the same
-row whichever of its records arrive, and in whatever order; ``answer`` only
-fills what is still empty.
+``offer``, ``answer``, ``recording``, ``wrap_up``). ``end`` carries everything a
+call row needs and creates the customer and ticket too, so a call converges to
+the same row whichever of its records arrive, and in whatever order; ``answer``
+only fills what is still empty. ``wrap_up`` updates the row by ``call_id``: the
+wrap-up starts when the talk ends, so the call's ``arrival`` (put when the
+caller started waiting) is always written before it; repeating it writes the
+same values.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ from hotline.domain.effects import (
     CallEnded,
     Fact,
     OfferEnded,
+    WrapUpEnded,
 )
 from hotline.domain.model import OfferResult
 from hotline.store.callbacks import Callbacks
@@ -157,6 +163,11 @@ update calls set
 where call_id = $1
 """
 
+_WRAP_UP_SQL: Final = """
+update calls set wrap_up_seconds = $2, wrap_up_ended_at = to_timestamp($3)
+where call_id = $1
+"""
+
 _RECORDING_SQL: Final = """
 insert into recordings (path, ticket_id, call_id, offer_id, agent_id, started_at)
 values ($1, (select id from tickets where number = $2), $3, $4, $5, to_timestamp($6))
@@ -216,12 +227,17 @@ def _recording_args(r: Record) -> tuple[Any, ...]:
     return (r["path"], r["ticket"], r["call_id"], r["offer_id"], r["agent_id"], r["started_at"])
 
 
+def _wrap_up_args(r: Record) -> tuple[Any, ...]:
+    return (r["call_id"], r["seconds"], r["ended_at"])
+
+
 _WRITES: Final[dict[str, tuple[str, Callable[[Record], tuple[Any, ...]]]]] = {
     "arrival": (_ARRIVAL_SQL, _arrival_args),
     "end": (_END_SQL, _end_args),
     "offer": (_OFFER_SQL, _offer_args),
     "answer": (_ANSWER_SQL, _answer_args),
     "recording": (_RECORDING_SQL, _recording_args),
+    "wrap_up": (_WRAP_UP_SQL, _wrap_up_args),
 }
 
 
@@ -287,6 +303,16 @@ class Recorder:
             self._answered(fact)
         elif isinstance(fact, CallEnded):
             self._ended(fact)
+        elif isinstance(fact, WrapUpEnded):
+            self._put(
+                {
+                    "k": "wrap_up",
+                    "call_id": fact.call_id,
+                    "agent_id": fact.agent_id,
+                    "seconds": fact.seconds,
+                    "ended_at": fact.ended_at,
+                }
+            )
         elif isinstance(fact, CallbackAttemptEnded):
             self._put(
                 {
