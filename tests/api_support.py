@@ -53,7 +53,7 @@ def api_settings(
         "service": {"state_dir": str(folder), "api_token": TOKEN},
         "ami": {"url": "ami://hotline:secret@127.0.0.1:1"},
         "database": {"url": dsn, "outbox_dir": str(folder / "outbox")},
-        "tickets": {"monitor_dir": "/rec"},
+        "tickets": {"monitor_dir": "/rec", "callback_max_attempts": 4},
         "web": {"cookie_secure": False, **(web or {})},
         "queues": [{"name": "support"}, {"name": "sales"}, {"name": "billing"}],
         "agents": [

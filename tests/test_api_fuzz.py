@@ -2,17 +2,20 @@
 
 The real application runs on a loopback port with a real PostgreSQL database.
 Schemathesis loads ``/api/openapi.json`` over HTTP and, for every operation,
-sends requests generated from the document: valid ones (positive) and ones
-that break it (negative: wrong types, missing or unknown fields, strings out of
-bounds, bad path parameters). Operations alternate between the integration
-bearer token and an admin's session cookie with its CSRF token, so both
-authentication paths and every role check run. Besides "no 5xx", each answer
-must be a status the document declares for the operation, with the declared
-content type and, when it is declared JSON, a body matching its schema; and
-negative requests must be refused with a 4xx.
+sends requests generated from the document: valid ones (positive), whose path
+parameters name a ticket, customer, user and agent that exist so the bodies
+reach the handlers, and ones that break the document (negative: wrong types,
+missing or unknown fields, strings and numbers out of bounds, bad path
+parameters). Operations alternate between the integration bearer token and an
+admin's session cookie with its CSRF token (the users operations always use the
+admin), so both authentication paths and the role checks run. Besides "no 5xx",
+each answer must have a status the document declares for the operation, the
+declared content type and a body matching the declared schema, and negative
+requests must be refused with a 4xx.
 
 ``POST /api/logout`` is sent with the bearer token only (with the cookie it
-would end the session the rest of the run uses).
+would end the session the rest of the run uses), and the users operations
+change a disposable user, never the admin the run is signed in as.
 """
 
 from __future__ import annotations

@@ -162,11 +162,13 @@ async def test_callbacks_calls_and_recordings(migrated_database_url: str, tmp_pa
         scheduled = await api.bearer("POST", f"/api/tickets/{number}/callbacks", json=callback)
         assert scheduled.status == 201
         body = await scheduled.json()
-        assert (body["status"], body["assigned_to"], body["ticket_number"]) == (
+        assert (body["status"], body["assigned_to"], body["ticket_number"], body["queue"]) == (
             "scheduled",
             "1001",
             number,
+            "support",
         )
+        assert body["max_attempts"] == 4  # [tickets] callback_max_attempts
         listed = await (await api.bearer("GET", f"/api/tickets/{number}/callbacks")).json()
         assert [c["id"] for c in listed] == [body["id"]]
         unknown_agent = await api.bearer(

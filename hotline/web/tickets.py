@@ -22,6 +22,7 @@ from hotline.store.customers import Customers
 from hotline.store.db import NotFound
 from hotline.store.recordings import Recording, Recordings
 from hotline.store.rules import CATEGORIES, DISPATCH_PARTIES, STATUSES
+from hotline.store.service import retry_policy
 from hotline.store.tickets import Ticket, TicketEvent, TicketFilter
 from hotline.web.auth import Principal, principal_of, store_of
 from hotline.web.errors import json_error
@@ -111,6 +112,7 @@ CALLBACK_SCHEMA: Final = record(
         "last_result": _OPTIONAL_TEXT,
         "outcome": _OPTIONAL_TEXT,
         "assigned_to": _OPTIONAL_TEXT,
+        "queue": _OPTIONAL_TEXT,
         "created_by": string(),
         "note": string(),
         "created_at": _TIME,
@@ -217,6 +219,7 @@ def _callback_json(callback: Callback) -> dict[str, Any]:
         "last_result": callback.last_result,
         "outcome": callback.outcome,
         "assigned_to": callback.assigned_to,
+        "queue": callback.queue,
         "created_by": callback.created_by,
         "note": callback.note,
         "created_at": _time(callback.created_at),
@@ -574,7 +577,8 @@ _CALLBACK: Final = Object(
 @api.operation(
     "POST",
     "/api/tickets/{number}/callbacks",
-    summary="Schedule a callback to the customer (to an agent, or the ticket's queue)",
+    summary="Schedule a callback to the customer (to an agent, or the ticket's queue); "
+    "max_attempts defaults to [tickets] callback_max_attempts",
     tag="tickets",
     path_params=_NUMBER,
     body=_CALLBACK,
@@ -590,7 +594,8 @@ async def schedule_callback(request: web.Request, given: Input) -> web.Response:
     assigned_to = body.get("assigned_to")
     if assigned_to is not None and assigned_to not in request.app[SETTINGS].agents:
         raise ValidationFailed({"assigned_to": "is not a configured agent"})
-    callback = await Callbacks(store_of(request).pool).schedule(
+    policy = retry_policy(request.app[SETTINGS])
+    callback = await Callbacks(store_of(request).pool, policy=policy).schedule(
         number,
         phone=body["phone"],
         due_at=body["due_at"],
