@@ -55,6 +55,7 @@ from hotline.clock import Clock
 from hotline.domain.effects import (
     CallEnded,
     Command,
+    DeleteJournalEntry,
     Effect,
     Fact,
     HangupChannel,
@@ -66,7 +67,7 @@ from hotline.domain.events import DomainEvent, OriginateRejected
 from hotline.domain.model import Agent
 from hotline.domain.routing import Router
 from hotline.pbx.actions import to_action
-from hotline.pbx.resync import STATUS_VARIABLES, build_snapshot
+from hotline.pbx.resync import JOURNAL_COMMAND, STATUS_VARIABLES, build_snapshot
 from hotline.pbx.translate import translate
 
 __all__ = ["AgentCommand", "Engine", "FactSink"]
@@ -244,6 +245,9 @@ class Engine:
                 "Status", {"Variables": ",".join(STATUS_VARIABLES)}, timeout=self.action_timeout
             )
             devices = await self.ami.action("DeviceStateList", timeout=self.action_timeout)
+            journal = await self.ami.action(
+                "Command", {"Command": JOURNAL_COMMAND}, timeout=self.action_timeout
+            )
         except AmiError as exc:
             log.warning("engine.resync_failed", error=str(exc), generation=signal.generation)
             return
@@ -253,6 +257,7 @@ class Engine:
             channels.events if channels.ok else [],
             statuses.events if statuses.ok else [],
             devices.events if devices.ok else [],
+            journal.response.output if journal.ok else [],
         )
         self.resyncs += 1
         log.info(
@@ -275,7 +280,9 @@ class Engine:
 
     def _execute(self, effects: list[Effect], now: float) -> None:
         for effect in effects:
-            if isinstance(effect, OriginateAgentLeg | HangupChannel | RedirectChannel):
+            if isinstance(
+                effect, OriginateAgentLeg | HangupChannel | RedirectChannel | DeleteJournalEntry
+            ):
                 self._send(effect, now)
                 continue
             if isinstance(effect, RoutingWarning):
@@ -318,7 +325,7 @@ class Engine:
         message = result.response.get("Message") or result.response.name
         if isinstance(command, OriginateAgentLeg):
             self._post(OriginateRejected(self.clock.now(), "recv", command.offer_id, message))
-        else:
+        elif not isinstance(command, DeleteJournalEntry):  # absent: no journal in the dialplan
             log.info("engine.action_refused", action=result.action, message=message)
 
     def _action_failed(self, command: Command, exc: BaseException, now: float) -> None:

@@ -19,7 +19,7 @@ from hotline.domain.events import CallbackDue, CallerWaiting
 from hotline.domain.model import OfferResult, Outcome
 from hotline.domain.routing import Router, offer_id_for
 from hotline.pbx.actions import caller_id, to_action
-from hotline.pbx.resync import build_snapshot, parse_duration
+from hotline.pbx.resync import build_snapshot, parse_duration, parse_journal
 from hotline.pbx.translate import translate
 from hotline.traces import load_trace
 from tests.routing_helpers import agent
@@ -241,3 +241,26 @@ def test_router_resync_from_the_real_trace_adopts_the_bridged_call_and_both_wait
     assert connected.ticket == "T20261126-0008"
     assert {c.call_id for c in router.waiting_calls()} == {"1795712230.43", "1795712230.41"}
     assert all(c.arrival_source == "resync" for c in router.waiting_calls())
+
+
+def test_journal_is_parsed_from_database_show_output() -> None:
+    lines = [
+        "/hotline_journal/1795712164.0                     : 1795712164.279;support;5;13900139000",
+        "/hotline_journal/1795712164.9          : 1795712160.5;repairs;0;139;1795712170.25",
+        "/agent/2001/delay                                 : 3",
+        "/hotline_journal/broken                           : not;enough",
+        "2 results found.",
+    ]
+    first, second = parse_journal(lines)
+    assert (first.uniqueid, first.queue, first.priority, first.ended_at) == (
+        "1795712164.0",
+        "support",
+        5,
+        None,
+    )
+    assert first.arrived_at == 1795712164.279
+    assert (second.uniqueid, second.number, second.ended_at) == (
+        "1795712164.9",
+        "139",
+        1795712170.25,
+    )

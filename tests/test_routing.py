@@ -12,13 +12,14 @@ from hotline.domain.effects import (
     AgentStateChanged,
     CallAnswered,
     CallEnded,
+    DeleteJournalEntry,
     HangupChannel,
     OfferEnded,
     RedirectChannel,
     RoutingWarning,
     WrapUpEnded,
 )
-from hotline.domain.events import ChannelInfo, ChannelState, PbxSnapshot
+from hotline.domain.events import ChannelInfo, ChannelState, JournalEntry, PbxSnapshot
 from hotline.domain.model import AgentState, CallState, OfferResult, Outcome
 from hotline.domain.routing import NO_ANSWER_PAUSE, Router, UnknownAgent
 from tests.routing_helpers import Pbx, agent, make_router, originates
@@ -566,3 +567,26 @@ def test_resync_hangs_up_a_stray_ringing_leg() -> None:
     )
     effects = router.resync(snapshot, pbx.now)
     assert of_type(effects, HangupChannel)[0].channel == "Local/2001@agents-00000011;1"
+
+
+def test_resync_accounts_once_for_a_caller_who_came_and_went_unseen() -> None:
+    router = make_router([agent("2001")])
+    pbx = Pbx(router)
+    known, _ = pbx.caller()
+    pbx.now += 5
+    pbx.hangup(known)  # ended while we watched: its entry is only cleaned up
+    unseen = JournalEntry("1795712300.9", pbx.now - 40, "support", 2, "13900001111", pbx.now - 31)
+    waiting = JournalEntry("1795712300.7", pbx.now - 20, "support", 0, "13900002222", None)
+    stale = JournalEntry(known, pbx.now - 5, "support", 0, "13900003333", pbx.now)
+    snapshot = PbxSnapshot(at=pbx.now, channels=(), journal=(unseen, waiting, stale))
+    effects = router.resync(snapshot, pbx.now)
+    [ended] = of_type(effects, CallEnded)
+    assert ended.call_id == unseen.uniqueid
+    assert ended.outcome is Outcome.ABANDONED_WAITING
+    assert (ended.arrived_at, ended.ended_at) == (unseen.arrived_at, unseen.ended_at)
+    assert ended.end_source == "journal"
+    assert ended.wait_seconds == pytest.approx(9.0)
+    deleted = {e.uniqueid for e in of_type(effects, DeleteJournalEntry)}
+    assert deleted == {unseen.uniqueid, known}
+    again = router.resync(snapshot, pbx.now + 1)  # the DBDel was lost: still counted once
+    assert of_type(again, CallEnded) == []

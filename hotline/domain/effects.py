@@ -19,6 +19,7 @@ __all__ = [
     "CallRequeued",
     "CallbackAttemptEnded",
     "Command",
+    "DeleteJournalEntry",
     "Effect",
     "Fact",
     "HangupChannel",
@@ -69,7 +70,14 @@ class RedirectChannel:
     priority: str
 
 
-Command = OriginateAgentLeg | HangupChannel | RedirectChannel
+@dataclass(frozen=True, slots=True)
+class DeleteJournalEntry:
+    """The call is recorded: remove its entry from the dialplan's journal (``DBDel``)."""
+
+    uniqueid: str
+
+
+Command = OriginateAgentLeg | HangupChannel | RedirectChannel | DeleteJournalEntry
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ __all__ = [
     "DeviceStateChanged",
     "DialEnded",
     "DomainEvent",
+    "JournalEntry",
     "LegChannelCreated",
     "OriginateRejected",
     "OriginateResult",
@@ -169,12 +170,30 @@ class ChannelInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """The dialplan's journal of one inbound caller (AstDB ``hotline_journal``).
+
+    Written when the caller starts waiting; ``ended_at`` is added by the caller's
+    hangup handler. It lets a reconnecting router account for callers who came
+    and went while it was disconnected, which no AMI event will ever tell it.
+    """
+
+    uniqueid: str
+    arrived_at: float
+    queue: str
+    priority: int
+    number: str
+    ended_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PbxSnapshot:
-    """Everything live on the PBX after a (re)connect: channels and device states."""
+    """Everything live on the PBX after a (re)connect: channels, device states, the journal."""
 
     at: float
     channels: tuple[ChannelInfo, ...]
     device_states: Mapping[str, str] = field(default_factory=dict)
+    journal: tuple[JournalEntry, ...] = ()
 
 
 DomainEvent = (

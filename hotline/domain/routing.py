@@ -55,6 +55,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import itertools
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -66,6 +67,7 @@ from hotline.domain.effects import (
     CallbackAttemptEnded,
     CallEnded,
     CallRequeued,
+    DeleteJournalEntry,
     Effect,
     HangupChannel,
     OfferEnded,
@@ -85,6 +87,7 @@ from hotline.domain.events import (
     DeviceStateChanged,
     DialEnded,
     DomainEvent,
+    JournalEntry,
     LegChannelCreated,
     OriginateRejected,
     OriginateResult,
@@ -109,6 +112,7 @@ _UP = 6
 _REASON_RESULTS = {3: OfferResult.NO_ANSWER, 5: OfferResult.BUSY}
 _GUARD_EXTENSIONS = 6
 _CALLBACK_PRIORITY = -1_000_000  # below every inbound caller
+_RECENTLY_ENDED = 50_000  # ended call ids remembered, so the journal never counts one twice
 _DIAL_RESULTS = {
     "ANSWER": "answered",
     "BUSY": "busy",
@@ -169,6 +173,7 @@ class Router:
         self._round_robin: dict[str, int] = {}
         self._dirty = False
         self._sticky_pruned_at = 0.0
+        self._recently_ended: OrderedDict[str, None] = OrderedDict()
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -476,6 +481,8 @@ class Router:
         call.outcome = outcome
         call.ended_at = at
         call.end_source = source
+        self._remember_ended(call.call_id)
+        effects.append(DeleteJournalEntry(call.call_id))
         effects.append(
             CallEnded(
                 call_id=call.call_id,
@@ -497,6 +504,11 @@ class Router:
                 offers=len(call.offers),
             )
         )
+
+    def _remember_ended(self, call_id: str) -> None:
+        self._recently_ended[call_id] = None
+        if len(self._recently_ended) > _RECENTLY_ENDED:
+            self._recently_ended.popitem(last=False)
 
     def _forget_if_done(self, call: Call) -> None:
         """Drop an ended call once none of its offers can still produce events."""
@@ -1057,11 +1069,55 @@ class Router:
                 self._start_wrap_up(agent, talking, now, effects)
         self._adopt_callers(snapshot, now, effects)
         self._adopt_legs(snapshot, now, effects)
+        for entry in snapshot.journal:
+            if entry.ended_at is not None:
+                self._account_journal(entry, now, effects)
         for agent in self.agents.values():
             self._refresh(agent, now, effects)
         self._dirty = True
         self._dispatch(now, effects)
         return effects
+
+    def _account_journal(self, entry: JournalEntry, now: float, effects: list[Effect]) -> None:
+        """A caller who came and went while we were disconnected: record them once.
+
+        Nobody can have routed them, so they abandoned while waiting; the times are
+        the dialplan's. An entry for a call already recorded is only cleaned up.
+        """
+        if entry.uniqueid in self.calls or entry.uniqueid in self._recently_ended:
+            effects.append(DeleteJournalEntry(entry.uniqueid))
+            return
+        assert entry.ended_at is not None
+        queue = entry.queue if entry.queue in self.queues else self.routing.default_queue
+        call = Call(
+            call_id=entry.uniqueid,
+            channel="",
+            linkedid=entry.uniqueid,
+            number=entry.number,
+            name="",
+            queue=queue,
+            priority=entry.priority,
+            skills=frozenset(),
+            lang=None,
+            arrived_at=entry.arrived_at,
+            arrival_source="journal",
+            queue_entered_at=entry.arrived_at,
+            ticket=self._allocate_ticket(entry.number, now),
+            seq=next(self._call_seq),
+            original_queue=queue,
+        )
+        effects.append(
+            CallArrived(
+                call.call_id,
+                call.ticket,
+                call.number,
+                queue,
+                call.priority,
+                entry.arrived_at,
+                "journal",
+            )
+        )
+        self._end_call(call, Outcome.ABANDONED_WAITING, entry.ended_at, "journal", effects)
 
     def _call_of_offer(self, offer_id: str | None) -> Call | None:
         offer = self.offers.get(offer_id) if offer_id is not None else None

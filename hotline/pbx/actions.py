@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from hotline.domain.effects import Command, HangupChannel, OriginateAgentLeg, RedirectChannel
+from hotline.domain.effects import (
+    Command,
+    DeleteJournalEntry,
+    HangupChannel,
+    OriginateAgentLeg,
+    RedirectChannel,
+)
+from hotline.pbx.resync import JOURNAL_FAMILY
 
 __all__ = ["Action", "caller_id", "to_action"]
 
@@ -47,6 +54,8 @@ def to_action(command: Command) -> Action:
             )
         case HangupChannel():
             return "Hangup", [("Channel", command.channel), ("Cause", str(command.cause))], None
+        case DeleteJournalEntry():
+            return "DBDel", [("Family", JOURNAL_FAMILY), ("Key", command.uniqueid)], None
         case RedirectChannel():
             return (
                 "Redirect",

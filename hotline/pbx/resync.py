@@ -12,9 +12,19 @@ from collections.abc import Iterable
 from typing import Final
 
 from hotline.ami.codec import Message
-from hotline.domain.events import ChannelInfo, PbxSnapshot
+from hotline.domain.events import ChannelInfo, JournalEntry, PbxSnapshot
 
-__all__ = ["STATUS_VARIABLES", "build_snapshot", "parse_duration"]
+__all__ = [
+    "JOURNAL_COMMAND",
+    "JOURNAL_FAMILY",
+    "STATUS_VARIABLES",
+    "build_snapshot",
+    "parse_duration",
+    "parse_journal",
+]
+
+JOURNAL_FAMILY: Final = "hotline_journal"
+JOURNAL_COMMAND: Final = f"database show {JOURNAL_FAMILY}"
 
 STATUS_VARIABLES: Final = (
     "HOTLINE_QUEUE",
@@ -40,6 +50,34 @@ def parse_duration(text: str | None) -> float:
     return float(seconds)
 
 
+def parse_journal(lines: Iterable[str]) -> tuple[JournalEntry, ...]:
+    """Entries from ``database show hotline_journal`` output; malformed lines are skipped.
+
+    A line reads ``/hotline_journal/<uniqueid>  : <arrived>;<queue>;<priority>;<number>``
+    and, once the caller hung up, ``;<ended>``.
+    """
+    prefix = f"/{JOURNAL_FAMILY}/"
+    entries = []
+    for line in lines:
+        key, sep, value = line.partition(":")
+        key, value = key.strip(), value.strip()
+        if not sep or not key.startswith(prefix):
+            continue
+        fields = value.split(";")
+        if len(fields) not in (4, 5):
+            continue
+        try:
+            arrived = float(fields[0])
+            priority = int(fields[2] or "0")
+            ended = float(fields[4]) if len(fields) == 5 else None
+        except ValueError:
+            continue
+        entries.append(
+            JournalEntry(key[len(prefix) :], arrived, fields[1], priority, fields[3], ended)
+        )
+    return tuple(entries)
+
+
 def _variables(status: Message | None) -> dict[str, str]:
     if status is None:
         return {}
@@ -56,6 +94,7 @@ def build_snapshot(
     channels: Iterable[Message],
     statuses: Iterable[Message],
     device_states: Iterable[Message] = (),
+    journal: Iterable[str] = (),
 ) -> PbxSnapshot:
     """Merge ``CoreShowChannel`` and ``Status`` items by Uniqueid into a snapshot."""
     status_by_uid = {status.get("Uniqueid") or "": status for status in statuses}
@@ -87,4 +126,6 @@ def build_snapshot(
     states = {
         device.get("Device") or "": (device.get("State") or "").upper() for device in device_states
     }
-    return PbxSnapshot(at=at, channels=tuple(infos), device_states=states)
+    return PbxSnapshot(
+        at=at, channels=tuple(infos), device_states=states, journal=parse_journal(journal)
+    )

@@ -41,6 +41,8 @@ __all__ = ["BridgeTarget", "DialedTarget", "InboundCall", "OutboundTarget", "Spy
 SPY_START_DELAY: Final = 0.1
 SPY_RESCAN: Final = 1.0
 INBOUND_WAIT: Final = 600.0
+JOURNAL: Final = "hotline_journal"
+"""The AstDB family of the inbound journal (README: "The call journal")."""
 
 
 # -- inbound callers -------------------------------------------------------------------------------
@@ -98,6 +100,10 @@ class InboundCall(Target):
         data = ",".join(["HotlineCallWaiting", *(f"{k}: {v}" for k, v in headers)])
         core.run(channel, 5, "UserEvent", data)
         stamp = core.wire.user_event(channel, "HotlineCallWaiting", headers)
+        number = channel.cid_num or ""
+        core.db.setdefault(JOURNAL, {})[channel.uniqueid] = (
+            f"{stamp:.3f};{queue};{priority};{number}"
+        )
         core.run(channel, 6, "Wait", seconds_text(INBOUND_WAIT))
         self._wait = core.later(INBOUND_WAIT, self._wait_over)
         self._record(stamp, queue, priority, skills, lang)
@@ -193,9 +199,13 @@ class InboundCall(Target):
         """The caller's own phone never answered: no call to record."""
 
     def gone(self, leg: Leg, stamp: float, by: str) -> None:
-        """The caller's ``;1`` hung up."""
+        """The caller's ``;1`` hung up: the hangup handler closes its journal entry."""
         if self._wait is not None:
             self._wait.cancel()
+        journal = self.core.db.get(JOURNAL, {})
+        entry = journal.get(leg.channel.uniqueid)
+        if entry is not None and entry.count(";") == 3:
+            journal[leg.channel.uniqueid] = f"{entry};{stamp:.3f}"
         self._finish(stamp, by)
 
     def _finish(self, stamp: float, by: str, redirect_to: str | None = None) -> None:

@@ -388,8 +388,12 @@ class SimPbx:
 
     def _command(self, session: AmiSession, message: Message) -> None:
         command = " ".join((message.get("Command") or "").split())
+        output: list[str] | None = None
         if command == "core show channels":
             output = self._core_show_channels_text()
+        elif command.startswith("database show"):
+            output = self._database_show_text(command.removeprefix("database show").strip())
+        if output is not None:
             pairs: Pairs = [("Message", "Command output follows")]
             session.send_response(message, "Success", pairs + [("Output", line) for line in output])
             return
@@ -415,6 +419,17 @@ class SimPbx:
         lines.append(f"{calls} active call{'' if calls == 1 else 's'}")
         processed = core.channels.created
         lines.append(f"{processed} call{'' if processed == 1 else 's'} processed")
+        return lines
+
+    def _database_show_text(self, family: str) -> list[str]:
+        """``database show [family]``, formatted as Asterisk's CLI does."""
+        lines = []
+        for name, entries in sorted(self.core.db.items()):
+            if family and name != family.strip("/"):
+                continue
+            for key, value in entries.items():
+                lines.append(f"{f'/{name}/{key}':<50s}: {value:<25s}")
+        lines.append(f"{len(lines)} results found.")
         return lines
 
     def _dbput(self, session: AmiSession, message: Message) -> None:

@@ -28,6 +28,7 @@ from hotline.config import Settings
 from hotline.domain.routing import Router
 from hotline.engine import Engine, FactSink
 from hotline.metrics import Metrics
+from hotline.store.scheduler import CallbackScheduler
 from hotline.store.service import STORE, store_context
 from hotline.ticketno import FileSequenceStore, MemorySequenceStore, SequenceStore, TicketNumbers
 from hotline.web import agents, auth, customers, metrics, openapi, tickets, users
@@ -104,11 +105,21 @@ def create_app(
         app[ENGINE] = Engine(router, app[AMI], app[CLOCK], sinks=engine_sinks)
         outbox = app[STORE].outbox if STORE in app else None
         app[METRICS].watch(app[ENGINE], outbox_backlog=(lambda: outbox.backlog) if outbox else None)
-        task = asyncio.create_task(app[ENGINE].run(), name="engine")
+        tasks = [asyncio.create_task(app[ENGINE].run(), name="engine")]
+        if STORE in app:
+            scheduler = CallbackScheduler(
+                app[STORE].pool,
+                app[ENGINE].submit,
+                app[CLOCK],
+                interval=settings.tickets.callback_poll_interval,
+                default_queue=settings.routing.default_queue,
+            )
+            tasks.append(asyncio.create_task(scheduler.run(), name="callback-scheduler"))
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in reversed(tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def connect(app: web.Application) -> AsyncIterator[None]:
         await app[AMI].start()
