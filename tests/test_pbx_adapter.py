@@ -245,10 +245,10 @@ def test_router_resync_from_the_real_trace_adopts_the_bridged_call_and_both_wait
 
 def test_journal_is_parsed_from_database_show_output() -> None:
     lines = [
-        "/hotline_journal/1795712164.0                     : 1795712164.279;support;5;13900139000",
-        "/hotline_journal/1795712164.9          : 1795712160.5;repairs;0;139;1795712170.25",
+        "/hotline_journal/1795712164.0                     : 1795712164.279|support|5|13900139000",
+        "/hotline_journal/1795712164.9          : 1795712160.5|repairs|0|139|1795712170.25",
         "/agent/2001/delay                                 : 3",
-        "/hotline_journal/broken                           : not;enough",
+        "/hotline_journal/broken                           : not|enough",
         "2 results found.",
     ]
     first, second = parse_journal(lines)

@@ -53,8 +53,8 @@ def parse_duration(text: str | None) -> float:
 def parse_journal(lines: Iterable[str]) -> tuple[JournalEntry, ...]:
     """Entries from ``database show hotline_journal`` output; malformed lines are skipped.
 
-    A line reads ``/hotline_journal/<uniqueid>  : <arrived>;<queue>;<priority>;<number>``
-    and, once the caller hung up, ``;<ended>``.
+    A line reads ``/hotline_journal/<uniqueid>  : <arrived>|<queue>|<priority>|<number>``
+    and, once the caller hung up, ``|<ended>``.
     """
     prefix = f"/{JOURNAL_FAMILY}/"
     entries = []
@@ -63,7 +63,7 @@ def parse_journal(lines: Iterable[str]) -> tuple[JournalEntry, ...]:
         key, value = key.strip(), value.strip()
         if not sep or not key.startswith(prefix):
             continue
-        fields = value.split(";")
+        fields = value.split("|")
         if len(fields) not in (4, 5):
             continue
         try:

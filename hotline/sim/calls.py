@@ -102,7 +102,7 @@ class InboundCall(Target):
         stamp = core.wire.user_event(channel, "HotlineCallWaiting", headers)
         number = channel.cid_num or ""
         core.db.setdefault(JOURNAL, {})[channel.uniqueid] = (
-            f"{stamp:.3f};{queue};{priority};{number}"
+            f"{stamp:.3f}|{queue}|{priority}|{number}"
         )
         core.run(channel, 6, "Wait", seconds_text(INBOUND_WAIT))
         self._wait = core.later(INBOUND_WAIT, self._wait_over)
@@ -204,8 +204,8 @@ class InboundCall(Target):
             self._wait.cancel()
         journal = self.core.db.get(JOURNAL, {})
         entry = journal.get(leg.channel.uniqueid)
-        if entry is not None and entry.count(";") == 3:
-            journal[leg.channel.uniqueid] = f"{entry};{stamp:.3f}"
+        if entry is not None and entry.count("|") == 3:
+            journal[leg.channel.uniqueid] = f"{entry}|{stamp:.3f}"
         self._finish(stamp, by)
 
     def _finish(self, stamp: float, by: str, redirect_to: str | None = None) -> None:
