@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "hotline.service",
     "hotline.bench.cli",
     "hotline.store.cli",
+    "hotline.reports.cli",
     "hotline.web.users_cli",
     "hotline.sim.cli",
 ]

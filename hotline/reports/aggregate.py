@@ -1,0 +1,498 @@
+"""From recorded rows to report figures: pure arithmetic, no I/O, no clock.
+
+Theory of operation
+-------------------
+:class:`ReportBuilder` takes the rows :mod:`hotline.reports.queries` reads, one
+at a time (so a year of calls streams through in constant memory), and adds
+each to a few running sums: its own group (period x queue, period x agent,
+period for tickets), the same key over the whole range, and "every queue" /
+"every agent" of its period and of the range. :meth:`ReportBuilder.build` turns
+the sums into rows. Every definition comes from one place:
+
+- a call's tally (answered within the service-level threshold, abandoned, short
+  abandon, overflowed), the service level, the abandon rate, ASA and AHT from
+  :mod:`hotline.domain.sla`, with the configured thresholds;
+- an offer's "answered within N rings" and the ring service level from the same
+  module, with ``[routing] sla_rings`` and ``ring_cadence``;
+- a repair's timeliness rate from :mod:`hotline.store.rules`.
+
+A call and everything about it (its rings, talk and wrap-up) belongs to the
+period in which the caller started waiting, and to the queue the caller asked
+for (``original_queue``, as the metrics count it). Tickets belong to the period
+they were opened in, except repair completions, which belong to the period of
+the completion (as :meth:`hotline.store.tickets.Tickets.repair_timeliness`).
+
+Rows exist only for groups with something in them, so a range without calls or
+tickets gives a report with empty lists. A ratio with an empty denominator is
+``None`` (see :mod:`hotline.domain.sla`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import TypeVar
+
+from hotline.config import Settings
+from hotline.domain.model import OfferResult, Outcome
+from hotline.domain.sla import (
+    MISSES,
+    CallTally,
+    OfferTally,
+    abandon_rate,
+    answered_within_rings,
+    average_handle_time,
+    average_speed_of_answer,
+    ratio,
+    ring_service_level,
+    service_level,
+    tally_call,
+)
+from hotline.reports.period import Period, ReportRequest, periods
+from hotline.store.rules import timeliness_rate
+
+__all__ = [
+    "SATISFACTION_SCORES",
+    "AgentRow",
+    "CallRow",
+    "CompletedRepair",
+    "OfferRow",
+    "OpenedTicket",
+    "QueueRow",
+    "Report",
+    "ReportBuilder",
+    "SlaRules",
+    "TicketRow",
+]
+
+SATISFACTION_SCORES = (1, 2, 3, 4, 5)
+
+_K = TypeVar("_K", bound=Hashable)
+_S = TypeVar("_S")
+
+
+@dataclass(frozen=True, slots=True)
+class SlaRules:
+    """The settings the figures are measured against (reported with them)."""
+
+    ring_cadence: float
+    sla_rings: int
+    service_level_threshold: float
+    short_abandon_threshold: float
+    service_level_target: float
+
+    @classmethod
+    def of(cls, settings: Settings) -> SlaRules:
+        """The rules of ``[routing]`` and ``[sla]``."""
+        return cls(
+            ring_cadence=settings.routing.ring_cadence,
+            sla_rings=settings.routing.sla_rings,
+            service_level_threshold=settings.sla.service_level_threshold,
+            short_abandon_threshold=settings.sla.short_abandon_threshold,
+            service_level_target=settings.sla.service_level_target,
+        )
+
+
+# -- input rows ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CallRow:
+    """One call: its period and queue asked for; ``outcome`` None while it is in progress.
+
+    ``talk_seconds`` and ``wrap_up_seconds`` are set for answered calls (the wrap-up
+    once it has ended); ``answered_by`` is the agent who talked.
+    """
+
+    period: date
+    queue: str
+    outcome: Outcome | None
+    wait_seconds: float | None
+    answered_by: str | None = None
+    talk_seconds: float | None = None
+    wrap_up_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OfferRow:
+    """One ring of ``agent`` for a call of ``queue`` that arrived in ``period``."""
+
+    period: date
+    queue: str
+    agent: str
+    result: OfferResult
+    ring_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedTicket:
+    """A ticket opened in ``period``: its category, committed reply time, reply, score."""
+
+    period: date
+    category: str
+    due_at: datetime | None = None
+    replied_at: datetime | None = None
+    satisfaction: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedRepair:
+    """A repair completed in ``period``: on time, late, or ``None`` (no due time)."""
+
+    period: date
+    on_time: bool | None
+
+
+# -- output rows --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRow:
+    """The calls of one queue in one period. ``period`` None: the whole range; ``queue``
+    None: every queue. Seconds are totals; ``asa`` and ``aht`` are averages."""
+
+    period: date | None
+    queue: str | None
+    offered: int
+    answered: int
+    abandoned: int
+    short_abandoned: int
+    overflowed: int
+    in_progress: int
+    answered_within_threshold: int
+    service_level: float | None
+    abandon_rate: float | None
+    offers: int
+    offers_answered: int
+    offers_answered_within_rings: int
+    offers_missed: int
+    offers_cancelled: int
+    within_rings_rate: float | None
+    asa: float | None
+    aht: float | None
+    wait_seconds_answered: float
+    talk_seconds: float
+    wrap_up_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRow:
+    """One agent's rings and calls in one period (``None`` as in :class:`QueueRow`).
+
+    ``offered``, ``answered``, ``missed`` and ``abandoned`` count rings (offers); the
+    figures after ``calls_handled`` are over the calls the agent answered.
+    """
+
+    period: date | None
+    agent: str | None
+    offered: int
+    answered: int
+    answered_within_rings: int
+    missed: int
+    abandoned: int
+    within_rings_rate: float | None
+    calls_handled: int
+    answered_within_threshold: int
+    service_level: float | None
+    asa: float | None
+    aht: float | None
+    wait_seconds_answered: float
+    talk_seconds: float
+    wrap_up_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class TicketRow:
+    """Ticket figures of one period (``None``: the whole range)."""
+
+    period: date | None
+    tickets: int
+    complaints: int
+    complaints_on_time: int
+    complaints_late: int
+    complaints_pending: int
+    reply_on_time_rate: float | None
+    repairs: int
+    repairs_completed: int
+    repairs_on_time: int
+    repairs_late: int
+    repair_timeliness: float | None
+    satisfaction_count: int
+    satisfaction_average: float | None
+    satisfaction_1: int
+    satisfaction_2: int
+    satisfaction_3: int
+    satisfaction_4: int
+    satisfaction_5: int
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """A finished report: what was asked, the rules, and the rows."""
+
+    request: ReportRequest
+    time_zone: str
+    rules: SlaRules
+    generated_at: datetime
+    periods: list[Period]
+    queues: list[QueueRow]
+    agents: list[AgentRow]
+    tickets: list[TicketRow]
+
+    @property
+    def has_calls(self) -> bool:
+        """Whether any call arrived in the range."""
+        return bool(self.queues)
+
+    @property
+    def empty(self) -> bool:
+        """Nothing happened in the range: no call, ring or ticket."""
+        return not (self.queues or self.agents or self.tickets)
+
+
+# -- running sums -------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Calls:
+    tally: CallTally = field(default_factory=CallTally)
+    in_progress: int = 0
+    talk: float = 0.0
+    wrap_up: float = 0.0
+    offers: int = 0
+    offers_answered: int = 0
+    offers_within: int = 0
+    offers_missed: int = 0
+    offers_cancelled: int = 0
+
+    def add_offer(self, offer: OfferRow, rules: SlaRules) -> None:
+        self.offers += 1
+        if offer.result is OfferResult.ANSWERED:
+            self.offers_answered += 1
+            self.offers_within += answered_within_rings(
+                offer.result, offer.ring_seconds, rules.sla_rings, rules.ring_cadence
+            )
+        elif offer.result in MISSES:
+            self.offers_missed += 1
+        else:
+            self.offers_cancelled += 1
+
+    def add_call(self, call: CallRow, tally: CallTally | None) -> None:
+        if tally is None:
+            self.in_progress += 1
+            return
+        self.tally += tally
+        self.talk += call.talk_seconds or 0.0
+        self.wrap_up += call.wrap_up_seconds or 0.0
+
+    @property
+    def offer_tally(self) -> OfferTally:
+        return OfferTally(
+            self.offers_answered, self.offers_within, self.offers_missed, self.offers_cancelled
+        )
+
+
+@dataclass(slots=True)
+class _Tickets:
+    tickets: int = 0
+    complaints: int = 0
+    on_time: int = 0
+    late: int = 0
+    repairs: int = 0
+    completed: int = 0
+    repairs_on_time: int = 0
+    repairs_late: int = 0
+    scores: dict[int, int] = field(default_factory=lambda: dict.fromkeys(SATISFACTION_SCORES, 0))
+
+
+def _groups(
+    sums: dict[tuple[date | None, _K | None], _S],
+    period: date,
+    key: _K,
+    make: Callable[[], _S],
+) -> list[_S]:
+    """The sums a row of ``period`` and ``key`` adds to: its own, the key over the range,
+    every key of the period, every key over the range."""
+    found = []
+    for group in ((period, key), (None, key), (period, None), (None, None)):
+        current = sums.get(group)
+        if current is None:
+            current = sums[group] = make()
+        found.append(current)
+    return found
+
+
+def _order(item: tuple[tuple[date | None, str | None], object]) -> tuple[bool, date, bool, str]:
+    """Periods in order, the whole range last; within each, keys by name, "every" last."""
+    period, key = item[0]
+    return (period is None, period or date.min, key is None, key or "")
+
+
+class ReportBuilder:
+    """Running sums of the rows of one report; see the module docstring."""
+
+    def __init__(self, request: ReportRequest, rules: SlaRules, *, now: datetime) -> None:
+        """A report for ``request``; ``now`` (aware) judges complaints not replied to yet."""
+        self.request = request
+        self.rules = rules
+        self.now = now
+        self._queues: dict[tuple[date | None, str | None], _Calls] = {}
+        self._agents: dict[tuple[date | None, str | None], _Calls] = {}
+        self._tickets: dict[date | None, _Tickets] = {}
+
+    def add_call(self, call: CallRow) -> None:
+        """Count one call in its queue, and in its answering agent's figures."""
+        tally = None
+        if call.outcome is not None:
+            tally = tally_call(
+                call.outcome,
+                call.wait_seconds or 0.0,
+                self.rules.service_level_threshold,
+                self.rules.short_abandon_threshold,
+            )
+        for sums in _groups(self._queues, call.period, call.queue, _Calls):
+            sums.add_call(call, tally)
+        if call.outcome is Outcome.ANSWERED and call.answered_by is not None:
+            for sums in _groups(self._agents, call.period, call.answered_by, _Calls):
+                sums.add_call(call, tally)
+
+    def add_offer(self, offer: OfferRow) -> None:
+        """Count one ring in its call's queue and in its agent's figures."""
+        for sums in _groups(self._queues, offer.period, offer.queue, _Calls):
+            sums.add_offer(offer, self.rules)
+        for sums in _groups(self._agents, offer.period, offer.agent, _Calls):
+            sums.add_offer(offer, self.rules)
+
+    def _ticket_sums(self, period: date) -> tuple[_Tickets, _Tickets]:
+        """The sums of ``period`` and of the whole range."""
+        sums = self._tickets
+        return sums.setdefault(period, _Tickets()), sums.setdefault(None, _Tickets())
+
+    def add_ticket(self, ticket: OpenedTicket) -> None:
+        """Count a ticket opened in its period: complaints and their reply, repairs, score."""
+        for sums in self._ticket_sums(ticket.period):
+            sums.tickets += 1
+            if ticket.category == "complaint":
+                sums.complaints += 1
+                judged = self._reply_on_time(ticket)
+                if judged is not None:
+                    sums.on_time += judged
+                    sums.late += not judged
+            if ticket.category == "repair":
+                sums.repairs += 1
+            if ticket.satisfaction is not None:
+                sums.scores[ticket.satisfaction] += 1
+
+    def add_repair(self, repair: CompletedRepair) -> None:
+        """Count a repair completed in its period (on time, late, or neither)."""
+        for sums in self._ticket_sums(repair.period):
+            sums.completed += 1
+            if repair.on_time is not None:
+                sums.repairs_on_time += repair.on_time
+                sums.repairs_late += not repair.on_time
+
+    def _reply_on_time(self, complaint: OpenedTicket) -> bool | None:
+        """On time (replied by the committed time), late (replied after it, or not replied
+        and past it), or ``None``: not replied and not yet due, or with no committed time."""
+        if complaint.due_at is None:
+            return None
+        if complaint.replied_at is not None:
+            return complaint.replied_at <= complaint.due_at
+        if complaint.due_at < self.now:
+            return False
+        return None
+
+    def build(self, *, time_zone: str, generated_at: datetime) -> Report:
+        """The report of everything added so far."""
+        return Report(
+            request=self.request,
+            time_zone=time_zone,
+            rules=self.rules,
+            generated_at=generated_at,
+            periods=periods(self.request),
+            queues=[_queue_row(g, s) for g, s in sorted(self._queues.items(), key=_order)],
+            agents=[_agent_row(g, s) for g, s in sorted(self._agents.items(), key=_order)],
+            tickets=[
+                _ticket_row(period, s)
+                for period, s in sorted(
+                    self._tickets.items(), key=lambda i: (i[0] is None, i[0] or date.min)
+                )
+            ],
+        )
+
+
+def _queue_row(group: tuple[date | None, str | None], sums: _Calls) -> QueueRow:
+    tally = sums.tally
+    return QueueRow(
+        period=group[0],
+        queue=group[1],
+        offered=tally.calls + sums.in_progress,
+        answered=tally.answered,
+        abandoned=tally.abandoned,
+        short_abandoned=tally.short_abandoned,
+        overflowed=tally.overflowed,
+        in_progress=sums.in_progress,
+        answered_within_threshold=tally.answered_within,
+        service_level=service_level(tally),
+        abandon_rate=abandon_rate(tally),
+        offers=sums.offers,
+        offers_answered=sums.offers_answered,
+        offers_answered_within_rings=sums.offers_within,
+        offers_missed=sums.offers_missed,
+        offers_cancelled=sums.offers_cancelled,
+        within_rings_rate=ring_service_level(sums.offer_tally),
+        asa=average_speed_of_answer(tally),
+        aht=average_handle_time(sums.talk, sums.wrap_up, tally.answered),
+        wait_seconds_answered=tally.answered_wait_seconds,
+        talk_seconds=sums.talk,
+        wrap_up_seconds=sums.wrap_up,
+    )
+
+
+def _agent_row(group: tuple[date | None, str | None], sums: _Calls) -> AgentRow:
+    tally = sums.tally
+    return AgentRow(
+        period=group[0],
+        agent=group[1],
+        offered=sums.offers,
+        answered=sums.offers_answered,
+        answered_within_rings=sums.offers_within,
+        missed=sums.offers_missed,
+        abandoned=sums.offers_cancelled,
+        within_rings_rate=ring_service_level(sums.offer_tally),
+        calls_handled=tally.answered,
+        answered_within_threshold=tally.answered_within,
+        service_level=service_level(tally),
+        asa=average_speed_of_answer(tally),
+        aht=average_handle_time(sums.talk, sums.wrap_up, tally.answered),
+        wait_seconds_answered=tally.answered_wait_seconds,
+        talk_seconds=sums.talk,
+        wrap_up_seconds=sums.wrap_up,
+    )
+
+
+def _ticket_row(period: date | None, sums: _Tickets) -> TicketRow:
+    scores = sums.scores
+    rated = sum(scores.values())
+    return TicketRow(
+        period=period,
+        tickets=sums.tickets,
+        complaints=sums.complaints,
+        complaints_on_time=sums.on_time,
+        complaints_late=sums.late,
+        complaints_pending=sums.complaints - sums.on_time - sums.late,
+        reply_on_time_rate=ratio(sums.on_time, sums.on_time + sums.late),
+        repairs=sums.repairs,
+        repairs_completed=sums.completed,
+        repairs_on_time=sums.repairs_on_time,
+        repairs_late=sums.repairs_late,
+        repair_timeliness=timeliness_rate(sums.repairs_on_time, sums.repairs_late),
+        satisfaction_count=rated,
+        satisfaction_average=ratio(sum(s * n for s, n in scores.items()), rated),
+        satisfaction_1=scores[1],
+        satisfaction_2=scores[2],
+        satisfaction_3=scores[3],
+        satisfaction_4=scores[4],
+        satisfaction_5=scores[5],
+    )

@@ -1,0 +1,152 @@
+"""Bar charts as inline SVG, drawn on the server: no script, no external resource.
+
+:func:`bar_chart` draws one group of bars per category (a period, a score),
+one bar per series side by side, or the series stacked. Every text is escaped;
+the chart has a ``<title>`` and an ``aria-label`` for screen readers, and each
+bar a ``<title>`` with its value (a tooltip).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from html import escape
+from typing import Final
+
+__all__ = ["PALETTE", "Series", "bar_chart"]
+
+PALETTE: Final = (
+    "#2f6db5",
+    "#e08a1e",
+    "#3a9b55",
+    "#c0392b",
+    "#7d5ba6",
+    "#8c6d3f",
+    "#d35f9b",
+    "#6b7b8c",
+)
+"""Series colours, in order."""
+
+_HEIGHT: Final = 200
+_TOP: Final = 16
+_LEFT: Final = 52
+_BOTTOM: Final = 40
+_LEGEND_ROW: Final = 18
+_MAX_LABELS: Final = 24
+_LEGEND_WIDTH: Final = 150
+_LEGEND_CHARS: Final = 22
+_CHAR_WIDTH: Final = 6.5
+"""About the width of one character of an 11 px label."""
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One named row of values (``None``: nothing to draw), with its colour."""
+
+    name: str
+    values: Sequence[float | None]
+    colour: str
+
+
+def _nice_top(value: float) -> float:
+    """An axis maximum at or above ``value`` whose four tick steps are round numbers (whole
+    numbers below forty)."""
+    if value <= 0:
+        return 4.0
+    magnitude = 10.0 ** math.floor(math.log10(value / 4))
+    steps = (1.0, 2.0, 2.5, 5.0, 10.0) if magnitude >= 10 else (1.0, 2.0, 5.0, 10.0)
+    return next(4 * step * magnitude for step in steps if 4 * step * magnitude >= value)
+
+
+def _short(name: str) -> str:
+    """A legend entry that fits its slot."""
+    return name if len(name) <= _LEGEND_CHARS else name[: _LEGEND_CHARS - 1] + "\u2026"
+
+
+def _attr(text: str) -> str:
+    return escape(text, quote=True)
+
+
+def bar_chart(
+    title: str,
+    categories: Sequence[str],
+    series: Sequence[Series],
+    *,
+    stacked: bool = False,
+    top: float | None = None,
+    label: Callable[[float], str] = lambda v: f"{v:g}",
+    target: tuple[str, float] | None = None,
+) -> str:
+    """An SVG bar chart; ``top`` fixes the axis maximum (else a round one above the data);
+    ``label`` formats values; ``target`` draws a named horizontal line."""
+    if stacked:
+        heights = [sum(s.values[i] or 0.0 for s in series) for i in range(len(categories))]
+    else:
+        heights = [v or 0.0 for s in series for v in s.values]
+    axis_top = top if top is not None else _nice_top(max(heights, default=0.0))
+    per_group = 1 if stacked else max(len(series), 1)
+    bar_width = 14 if per_group * len(categories) <= 60 else 6
+    group_width = per_group * bar_width + 8
+    plot_width = max(group_width * len(categories), 360)
+    per_row = plot_width // _LEGEND_WIDTH
+    legend_height = _LEGEND_ROW * math.ceil(len(series) / per_row)
+    width = _LEFT + plot_width + 16
+    height = _TOP + _HEIGHT + _BOTTOM + legend_height
+    base = _TOP + _HEIGHT
+
+    def y(value: float) -> float:
+        return base - _HEIGHT * min(max(value, 0.0), axis_top) / axis_top
+
+    parts = [
+        f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        f'role="img" aria-label="{_attr(title)}"><title>{escape(title)}</title>'
+    ]
+    for tick in range(5):
+        level = axis_top * tick / 4
+        parts.append(
+            f'<line x1="{_LEFT}" x2="{_LEFT + plot_width}" y1="{y(level):.1f}" '
+            f'y2="{y(level):.1f}" class="grid"/>'
+            f'<text x="{_LEFT - 6}" y="{y(level) + 4:.1f}" class="tick" text-anchor="end">'
+            f"{escape(label(level))}</text>"
+        )
+    widest = max((len(category) for category in categories), default=0) * _CHAR_WIDTH + 6
+    every = max(1, math.ceil(widest / group_width), math.ceil(len(categories) / _MAX_LABELS))
+    for index, category in enumerate(categories):
+        x0 = _LEFT + index * group_width + 4
+        stack = 0.0
+        for number, one in enumerate(series):
+            value = one.values[index]
+            if value is None:
+                continue
+            if stacked:
+                x, low, high = x0, stack, stack + value
+                stack = high
+            else:
+                x, low, high = x0 + number * bar_width, 0.0, value
+            parts.append(
+                f'<rect x="{x}" y="{y(high):.1f}" width="{bar_width - 1}" '
+                f'height="{y(low) - y(high):.1f}" fill="{_attr(one.colour)}">'
+                f"<title>{escape(f'{one.name}, {category}: {label(value)}')}</title></rect>"
+            )
+        if index % every == 0:
+            parts.append(
+                f'<text x="{x0 + (group_width - 8) / 2:.1f}" y="{base + 14}" class="tick" '
+                f'text-anchor="middle">{escape(category)}</text>'
+            )
+    if target is not None:
+        name, value = target
+        parts.append(
+            f'<line x1="{_LEFT}" x2="{_LEFT + plot_width}" y1="{y(value):.1f}" '
+            f'y2="{y(value):.1f}" class="target"><title>{escape(name)}</title></line>'
+        )
+    for number, one in enumerate(series):
+        x = _LEFT + (number % per_row) * _LEGEND_WIDTH
+        row_y = base + _BOTTOM + (number // per_row) * _LEGEND_ROW
+        parts.append(
+            f'<rect x="{x}" y="{row_y - 10}" width="10" height="10" fill="{_attr(one.colour)}"/>'
+            f'<text x="{x + 14}" y="{row_y}" class="legend">{escape(_short(one.name))}</text>'
+        )
+    parts.append(f'<line x1="{_LEFT}" x2="{_LEFT}" y1="{_TOP}" y2="{base}" class="axis"/>')
+    parts.append("</svg>")
+    return "".join(parts)

@@ -1,0 +1,136 @@
+"""What a report asks for: a grouping, an inclusive range of dates, a format; checked.
+
+Dates are calendar dates in the configured time zone and both ends are
+included: ``from`` 2026-11-02 ``to`` 2026-11-08 covers 2026-11-02 00:00 to
+2026-11-09 00:00 local time. The grouping cuts the range into calendar periods
+(PostgreSQL's ``date_trunc``): days, ISO weeks (Monday to Sunday) or months; the
+first and last periods are partial when the range does not start or end on their
+boundaries, and :func:`periods` says which dates of each are covered.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Final
+
+__all__ = [
+    "FORMATS",
+    "MAX_DAYS",
+    "PERIODS",
+    "Period",
+    "ReportError",
+    "ReportRequest",
+    "parse_request",
+    "period_start",
+    "periods",
+]
+
+PERIODS: Final = ("day", "week", "month")
+FORMATS: Final = ("csv", "json", "html")
+MAX_DAYS: Final = 366
+"""The longest range one report covers (a leap year): a bound on the work one request asks."""
+_DATE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_EARLIEST: Final = date(1900, 1, 1)
+_LATEST: Final = date(9998, 12, 31)
+
+
+class ReportError(ValueError):
+    """The request is not acceptable: ``fields`` maps each offending field to its problem."""
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        """Collect the per-field messages."""
+        super().__init__("; ".join(f"{name}: {problem}" for name, problem in fields.items()))
+        self.fields = fields
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRequest:
+    """A checked request: group by ``period`` over ``first`` to ``last`` (both included)."""
+
+    period: str
+    first: date
+    last: date
+    format: str = "json"
+
+    @property
+    def days(self) -> int:
+        """How many dates the range covers."""
+        return (self.last - self.first).days + 1
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """One calendar period: its ``start`` (its label), and the dates of it the range covers."""
+
+    start: date
+    first: date
+    last: date
+
+
+def _date(name: str, text: str, problems: dict[str, str]) -> date | None:
+    try:
+        if not _DATE.fullmatch(text):
+            raise ValueError(text)
+        day = date.fromisoformat(text)
+    except ValueError:
+        problems[name] = f"must be a date YYYY-MM-DD, got {text[:40]!r}"
+        return None
+    if not _EARLIEST <= day <= _LATEST:
+        problems[name] = f"must be from {_EARLIEST} to {_LATEST}, got {text}"
+        return None
+    return day
+
+
+def parse_request(period: str, first: str, last: str, fmt: str = "json") -> ReportRequest:
+    """Check the raw values of a request; raises :class:`ReportError` naming every bad one."""
+    problems: dict[str, str] = {}
+    if period not in PERIODS:
+        problems["period"] = f"must be one of {', '.join(PERIODS)}, got {period[:40]!r}"
+    if fmt not in FORMATS:
+        problems["format"] = f"must be one of {', '.join(FORMATS)}, got {fmt[:40]!r}"
+    first_date = _date("from", first, problems)
+    last_date = _date("to", last, problems)
+    if first_date is not None and last_date is not None:
+        if first_date > last_date:
+            problems["to"] = f"must not be before from ({first_date.isoformat()})"
+        elif (last_date - first_date).days + 1 > MAX_DAYS:
+            problems["to"] = f"the range may cover at most {MAX_DAYS} days"
+    if problems:
+        raise ReportError(problems)
+    assert first_date is not None
+    assert last_date is not None
+    return ReportRequest(period, first_date, last_date, fmt)
+
+
+def period_start(period: str, day: date) -> date:
+    """The first date of the ``period`` (day, ISO week, month) that contains ``day``."""
+    if period == "day":
+        return day
+    if period == "week":
+        return day - timedelta(days=day.weekday())
+    if period == "month":
+        return day.replace(day=1)
+    raise ValueError(f"unknown period {period!r}")
+
+
+def _next_start(period: str, start: date) -> date:
+    if period == "day":
+        return start + timedelta(days=1)
+    if period == "week":
+        return start + timedelta(days=7)
+    return (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def periods(request: ReportRequest) -> list[Period]:
+    """Every calendar period the range touches, in order, with the dates of it covered."""
+    found: list[Period] = []
+    start = period_start(request.period, request.first)
+    while start <= request.last:
+        following = _next_start(request.period, start)
+        found.append(
+            Period(start, max(start, request.first), min(following - timedelta(1), request.last))
+        )
+        start = following
+    return found
