@@ -67,7 +67,7 @@ from hotline.domain.events import DomainEvent, OriginateRejected
 from hotline.domain.model import Agent
 from hotline.domain.routing import Router
 from hotline.pbx.actions import to_action
-from hotline.pbx.resync import JOURNAL_COMMAND, STATUS_VARIABLES, build_snapshot
+from hotline.pbx.resync import JOURNAL_FAMILY, STATUS_VARIABLES, build_snapshot
 from hotline.pbx.translate import translate
 
 __all__ = ["AgentCommand", "Engine", "FactSink"]
@@ -246,7 +246,7 @@ class Engine:
             )
             devices = await self.ami.action("DeviceStateList", timeout=self.action_timeout)
             journal = await self.ami.action(
-                "Command", {"Command": JOURNAL_COMMAND}, timeout=self.action_timeout
+                "DBGetTree", {"Family": JOURNAL_FAMILY}, timeout=self.action_timeout
             )
         except AmiError as exc:
             log.warning("engine.resync_failed", error=str(exc), generation=signal.generation)
@@ -257,7 +257,7 @@ class Engine:
             channels.events if channels.ok else [],
             statuses.events if statuses.ok else [],
             devices.events if devices.ok else [],
-            journal.response.output if journal.ok else [],
+            journal.events if journal.ok else [],
         )
         self.resyncs += 1
         log.info(

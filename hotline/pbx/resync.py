@@ -15,7 +15,6 @@ from hotline.ami.codec import Message
 from hotline.domain.events import ChannelInfo, JournalEntry, PbxSnapshot
 
 __all__ = [
-    "JOURNAL_COMMAND",
     "JOURNAL_FAMILY",
     "STATUS_VARIABLES",
     "build_snapshot",
@@ -24,7 +23,6 @@ __all__ = [
 ]
 
 JOURNAL_FAMILY: Final = "hotline_journal"
-JOURNAL_COMMAND: Final = f"database show {JOURNAL_FAMILY}"
 
 STATUS_VARIABLES: Final = (
     "HOTLINE_QUEUE",
@@ -50,18 +48,17 @@ def parse_duration(text: str | None) -> float:
     return float(seconds)
 
 
-def parse_journal(lines: Iterable[str]) -> tuple[JournalEntry, ...]:
-    """Entries from ``database show hotline_journal`` output; malformed lines are skipped.
+def parse_journal(items: Iterable[Message]) -> tuple[JournalEntry, ...]:
+    """Entries from the ``DBGetTreeResponse`` items of ``DBGetTree Family=hotline_journal``.
 
-    A line reads ``/hotline_journal/<uniqueid>  : <arrived>|<queue>|<priority>|<number>``
-    and, once the caller hung up, ``|<ended>``.
+    An item's ``Key`` is the caller's Uniqueid and its ``Val`` reads
+    ``<arrived>|<queue>|<priority>|<number>`` and, once the caller hung up,
+    ``|<ended>``. Malformed items are skipped.
     """
-    prefix = f"/{JOURNAL_FAMILY}/"
     entries = []
-    for line in lines:
-        key, sep, value = line.partition(":")
-        key, value = key.strip(), value.strip()
-        if not sep or not key.startswith(prefix):
+    for item in items:
+        key, value = item.get("Key") or "", item.get("Val") or ""
+        if item.get("Family") != JOURNAL_FAMILY or not key:
             continue
         fields = value.split("|")
         if len(fields) not in (4, 5):
@@ -72,9 +69,7 @@ def parse_journal(lines: Iterable[str]) -> tuple[JournalEntry, ...]:
             ended = float(fields[4]) if len(fields) == 5 else None
         except ValueError:
             continue
-        entries.append(
-            JournalEntry(key[len(prefix) :], arrived, fields[1], priority, fields[3], ended)
-        )
+        entries.append(JournalEntry(key, arrived, fields[1], priority, fields[3], ended))
     return tuple(entries)
 
 
@@ -94,7 +89,7 @@ def build_snapshot(
     channels: Iterable[Message],
     statuses: Iterable[Message],
     device_states: Iterable[Message] = (),
-    journal: Iterable[str] = (),
+    journal: Iterable[Message] = (),
 ) -> PbxSnapshot:
     """Merge ``CoreShowChannel`` and ``Status`` items by Uniqueid into a snapshot."""
     status_by_uid = {status.get("Uniqueid") or "": status for status in statuses}

@@ -250,6 +250,7 @@ class SimPbx:
             "CoreShowChannels": self._core_show_channels,
             "Command": self._command,
             "DBPut": self._dbput,
+            "DBGetTree": self._dbgettree,
             "DBGet": self._dbget,
             "DBDel": self._dbdel,
             "CoreStatus": self._core_status,
@@ -388,12 +389,8 @@ class SimPbx:
 
     def _command(self, session: AmiSession, message: Message) -> None:
         command = " ".join((message.get("Command") or "").split())
-        output: list[str] | None = None
         if command == "core show channels":
             output = self._core_show_channels_text()
-        elif command.startswith("database show"):
-            output = self._database_show_text(command.removeprefix("database show").strip())
-        if output is not None:
             pairs: Pairs = [("Message", "Command output follows")]
             session.send_response(message, "Success", pairs + [("Output", line) for line in output])
             return
@@ -421,16 +418,36 @@ class SimPbx:
         lines.append(f"{processed} call{'' if processed == 1 else 's'} processed")
         return lines
 
-    def _database_show_text(self, family: str) -> list[str]:
-        """``database show [family]``, formatted as Asterisk's CLI does."""
-        lines = []
-        for name, entries in sorted(self.core.db.items()):
-            if family and name != family.strip("/"):
-                continue
-            for key, value in entries.items():
-                lines.append(f"{f'/{name}/{key}':<50s}: {value:<25s}")
-        lines.append(f"{len(lines)} results found.")
-        return lines
+    def _dbgettree(self, session: AmiSession, message: Message) -> None:
+        """Every entry of a family (or of all families), as an event list."""
+        family = (message.get("Family") or "").strip("/")
+        key = message.get("Key") or ""
+        items = [
+            (name, entry_key, value)
+            for name, entries in sorted(self.core.db.items())
+            if not family or name == family
+            for entry_key, value in entries.items()
+            if not key or entry_key == key
+        ]
+        if not items:
+            session.send_error(message, "Database entry not found")
+            return
+        action_id = message.get("ActionID")
+        tail: Pairs = [("ActionID", action_id)] if action_id is not None else []
+        session.send_response(
+            message, "Success", [("EventList", "start"), ("Message", "Result will follow")]
+        )
+        for name, entry_key, value in items:
+            session.send(
+                [
+                    ("Event", "DBGetTreeResponse"),
+                    ("Family", name),
+                    ("Key", entry_key),
+                    ("Val", value),
+                    *tail,
+                ]
+            )
+        _complete(session, "DBGetTreeComplete", action_id, len(items))
 
     def _dbput(self, session: AmiSession, message: Message) -> None:
         family, key = message.get("Family") or "", message.get("Key") or ""

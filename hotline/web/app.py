@@ -31,7 +31,7 @@ from hotline.metrics import Metrics
 from hotline.store.scheduler import CallbackScheduler
 from hotline.store.service import STORE, store_context
 from hotline.ticketno import FileSequenceStore, MemorySequenceStore, SequenceStore, TicketNumbers
-from hotline.web import agents, auth, customers, metrics, openapi, tickets, users
+from hotline.web import agents, auth, customers, metrics, openapi, reports, tickets, users
 from hotline.web.errors import json_errors
 from hotline.web.keys import AMI, CLOCK, ENGINE, METRICS, SETTINGS, TICKET_NUMBERS
 
@@ -127,6 +127,10 @@ def create_app(
 
     app.cleanup_ctx.extend([ami_client, store, auth.sessions_context, engine, connect])
     app.router.add_get("/health", health)
-    openapi.install(app, [auth.api, tickets.api, customers.api, users.api, agents.api], version="1")
+    openapi.install(
+        app,
+        [auth.api, tickets.api, customers.api, users.api, agents.api, reports.api],
+        version="1",
+    )
     app.router.add_routes(metrics.routes)
     return app

@@ -139,6 +139,7 @@ class Operation:
     status: int
     public: bool
     errors: tuple[int, ...]
+    other_media: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     async def parse(self, request: web.Request) -> Input:
         """Validate ``request`` against this declaration."""
@@ -199,12 +200,15 @@ class Api:
         status: int = 200,
         public: bool = False,
         errors: Iterable[int] = (),
+        other_media: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> Callable[[ApiHandler], ApiHandler]:
         """Declare an operation; the decorated ``handler(request, input)`` serves it.
 
         ``errors`` lists the operation's own error statuses; 401 and 403 (unless
         public), 404 (with path parameters), 422 (with query or body), 413 (with
-        a body), 415 (``json_only``) and 503 are added.
+        a body), 415 (``json_only``) and 503 are added. ``other_media`` maps the
+        media types the success may be sent as besides JSON (chosen by a query
+        parameter, say) to their schemas.
         """
 
         def decorate(handler: ApiHandler) -> ApiHandler:
@@ -235,6 +239,7 @@ class Api:
                 status=status,
                 public=public,
                 errors=tuple(sorted(codes)),
+                other_media=dict(other_media or {}),
             )
 
             async def serve(request: web.Request) -> web.StreamResponse:
@@ -277,6 +282,8 @@ def _describe(operation: Operation) -> dict[str, Any]:
     success: dict[str, Any] = {"description": "success"}
     if operation.response is not None:
         success["content"] = {"application/json": {"schema": dict(operation.response)}}
+    for media, schema in operation.other_media.items():
+        success.setdefault("content", {})[media] = {"schema": dict(schema)}
     responses: dict[str, Any] = {str(operation.status): success}
     for code in operation.errors:
         responses[str(code)] = {
@@ -313,8 +320,8 @@ def document(apis: Iterable[Api], *, version: str) -> dict[str, Any]:
             "title": "Hotline JSON API",
             "version": version,
             "description": (
-                "Tickets, customers, users and agent control. Authenticate with the session "
-                "cookie from POST /api/login (state-changing requests then need the "
+                "Tickets, customers, users, agent control and reports. Authenticate with the "
+                "session cookie from POST /api/login (state-changing requests then need the "
                 "X-CSRF-Token header from the login answer) or with "
                 "`Authorization: Bearer <token>`."
             ),
