@@ -378,6 +378,11 @@ class _Reader:
             raise self.error(unknown[0], "unknown key")
 
 
+def _override(env: Mapping[str, str], name: str, value: str) -> str:
+    """The environment's ``name`` if set and not empty, else the file's ``value``."""
+    return env.get(name) or value
+
+
 def _env_secret(env: Mapping[str, str], name: str) -> Secret | None:
     file = env.get(f"{name}_FILE")
     if file:
@@ -507,7 +512,8 @@ def parse_settings(
         ZoneInfo(time_zone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise service_reader.error("time_zone", f"unknown time zone {time_zone!r}") from exc
-    instance = env.get("HOTLINE_INSTANCE") or service_reader.string("instance", "A")
+    # The file's values are read (and checked) even when the environment overrides them.
+    instance = _override(env, "HOTLINE_INSTANCE", service_reader.string("instance", "A"))
     if not re.fullmatch(r"[A-Za-z0-9]{1,8}", instance):
         raise service_reader.error("instance", f"must be 1-8 letters or digits, got {instance!r}")
     api_token = _env_secret(env, "HOTLINE_API_TOKEN") or Secret(
@@ -515,10 +521,11 @@ def parse_settings(
     )
     service = ServiceConfig(
         instance=instance,
-        http_listen=env.get("HOTLINE_HTTP_LISTEN")
-        or service_reader.string("http_listen", "127.0.0.1:8080"),
+        http_listen=_override(
+            env, "HOTLINE_HTTP_LISTEN", service_reader.string("http_listen", "127.0.0.1:8080")
+        ),
         api_token=api_token,
-        state_dir=env.get("HOTLINE_STATE_DIR") or service_reader.string("state_dir", "var"),
+        state_dir=_override(env, "HOTLINE_STATE_DIR", service_reader.string("state_dir", "var")),
         time_zone=time_zone,
     )
     service_reader.raw("api_token")
@@ -526,7 +533,9 @@ def parse_settings(
     _check_listen(source, "service.http_listen", service.http_listen)
 
     ami_reader = root.sub("ami")
-    url = env.get("HOTLINE_AMI_URL") or ami_reader.string("url", "ami://hotline@127.0.0.1:5038")
+    url = _override(
+        env, "HOTLINE_AMI_URL", ami_reader.string("url", "ami://hotline@127.0.0.1:5038")
+    )
     secret = _env_secret(env, "HOTLINE_AMI_SECRET")
     file_secret = ami_reader.optional_string("secret")
     try:

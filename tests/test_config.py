@@ -40,6 +40,26 @@ def test_the_sample_configuration_is_valid() -> None:
     assert settings.ami.events == "call,agent,user,dialplan,system"
 
 
+def test_environment_overrides_keys_the_file_also_sets(tmp_path: Path) -> None:
+    text = (
+        '[service]\ninstance = "B"\nhttp_listen = "127.0.0.1:9000"\nstate_dir = "/tmp/x"\n'
+        '[ami]\nurl = "ami://a@pbx:5038"\n[database]\nurl = "postgresql://file/db"\n' + MINIMAL
+    )
+    env = {
+        "HOTLINE_INSTANCE": "C",
+        "HOTLINE_HTTP_LISTEN": "0.0.0.0:8081",
+        "HOTLINE_STATE_DIR": "/var/lib/hotline",
+        "HOTLINE_AMI_URL": "ami://b@pbx2:5039",
+        "HOTLINE_DATABASE_URL": "postgresql://env/db",
+    }
+    settings = load_settings(write(tmp_path, text), env=env)
+    assert settings.service.instance == "C"
+    assert settings.service.http_listen == "0.0.0.0:8081"
+    assert settings.service.state_dir == "/var/lib/hotline"
+    assert (settings.ami.host, settings.ami.username) == ("pbx2", "b")
+    assert settings.database_url.reveal() == "postgresql://env/db"
+
+
 def test_environment_overrides_secrets_and_addresses(tmp_path: Path) -> None:
     secret_file = tmp_path / "ami.secret"
     secret_file.write_text("from-file\n", encoding="utf-8")
