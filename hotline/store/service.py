@@ -4,9 +4,11 @@
 ``[database] migrate_on_start``), the connection pool, the warmed
 :class:`OpenTickets` view, the outbox and its writer task, the
 :class:`Recorder` sink, and the reconciliation task that keeps the view in step
-with the database; it stops them in reverse order. The web application runs it
-as a ``cleanup_ctx`` before the engine, which then allocates tickets with
-``store.open_tickets.ticket_for`` and records facts with ``store.recorder``.
+with the database and, after each pass, counts the overdue open tickets by
+category for the ``hotline_tickets_overdue`` gauge; it stops them in reverse
+order. The web application runs it as a ``cleanup_ctx`` before the engine, which
+then allocates tickets with ``store.open_tickets.ticket_for`` and records facts
+with ``store.recorder``.
 
 PostgreSQL being down at start does not stop the service: the pool connects
 lazily, the view starts empty and is warmed by the first reconciliation that
@@ -18,10 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Final
 
@@ -37,17 +39,20 @@ from hotline.store.migrate import migrate
 from hotline.store.opentickets import OpenTickets
 from hotline.store.outbox import Outbox
 from hotline.store.records import Recorder, apply_records
-from hotline.store.rules import RetryPolicy
-from hotline.store.tickets import Tickets
+from hotline.store.rules import CATEGORIES, RetryPolicy
+from hotline.store.tickets import TicketFilter, Tickets
 from hotline.ticketno import TicketNumbers
 
-__all__ = ["STORE", "Store", "reconcile_once", "store_context"]
+__all__ = ["STORE", "OverdueSink", "Store", "count_overdue", "reconcile_once", "store_context"]
 
 log = structlog.get_logger("hotline.store")
 
 _SLACK: Final = timedelta(seconds=60)
 """Reconciliation re-reads this far back: a transaction may commit after a pass that
 started later than its ``updated_at``."""
+
+OverdueSink = Callable[[Mapping[str, int]], None]
+"""Takes the overdue open tickets by category (``Metrics.set_overdue``)."""
 
 
 @dataclass(slots=True)
@@ -95,11 +100,29 @@ async def reconcile_once(store: Store, now: float) -> None:
     store.reconciled_at = moment
 
 
-async def _reconcile_forever(store: Store, clock: Clock, interval: float) -> None:
+async def count_overdue(store: Store, now: float) -> dict[str, int]:
+    """The tickets overdue at ``now`` (the repository's rule: due, not replied, not closed),
+    by category; every category is present."""
+    at = datetime.fromtimestamp(now, UTC)
+    return {
+        category: await store.tickets.count(TicketFilter(overdue_at=at, category=category))
+        for category in CATEGORIES
+    }
+
+
+async def _reconcile_and_count(store: Store, clock: Clock, overdue: OverdueSink | None) -> None:
+    await reconcile_once(store, clock.now())
+    if overdue is not None:
+        overdue(await count_overdue(store, clock.now()))
+
+
+async def _reconcile_forever(
+    store: Store, clock: Clock, interval: float, overdue: OverdueSink | None
+) -> None:
     while True:
         await asyncio.sleep(clock.wall_delay(interval))
         try:
-            await asyncio.wait_for(reconcile_once(store, clock.now()), timeout=30.0)
+            await asyncio.wait_for(_reconcile_and_count(store, clock, overdue), timeout=30.0)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("store.reconcile_failed", error=f"{type(exc).__name__}: {exc}")
 
@@ -111,11 +134,13 @@ async def store_context(
     *,
     clock: Clock | None = None,
     warm_timeout: float = 10.0,
+    overdue: OverdueSink | None = None,
 ) -> AsyncIterator[Store]:
     """Storage for ``settings`` (which must have a database URL); see the module docstring.
 
-    ``clock`` (the engine's) dates the attach rule's "recent"; ``reconcile_interval``
-    is in its seconds.
+    ``clock`` (the engine's) dates the attach rule's "recent" and what is overdue;
+    ``reconcile_interval`` is in its seconds. ``overdue`` gets the overdue counts
+    after each reconciliation (on the store's task, never the engine's).
     """
     clock = clock or SystemClock()
     dsn = settings.database_url.reveal()
@@ -151,13 +176,14 @@ async def store_context(
             ),
         )
         try:
-            await asyncio.wait_for(reconcile_once(store, clock.now()), warm_timeout)
+            await asyncio.wait_for(_reconcile_and_count(store, clock, overdue), warm_timeout)
             log.info("store.warmed", open_tickets=len(open_tickets))
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("store.warm_failed", error=f"{type(exc).__name__}: {exc}")
         outbox.start()
         reconciler = asyncio.create_task(
-            _reconcile_forever(store, clock, database.reconcile_interval), name="store-reconcile"
+            _reconcile_forever(store, clock, database.reconcile_interval, overdue),
+            name="store-reconcile",
         )
         try:
             yield store

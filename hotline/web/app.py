@@ -87,7 +87,9 @@ def create_app(
             yield
             return
         app[TICKET_NUMBERS] = _ticket_numbers(settings)
-        async with store_context(settings, app[TICKET_NUMBERS], clock=app[CLOCK]) as store:
+        async with store_context(
+            settings, app[TICKET_NUMBERS], clock=app[CLOCK], overdue=app[METRICS].set_overdue
+        ) as store:
             app[STORE] = store
             yield
 
