@@ -1,6 +1,6 @@
 """``GET /metrics``: the Prometheus exposition of :class:`hotline.metrics.Metrics`.
 
-Public (the bearer token guards only ``/api``). The body is rendered from memory:
+Public, like ``/health`` (see :mod:`hotline.web.auth`). The body is rendered from memory:
 a scrape never waits on the network or the database.
 """
 
