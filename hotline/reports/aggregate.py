@@ -4,10 +4,11 @@ Theory of operation
 -------------------
 :class:`ReportBuilder` takes the rows :mod:`hotline.reports.queries` reads, one
 at a time (so a year of calls streams through in constant memory), and adds
-each to a few running sums: its own group (period x queue, period x agent,
-period for tickets), the same key over the whole range, and "every queue" /
-"every agent" of its period and of the range. :meth:`ReportBuilder.build` turns
-the sums into rows. Every definition comes from one place:
+each to the running sums of its group (period x queue, period x agent, period
+for tickets). :meth:`ReportBuilder.build` adds the groups up into the totals
+(each key over the whole range, "every queue" / "every agent" of each period
+and of the range; call tallies add up with ``+``) and turns the sums into rows.
+Every definition comes from one place:
 
 - a call's tally (answered within the service-level threshold, abandoned, short
   abandon, overflowed), the service level, the abandon rate, ASA and AHT from
@@ -29,10 +30,8 @@ tickets gives a report with empty lists. A ratio with an empty denominator is
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TypeVar
 
 from hotline.config import Settings
 from hotline.domain.model import OfferResult, Outcome
@@ -67,9 +66,6 @@ __all__ = [
 ]
 
 SATISFACTION_SCORES = (1, 2, 3, 4, 5)
-
-_K = TypeVar("_K", bound=Hashable)
-_S = TypeVar("_S")
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,11 +241,6 @@ class Report:
         """Whether any call arrived in the range."""
         return bool(self.queues)
 
-    @property
-    def empty(self) -> bool:
-        """Nothing happened in the range: no call, ring or ticket."""
-        return not (self.queues or self.agents or self.tickets)
-
 
 # -- running sums -------------------------------------------------------------------------------
 
@@ -286,6 +277,17 @@ class _Calls:
         self.talk += call.talk_seconds or 0.0
         self.wrap_up += call.wrap_up_seconds or 0.0
 
+    def absorb(self, other: _Calls) -> None:
+        self.tally += other.tally
+        self.in_progress += other.in_progress
+        self.talk += other.talk
+        self.wrap_up += other.wrap_up
+        self.offers += other.offers
+        self.offers_answered += other.offers_answered
+        self.offers_within += other.offers_within
+        self.offers_missed += other.offers_missed
+        self.offers_cancelled += other.offers_cancelled
+
     @property
     def offer_tally(self) -> OfferTally:
         return OfferTally(
@@ -306,21 +308,25 @@ class _Tickets:
     scores: dict[int, int] = field(default_factory=lambda: dict.fromkeys(SATISFACTION_SCORES, 0))
 
 
-def _groups(
-    sums: dict[tuple[date | None, _K | None], _S],
-    period: date,
-    key: _K,
-    make: Callable[[], _S],
-) -> list[_S]:
-    """The sums a row of ``period`` and ``key`` adds to: its own, the key over the range,
-    every key of the period, every key over the range."""
-    found = []
-    for group in ((period, key), (None, key), (period, None), (None, None)):
-        current = sums.get(group)
-        if current is None:
-            current = sums[group] = make()
-        found.append(current)
+def _sums(sums: dict[tuple[date, str], _Calls], period: date, key: str) -> _Calls:
+    found = sums.get((period, key))
+    if found is None:
+        found = sums[(period, key)] = _Calls()
     return found
+
+
+def _with_totals(
+    sums: dict[tuple[date, str], _Calls],
+) -> dict[tuple[date | None, str | None], _Calls]:
+    """``sums`` and, from them, the totals of each key over the range, of every key in each
+    period, and of everything (``None`` standing for "every")."""
+    groups: dict[tuple[date | None, str | None], _Calls] = {
+        (period, key): part for (period, key), part in sums.items()
+    }
+    for (period, key), part in sorted(sums.items()):
+        for group in ((None, key), (period, None), (None, None)):
+            groups.setdefault(group, _Calls()).absorb(part)
+    return groups
 
 
 def _order(item: tuple[tuple[date | None, str | None], object]) -> tuple[bool, date, bool, str]:
@@ -337,8 +343,8 @@ class ReportBuilder:
         self.request = request
         self.rules = rules
         self.now = now
-        self._queues: dict[tuple[date | None, str | None], _Calls] = {}
-        self._agents: dict[tuple[date | None, str | None], _Calls] = {}
+        self._queues: dict[tuple[date, str], _Calls] = {}
+        self._agents: dict[tuple[date, str], _Calls] = {}
         self._tickets: dict[date | None, _Tickets] = {}
 
     def add_call(self, call: CallRow) -> None:
@@ -351,18 +357,14 @@ class ReportBuilder:
                 self.rules.service_level_threshold,
                 self.rules.short_abandon_threshold,
             )
-        for sums in _groups(self._queues, call.period, call.queue, _Calls):
-            sums.add_call(call, tally)
+        _sums(self._queues, call.period, call.queue).add_call(call, tally)
         if call.outcome is Outcome.ANSWERED and call.answered_by is not None:
-            for sums in _groups(self._agents, call.period, call.answered_by, _Calls):
-                sums.add_call(call, tally)
+            _sums(self._agents, call.period, call.answered_by).add_call(call, tally)
 
     def add_offer(self, offer: OfferRow) -> None:
         """Count one ring in its call's queue and in its agent's figures."""
-        for sums in _groups(self._queues, offer.period, offer.queue, _Calls):
-            sums.add_offer(offer, self.rules)
-        for sums in _groups(self._agents, offer.period, offer.agent, _Calls):
-            sums.add_offer(offer, self.rules)
+        _sums(self._queues, offer.period, offer.queue).add_offer(offer, self.rules)
+        _sums(self._agents, offer.period, offer.agent).add_offer(offer, self.rules)
 
     def _ticket_sums(self, period: date) -> tuple[_Tickets, _Tickets]:
         """The sums of ``period`` and of the whole range."""
@@ -403,16 +405,20 @@ class ReportBuilder:
             return False
         return None
 
-    def build(self, *, time_zone: str, generated_at: datetime) -> Report:
-        """The report of everything added so far."""
+    def build(self, *, time_zone: str) -> Report:
+        """The report of everything added so far, made at ``now``."""
         return Report(
             request=self.request,
             time_zone=time_zone,
             rules=self.rules,
-            generated_at=generated_at,
+            generated_at=self.now,
             periods=periods(self.request),
-            queues=[_queue_row(g, s) for g, s in sorted(self._queues.items(), key=_order)],
-            agents=[_agent_row(g, s) for g, s in sorted(self._agents.items(), key=_order)],
+            queues=[
+                _queue_row(g, s) for g, s in sorted(_with_totals(self._queues).items(), key=_order)
+            ],
+            agents=[
+                _agent_row(g, s) for g, s in sorted(_with_totals(self._agents).items(), key=_order)
+            ],
             tickets=[
                 _ticket_row(period, s)
                 for period, s in sorted(

@@ -140,4 +140,4 @@ async def build_report(
             )
         async for row in conn.cursor(_REPAIRS_SQL, *args, prefetch=_PREFETCH):
             builder.add_repair(CompletedRepair(row["period"], row["completed_on_time"]))
-    return builder.build(time_zone=zone, generated_at=now)
+    return builder.build(time_zone=zone)

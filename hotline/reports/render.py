@@ -100,8 +100,6 @@ def render_json(report: Report) -> bytes:
 def _cell(value: Any) -> str:
     if value is None:
         return ""
-    if isinstance(value, bool):
-        return str(int(value))
     if isinstance(value, float):
         return repr(round(value, 6))
     if isinstance(value, date):

@@ -11,10 +11,15 @@ JSON is the default; ``format=csv`` answers ``text/csv`` as an attachment, and
 ``format=html`` a self-contained page, served with a Content-Security-Policy that
 lets it load nothing at all. Complaints not replied to are judged as of the
 service's clock.
+
+The engine shares this event loop, so a report never holds it long: rows stream
+from PostgreSQL in batches (the loop runs between them), and the rendering, whose
+cost grows with the number of rows, runs in a worker thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -110,7 +115,8 @@ async def report(request: web.Request, given: Input) -> web.Response:
     now = datetime.fromtimestamp(request.app[CLOCK].now(), UTC)
     built = await build_report(store_of(request).pool, wanted, request.app[SETTINGS], now=now)
     media, _, _ = CONTENT_TYPES[wanted.format].partition(";")
-    response = web.Response(body=render(built, wanted.format), content_type=media)
+    body = await asyncio.to_thread(render, built, wanted.format)
+    response = web.Response(body=body, content_type=media)
     if wanted.format != "json":
         response.charset = "utf-8"
     if wanted.format == "csv":
