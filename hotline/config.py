@@ -49,6 +49,7 @@ __all__ = [
     "TicketsConfig",
     "WebConfig",
     "load_settings",
+    "load_settings_with_database",
     "parse_settings",
 ]
 
@@ -696,6 +697,19 @@ def _check_listen(source: str, key: str, value: str) -> None:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(source, key, f"must be HOST:PORT, got {value!r}")
+
+
+def load_settings_with_database(path: str | Path) -> Settings:
+    """:func:`load_settings` for the commands that need PostgreSQL (``migrate``, ``users``,
+    ``report``): a configuration without a database URL is a :class:`ConfigError`."""
+    settings = load_settings(path)
+    if not settings.database_url:
+        raise ConfigError(
+            settings.source,
+            "database.url",
+            "no database configured (set [database] url or HOTLINE_DATABASE_URL)",
+        )
+    return settings
 
 
 def load_settings(path: str | Path, *, env: Mapping[str, str] | None = None) -> Settings:

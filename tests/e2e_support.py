@@ -10,6 +10,7 @@ from hotline.sim.scenario import (
     AgentBehaviour,
     AgentGroup,
     Arrivals,
+    Burst,
     Exponential,
     LogNormal,
     Normal,
@@ -96,3 +97,60 @@ OUTCOMES = {
     ("abandoned", "ringing"): Outcome.ABANDONED_RINGING,
     ("redirected", None): Outcome.OVERFLOWED,
 }
+
+
+MEASURED_RING_TIMEOUT = 15.0
+MEASURED_WRAP_UP = 3.0
+MEASURED_MAX_WAIT = 40.0
+MEASURED_QUEUES = [
+    {
+        "name": "support",
+        "ring_timeout": MEASURED_RING_TIMEOUT,
+        "wrap_up": MEASURED_WRAP_UP,
+        "max_wait": MEASURED_MAX_WAIT,
+        "overflow_target": "hotline-voicemail,s,1",
+    },
+    # Rings longer than three rings: answers after 15 s are possible here.
+    {"name": "sales", "ring_timeout": 25.0, "wrap_up": MEASURED_WRAP_UP},
+]
+"""The queues of the figure-checking runs (metrics, reports)."""
+
+
+def measured_call_centre(name: str, repeat_share: float) -> Scenario:
+    """300 calls over about 11 minutes into two queues (with a burst of 45), three kinds of
+    agent: a run that produces every outcome (some twenty overflows) and rings both under
+    and over three rings."""
+    devices = [f"Local/{ext}@agents" for ext in range(2001, 2014)]
+    return Scenario(
+        name=name,
+        seed=23,
+        noise=True,
+        time_scale=80.0,
+        arrivals=Arrivals(
+            count=255,
+            rate_per_minute=25,
+            start_after=1.0,
+            queues=(("support", 3.0), ("sales", 1.0)),
+            repeat_share=repeat_share,
+            patience=LogNormal(mean=50.0, sigma=0.9),
+            bursts=(Burst(at=240.0, count=45, over=20.0),),
+        ),
+        agents=(
+            # Answer after one to four rings, now and then no answer or busy.
+            AgentGroup(
+                tuple(devices[:8]),
+                AgentBehaviour(
+                    answer_delay=LogNormal(mean=7.0, sigma=0.5),
+                    no_answer=0.05,
+                    busy=0.04,
+                    talk=Normal(mean=40.0, sd=12.0),
+                ),
+            ),
+            AgentGroup(tuple(devices[8:10]), AgentBehaviour(no_answer=1.0)),
+            # Slow: some answers come after the ring timeout (ring-no-answer).
+            AgentGroup(
+                tuple(devices[10:]),
+                AgentBehaviour(answer_delay=Uniform(low=8.0, high=18.0), talk=Exponential(30.0)),
+            ),
+        ),
+    )

@@ -49,71 +49,22 @@ from hotline.domain.sla import (
     tally_call,
 )
 from hotline.sim.scenario import (
-    AgentBehaviour,
-    AgentGroup,
-    Arrivals,
-    Burst,
-    Exponential,
-    LogNormal,
-    Normal,
     Scenario,
-    Uniform,
 )
 from hotline.stack import Stack, start_stack
 from hotline.store.service import STORE
 from hotline.store.tickets import Tickets
-from tests.e2e_support import OUTCOMES, wait_settled
+from tests.e2e_support import MEASURED_QUEUES, OUTCOMES, measured_call_centre, wait_settled
 
-QUEUES = [
-    {
-        "name": "support",
-        "ring_timeout": 15.0,
-        "wrap_up": 3.0,
-        "max_wait": 60.0,
-        "overflow_target": "hotline-voicemail,s,1",
-    },
-    # Rings longer than three rings: answers after 15 s are possible here.
-    {"name": "sales", "ring_timeout": 25.0, "wrap_up": 2.0},
-]
+QUEUES = MEASURED_QUEUES
 MISSES = {"no_answer", "busy", "unavailable"}
 PER_CALL = 0.010
 """Durations agree within 10 ms a call."""
 
 
 def call_centre() -> Scenario:
-    """300 calls over about 11 minutes into two queues (with a burst), three kinds of agent."""
-    devices = [f"Local/{ext}@agents" for ext in range(2001, 2014)]
-    return Scenario(
-        name="reports-ground-truth",
-        seed=23,
-        noise=True,
-        time_scale=80.0,
-        arrivals=Arrivals(
-            count=270,
-            rate_per_minute=25,
-            start_after=1.0,
-            queues=(("support", 3.0), ("sales", 1.0)),
-            repeat_share=0.15,
-            patience=LogNormal(mean=50.0, sigma=0.9),
-            bursts=(Burst(at=240.0, count=30, over=20.0),),
-        ),
-        agents=(
-            AgentGroup(
-                tuple(devices[:8]),
-                AgentBehaviour(
-                    answer_delay=LogNormal(mean=7.0, sigma=0.5),
-                    no_answer=0.05,
-                    busy=0.04,
-                    talk=Normal(mean=40.0, sd=12.0),
-                ),
-            ),
-            AgentGroup(tuple(devices[8:10]), AgentBehaviour(no_answer=1.0)),
-            AgentGroup(
-                tuple(devices[10:]),
-                AgentBehaviour(answer_delay=Uniform(low=8.0, high=18.0), talk=Exponential(30.0)),
-            ),
-        ),
-    )
+    """The shared figure-checking run."""
+    return measured_call_centre("reports-ground-truth", repeat_share=0.15)
 
 
 def agent_id(device: str) -> str:

@@ -35,18 +35,18 @@ from hotline.domain.sla import CallTally, service_level, tally_call
 from hotline.engine import Engine
 from hotline.metrics import MAX_PAUSE_REASONS, Metrics, ring_buckets, wait_buckets
 from hotline.sim.scenario import (
-    AgentBehaviour,
-    AgentGroup,
-    Arrivals,
-    Burst,
-    Exponential,
-    LogNormal,
-    Normal,
     Scenario,
-    Uniform,
 )
 from hotline.stack import Stack, start_stack
 from hotline.web.metrics import CONTENT_TYPE
+from tests.e2e_support import (
+    MEASURED_MAX_WAIT,
+    MEASURED_QUEUES,
+    MEASURED_RING_TIMEOUT,
+    MEASURED_WRAP_UP,
+    OUTCOMES,
+    measured_call_centre,
+)
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 BOUNDED_LABELS = {"queue", "agent", "outcome", "state", "reason", "le", "category"}
@@ -413,64 +413,15 @@ async def test_live_gauges_read_the_router_and_engine_at_scrape_time() -> None:
 
 # -- end to end: the service's /metrics against the sim's ground truth --------------------------
 
-RING_TIMEOUT = 15.0
-WRAP_UP = 3.0
-MAX_WAIT = 60.0
-OUTCOMES = {
-    ("answered", None): Outcome.ANSWERED,
-    ("abandoned", "waiting"): Outcome.ABANDONED_WAITING,
-    ("abandoned", "ringing"): Outcome.ABANDONED_RINGING,
-    ("redirected", None): Outcome.OVERFLOWED,
-}
-QUEUES = [
-    {
-        "name": "support",
-        "ring_timeout": RING_TIMEOUT,
-        "wrap_up": WRAP_UP,
-        "max_wait": MAX_WAIT,
-        "overflow_target": "hotline-voicemail,s,1",
-    },
-    # Rings longer than three rings: answers after 15 s are possible here.
-    {"name": "sales", "ring_timeout": 25.0, "wrap_up": WRAP_UP},
-]
+RING_TIMEOUT = MEASURED_RING_TIMEOUT
+WRAP_UP = MEASURED_WRAP_UP
+MAX_WAIT = MEASURED_MAX_WAIT
+QUEUES = MEASURED_QUEUES
 
 
 def call_centre() -> Scenario:
-    """300 calls over about 11 minutes into two queues (with a burst), three kinds of agent."""
-    devices = [f"Local/{ext}@agents" for ext in range(2001, 2014)]
-    return Scenario(
-        name="metrics-ground-truth",
-        seed=23,
-        noise=True,
-        time_scale=80.0,
-        arrivals=Arrivals(
-            count=270,
-            rate_per_minute=25,
-            start_after=1.0,
-            queues=(("support", 3.0), ("sales", 1.0)),
-            repeat_share=0.1,
-            patience=LogNormal(mean=50.0, sigma=0.9),
-            bursts=(Burst(at=240.0, count=30, over=20.0),),
-        ),
-        agents=(
-            # Answer after one to four rings, now and then no answer or busy.
-            AgentGroup(
-                tuple(devices[:8]),
-                AgentBehaviour(
-                    answer_delay=LogNormal(mean=7.0, sigma=0.5),
-                    no_answer=0.05,
-                    busy=0.04,
-                    talk=Normal(mean=40.0, sd=12.0),
-                ),
-            ),
-            AgentGroup(tuple(devices[8:10]), AgentBehaviour(no_answer=1.0)),
-            # Slow: some answers come after the ring timeout (ring-no-answer).
-            AgentGroup(
-                tuple(devices[10:]),
-                AgentBehaviour(answer_delay=Uniform(low=8.0, high=18.0), talk=Exponential(30.0)),
-            ),
-        ),
-    )
+    """The shared figure-checking run."""
+    return measured_call_centre("metrics-ground-truth", repeat_share=0.1)
 
 
 async def settle(stack: Stack) -> None:

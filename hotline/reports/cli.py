@@ -22,7 +22,7 @@ from typing import Any
 
 import asyncpg
 
-from hotline.config import ConfigError, Settings, load_settings
+from hotline.config import ConfigError, Settings, load_settings_with_database
 from hotline.reports.aggregate import Report
 from hotline.reports.period import FORMATS, PERIODS, ReportError, ReportRequest, parse_request
 from hotline.reports.queries import build_report
@@ -38,15 +38,9 @@ class _Refused(Exception):
 
 def _settings(path: str) -> Settings:
     try:
-        settings = load_settings(path)
+        return load_settings_with_database(path)
     except ConfigError as exc:
         raise _Refused(f"invalid configuration: {exc}") from exc
-    if not settings.database_url:
-        raise _Refused(
-            f"{settings.source}: database.url: no database configured "
-            "(set [database] url or HOTLINE_DATABASE_URL)"
-        )
-    return settings
 
 
 async def _build(settings: Settings, request: ReportRequest) -> Report:

@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from hotline.config import ConfigError, Settings, load_settings
+from hotline.config import ConfigError, Settings, load_settings_with_database
 from hotline.store.migrate import DEFAULT_MIGRATIONS_DIR, MigrationError, migrate
 
 __all__ = ["migrations_dir", "register"]
@@ -22,16 +22,9 @@ def migrations_dir(settings: Settings) -> str:
 
 def _migrate(args: argparse.Namespace) -> int:
     try:
-        settings = load_settings(args.config)
+        settings = load_settings_with_database(args.config)
     except ConfigError as exc:
         print(f"hotline: invalid configuration: {exc}", file=sys.stderr)
-        return 2
-    if not settings.database_url:
-        print(
-            f"hotline: {settings.source}: database.url: no database configured "
-            "(set [database] url or HOTLINE_DATABASE_URL)",
-            file=sys.stderr,
-        )
         return 2
     directory = args.dir or migrations_dir(settings)
     try:

@@ -22,7 +22,7 @@ from typing import Any
 
 import asyncpg
 
-from hotline.config import ConfigError, Settings, load_settings
+from hotline.config import ConfigError, Settings, load_settings_with_database
 from hotline.store.db import InvalidChange, create_pool
 from hotline.store.users import ROLES, User, Users
 
@@ -35,15 +35,9 @@ class _Refused(Exception):
 
 def _settings(path: str) -> Settings:
     try:
-        settings = load_settings(path)
+        return load_settings_with_database(path)
     except ConfigError as exc:
         raise _Refused(f"invalid configuration: {exc}") from exc
-    if not settings.database_url:
-        raise _Refused(
-            f"{settings.source}: database.url: no database configured "
-            "(set [database] url or HOTLINE_DATABASE_URL)"
-        )
-    return settings
 
 
 def _password(path: str | None) -> str:
