@@ -373,6 +373,7 @@ class AmiClient:
         self._ids = itertools.count(1)
         self._subscriptions: list[Subscription] = []
         self._pending: dict[str, _Pending] = {}
+        self._lists: dict[str, _Pending] = {}  # pending actions collecting an event list
         self._protocol: _AmiProtocol | None = None
         self._logged_in = False
         self._supervisor: asyncio.Task[None] | None = None
@@ -609,6 +610,7 @@ class AmiClient:
         self.connected_since = None
         self._state_changed.set()
         pending, self._pending = self._pending, {}
+        self._lists.clear()
         for entry in pending.values():
             if entry.timer is not None:
                 entry.timer.cancel()
@@ -659,24 +661,25 @@ class AmiClient:
 
     def _expire(self, action_id: str, delay: float) -> None:
         entry = self._pending.pop(action_id, None)
+        self._lists.pop(action_id, None)
         if entry is not None and not entry.future.done():
             entry.future.set_exception(
                 AmiActionTimeout(f"{entry.action} (ActionID {action_id}) had no reply in {delay} s")
             )
 
     def _dispatch(self, messages: Iterable[Message]) -> None:
-        pending = self._pending
+        lists = self._lists
         for message in messages:
             if message.kind == "response":
                 self._on_response(message)
                 continue
-            if pending:
-                action_id = message.get("ActionID")
-                if action_id is not None:
-                    entry = pending.get(action_id)
-                    if entry is not None and entry.result is not None:
-                        self._on_list_item(entry, message)
-                        continue
+            # Only an event-list reply in progress needs an event's ActionID; checking the
+            # raw text first keeps every other event unparsed (Asterisk spells it ActionID).
+            if lists and "ActionID" in message.text:
+                entry = lists.get(message.get("ActionID") or "")
+                if entry is not None:
+                    self._on_list_item(entry, message)
+                    continue
             if not self._logged_in:
                 continue
             for subscription in self._subscriptions:
@@ -691,6 +694,7 @@ class AmiClient:
         result = ActionResult(entry.action, entry.action_id, message)
         if (message.get("EventList") or "").lower() == "start":
             entry.result = result
+            self._lists[entry.action_id] = entry
             return
         if entry.on_success is not None and result.ok:
             entry.on_success()
@@ -706,6 +710,7 @@ class AmiClient:
 
     def _finish(self, entry: _Pending, result: ActionResult) -> None:
         self._pending.pop(entry.action_id, None)
+        self._lists.pop(entry.action_id, None)
         if entry.timer is not None:
             entry.timer.cancel()
         if not entry.future.done():
