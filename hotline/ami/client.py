@@ -538,6 +538,9 @@ class AmiClient:
             )
             keepalive = asyncio.create_task(self._keepalive(protocol), name="ami-keepalive")
             await protocol.lost
+        except asyncio.CancelledError:
+            self._drop_reason = self._drop_reason or "client stopped"
+            raise
         finally:
             if keepalive is not None:
                 keepalive.cancel()
