@@ -272,9 +272,8 @@ class Engine:
     def _on_disconnected(self, signal: Disconnected) -> None:
         self.pbx_connected = False
         self.synced.clear()
+        # The model is kept as it is: the next Connected's resync reconciles it.
         log.warning("engine.pbx_disconnected", reason=signal.reason)
-        now = self.clock.now()
-        self._execute(self.router.on_disconnected(now), now)
 
     # -- effects ------------------------------------------------------------------------------
 

@@ -303,10 +303,6 @@ class Router:
             self._dispatch(now, effects)
         return effects
 
-    def on_disconnected(self, now: float) -> list[Effect]:
-        """The PBX connection dropped; state is kept until :meth:`resync`."""
-        return []
-
     # -- calls --------------------------------------------------------------------------------
 
     def _on_caller_waiting(
