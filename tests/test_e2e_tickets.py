@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 
 from hotline.domain.effects import CallAnswered
+from hotline.domain.model import Activity
 from hotline.stack import Stack, start_stack
 from hotline.store.service import STORE
 from tests.e2e_support import OUTCOMES, QUEUES, call_centre, ground_truth_calls, wait_settled
@@ -41,9 +42,17 @@ async def database_rows(dsn: str) -> tuple[list[asyncpg.Record], list[asyncpg.Re
     return calls, offers
 
 
+async def drain(stack: Stack) -> None:
+    """Every agent's wrap-up has ended (its record is written too), then the outbox is empty."""
+    async with asyncio.timeout(30):
+        while any(a.activity is Activity.WRAP_UP for a in stack.engine.router.agents.values()):  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+    assert await stack.app[STORE].outbox.flush(60), "the outbox did not drain"
+
+
 async def assert_recorded_exactly_as_it_happened(stack: Stack, dsn: str) -> dict[str, Any]:
     """Calls and offers in PostgreSQL equal the ground truth: none missing, none twice."""
-    assert await stack.app[STORE].outbox.flush(60), "the outbox did not drain"
+    await drain(stack)
     truth = ground_truth_calls(stack)
     orphans: dict[str, int] = defaultdict(int)
     for record in stack.sim.ground_truth:
