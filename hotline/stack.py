@@ -148,16 +148,20 @@ async def start_stack(
     time_scale: float | None = None,
     record_facts: bool = True,
     settings: Settings | None = None,
+    event_filter: frozenset[str] | None = None,
     **settings_options: Any,
 ) -> Stack:
     """Start the sim, then the service connected to it; return once the engine has resynced.
 
     ``settings_options`` go to :func:`build_settings` when ``settings`` is not
-    given. Call :meth:`SimPbx.start_arrivals` on ``stack.sim`` to start the
+    given. ``event_filter`` gives the sim's manager user Asterisk's advanced
+    include filters (the event names it passes; see :class:`ServerCredentials`).
+    Call :meth:`SimPbx.start_arrivals` on ``stack.sim`` to start the
     traffic, and :meth:`Stack.close` at the end.
     """
     clock = ScaledClock(time_scale if time_scale is not None else scenario.time_scale)
-    sim = SimPbx(scenario, clock=clock, credentials=ServerCredentials("hotline", _SECRET))
+    credentials = ServerCredentials("hotline", _SECRET, event_filter=event_filter)
+    sim = SimPbx(scenario, clock=clock, credentials=credentials)
     await sim.start(host="127.0.0.1", port=0)
     settings = settings or build_settings(scenario, sim.port, **settings_options)
     # Reconnect within a few wall milliseconds: on a scaled clock every wall second

@@ -15,6 +15,7 @@ from __future__ import annotations
 import pytest
 
 from hotline.clock import ScaledClock
+from hotline.sim.amiserver import ServerCredentials
 from hotline.sim.pbx import SimPbx
 from hotline.sim.scenario import Scenario
 from tests.simtrace import digest, replay
@@ -31,12 +32,36 @@ TRACES = [
     "callback_outbound",
     "supervisor_spy",
     "redirect_and_hangup",
+    "backend_answered_filtered",
 ]
+# The manager users the traces were recorded with, where not the default one: the
+# filtered trace's user has the eleven eventfilter lines its README row lists.
+USERS = {
+    "backend_answered_filtered": ServerCredentials(
+        "filtered",
+        "filtered-secret",
+        event_filter=frozenset(
+            {
+                "Newchannel",
+                "Newstate",
+                "Hangup",
+                "UserEvent",
+                "OriginateResponse",
+                "DialEnd",
+                "BridgeEnter",
+                "BridgeLeave",
+                "DeviceStateChange",
+                "FullyBooted",
+                "MixMonitorStart",
+            }
+        ),
+    ),
+}
 
 
 @pytest.mark.parametrize("name", TRACES)
 async def test_sim_matches_the_real_trace(name: str) -> None:
-    sim = SimPbx(Scenario(name=name), clock=ScaledClock(SCALE))
+    sim = SimPbx(Scenario(name=name), clock=ScaledClock(SCALE), credentials=USERS.get(name))
     await sim.start()
     try:
         trace, replayed = await replay(name, sim.port, SCALE)

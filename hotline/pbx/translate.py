@@ -25,7 +25,7 @@ from hotline.domain.events import (
     OriginateResult,
 )
 
-__all__ = ["CALL_WAITING_EVENT", "event_time", "translate"]
+__all__ = ["CALL_WAITING_EVENT", "TRANSLATED_EVENTS", "event_time", "translate"]
 
 CALL_WAITING_EVENT: Final = "HotlineCallWaiting"
 
@@ -153,6 +153,9 @@ _TRANSLATORS: Final[dict[str, Callable[[Message, float], DomainEvent | None]]] =
     "DeviceStateChange": _device_state,
     "DialEnd": _dial_end,
 }
+
+TRANSLATED_EVENTS: Final = frozenset(_TRANSLATORS)
+"""Every AMI event name the translator reads; the shipped ``eventfilter`` passes exactly these."""
 
 
 def translate(message: Message, received_at: float) -> DomainEvent | None:

@@ -14,6 +14,12 @@ calls). It behaves like Asterisk's manager as recorded in the traces:
   ``Invalid/unknown command``;
 * ``Events`` and the login's ``Events:`` set the session's event mask, ``Filter``
   adds a regex filter, ``Ping`` answers ``Pong``, ``Logoff`` says goodbye;
+* the account's ``event_filter`` plays the manager user's advanced include
+  filters (``eventfilter(action(include),name(<Event>)) =`` lines in
+  ``manager.conf``, ``backend_answered_filtered.jsonl``): only events so named
+  are broadcast to its sessions. Like Asterisk, it filters broadcast events
+  only: responses, event-list items and the ``FullyBooted`` written at login
+  (``astman_append`` in ``action_login``) always pass;
 * a client that stops reading is disconnected once its unsent output has stayed
   above the high-water mark for ``write_timeout`` (Asterisk's ``writetimeout``),
   so one stuck client never stalls the others.
@@ -60,6 +66,9 @@ class ServerCredentials:
 
     username: str = "hotline"
     secret: str = "hotline-secret"  # noqa: S105 - the sim's documented default, not a real secret
+    event_filter: frozenset[str] | None = None
+    """Event names of the user's ``eventfilter(action(include),name(...))`` lines; None or
+    empty: no such filter (every event the session's mask allows)."""
 
 
 class AmiSession(asyncio.Protocol):
@@ -74,6 +83,7 @@ class AmiSession(asyncio.Protocol):
         self.username: str | None = None
         self.event_classes: frozenset[str] | None = frozenset()
         self.filters: list[tuple[bool, re.Pattern[str]]] = []
+        self.event_filter: frozenset[str] = frozenset()
         self.challenge: str | None = None
         self.closed = False
         self._write_timer: asyncio.TimerHandle | None = None
@@ -173,20 +183,25 @@ class AmiSession(asyncio.Protocol):
         """``Response: Error`` with ``Message``."""
         self.send_response(action, "Error", [("Message", message)])
 
-    def wants(self, classes: frozenset[str], text: str) -> bool:
-        """Whether an event of these privilege classes (and this text) goes to this session."""
+    def wants(self, classes: frozenset[str], text: str, name: str) -> bool:
+        """Whether event ``name`` of these privilege classes (and this text) goes to this session.
+
+        As in Asterisk's manager, the user's name filters and the session's
+        ``Filter`` regexes are one set of filters: with any include filter an event
+        must match one of them, and then none of the exclude ones.
+        """
         if not self.authenticated:
             return False
         mask = self.event_classes
         if mask is not None and not (mask & classes):
             return False
-        if self.filters:
-            allowed = [pattern.search(text) is not None for keep, pattern in self.filters if keep]
-            if allowed and not any(allowed):
-                return False
-            if any(pattern.search(text) for keep, pattern in self.filters if not keep):
-                return False
-        return True
+        names = self.event_filter
+        if not self.filters:
+            return not names or name in names
+        allowed = [pattern.search(text) is not None for keep, pattern in self.filters if keep]
+        if (names or allowed) and not (name in names or any(allowed)):
+            return False
+        return not any(pattern.search(text) for keep, pattern in self.filters if not keep)
 
     def close(self) -> None:
         """Close after the pending output is flushed."""
@@ -263,6 +278,7 @@ def _login(session: AmiSession, message: Message) -> None:
     session.authenticated = True
     session.username = username
     session.event_classes = _event_mask(message.get("Events"))
+    session.event_filter = creds.event_filter or frozenset()
     session.send_success(message, "Authentication accepted")
     uptime = str(int(time.monotonic() - server.started_at))
     session.send(
@@ -447,7 +463,7 @@ class AmiServer:
         if not self.sessions:
             return
         data = _encode_event(pairs)
-        privilege = pairs[1][1]
+        name, privilege = pairs[0][1], pairs[1][1]
         classes = self._classes.get(privilege)
         if classes is None:
             classes = self._classes[privilege] = frozenset(
@@ -457,7 +473,7 @@ class AmiServer:
         for session in list(self.sessions):
             if session.filters and not text:
                 text = data.decode("utf-8", "replace")
-            if session.wants(classes, text):
+            if session.wants(classes, text, name):
                 session.write(data)
 
     def drop_all(self) -> None:
