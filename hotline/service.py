@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import signal
 import sys
+from collections.abc import Awaitable
 from typing import Any
 
 import asyncpg
@@ -17,25 +20,61 @@ from hotline.store.migrate import MigrationError
 from hotline.web.app import create_app
 from hotline.web.keys import AMI
 
-__all__ = ["register", "serve"]
+__all__ = ["HttpListenError", "register", "serve"]
 
 log = structlog.get_logger("hotline.service")
 
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class HttpListenError(Exception):
+    """The HTTP address (``service.http_listen``) cannot be listened on, e.g. it is taken."""
+
 
 async def serve(settings: Settings) -> None:
-    """Run until cancelled (SIGINT/SIGTERM)."""
+    """Run until SIGTERM or SIGINT, then stop cleanly and return.
+
+    Raises :class:`HttpListenError` when the HTTP address cannot be bound; every
+    resource started before that is closed first.
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in _STOP_SIGNALS:
+        loop.add_signal_handler(signum, stop.set)
     app = create_app(settings)
-    runner = web.AppRunner(app, handle_signals=True)
-    await runner.setup()
-    host, _, port = settings.service.http_listen.rpartition(":")
-    site = web.TCPSite(runner, host.strip("[]"), int(port))
-    await site.start()
-    log.info("service.listening", http=settings.service.http_listen, config=settings.source)
+    runner = web.AppRunner(app, handle_signals=False)
     try:
-        await app[AMI].wait_connected()
-        await asyncio.Event().wait()
+        await runner.setup()
+        host, _, port = settings.service.http_listen.rpartition(":")
+        site = web.TCPSite(runner, host.strip("[]"), int(port))
+        try:
+            await site.start()
+        except OSError as exc:
+            raise HttpListenError(
+                f"cannot listen on {settings.service.http_listen} (service.http_listen): "
+                f"{os.strerror(exc.errno) if exc.errno else exc}"
+            ) from exc
+        log.info("service.listening", http=settings.service.http_listen, config=settings.source)
+        await _until(stop, app[AMI].wait_connected())
+        await stop.wait()
+        log.info("service.stopping", reason="signal")
     finally:
         await runner.cleanup()
+        for signum in _STOP_SIGNALS:
+            loop.remove_signal_handler(signum)
+
+
+async def _until(stop: asyncio.Event, work: Awaitable[None]) -> None:
+    """Wait for ``work`` (raising what it raises) unless ``stop`` is set first."""
+    working = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({working, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (working, stopping):
+            task.cancel()
+    if working.done() and not working.cancelled():
+        working.result()
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -49,6 +88,9 @@ def _serve(args: argparse.Namespace) -> int:
     except MigrationError as exc:
         print(f"hotline: cannot migrate the database: {exc}", file=sys.stderr)
         return 2
+    except HttpListenError as exc:
+        print(f"hotline: {exc}", file=sys.stderr)
+        return 3
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         print(f"hotline: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 3
