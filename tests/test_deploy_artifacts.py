@@ -365,6 +365,87 @@ def test_modules_conf_loads_every_module_the_dialplan_uses(installed_etc: Path) 
     assert {"res_musiconhold.so", "chan_pjsip.so"} <= loaded
 
 
+# What Asterisk 22 declares as ``.requires`` in the AST_MODULE_INFO of the modules
+# modules.conf loads (read in Asterisk's source; res_agi's from a PBX that
+# autoloads nothing, issue 9). The loader does not load a requirement by itself:
+# with ``autoload = no`` each must be listed. ``dnsmgr`` is built into the core.
+ASTERISK22_REQUIRES = {
+    "chan_pjsip.so": {"res_pjsip.so", "res_pjsip_session.so", "res_pjsip_pubsub.so"},
+    "res_pjsip.so": {
+        "dnsmgr",
+        "res_pjproject.so",
+        "res_sorcery_config.so",
+        "res_sorcery_memory.so",
+        "res_sorcery_astdb.so",
+    },
+    "res_pjsip_registrar.so": {"res_pjproject.so", "res_pjsip.so"},
+    "res_pjsip_outbound_registration.so": {"res_pjsip.so"},
+    "res_pjsip_nat.so": {"res_pjsip.so", "res_pjsip_session.so"},
+    "res_pjsip_authenticator_digest.so": {"res_pjsip.so"},
+    "res_pjsip_outbound_authenticator_digest.so": {"res_pjsip.so"},
+    "res_pjsip_endpoint_identifier_user.so": {"res_pjsip.so"},
+    "res_pjsip_endpoint_identifier_ip.so": {"res_pjsip.so"},
+    "res_agi.so": {"res_speech.so"},
+}
+ASTERISK_BUILTIN = {"dnsmgr"}
+# The module that implements each pjsip.conf object type and option the file uses.
+PJSIP_TYPE_MODULES = {
+    "transport": "res_pjsip.so",
+    "endpoint": "chan_pjsip.so",
+    "auth": "res_pjsip_authenticator_digest.so",
+    "aor": "res_pjsip_registrar.so",
+    "identify": "res_pjsip_endpoint_identifier_ip.so",
+    "registration": "res_pjsip_outbound_registration.so",
+}
+PJSIP_OPTION_MODULES = {
+    "outbound_auth": "res_pjsip_outbound_authenticator_digest.so",
+    "force_rport": "res_pjsip_nat.so",
+    "rewrite_contact": "res_pjsip_nat.so",
+}
+
+
+def loaded_modules() -> set[str]:
+    modules = read_conf(ASTERISK / "modules.conf").one("modules")
+    return set(modules.getall("load"))
+
+
+def test_modules_conf_is_complete_for_a_pbx_that_autoloads_nothing() -> None:
+    loaded = loaded_modules()
+    # No dialplan without pbx_config, no Bridge() without a bridge technology, no
+    # WAV recordings without format_wav, no res_agi without res_speech.
+    assert {"pbx_config.so", "bridge_simple.so", "format_wav.so", "res_speech.so"} <= loaded
+    for module in sorted(loaded):
+        missing = ASTERISK22_REQUIRES.get(module, set()) - ASTERISK_BUILTIN - loaded
+        assert not missing, f"{module} requires {sorted(missing)}, which modules.conf lacks"
+
+    # The recording's file format has its format module.
+    (recording,) = [s.args for s in contexts()["hotline-bridge"] if s.app == "MixMonitor"]
+    assert f"format_{recording.rsplit('.', 1)[1]}.so" in loaded
+    # pjsip.conf as shipped: every object type, option and codec it uses.
+    pjsip = read_conf(ASTERISK / "pjsip.conf")
+    for section in pjsip.sections:
+        settings = pjsip.resolved(section)
+        kind = settings.get("type")
+        if kind is not None:
+            assert PJSIP_TYPE_MODULES[kind] in loaded, f"[{section.name}] type = {kind}"
+        for option, module in PJSIP_OPTION_MODULES.items():
+            if option in settings:
+                assert module in loaded, f"[{section.name}] {option}"
+        for codec in (settings.get("allow") or "").split(","):
+            if codec.strip():
+                assert f"codec_{codec.strip()}.so" in loaded, f"[{section.name}] allow {codec}"
+
+
+def test_the_shipped_globals_send_no_call_to_an_absent_fastagi_server() -> None:
+    """Until the backend serves FastAGI (the IVR), HOTLINE_IVR=yes would fail every call's
+    AGI() and log an error for it; the README says how to turn it on."""
+    if not (ROOT / "hotline" / "agi").is_dir():
+        assert dialplan_globals()["HOTLINE_IVR"] == "no"
+    readme = (ASTERISK / "README.md").read_text(encoding="utf-8")
+    assert "**Turning the IVR on.**" in readme
+    assert "set `HOTLINE_IVR=yes`" in readme
+
+
 def test_the_contract_contexts_run_the_contract_applications() -> None:
     dialplan = contexts()
     assert {
