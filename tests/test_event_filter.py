@@ -11,7 +11,8 @@ and check that
 - the simulated PBX, filtering to that list, delivers a recorded answered call as
   the filtered recording does, minus the events the list leaves out;
 - the real service, behind a sim that filters to that list, routes a call centre
-  with every outcome exactly as the sim's ground truth says.
+  with every outcome exactly as the sim's ground truth says, and records each
+  callback's customer outcome (from ``DialEnd``) as the ground truth has it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ import asyncio
 import collections
 import re
 from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
 
+import asyncpg
 import pytest
 
 from hotline.ami.client import AmiClient
@@ -33,10 +37,15 @@ from hotline.sim.amiserver import ServerCredentials
 from hotline.sim.pbx import SimPbx
 from hotline.sim.scenario import Scenario
 from hotline.stack import start_stack
+from hotline.store.callbacks import Callbacks
+from hotline.store.service import STORE
+from hotline.store.tickets import Tickets
 from hotline.traces import default_trace_dir, load_trace
 from tests.e2e_support import OUTCOMES, QUEUES, call_centre, ground_truth_calls, wait_settled
 from tests.simtrace import NOISE, parse, replay
 from tests.test_deploy_artifacts import ASTERISK, read_conf
+from tests.test_e2e_callbacks import BUSY_DELAY, RETRY_DELAY, wait_until_resolved
+from tests.test_e2e_callbacks import scenario as callback_scenario
 
 SCALE = 20.0
 _FILTER_LINE = re.compile(r"^eventfilter\(action\(include\),name\((?P<name>[A-Za-z]+)\)\)$")
@@ -179,3 +188,48 @@ async def test_the_service_behind_the_shipped_filter_matches_the_ground_truth() 
     # The filter really was on: only the shipped events (and the login's FullyBooted) came.
     assert {"UserEvent", "OriginateResponse", "Newstate"} <= seen
     assert seen <= shipped | {"FullyBooted"}, sorted(seen - shipped)
+
+
+async def test_callbacks_behind_the_shipped_filter_record_the_customers_outcome(
+    migrated_database_url: str, tmp_path: Path
+) -> None:
+    """Callbacks read the customer's answer from DialEnd: it must come through the filter."""
+    stack = await start_stack(
+        callback_scenario(),
+        queues=[{"name": "support", "ring_timeout": 15, "wrap_up": 2}],
+        database_url=migrated_database_url,
+        state_dir=str(tmp_path),
+        tickets={
+            "callback_poll_interval": 1.0,
+            "callback_max_attempts": 3,
+            "callback_retry_delays": [RETRY_DELAY],
+            "callback_busy_delay": BUSY_DELAY,
+        },
+        event_filter=shipped_event_filter(),
+    )
+    try:
+        pool = stack.app[STORE].pool
+        now = datetime.fromtimestamp(stack.clock.now(), UTC)
+        for i in range(12):
+            ticket = f"T20261126-F{i:04d}"
+            await Tickets(pool).create(ticket, actor="test", queue="support")
+            await Callbacks(pool).schedule(
+                ticket, phone=f"1380014{i:04d}", due_at=now, actor="test"
+            )
+        await stack.login_all()
+        await wait_until_resolved(migrated_database_url, timeout=90)
+        assert await stack.app[STORE].outbox.flush(30)
+        conn = await asyncpg.connect(migrated_database_url)
+        try:
+            attempts = await conn.fetch("select result, note from callback_attempts")
+        finally:
+            await conn.close()
+    finally:
+        await stack.close()
+    truth = {r["leg_id"]: r for r in stack.sim.ground_truth if r["type"] == "callback"}
+    results = {"answered": "answered", "no_answer": "no_answer", "busy": "busy", None: "failed"}
+    assert attempts
+    for attempt in attempts:
+        record = truth[attempt["note"].removeprefix("leg ")]
+        assert attempt["result"] == results[record["customer_outcome"]]
+    assert {a["result"] for a in attempts} >= {"answered", "no_answer"}
