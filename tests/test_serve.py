@@ -134,6 +134,23 @@ async def test_serve_exits_0_on_sigterm_and_sigint(tmp_path: Path, signum: signa
     assert events.index("service.stopping") > events.index("service.listening")
 
 
+async def test_serve_exits_0_on_sigterm_while_the_pbx_is_unreachable(tmp_path: Path) -> None:
+    http_port = free_port()
+    config = write_config(tmp_path / "hotline.toml", http_port=http_port, ami_port=free_port())
+    process = await start_serve(config)
+    try:
+        await wait_listening(http_port)
+    except BaseException:
+        process.kill()
+        await process.communicate()
+        raise
+    process.send_signal(signal.SIGTERM)
+    stderr = await finish(process)
+    assert process.returncode == 0, stderr
+    assert plain_lines(stderr) == []
+    assert "Traceback" not in stderr
+
+
 async def test_a_taken_http_port_is_one_line_and_status_3(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
