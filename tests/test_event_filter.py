@@ -27,7 +27,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from hotline.ami.client import AmiClient
+from hotline.ami.client import AmiClient, AmiSettings
 from hotline.ami.codec import Message
 from hotline.clock import ScaledClock
 from hotline.domain.effects import CallEnded, OfferEnded
@@ -236,3 +236,51 @@ async def test_callbacks_behind_the_shipped_filter_record_the_customers_outcome(
         record = truth[attempt["note"].removeprefix("leg ")]
         assert attempt["result"] == results[record["customer_outcome"]]
     assert {a["result"] for a in attempts} >= {"answered", "no_answer"}
+
+
+async def test_the_sim_filters_events_but_never_responses_or_list_items() -> None:
+    """A caller waits: its UserEvent passes the shipped filter, its Newexten/VarSet/DialBegin
+    do not, and the resync's lists (CoreShowChannels, Status, DeviceStateList) come whole."""
+    shipped = shipped_event_filter()
+    sim = SimPbx(
+        Scenario(name="filtered"),
+        clock=ScaledClock(SCALE),
+        credentials=ServerCredentials("hotline", "s3cret", event_filter=shipped),
+    )
+    await sim.start()
+    client = AmiClient(AmiSettings.from_url(f"ami://hotline:s3cret@127.0.0.1:{sim.port}"))
+    events = client.subscribe("test", maxsize=100_000)
+    await client.start()
+    try:
+        await client.wait_connected(10)
+        originate = {
+            "Channel": "Local/13900139000@callers",
+            "Context": "hotline-inbound",
+            "Exten": "400",
+            "Priority": "1",
+            "CallerID": "13900139000",
+            "Variable": "PATIENCE=600",
+            "Async": "true",
+        }
+        (await client.action("Originate", originate)).raise_for_error()
+        seen: list[str] = []
+        async with asyncio.timeout(30):
+            while "UserEvent" not in seen:
+                item = await events.get()
+                if isinstance(item, Message):
+                    seen.append(item.name)
+        channels = (await client.action("CoreShowChannels")).raise_for_error()
+        statuses = (await client.action("Status", {"Variables": "HOTLINE_QUEUE"})).raise_for_error()
+        devices = (await client.action("DeviceStateList")).raise_for_error()
+    finally:
+        await client.close()
+        await sim.close()
+    assert set(seen) - {"FullyBooted"} <= shipped, sorted(set(seen) - shipped)
+    assert {"Newchannel", "UserEvent"} <= set(seen)
+    assert len(channels.events) == 2  # the caller's ;1 and ;2, not filtered
+    assert {m.name for m in channels.events} == {"CoreShowChannel"}
+    assert channels.complete is not None
+    assert channels.complete.name == "CoreShowChannelsComplete"
+    assert {m.name for m in statuses.events} == {"Status"}
+    assert "HOTLINE_QUEUE=support" in {m.get("Variable") for m in statuses.events}
+    assert devices.complete is not None
