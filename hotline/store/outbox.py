@@ -312,7 +312,7 @@ class Outbox:
             self.counters.drop(lost, "the spill disk refused them at close")
             self._memory.clear()
             self._held.clear()
-        await self._dead.retry()
+        await self._dead.retry(force=True)
         await self._spill.close()
 
     # -- the writer ---------------------------------------------------------------------------
@@ -359,6 +359,8 @@ class Outbox:
     def _idle_timeout(self) -> float | None:
         if self._held:
             return max(self._disk_retry_at - time.monotonic(), 0.001)
+        if self._dead.unwritten:
+            return self.retry_max
         return None
 
     async def _pause(self, delay: float) -> None:
@@ -381,6 +383,7 @@ class Outbox:
             pass
         if not self._memory and not self._spill.segments and not self._held:
             self._spilling = False
+            self.counters.disk_succeeded()  # nothing waits on the disk any more
         self.counters.write_succeeded(count - len(refused), self.backlog)
         entries = [{"error": error, "record": record} for record, error in refused]
         if batch.chunk is not None:

@@ -39,6 +39,7 @@ import asyncio
 import contextlib
 import json
 import os
+import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -105,6 +106,8 @@ class DeadLetters:
         self.path = directory / _DEAD_LETTER
         self.unwritten: list[bytes] = []
         self.error: str | None = None
+        self._retry_at = 0.0
+        self._delay = 0.05
 
     async def add(self, entries: Iterable[dict[str, Any]]) -> None:
         """Log and append ``entries``, with any written earlier that failed; never raises."""
@@ -112,11 +115,12 @@ class DeadLetters:
             line = encode(entry)
             log.error("outbox.dead_letter", entry=line.decode("utf-8", "replace")[:500])
             self.unwritten.append(line)
-        await self.retry()
+        await self.retry(force=True)
 
-    async def retry(self) -> None:
-        """Write the entries still in memory, if any; never raises."""
-        if not self.unwritten:
+    async def retry(self, *, force: bool = False) -> None:
+        """Write the entries still in memory, if any (after a back-off unless ``force``);
+        never raises."""
+        if not self.unwritten or (not force and time.monotonic() < self._retry_at):
             return
         data = b"".join(self.unwritten)
         try:
@@ -127,9 +131,12 @@ class DeadLetters:
                     "outbox.dead_letter_unwritten", error=str(exc), held=len(self.unwritten)
                 )
             self.error = f"{type(exc).__name__}: {exc}"
+            self._retry_at = time.monotonic() + self._delay
+            self._delay = min(self._delay * 2, 5.0)
             return
         self.unwritten.clear()
         self.error = None
+        self._delay = 0.05
 
     def _append(self, data: bytes) -> None:
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
