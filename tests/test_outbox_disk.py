@@ -25,6 +25,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from hotline.ami.client import AmiClient
+from hotline.config import ConfigError, parse_settings
 from hotline.domain.routing import Router
 from hotline.engine import Engine
 from hotline.metrics import Metrics
@@ -341,3 +342,20 @@ async def test_a_dead_letter_the_full_disk_refuses_does_not_stop_the_writer(
     assert entry["record"] == bad
     assert "unknown record kind" in entry["error"]
     await outbox.close()
+
+
+def test_the_memory_cap_for_a_full_disk_is_configured() -> None:
+    base: dict[str, Any] = {
+        "queues": [{"name": "support"}],
+        "agents": [{"id": "1001", "device": "PJSIP/1001", "queues": ["support"]}],
+        "service": {"state_dir": "/var/lib/hotline"},
+    }
+    assert parse_settings(base, source="hotline.toml", env={}).database.outbox_max_held == 100_000
+    tuned = parse_settings(
+        {**base, "database": {"outbox_max_held": 5000}}, source="hotline.toml", env={}
+    )
+    assert tuned.database.outbox_max_held == 5000
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({**base, "database": {"outbox_max_held": -1}}, source="hotline.toml", env={})
+    assert caught.value.key == "database.outbox_max_held"
+    assert ">= 0" in caught.value.problem

@@ -134,6 +134,7 @@ class Outbox:
         self._stop = asyncio.Event()
         self._closed = False
         self._task: asyncio.Task[None] | None = None
+        self._memory_spill: asyncio.Future[None] | None = None
         if self._spill.segments:
             log.info(
                 "outbox.replaying", segments=len(self._spill.segments), records=self._spill.pending
@@ -305,6 +306,9 @@ class Outbox:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self._closed = True
+        if self._memory_spill is not None:
+            await asyncio.wait([self._memory_spill])
+            self._memory_spill = None
         await self._spill_memory()
         self._unhold()
         lost = len(self._memory) + len(self._held)
@@ -381,9 +385,7 @@ class Outbox:
             self._spill.consume(batch.chunk)
         while self._spill.release(tail=not self._memory):
             pass
-        if not self._memory and not self._spill.segments and not self._held:
-            self._spilling = False
-            self.counters.disk_succeeded()  # nothing waits on the disk any more
+        self._settle()
         self.counters.write_succeeded(count - len(refused), self.backlog)
         entries = [{"error": error, "record": record} for record, error in refused]
         if batch.chunk is not None:
@@ -409,11 +411,29 @@ class Outbox:
                 break
         if self._held and self._spill.fully_read:
             return _Batch("held", list(islice(self._held, self.batch_size)))
+        self._settle()
         return None
+
+    def _settle(self) -> None:
+        """Back to normal once nothing waits: new records go to memory again."""
+        if not self._memory and not self._spill.segments and not self._held:
+            self._spilling = False
+            self.counters.disk_succeeded()  # nothing depends on the disk any more
 
     async def _spill_memory(self) -> None:
         """Move the records in memory to a segment before all others (fsynced); they stay
-        in memory if the disk refuses."""
+        in memory if the disk refuses. Cancelling the caller does not interrupt it (its
+        thread would go on writing): :meth:`close` waits for it."""
+        if self._memory_spill is None:
+            self._memory_spill = asyncio.ensure_future(self._spill_memory_now())
+        task = self._memory_spill
+        try:
+            await asyncio.shield(task)
+        finally:
+            if task.done():
+                self._memory_spill = None
+
+    async def _spill_memory_now(self) -> None:
         if not self._memory:
             return
         count = len(self._memory)

@@ -108,6 +108,7 @@ class DeadLetters:
         self.error: str | None = None
         self._retry_at = 0.0
         self._delay = 0.05
+        self._inflight: asyncio.Future[None] | None = None
 
     async def add(self, entries: Iterable[dict[str, Any]]) -> None:
         """Log and append ``entries``, with any written earlier that failed; never raises."""
@@ -122,9 +123,19 @@ class DeadLetters:
         never raises."""
         if not self.unwritten or (not force and time.monotonic() < self._retry_at):
             return
-        data = b"".join(self.unwritten)
+        if self._inflight is None:
+            self._inflight = asyncio.ensure_future(self._write_unwritten())
+        task = self._inflight
         try:
-            await asyncio.to_thread(self._append, data)
+            await asyncio.shield(task)  # a cancelled caller must not leave its thread writing
+        finally:
+            if task.done():
+                self._inflight = None
+
+    async def _write_unwritten(self) -> None:
+        count = len(self.unwritten)
+        try:
+            await asyncio.to_thread(self._append, b"".join(self.unwritten[:count]))
         except OSError as exc:
             if self.error is None:
                 log.warning(
@@ -134,7 +145,7 @@ class DeadLetters:
             self._retry_at = time.monotonic() + self._delay
             self._delay = min(self._delay * 2, 5.0)
             return
-        self.unwritten.clear()
+        del self.unwritten[:count]
         self.error = None
         self._delay = 0.05
 
@@ -283,8 +294,8 @@ class SpillLog:
 
     @property
     def fully_read(self) -> bool:
-        """Every line on disk has been returned by :meth:`read` and consumed."""
-        return self.pending == 0
+        """Nothing waits on disk: every segment was consumed and deleted."""
+        return not self.segments
 
     def read(self, limit: int) -> Chunk | None:
         """Up to ``limit`` records from the oldest segment, or None when it has no more."""
