@@ -22,6 +22,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+import yaml
 from prometheus_client import CollectorRegistry
 
 from hotline.ami.client import AmiClient
@@ -46,6 +47,7 @@ from tests.test_outbox import (
     wait_for,
 )
 
+ROOT = Path(__file__).resolve().parent.parent
 DISK_BYTES = 2 * 1024 * 1024
 
 
@@ -359,3 +361,53 @@ def test_the_memory_cap_for_a_full_disk_is_configured() -> None:
         parse_settings({**base, "database": {"outbox_max_held": -1}}, source="hotline.toml", env={})
     assert caught.value.key == "database.outbox_max_held"
     assert ">= 0" in caught.value.problem
+
+
+async def test_the_writer_restarts_itself_when_a_spill_file_is_deleted_under_it(
+    migrated_database_url: str, proxied: tuple[TcpProxy, Pool], tmp_path: Path
+) -> None:
+    """An operator deletes a spill file during an outage: the writer fails on it, is
+    restarted by its supervisor, counts the records of that file as dropped, and writes
+    all the others."""
+    proxy, pool = proxied
+    facts, _ = synthetic_calls(120, seed=16)
+    records = as_records(facts)
+    folder = tmp_path / "outbox"
+    proxy.break_("refuse")
+    outbox = make_outbox(pool, folder, segment_bytes=4096)
+    outbox.start()
+    await put_all(outbox, records)
+    await wait_for(lambda: outbox.retries >= 2 and outbox.in_memory == 0)
+    segments = spill_files(folder)
+    assert len(segments) >= 4
+    victim = segments[2]
+    gone = [json.loads(line) for line in victim.read_bytes().splitlines()]
+    victim.unlink()
+
+    proxy.heal()
+    assert await outbox.flush(60)
+    assert outbox.counters.crashes >= 1
+    assert outbox.writer_running
+    assert outbox.dropped == len(gone)
+    assert outbox.problems() == []
+    conn = await asyncpg.connect(migrated_database_url)
+    try:
+        calls = {row[0] for row in await conn.fetch("select call_id from calls")}
+    finally:
+        await conn.close()
+    lost_arrivals = {r["call_id"] for r in gone if r["k"] == "arrival"}
+    kept_arrivals = {r["call_id"] for r in records if r["k"] == "arrival"} - lost_arrivals
+    assert calls >= kept_arrivals  # (a later record of a lost call may still add its row)
+    await outbox.close()
+
+
+def test_the_alert_fires_on_any_dropped_record() -> None:
+    rules = yaml.safe_load((ROOT / "monitoring" / "alerts.yml").read_text(encoding="utf-8"))
+    (rule,) = [
+        rule
+        for group in rules["groups"]
+        for rule in group["rules"]
+        if rule.get("alert") == "HotlineOutboxDropping"
+    ]
+    assert rule["expr"].strip() == "increase(hotline_outbox_dropped_total[5m]) > 0"
+    assert rule["labels"]["severity"] == "critical"

@@ -338,6 +338,9 @@ class Outbox:
         if not self._repaired:
             self._repaired = True
             self.counters.dead += await self._spill.repair(self._dead)
+        lost = self._spill.forget_missing()
+        if lost:
+            self.counters.drop(lost, "their spill file was deleted")
         delay = self.retry_initial
         while not self._stop.is_set():
             await self._dead.retry()

@@ -172,9 +172,8 @@ class SpillLog:
         self.directory = directory
         self.segment_bytes = segment_bytes
         self.fsync_interval = fsync_interval
-        self.pending = 0
-        """Lines on disk not yet consumed."""
         self.segments: deque[Path] = deque()
+        self._lines: dict[Path, int] = {}  # lines not yet consumed, per segment
         self._tail: Path | None = None
         self._tail_fd: int | None = None
         self._tail_size = 0
@@ -187,7 +186,8 @@ class SpillLog:
         found = sorted(directory.glob(f"{_PREFIX}*.jsonl"), key=_number)
         for segment in found:
             data = segment.read_bytes()
-            self.pending += data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
+            torn = 0 if data.endswith(b"\n") or not data else 1
+            self._lines[segment] = data.count(b"\n") + torn
         self.segments.extend(found)
 
     # -- replay -----------------------------------------------------------------------------
@@ -205,7 +205,7 @@ class SpillLog:
             if dead.unwritten:
                 continue  # kept as it is: the reader dead-letters it again later
             await asyncio.to_thread(_truncate, segment, size)
-            self.pending -= 1
+            self._lines[segment] -= 1
             repaired += 1
             log.warning("outbox.torn_line_repaired", segment=segment.name, bytes=len(data))
         return repaired
@@ -227,11 +227,11 @@ class SpillLog:
             except OSError:
                 # The partial line stays: end this tail, so nothing is glued to it; the
                 # reader dead-letters the fragment as one more line.
-                self.pending += 1
+                self._lines[self.segments[-1]] += 1
                 self._close_tail()
             raise
         self._tail_size += len(data)
-        self.pending += lines
+        self._lines[self.segments[-1]] += lines
         self._schedule_fsync()
 
     async def prepend(self, data: bytes, lines: int) -> None:
@@ -245,7 +245,7 @@ class SpillLog:
             self._reader = None
         self._offset = 0
         self.segments.appendleft(path)
-        self.pending += lines
+        self._lines[path] = lines
 
     def _open_tail(self) -> None:
         if self._tail_fd is not None:
@@ -256,6 +256,7 @@ class SpillLog:
         self._tail = path
         self._tail_size = 0
         self.segments.append(path)
+        self._lines[path] = 0
         self._dir_dirty = True
 
     def _close_tail(self, *, sync: bool = True) -> None:
@@ -291,6 +292,11 @@ class SpillLog:
         task.add_done_callback(self._tasks.discard)
 
     # -- reading ----------------------------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        """Lines on disk not yet consumed."""
+        return sum(self._lines.values())
 
     @property
     def fully_read(self) -> bool:
@@ -332,7 +338,7 @@ class SpillLog:
     def consume(self, chunk: Chunk) -> None:
         """The chunk's records are in the database: move past them."""
         self._offset = chunk.end
-        self.pending -= chunk.lines
+        self._lines[self.segments[0]] -= chunk.lines
 
     def release(self, *, tail: bool) -> bool:
         """Delete the oldest segment if fully consumed (the tail only if ``tail``); True if
@@ -351,13 +357,25 @@ class SpillLog:
             self._reader = None
         self._offset = 0
         self.segments.popleft()
+        self._lines.pop(segment, None)
         if is_tail:
             self._close_tail(sync=False)
         segment.unlink(missing_ok=True)
         self._dir_dirty = True
-        if not self.segments:
-            self.pending = 0
         return True
+
+    def forget_missing(self) -> int:
+        """Drop the segments whose file is gone (deleted by hand); returns the lines lost."""
+        lost = 0
+        for segment in [s for s in self.segments if s != self._tail and not s.exists()]:
+            if segment == self.segments[0] and self._reader is not None:
+                self._reader.close()
+                self._reader = None
+                self._offset = 0
+            self.segments.remove(segment)
+            lost += self._lines.pop(segment, 0)
+            log.error("outbox.segment_missing", segment=segment.name)
+        return lost
 
     async def close(self) -> None:
         """fsync and close everything (in threads)."""
