@@ -260,7 +260,7 @@ async def test_records_past_the_memory_cap_are_counted_and_exported(
 
     config = metrics_settings()
     metrics = Metrics(config, CollectorRegistry(), clock=FixedClock(0.0))
-    router = Router(config.routing, dict(config.queues), config.agents.values(), lambda n, t: "T")
+    router = Router(config.routing, dict(config.queues), config.agents.values(), lambda _n, _t: "T")
     engine = Engine(router, AmiClient(config.ami), FixedClock(0.0), sinks=[metrics.sink])
     metrics.watch(
         engine, outbox_backlog=lambda: outbox.backlog, outbox_dropped=lambda: outbox.dropped
