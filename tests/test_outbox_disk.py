@@ -411,3 +411,29 @@ def test_the_alert_fires_on_any_dropped_record() -> None:
     ]
     assert rule["expr"].strip() == "increase(hotline_outbox_dropped_total[5m]) > 0"
     assert rule["labels"]["severity"] == "critical"
+
+
+async def test_records_put_while_memory_is_spilled_in_a_thread_are_kept_once(
+    migrated_database_url: str, proxied: tuple[TcpProxy, Pool], tmp_path: Path
+) -> None:
+    """The memory spill runs in a thread; records put meanwhile go to a segment after it."""
+    proxy, pool = proxied
+    facts, expected = synthetic_calls(1500, seed=17)
+    records = as_records(facts)
+    folder = tmp_path / "outbox"
+    outbox = make_outbox(pool, folder, max_memory=100_000)
+    third = len(records) // 3
+    await put_all(outbox, records[:third])  # all in memory: the writer is not started yet
+    proxy.break_("refuse")
+    outbox.start()
+    await wait_for(lambda: outbox.spilling)  # the first write failed: memory is being spilled
+    await put_all(outbox, records[third:], every=5)
+    await wait_for(lambda: outbox.retries >= 2 and outbox.in_memory == 0)
+    proxy.heal()
+    assert await outbox.flush(60)
+
+    await assert_exactly_once(migrated_database_url, expected)
+    assert outbox.counters.crashes == 0
+    assert outbox.dead == 0
+    assert outbox.dropped == 0
+    await outbox.close()

@@ -239,12 +239,21 @@ class SpillLog:
         on OSError nothing was added and the error is raised."""
         number = _number(self.segments[0]) - 1 if self.segments else _FIRST
         path = self.directory / f"{_PREFIX}{number:012d}.jsonl"
-        await asyncio.to_thread(_write_new, path, data)
+        # Reserved now, so that a tail opened meanwhile is numbered after it. Nothing
+        # has been read when memory is spilled (memory is written first), so the
+        # reader starts again at the new first segment.
         if self._reader is not None:
             self._reader.close()
             self._reader = None
         self._offset = 0
         self.segments.appendleft(path)
+        self._lines[path] = 0
+        try:
+            await asyncio.to_thread(_write_new, path, data)
+        except BaseException:
+            self.segments.remove(path)
+            del self._lines[path]
+            raise
         self._lines[path] = lines
 
     def _open_tail(self) -> None:
