@@ -222,9 +222,12 @@ class Outbox:
         unreachable since ...); empty when all is well."""
         if self._closed:
             return ["outbox closed"]
-        return self.counters.problems(
+        reasons = self.counters.problems(
             writer_running=self.writer_running, memory_full=len(self._held) >= self.max_held
         )
+        if self._spill.fsync_error is not None:
+            reasons.append(f"spill fsync failing: {self._spill.fsync_error}")
+        return reasons
 
     def stats(self) -> dict[str, Any]:
         """Figures for metrics and health."""

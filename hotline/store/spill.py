@@ -174,6 +174,8 @@ class SpillLog:
         self.fsync_interval = fsync_interval
         self.segments: deque[Path] = deque()
         self._lines: dict[Path, int] = {}  # lines not yet consumed, per segment
+        self.fsync_error: str | None = None
+        """Why the last fsync failed, until one succeeds."""
         self._tail: Path | None = None
         self._tail_fd: int | None = None
         self._tail_size = 0
@@ -294,7 +296,11 @@ class SpillLog:
                     self._dir_dirty = False
                     await asyncio.to_thread(_fsync_path, self.directory)
             except OSError as exc:
-                log.warning("outbox.fsync_failed", error=f"{type(exc).__name__}: {exc}")
+                if self.fsync_error is None:
+                    log.error("outbox.fsync_failed", error=f"{type(exc).__name__}: {exc}")
+                self.fsync_error = f"{type(exc).__name__}: {exc}"
+            else:
+                self.fsync_error = None
 
         task = asyncio.get_running_loop().create_task(run(), name="outbox-fsync")
         self._tasks.add(task)
