@@ -21,7 +21,7 @@ Where a record waits, oldest first:
   memory go to a new segment before the others;
 - **held**: when the disk refuses a write (full, failing), records stay in
   memory behind everything on disk, up to ``max_held``; a record past that cap
-  is dropped and counted (``stats.dropped``, ``hotline_outbox_dropped_total``,
+  is dropped and counted (``counters.dropped``, ``hotline_outbox_dropped_total``,
   an error log line). The writer tries the disk again (with back-off) and moves
   them there when it takes writes; and once the spill log is written, it writes
   them to the database straight from memory.
@@ -40,7 +40,7 @@ names the current ones):
 - the database refusing a record's data, or a malformed record: the record goes
   to ``dead-letter.jsonl`` with the error instead of blocking the queue; a dead
   letter that cannot be written stays in memory and is retried, never raised;
-- anything unexpected in the writer: logged, counted (``stats.crashes``), and
+- anything unexpected in the writer: logged, counted (``counters.crashes``), and
   the writer starts again after a back-off (a supervisor task), so it resumes
   by itself when the disk or the database comes back.
 
