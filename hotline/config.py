@@ -173,7 +173,9 @@ class DatabaseConfig:
 
     The outbox keeps up to ``outbox_max_memory`` records in memory and spills the
     rest (and everything while PostgreSQL is unreachable) to append-only files in
-    ``outbox_dir``; it writes ``outbox_batch`` records per transaction.
+    ``outbox_dir``; it writes ``outbox_batch`` records per transaction. While that
+    disk refuses writes (full), up to ``outbox_max_held`` more records wait in memory;
+    past that they are dropped and counted.
     ``reconcile_interval`` is how often the in-memory view of open tickets is
     refreshed from the database. ``migrations_dir`` defaults to the source tree's
     ``migrations/``.
@@ -185,6 +187,7 @@ class DatabaseConfig:
     outbox_dir: str = "var/outbox"
     outbox_max_memory: int = 10_000
     outbox_batch: int = 500
+    outbox_max_held: int = 100_000
     reconcile_interval: float = 30.0
 
 
@@ -633,6 +636,7 @@ def _parse_database(reader: _Reader, state_dir: str, configured: bool) -> Databa
         outbox_dir=outbox_dir,
         outbox_max_memory=reader.integer("outbox_max_memory", 10_000, minimum=1),
         outbox_batch=reader.integer("outbox_batch", 500, minimum=1),
+        outbox_max_held=reader.integer("outbox_max_held", 100_000, minimum=0),
         reconcile_interval=reader.number("reconcile_interval", 30.0, minimum=0.1, maximum=3600.0),
     )
 

@@ -310,6 +310,7 @@ class Metrics:
         self.agent_queues = {agent.id: agent.queues for agent in settings.agents.values()}
         self._engine: Engine | None = None
         self._outbox_backlog: Callable[[], int] | None = None
+        self._outbox_dropped: Callable[[], int] | None = None
         self._overdue: dict[_Key, float] | None = None
         self._calls: dict[str, list[str]] = {}  # call id -> [queue asked for, queue now]
         self._handled_queue: dict[str, str] = {}  # agent -> queue of the call last answered
@@ -499,6 +500,12 @@ class Metrics:
             "hotline_outbox_backlog",
             "Records accepted but not yet written to PostgreSQL (0 without a database).",
         )
+        self.outbox_dropped = self._counter(
+            "hotline_outbox_dropped",
+            "Records the outbox lost: past its memory cap while the spill disk refused writes.",
+            (),
+            [()],
+        )
         self.decision_p50 = gauge(
             "hotline_routing_decision_p50_seconds",
             f"Median event-in to Originate-written time (last {_DECISION_WINDOW} decisions of "
@@ -544,10 +551,18 @@ class Metrics:
 
     # -- inputs ---------------------------------------------------------------------------------
 
-    def watch(self, engine: Engine, *, outbox_backlog: Callable[[], int] | None = None) -> None:
-        """Read the live gauges from ``engine`` (and the outbox backlog) at every scrape."""
+    def watch(
+        self,
+        engine: Engine,
+        *,
+        outbox_backlog: Callable[[], int] | None = None,
+        outbox_dropped: Callable[[], int] | None = None,
+    ) -> None:
+        """Read the live gauges from ``engine`` (and the outbox backlog and losses) at every
+        scrape."""
         self._engine = engine
         self._outbox_backlog = outbox_backlog
+        self._outbox_dropped = outbox_dropped
 
     def set_overdue(self, counts: Mapping[str, int]) -> None:
         """Overdue open tickets by category, as last counted by the store.
@@ -714,9 +729,11 @@ class Metrics:
 
     def _system_gauges(self, engine: Engine) -> list[tuple[_Family, dict[_Key, float]]]:
         backlog = self._outbox_backlog() if self._outbox_backlog is not None else 0
+        dropped = self._outbox_dropped() if self._outbox_dropped is not None else 0
         gauges: list[tuple[_Family, dict[_Key, float]]] = [
             (self.ami_up, {(): 1.0 if engine.ami.connected else 0.0}),
             (self.outbox, {(): float(backlog)}),
+            (self.outbox_dropped, {(): float(dropped)}),
             (self.events, {(): engine.events_processed}),
             (self.resyncs, {(): engine.resyncs}),
         ]

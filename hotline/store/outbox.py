@@ -1,90 +1,82 @@
-"""The outbox: ticket and call writes that survive a PostgreSQL outage and a crash.
+"""The outbox: ticket and call writes that survive a PostgreSQL outage, a full disk and a crash.
 
 Theory of operation
 -------------------
 Producers (the engine's :class:`~hotline.store.records.Recorder`) call
-:meth:`Outbox.put`, which is synchronous, O(1) and never waits on the database.
-One writer task (:meth:`Outbox.run`) drains the records in the order they were
-put, ``batch_size`` at a time, each batch in one transaction.
+:meth:`Outbox.put`, which is synchronous, O(1), never waits on the database and
+never raises into its caller (only :class:`OutboxClosed` after :meth:`close`).
+One writer task drains the records in the order they were put, ``batch_size``
+at a time, each batch in one transaction (:mod:`hotline.store.pgwriter`).
 
-Where a record waits:
+Where a record waits, oldest first:
 
 - **memory**: a deque of at most ``max_memory`` records, while the database
   keeps up;
-- **spill files**: append-only JSON-lines segments in ``directory``
-  (``spill-<n>.jsonl``). The outbox *spills* when memory is full, and from the
-  first failed write until the files are drained again. While spilling, every
-  new record is appended to the newest segment with one ``write(2)`` (so a
-  process crash loses nothing already accepted), and the files are fsynced in
-  batches every ``fsync_interval`` seconds (so a machine crash loses at most
-  that much). When a write fails, the records still in memory are written to a
-  new segment that sorts *before* the others, and fsynced, so memory is empty
-  for the whole outage.
+- **the spill log** (:mod:`hotline.store.spill`): JSON-lines segments in
+  ``directory``. The outbox *spills* when memory is full, and from the first
+  failed write until everything is written again: every new record is appended
+  to the newest segment with one ``write(2)`` (a process crash loses nothing
+  accepted), fsynced in a thread every ``fsync_interval`` seconds (a machine
+  crash loses at most that much). When a database write fails, the records in
+  memory go to a new segment before the others;
+- **held**: when the disk refuses a write (full, failing), records stay in
+  memory behind everything on disk, up to ``max_held``; a record past that cap
+  is dropped and counted (``counters.dropped``, ``hotline_outbox_dropped_total``,
+  an error log line). The writer tries the disk again (with back-off) and moves
+  them there when it takes writes; and once the spill log is written, it writes
+  them to the database straight from memory.
 
-Order: memory holds older records than any file (memory only grows while
-nothing is spilled), so the writer takes memory first, then the segments
-oldest first; within a segment, line by line. Once the writer has caught up
-with the newest segment and memory is empty, the segments are deleted and new
-records go to memory again. A fully written segment that is not the newest is
-deleted at once (rotation every ``segment_bytes``).
+Order: the writer takes memory, then the spill log oldest first, line by line,
+then the held records; new records join behind the part they belong to, so the
+database sees them in the order they were put. Segments fully written are
+deleted, and once nothing waits, new records go to memory again.
 
-Failures:
+Failures (:mod:`hotline.store.outboxstats` counts them and :meth:`problems`
+names the current ones):
 
-- the database unreachable, a connection lost, a timeout (``write_timeout``
-  per batch): the batch stays where it is, the connection is discarded, and
-  the writer retries after an exponential back-off (``retry_initial`` doubling
-  to ``retry_max``, with jitter). ``last_error`` says why;
-- the database refusing a record's data (SQLSTATE classes 22 and 23), or a
-  malformed record: the batch is retried one record at a time, each in its own
-  savepoint, and the records that fail are moved to ``dead-letter.jsonl`` with
-  the error (``dead`` counts them) instead of blocking the queue.
+- the database unreachable, a connection lost, a timeout: the batch stays where
+  it is and the writer retries after an exponential back-off (``retry_initial``
+  doubling to ``retry_max``, with jitter);
+- the database refusing a record's data, or a malformed record: the record goes
+  to ``dead-letter.jsonl`` with the error instead of blocking the queue; a dead
+  letter that cannot be written stays in memory and is retried, never raised;
+- anything unexpected in the writer: logged, counted (``counters.crashes``), and
+  the writer starts again after a back-off (a supervisor task), so it resumes
+  by itself when the disk or the database comes back.
 
-Exactly once: a batch is removed from the outbox only after its transaction
-committed. A commit whose acknowledgement was lost, or segments replayed after
-a crash, are written again, and the writes (``apply``) are idempotent on
-natural keys, so the database ends with every record once.
+Exactly once: a batch leaves the outbox only after its transaction committed. A
+commit whose acknowledgement was lost, or segments replayed after a crash, are
+written again, and the writes (``apply``) are idempotent on natural keys.
 
-Start and stop: a new outbox finds the segments a previous process left and
-writes them first (a torn last line, from a crash in the middle of a write, is
-dead-lettered). :meth:`close` gives the writer ``drain_timeout`` seconds to
-finish (none while writes are failing), then spills whatever is still in
-memory, so nothing accepted is lost.
+Start and stop: a new outbox finds the segments a previous process left; its
+writer first cuts a torn last line off them (reported as a dead letter), then
+writes them. :meth:`close` gives the writer ``drain_timeout`` seconds to finish
+(none while writes are failing), then spills whatever is still in memory; what
+the disk refuses then is lost, and counted and logged as such.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any, BinaryIO, Final, TypeAlias, TypeVar
+from typing import Any, Literal
 
-import asyncpg
 import structlog
-from asyncpg.pool import PoolConnectionProxy
 
-from hotline.store.db import Conn, Pool, is_data_error
+from hotline.store.db import Pool
+from hotline.store.outboxstats import OutboxStats
+from hotline.store.pgwriter import ApplyBatch, PgWriter, Refused
+from hotline.store.spill import Chunk, DeadLetters, SpillLog, encode
 
 __all__ = ["ApplyBatch", "Outbox", "OutboxClosed"]
 
 log = structlog.get_logger("hotline.store.outbox")
-
-_T = TypeVar("_T")
-_Conn: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
-
-ApplyBatch = Callable[[Conn, Sequence[dict[str, Any]]], Awaitable[None]]
-"""Writes records on a connection, inside the outbox's transaction; must be idempotent."""
-
-_SEGMENT_PREFIX: Final = "spill-"
-_FIRST_SEGMENT: Final = 1_000_000_000
-_DEAD_LETTER: Final = "dead-letter.jsonl"
 
 
 class OutboxClosed(RuntimeError):
@@ -93,30 +85,9 @@ class OutboxClosed(RuntimeError):
 
 @dataclass(slots=True)
 class _Batch:
+    source: Literal["memory", "disk", "held"]
     records: list[dict[str, Any]]
-    from_memory: bool
-    end_offset: int = 0
-    unreadable: list[tuple[bytes, str]] = field(default_factory=list)
-
-
-def _segment_number(path: Path) -> int:
-    return int(path.stem.removeprefix(_SEGMENT_PREFIX))
-
-
-def _encode(record: dict[str, Any]) -> bytes:
-    return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-def _is_poison(exc: BaseException) -> bool:
-    """Retrying cannot help: the data is refused, or the record is malformed."""
-    return is_data_error(exc) or isinstance(exc, KeyError | TypeError | ValueError)
+    chunk: Chunk | None = None
 
 
 class Outbox:
@@ -129,6 +100,7 @@ class Outbox:
         directory: str | Path,
         *,
         max_memory: int = 10_000,
+        max_held: int = 100_000,
         batch_size: int = 500,
         segment_bytes: int = 8 << 20,
         fsync_interval: float = 0.05,
@@ -141,59 +113,121 @@ class Outbox:
         self.apply = apply
         self.directory = Path(directory)
         self.max_memory = max_memory
+        self.max_held = max_held
         self.batch_size = batch_size
-        self.segment_bytes = segment_bytes
-        self.fsync_interval = fsync_interval
         self.retry_initial = retry_initial
         self.retry_max = retry_max
-        self.write_timeout = write_timeout
-        self.written = 0
-        self.spilled = 0
-        self.dead = 0
-        self.retries = 0
-        self.batches = 0
-        self.last_error: str | None = None
-        self.last_error_at: float | None = None
-        self.max_memory_seen = 0
+        self.counters = OutboxStats()
+        self._writer = PgWriter(pool, apply, write_timeout=write_timeout)
+        self._spill = SpillLog(
+            self.directory, segment_bytes=segment_bytes, fsync_interval=fsync_interval
+        )
+        self._dead = DeadLetters(self.directory)
         self._memory: deque[dict[str, Any]] = deque()
-        self._segments: deque[Path] = deque()
-        self._file_pending = 0
-        self._spilling = False
-        self._tail_fd: int | None = None
-        self._tail_size = 0
-        self._reader: BinaryIO | None = None
-        self._read_offset = 0
-        self._fsync_handle: asyncio.TimerHandle | None = None
-        self._fsync_tasks: set[asyncio.Task[None]] = set()
-        self._dir_dirty = False
+        self._held: deque[dict[str, Any]] = deque()
+        self._spilling = bool(self._spill.segments)
+        self._repaired = False
+        self._disk_retry_at = 0.0
+        self._disk_delay = retry_initial
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()
         self._stop = asyncio.Event()
         self._closed = False
         self._task: asyncio.Task[None] | None = None
-        self._recover()
+        self._memory_spill: asyncio.Future[None] | None = None
+        if self._spill.segments:
+            log.info(
+                "outbox.replaying", segments=len(self._spill.segments), records=self._spill.pending
+            )
 
     # -- what others read ---------------------------------------------------------------------
 
     @property
     def backlog(self) -> int:
-        """Records accepted and not yet written (memory and spill files)."""
-        return len(self._memory) + self._file_pending
+        """Records accepted and not yet written (memory, spill files, held)."""
+        return len(self._memory) + self._spill.pending + len(self._held)
 
     @property
     def in_memory(self) -> int:
-        """Records waiting in memory."""
-        return len(self._memory)
+        """Records waiting in memory (the queue and those held while the disk fails)."""
+        return len(self._memory) + len(self._held)
 
     @property
     def on_disk(self) -> int:
         """Records waiting in spill files."""
-        return self._file_pending
+        return self._spill.pending
+
+    @property
+    def held(self) -> int:
+        """Records kept in memory because the disk refused them."""
+        return len(self._held)
 
     @property
     def spilling(self) -> bool:
         """New records go to the spill files (memory full, or the database unreachable)."""
         return self._spilling
+
+    @property
+    def writer_running(self) -> bool:
+        """The writer task (its supervisor) is alive."""
+        return self._task is not None and not self._task.done()
+
+    @property
+    def written(self) -> int:
+        """Records committed."""
+        return self.counters.written
+
+    @property
+    def spilled(self) -> int:
+        """Records written to spill files."""
+        return self.counters.spilled
+
+    @property
+    def dead(self) -> int:
+        """Records and lines set aside as dead letters."""
+        return self.counters.dead
+
+    @property
+    def dropped(self) -> int:
+        """Records lost past the memory cap while the disk failed (or unsaved at close)."""
+        return self.counters.dropped
+
+    @property
+    def retries(self) -> int:
+        """Failed database writes."""
+        return self.counters.retries
+
+    @property
+    def batches(self) -> int:
+        """Transactions committed."""
+        return self.counters.batches
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the last database write failed, until one succeeds."""
+        return self.counters.last_error
+
+    @property
+    def last_error_at(self) -> float | None:
+        """When the last database write failed."""
+        return self.counters.last_error_at
+
+    @property
+    def max_memory_seen(self) -> int:
+        """The most records the memory queue held."""
+        return self.counters.max_memory_seen
+
+    def problems(self) -> list[str]:
+        """Short reasons the outbox is unhealthy (writer stopped, disk full, database
+        unreachable since ...); empty when all is well."""
+        if self._closed:
+            return ["outbox closed"]
+        reasons = self.counters.problems(
+            writer_running=self.writer_running, memory_full=len(self._held) >= self.max_held
+        )
+        if self._spill.fsync_error is not None:
+            reasons.append(f"spill fsync failing: {self._spill.fsync_error}")
+        return reasons
 
     def stats(self) -> dict[str, Any]:
         """Figures for metrics and health."""
@@ -201,40 +235,53 @@ class Outbox:
             "backlog": self.backlog,
             "in_memory": self.in_memory,
             "on_disk": self.on_disk,
+            "held": self.held,
             "spilling": self._spilling,
-            "writer_running": self._task is not None and not self._task.done(),
-            "written": self.written,
-            "batches": self.batches,
-            "spilled": self.spilled,
-            "dead": self.dead,
-            "retries": self.retries,
-            "last_error": self.last_error,
-            "last_error_at": self.last_error_at,
+            "writer_running": self.writer_running,
+            **self.counters.as_dict(),
+            "problems": self.problems(),
         }
 
     # -- producers ----------------------------------------------------------------------------
 
     def put(self, record: dict[str, Any]) -> None:
-        """Accept a record; never blocks on the database (see the module docstring)."""
+        """Accept a record; never blocks and never raises (see the module docstring)."""
         if self._closed:
             raise OutboxClosed("the outbox is closed")
+        try:
+            self._accept(record)
+        except Exception:
+            log.exception("outbox.put_failed")
+            self.counters.drop(1, "unexpected error")
+        self._wake.set()
+
+    def _accept(self, record: dict[str, Any]) -> None:
         if not self._spilling and len(self._memory) < self.max_memory:
             self._memory.append(record)
-            if len(self._memory) > self.max_memory_seen:
-                self.max_memory_seen = len(self._memory)
+            if len(self._memory) > self.counters.max_memory_seen:
+                self.counters.max_memory_seen = len(self._memory)
+            return
+        self._spilling = True
+        if not self._held:
+            try:
+                self._spill.append(encode(record), 1)
+            except OSError as exc:
+                self.counters.disk_failed(exc, held=len(self._held))
+            else:
+                self.counters.spilled += 1
+                self.counters.disk_succeeded()
+                return
+        if len(self._held) < self.max_held:
+            self._held.append(record)
         else:
-            self._spilling = True
-            self._append(_encode(record))
-            self._file_pending += 1
-            self.spilled += 1
-        self._wake.set()
+            self.counters.drop(1, "memory cap reached while the spill disk fails")
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the writer task."""
+        """Start the supervised writer task."""
         if self._task is None:
-            self._task = asyncio.create_task(self.run(), name="outbox-writer")
+            self._task = asyncio.create_task(self._supervise(), name="outbox-writer")
 
     async def flush(self, timeout: float) -> bool:
         """Wait until everything accepted so far is written; False on timeout."""
@@ -259,318 +306,175 @@ class Outbox:
             self._stop.set()
             self._wake.set()
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
-            except Exception:
-                log.exception("outbox.writer_failed")
         self._closed = True
-        if self._memory:
-            self._spill_memory()
-        if self._fsync_handle is not None:
-            self._fsync_handle.cancel()
-        for task in list(self._fsync_tasks):
-            with contextlib.suppress(OSError):
-                await task
-        if self._tail_fd is not None:
-            os.fsync(self._tail_fd)
-            os.close(self._tail_fd)
-            self._tail_fd = None
-        self._fsync_directory()
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
+        if self._memory_spill is not None:
+            await asyncio.wait([self._memory_spill])
+            self._memory_spill = None
+        await self._spill_memory()
+        self._unhold()
+        lost = len(self._memory) + len(self._held)
+        if lost:
+            self.counters.drop(lost, "the spill disk refused them at close")
+            self._memory.clear()
+            self._held.clear()
+        await self._dead.retry(force=True)
+        await self._spill.close()
 
     # -- the writer ---------------------------------------------------------------------------
 
-    async def run(self) -> None:
-        """Write batches until cancelled; see the module docstring."""
+    async def _supervise(self) -> None:
+        """Run the writer; after an unexpected error, log it and start it again."""
         delay = self.retry_initial
         while not self._stop.is_set():
+            try:
+                await self.run()
+            except Exception:
+                self.counters.crashes += 1
+                log.exception("outbox.writer_crashed", crashes=self.counters.crashes)
+                await self._pause(delay)
+                delay = min(delay * 2, self.retry_max)
+
+    async def run(self) -> None:
+        """Write batches until stopped; see the module docstring."""
+        if not self._repaired:
+            self._repaired = True
+            self.counters.dead += await self._spill.repair(self._dead)
+        lost = self._spill.forget_missing()
+        if lost:
+            self.counters.drop(lost, "their spill file was deleted")
+        delay = self.retry_initial
+        while not self._stop.is_set():
+            await self._dead.retry()
+            self._retry_disk()
             batch = self._next_batch()
             if batch is None:
                 self._wake.clear()
-                await self._wake.wait()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._idle_timeout())
                 continue
-            refused: list[tuple[dict[str, Any], str]] = []
             try:
-                try:
-                    await self._write(batch.records)
-                except Exception as exc:
-                    if not _is_poison(exc):
-                        raise
-                    refused = await self._write_each(batch.records)
+                refused = await self._writer.write(batch.records)
             except Exception as exc:
-                self._failed(exc)
+                self.counters.write_failed(exc, self.backlog)
+                self._spilling = True
+                await self._spill_memory()
                 await self._pause(delay)
                 delay = min(delay * 2, self.retry_max)
                 continue
             delay = self.retry_initial
-            self._done(batch, refused)
+            await self._done(batch, refused)
 
-    async def _write(self, records: Sequence[dict[str, Any]]) -> None:
-        async def body(conn: _Conn) -> None:
-            await self.apply(conn, records)
-
-        await self._in_transaction(body)
-
-    async def _write_each(
-        self, records: Sequence[dict[str, Any]]
-    ) -> list[tuple[dict[str, Any], str]]:
-        """Write one record per savepoint; returns the records refused, with the error."""
-
-        async def body(conn: _Conn) -> list[tuple[dict[str, Any], str]]:
-            refused: list[tuple[dict[str, Any], str]] = []
-            for record in records:
-                try:
-                    async with conn.transaction():
-                        await self.apply(conn, [record])
-                except Exception as exc:
-                    if not _is_poison(exc):
-                        raise
-                    refused.append((record, f"{type(exc).__name__}: {exc}"))
-            return refused
-
-        return await self._in_transaction(body)
-
-    async def _in_transaction(self, body: Callable[[_Conn], Awaitable[_T]]) -> _T:
-        """Run ``body`` in one transaction, all within ``write_timeout``.
-
-        On anything but refused data the connection is terminated, not rolled
-        back: on a stalled or broken link a ROLLBACK would wait too (the server
-        rolls back when the connection goes).
-        """
-        conn: _Conn | None = None
-        reusable = False
-        try:
-            async with asyncio.timeout(self.write_timeout):
-                conn = await self.pool.acquire()
-                transaction = conn.transaction()
-                await transaction.start()
-                try:
-                    result = await body(conn)
-                except Exception as exc:
-                    if _is_poison(exc):
-                        await transaction.rollback()
-                        reusable = True
-                    raise
-                await transaction.commit()
-                reusable = True
-                return result
-        finally:
-            if conn is not None:
-                if not reusable:
-                    with contextlib.suppress(asyncpg.InterfaceError):
-                        conn.terminate()
-                await self.pool.release(conn, timeout=self.write_timeout)
-
-    def _failed(self, exc: BaseException) -> None:
-        self.retries += 1
-        self.last_error = type(exc).__name__ + (f": {exc}" if str(exc) else "")
-        self.last_error_at = time.time()
-        if self.retries == 1 or self.retries % 50 == 0:
-            log.warning("outbox.write_failed", error=self.last_error, backlog=self.backlog)
-        self._spilling = True
-        if self._memory:
-            self._spill_memory()
+    def _idle_timeout(self) -> float | None:
+        if self._held:
+            return max(self._disk_retry_at - time.monotonic(), 0.001)
+        if self._dead.unwritten:
+            return self.retry_max
+        return None
 
     async def _pause(self, delay: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), delay * random.uniform(0.5, 1.0))
 
-    def _done(self, batch: _Batch, refused: list[tuple[dict[str, Any], str]]) -> None:
+    async def _done(self, batch: _Batch, refused: Refused) -> None:
         """The batch is committed: remove it, and dead-letter what could not be written."""
         count = len(batch.records)
-        for record, error in refused:
-            self._write_dead(_encode({"error": error, "record": record}))
-        for line, error in batch.unreadable:
-            text = line.decode("utf-8", "replace").rstrip("\n")
-            self._write_dead(_encode({"error": error, "line": text}))
-        if batch.from_memory:
+        if batch.source == "memory":
             for _ in range(count):
                 self._memory.popleft()
+        elif batch.source == "held":
+            for _ in range(count):
+                self._held.popleft()
         else:
-            self._read_offset = batch.end_offset
-            self._file_pending -= count + len(batch.unreadable)
-            self._release_segments()
-        if not self._memory and not self._segments:
-            self._spilling = False
-        self.written += count - len(refused)
-        self.batches += 1
-        if self.last_error is not None and self.retries:
-            log.info("outbox.recovered", backlog=self.backlog)
-            self.last_error = None
+            assert batch.chunk is not None
+            self._spill.consume(batch.chunk)
+        while self._spill.release(tail=not self._memory):
+            pass
+        self._settle()
+        self.counters.write_succeeded(count - len(refused), self.backlog)
+        entries = [{"error": error, "record": record} for record, error in refused]
+        if batch.chunk is not None:
+            entries += [
+                {"error": error, "line": line.decode("utf-8", "replace").rstrip("\n")}
+                for line, error in batch.chunk.unreadable
+            ]
+        if entries:
+            self.counters.dead += len(entries)
+            await self._dead.add(entries)
         self._progress.set()
 
-    # -- memory and files ---------------------------------------------------------------------
+    # -- memory and disk ----------------------------------------------------------------------
 
     def _next_batch(self) -> _Batch | None:
         if self._memory:
-            return _Batch(list(islice(self._memory, self.batch_size)), from_memory=True)
-        while self._segments:
-            batch = self._read_batch()
-            if batch is not None:
-                return batch
-            if not self._release_segments():
-                return None
+            return _Batch("memory", list(islice(self._memory, self.batch_size)))
+        while self._spill.segments:
+            chunk = self._spill.read(self.batch_size)
+            if chunk is not None:
+                return _Batch("disk", chunk.records, chunk)
+            if not self._spill.release(tail=True):
+                break
+        if self._held and self._spill.fully_read:
+            return _Batch("held", list(islice(self._held, self.batch_size)))
+        self._settle()
         return None
 
-    def _read_batch(self) -> _Batch | None:
-        """The next lines of the oldest segment, or None when it has none (yet)."""
-        segment = self._segments[0]
-        if self._reader is None:
-            self._reader = segment.open("rb")
-            self._read_offset = 0
-        reader = self._reader
-        reader.seek(self._read_offset)
-        records: list[dict[str, Any]] = []
-        offset = self._read_offset
-        unreadable: list[tuple[bytes, str]] = []
-        is_tail = self._tail_fd is not None and len(self._segments) == 1
-        while len(records) < self.batch_size:
-            line = reader.readline()
-            if not line:
-                break
-            if not line.endswith(b"\n"):
-                if is_tail:
-                    break
-                unreadable.append((line, "torn line at the end of a spill file"))
-                offset += len(line)
-                continue
-            offset += len(line)
-            try:
-                record = json.loads(line)
-                if not isinstance(record, dict):
-                    raise TypeError("a record must be a JSON object")
-            except (ValueError, TypeError) as exc:
-                unreadable.append((line, f"unreadable spill line: {exc}"))
-                continue
-            records.append(record)
-        if not records and not unreadable:
-            return None
-        return _Batch(records, from_memory=False, end_offset=offset, unreadable=unreadable)
-
-    def _release_segments(self) -> bool:
-        """Delete the oldest segment if it is fully written; True if one was deleted."""
-        if not self._segments:
-            return False
-        segment = self._segments[0]
-        is_tail = self._tail_fd is not None and len(self._segments) == 1
-        size = self._tail_size if is_tail else segment.stat().st_size
-        if self._read_offset < size:
-            return False
-        if is_tail and self._memory:
-            return False
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
-        self._read_offset = 0
-        self._segments.popleft()
-        if is_tail:
-            self._close_tail()
-        segment.unlink(missing_ok=True)
-        self._dir_dirty = True
-        if not self._segments:
+    def _settle(self) -> None:
+        """Back to normal once nothing waits: new records go to memory again."""
+        if not self._memory and not self._spill.segments and not self._held:
             self._spilling = False
-            self._file_pending = 0
-        return True
+            self.counters.disk_succeeded()  # nothing depends on the disk any more
 
-    def _append(self, line: bytes) -> None:
-        if self._tail_fd is None or self._tail_size >= self.segment_bytes:
-            self._open_tail()
-        assert self._tail_fd is not None
-        _write_all(self._tail_fd, line)
-        self._tail_size += len(line)
-        self._schedule_fsync()
-
-    def _open_tail(self) -> None:
-        if self._tail_fd is not None:
-            self._close_tail()
-        number = _segment_number(self._segments[-1]) + 1 if self._segments else _FIRST_SEGMENT
-        path = self.directory / f"{_SEGMENT_PREFIX}{number:012d}.jsonl"
-        self._tail_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self._tail_size = 0
-        self._segments.append(path)
-        self._dir_dirty = True
-
-    def _close_tail(self) -> None:
-        if self._tail_fd is not None:
-            os.fsync(self._tail_fd)
-            os.close(self._tail_fd)
-            self._tail_fd = None
-            self._tail_size = 0
-
-    def _spill_memory(self) -> None:
-        """Write the records in memory to a new segment before all others, and fsync it."""
-        number = _segment_number(self._segments[0]) - 1 if self._segments else _FIRST_SEGMENT
-        path = self.directory / f"{_SEGMENT_PREFIX}{number:012d}.jsonl"
-        data = b"".join(_encode(record) for record in self._memory)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    async def _spill_memory(self) -> None:
+        """Move the records in memory to a segment before all others (fsynced); they stay
+        in memory if the disk refuses. Cancelling the caller does not interrupt it (its
+        thread would go on writing): :meth:`close` waits for it."""
+        if self._memory_spill is None:
+            self._memory_spill = asyncio.ensure_future(self._spill_memory_now())
+        task = self._memory_spill
         try:
-            _write_all(fd, data)
-            os.fsync(fd)
+            await asyncio.shield(task)
         finally:
-            os.close(fd)
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
-        self._read_offset = 0
-        self._segments.appendleft(path)
-        self._file_pending += len(self._memory)
-        self.spilled += len(self._memory)
-        self._memory.clear()
-        self._dir_dirty = True
-        self._fsync_directory()
+            if task.done():
+                self._memory_spill = None
 
-    def _schedule_fsync(self) -> None:
-        if self._fsync_handle is None:
-            loop = asyncio.get_running_loop()
-            self._fsync_handle = loop.call_later(self.fsync_interval, self._start_fsync)
-
-    def _start_fsync(self) -> None:
-        self._fsync_handle = None
-        if self._tail_fd is None:
+    async def _spill_memory_now(self) -> None:
+        if not self._memory:
             return
-        duplicate = os.dup(self._tail_fd)
-        task = asyncio.create_task(self._fsync(duplicate), name="outbox-fsync")
-        self._fsync_tasks.add(task)
-        task.add_done_callback(self._fsync_tasks.discard)
-
-    async def _fsync(self, fd: int) -> None:
+        count = len(self._memory)
+        data = b"".join(encode(record) for record in self._memory)
         try:
-            await asyncio.to_thread(os.fsync, fd)
-        finally:
-            os.close(fd)
-        if self._dir_dirty:
-            self._fsync_directory()
+            await self._spill.prepend(data, count)
+        except OSError as exc:
+            self.counters.disk_failed(exc, held=self.in_memory)
+            return
+        self.counters.disk_succeeded()
+        self.counters.spilled += count
+        self._memory.clear()
 
-    def _fsync_directory(self) -> None:
-        self._dir_dirty = False
-        fd = os.open(self.directory, os.O_RDONLY)
+    def _retry_disk(self) -> None:
+        """Try the disk again (with back-off) while records are held."""
+        if not self._held or time.monotonic() < self._disk_retry_at:
+            return
+        if self._unhold():
+            self._disk_delay = self.retry_initial
+            self._disk_retry_at = 0.0
+        else:
+            self._disk_retry_at = time.monotonic() + self._disk_delay
+            self._disk_delay = min(self._disk_delay * 2, self.retry_max)
+
+    def _unhold(self) -> bool:
+        """Append the held records to the spill log; True when none is left held."""
+        if not self._held:
+            return True
+        count = len(self._held)
         try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    def _recover(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        segments = sorted(self.directory.glob(f"{_SEGMENT_PREFIX}*.jsonl"), key=_segment_number)
-        for segment in segments:
-            data = segment.read_bytes()
-            lines = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
-            self._file_pending += lines
-        self._segments.extend(segments)
-        self._spilling = bool(segments)
-        if segments:
-            log.info("outbox.replaying", segments=len(segments), records=self._file_pending)
-
-    def _write_dead(self, entry: bytes) -> None:
-        self.dead += 1
-        log.error("outbox.dead_letter", entry=entry.decode("utf-8", "replace")[:500])
-        fd = os.open(self.directory / _DEAD_LETTER, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            _write_all(fd, entry)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            self._spill.append(b"".join(encode(record) for record in self._held), count)
+        except OSError as exc:
+            self.counters.disk_failed(exc, held=count)
+            return False
+        self.counters.disk_succeeded()
+        self.counters.spilled += count
+        self._held.clear()
+        return True

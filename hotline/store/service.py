@@ -159,6 +159,7 @@ async def store_context(
             database.outbox_dir,
             max_memory=database.outbox_max_memory,
             batch_size=database.outbox_batch,
+            max_held=database.outbox_max_held,
         )
         store = Store(
             pool=pool,

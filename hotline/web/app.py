@@ -106,7 +106,11 @@ def create_app(
         router = Router(settings.routing, dict(settings.queues), settings.agents.values(), allocate)
         app[ENGINE] = Engine(router, app[AMI], app[CLOCK], sinks=engine_sinks)
         outbox = app[STORE].outbox if STORE in app else None
-        app[METRICS].watch(app[ENGINE], outbox_backlog=(lambda: outbox.backlog) if outbox else None)
+        app[METRICS].watch(
+            app[ENGINE],
+            outbox_backlog=(lambda: outbox.backlog) if outbox else None,
+            outbox_dropped=(lambda: outbox.dropped) if outbox else None,
+        )
         tasks = [asyncio.create_task(app[ENGINE].run(), name="engine")]
         if STORE in app:
             scheduler = CallbackScheduler(
