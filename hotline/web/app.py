@@ -28,6 +28,7 @@ from hotline.config import Settings
 from hotline.domain.routing import Router
 from hotline.engine import Engine, FactSink
 from hotline.metrics import Metrics
+from hotline.store.agentstate import open_agent_state
 from hotline.store.scheduler import CallbackScheduler
 from hotline.store.service import STORE, store_context
 from hotline.ticketno import FileSequenceStore, MemorySequenceStore, SequenceStore, TicketNumbers
@@ -104,7 +105,10 @@ def create_app(
             engine_sinks = list(sinks)
         engine_sinks.append(app[METRICS].sink)
         router = Router(settings.routing, dict(settings.queues), settings.agents.values(), allocate)
+        persisted = await open_agent_state(settings, app.get(STORE), router, app[CLOCK])
+        engine_sinks.extend(persisted.sinks)
         app[ENGINE] = Engine(router, app[AMI], app[CLOCK], sinks=engine_sinks)
+        app[ENGINE].restore(persisted.states, persisted.sticky)
         outbox = app[STORE].outbox if STORE in app else None
         app[METRICS].watch(app[ENGINE], outbox_backlog=(lambda: outbox.backlog) if outbox else None)
         tasks = [asyncio.create_task(app[ENGINE].run(), name="engine")]
@@ -122,6 +126,7 @@ def create_app(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await persisted.close()
 
     async def connect(app: web.Application) -> AsyncIterator[None]:
         await app[AMI].start()
