@@ -158,9 +158,10 @@ async def start_stack(
     """Start the sim, then the service connected to it; return once the engine has resynced.
 
     ``settings_options`` go to :func:`build_settings` when ``settings`` is not
-    given. With ``sim`` (a running one, on a :class:`ScaledClock`: a previous
-    stack's, after :meth:`Stack.stop_service`) a new service starts against it. Call :meth:`SimPbx.start_arrivals` on ``stack.sim`` to start the
-    traffic, and :meth:`Stack.close` at the end.
+    given. Call :meth:`SimPbx.start_arrivals` on ``stack.sim`` to start the
+    traffic, and :meth:`Stack.close` at the end. With ``sim`` (a running one on a
+    :class:`ScaledClock`: a previous stack's, after :meth:`Stack.stop_service`), a
+    new service starts against it, as after a restart.
     """
     if sim is None:
         clock = ScaledClock(time_scale if time_scale is not None else scenario.time_scale)

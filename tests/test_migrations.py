@@ -147,7 +147,7 @@ async def test_a_new_file_sorting_before_an_applied_one_is_refused(
     await migrate(database_url, migrations_copy)
     (migrations_copy / "0093_early.sql").write_text("create table early (id int);\n")
 
-    with pytest.raises(MigrationError, match=r"0003_early\.sql: sorts before the applied"):
+    with pytest.raises(MigrationError, match=r"0093_early\.sql: sorts before the applied"):
         await migrate(database_url, migrations_copy)
     assert "early" not in await fetch_tables(database_url)
 
