@@ -48,6 +48,10 @@ answered, abandoned while waiting, abandoned while ringing, or overflowed.
 After a reconnect, :meth:`resync` reconciles the model with the PBX's live
 channels: calls and legs that vanished are closed, callers that arrived unseen
 are queued with their original arrival time, calls in progress are re-attached.
+
+Every login, logout, pause and unpause is an :class:`AgentPresenceChanged` fact,
+for the stores to persist; at start, :meth:`restore` brings those states and the
+sticky history back before the first event.
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ Each resource (the AMI client, the store, the sessions, the engine task) is one
 subscribes to the AMI client before the client connects, so it never misses a
 ``Connected``. When a database is configured, the store starts before the engine:
 the engine then takes ticket numbers from the store's open-ticket view and
-records its facts through the store's outbox. The metrics (on their own
+records its facts through the store's outbox. Before the engine task starts, the
+agents' persisted states and sticky history are restored
+(:mod:`hotline.store.agentstate`). The metrics (on their own
 registry) count the engine's facts and read its live state at each scrape of
 ``/metrics``. The JSON API (:mod:`hotline.web.auth` and the modules it guards)
 answers errors as JSON (:mod:`hotline.web.errors`) and describes itself at
