@@ -34,6 +34,6 @@ create trigger agent_state_log_append_only before update or delete on agent_stat
 create trigger agent_state_log_no_truncate before truncate on agent_state_log
     for each statement execute function hotline_reject_change();
 
--- Sticky routing after a restart: the last agent who answered each number.
-create index calls_sticky on calls (caller_number, answered_at desc)
-    where answered_by is not null;
+-- Sticky routing after a restart reads the calls answered within sticky_days
+-- (the last agent who answered each number).
+create index calls_answered on calls (answered_at) where answered_by is not null;

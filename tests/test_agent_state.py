@@ -12,11 +12,13 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
 from structlog.testing import capture_logs
 
+from hotline.clock import SystemClock
 from hotline.config import QueueConfig
 from hotline.domain.effects import (
     AgentPresenceChanged,
@@ -31,16 +33,19 @@ from hotline.domain.effects import (
 from hotline.domain.model import AgentPresence, AgentState
 from hotline.domain.routing import NO_ANSWER_PAUSE, Router
 from hotline.sim.scenario import AgentBehaviour, AgentGroup, Arrival, Fixed, Scenario
-from hotline.stack import Stack, start_stack
+from hotline.stack import Stack, build_settings, start_stack
 from hotline.store.agentstate import (
     AGENT_STATE_FILE,
     AgentStateFile,
     load_agent_states,
     load_sticky,
+    open_agent_state,
 )
 from hotline.store.records import Record, Recorder, apply_records
-from hotline.store.service import STORE
+from hotline.store.service import STORE, store_context
+from hotline.ticketno import MemorySequenceStore, TicketNumbers
 from tests.routing_helpers import T0, Pbx, agent, make_router, originates
+from tests.tcp_proxy import TcpProxy
 
 SUPPORT = [QueueConfig(name="support", wrap_up=0)]
 
@@ -265,6 +270,33 @@ async def test_a_bad_row_is_skipped_with_a_warning(migrated_database_url: str) -
     assert [p.agent_id for p in loaded] == ["2001"]
     skipped = [e for e in logs if e["event"] == "agent_state.skipped"]
     assert len(skipped) == 2
+
+
+async def test_an_unreachable_database_at_start_is_a_warning_then_the_state_loads(
+    migrated_database_url: str, tmp_path: Path
+) -> None:
+    router = three_agents()
+    records: list[Record] = []
+    record_all(router.login("2001", T0) + router.pause("2001", "meeting", T0 + 1), records)
+    await write(migrated_database_url, records)
+    proxy, proxied = await TcpProxy.for_postgres(migrated_database_url)
+    settings = build_settings(Scenario(), 1, database_url=proxied, state_dir=str(tmp_path))
+    numbers = TicketNumbers("A", ZoneInfo("UTC"), MemorySequenceStore())
+    try:
+        proxy.break_("refuse")
+        async with store_context(settings, numbers, warm_timeout=1) as store:
+            with capture_logs() as logs:
+                persisted = await open_agent_state(
+                    settings, store, three_agents(), SystemClock(), timeout=1
+                )
+            assert (persisted.states, persisted.sticky, persisted.sinks) == ([], {}, [])
+            assert "agent_state.load_failed" in [e["event"] for e in logs]
+
+            proxy.heal()
+            persisted = await open_agent_state(settings, store, three_agents(), SystemClock())
+            assert persisted.states == [AgentPresence("2001", True, T0, "meeting", T0 + 1)]
+    finally:
+        await proxy.close()
 
 
 # -- without a database: the JSON file --------------------------------------------------------
