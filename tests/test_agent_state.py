@@ -335,6 +335,35 @@ async def test_the_file_round_trip_is_atomic_and_survives_bad_entries(tmp_path: 
     assert [e["event"] for e in logs] == ["agent_state.unreadable"]
 
 
+async def test_the_file_writer_writes_each_change_and_the_sticky_history_at_close(
+    tmp_path: Path,
+) -> None:
+    router = three_agents()
+    path = tmp_path / AGENT_STATE_FILE
+    saved = AgentStateFile(
+        path,
+        lambda: ([a.presence for a in router.agents.values()], dict(router.sticky)),
+        sticky_interval=3600.0,
+    )
+    saved.start()
+    try:
+        for fact in presence_facts(router.login("2001", T0)):
+            saved.sink(fact)
+        async with asyncio.timeout(10):
+            # Polling is fine here: the test waits on the writer task.
+            while saved.writes < 1:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        router.sticky["13900000001"] = ("2001", T0 + 5)
+        saved.sink(CallAnswered("c1", "2001", "support", "T1", T0, T0 + 5, "pbx"))
+        assert AgentStateFile(path, lambda: ([], {})).load()[1] == {}  # not yet
+    finally:
+        await saved.close()
+    states, sticky = AgentStateFile(path, lambda: ([], {})).load()
+    assert states[0] == AgentPresence("2001", True, T0, None, None)
+    assert sticky == {"13900000001": ("2001", T0 + 5)}
+    assert saved.writes == 2
+
+
 # -- end to end: the service restarted against the same PBX ----------------------------------
 
 

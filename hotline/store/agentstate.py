@@ -190,6 +190,7 @@ class AgentStateFile:
         self.sticky_interval = sticky_interval
         self.writes = 0
         self._changed = asyncio.Event()
+        self._stop = asyncio.Event()
         self._sticky_dirty = False
         self._dirty = False
         self._task: asyncio.Task[None] | None = None
@@ -236,11 +237,12 @@ class AgentStateFile:
             self._task = asyncio.create_task(self._run(), name="agent-state-writer")
 
     async def close(self) -> None:
-        """Stop the writer and write the last state if anything changed."""
+        """Stop the writer (after the write in progress) and write the last state if anything
+        changed."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stop.set()
+            self._changed.set()
+            await self._task
             self._task = None
         if self._dirty or self._sticky_dirty:
             await self.write()
@@ -264,13 +266,19 @@ class AgentStateFile:
             self.writes += 1
 
     async def _run(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), self.sticky_interval)
+        while not self._stop.is_set():
+            await _wait(self._changed, self.sticky_interval)
+            if self._stop.is_set():
+                return
             if self._dirty or self._sticky_dirty:
                 await self.write()
                 if self._dirty:  # the write failed: do not spin on a full disk
-                    await asyncio.sleep(self.sticky_interval)
+                    await _wait(self._stop, self.sticky_interval)
+
+
+async def _wait(event: asyncio.Event, timeout: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout)
 
 
 def _entries(sticky: Sticky) -> list[tuple[str, str, float]]:
