@@ -432,11 +432,11 @@ async def restart_keeps_logins_pauses_and_sticky_agents(
     }
     first = await start_stack(restart_scenario(), **options)
     try:
-        await first.agent("login", "2002")  # idle longest: serves the first caller
-        await first.agent("login", "2001")
+        await first.agent("login", "2001")  # idle longest: serves the first caller
+        await first.agent("login", "2002")
         await first.agent("login", "2003")
         await first.agent("pause", "2003", "training")
-        assert await call_and_wait(first, "13900000001") == "2002"
+        assert await call_and_wait(first, "13900000001") == "2001"
         before = await agents_view(first)
         if with_database:
             assert await first.app[STORE].outbox.flush(30)
@@ -461,13 +461,14 @@ async def restart_keeps_logins_pauses_and_sticky_agents(
         assert after["2003"]["pause_reason"] == "training"
 
         # No login after the restart. The caller who waited through it is routed at the
-        # first resync (the states were restored before it; by id 2001 comes first);
-        # the repeat caller goes back to 2002, a new caller to 2001; 2003 stays paused.
+        # first resync (the states were restored before it; both idle since the start,
+        # so 2001 by id). Then 2002 has been idle longest, yet the repeat caller goes
+        # back to 2001 (sticky); a new caller gets 2002; 2003 stays paused.
         assert await answered_by(second, "13900000003") == "2001"
         arrived = next(f for f in second.facts if isinstance(f, CallArrived))
         assert (arrived.number, arrived.source) == ("13900000003", "resync")
-        assert await call_and_wait(second, "13900000001") == "2002"
-        assert await call_and_wait(second, "13900000002") == "2001"
+        assert await call_and_wait(second, "13900000001") == "2001"
+        assert await call_and_wait(second, "13900000002") == "2002"
         offered = {f.agent_id for f in second.facts if isinstance(f, OfferStarted)}
         assert offered == {"2001", "2002"}
     finally:
