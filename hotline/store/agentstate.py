@@ -166,7 +166,7 @@ def _sticky_from(data: Any) -> Sticky:
             if not isinstance(agent_id, str) or served_at is None:
                 raise ValueError(f"not [agent id, time]: {entry!r}")
         except (TypeError, ValueError) as exc:
-            _skip("sticky", exc, number)
+            _skip("sticky", exc, "a caller number's entry")  # no phone number in logs
             continue
         sticky[number] = (agent_id, served_at)
     return sticky
