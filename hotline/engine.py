@@ -33,7 +33,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Final
@@ -64,7 +64,7 @@ from hotline.domain.effects import (
     RoutingWarning,
 )
 from hotline.domain.events import DomainEvent, OriginateRejected
-from hotline.domain.model import Agent
+from hotline.domain.model import Agent, AgentPresence
 from hotline.domain.routing import Router
 from hotline.pbx.actions import to_action
 from hotline.pbx.resync import JOURNAL_FAMILY, STATUS_VARIABLES, build_snapshot
@@ -141,6 +141,14 @@ class Engine:
     def _post(self, item: DomainEvent | _Pending) -> None:
         self._inbox.append(item)
         self._wake.set()
+
+    def restore(
+        self, states: Iterable[AgentPresence], sticky: Mapping[str, tuple[str, float]]
+    ) -> None:
+        """Give the router the agents' persisted states and sticky history; call before
+        :meth:`run`, so they hold before the first routing decision."""
+        now = self.clock.now()
+        self._execute(self.router.restore(states, sticky, now), now)
 
     def stop(self) -> None:
         """Ask :meth:`run` to return after the current batch."""

@@ -79,10 +79,14 @@ class Stack:
         for agent_id in self.settings.agents:
             await self.agent("login", agent_id)
 
-    async def close(self) -> None:
-        """Stop the service, then the sim."""
+    async def stop_service(self) -> None:
+        """Stop the service only (a restart: the sim goes on; see ``start_stack(sim=...)``)."""
         await self.session.close()
         await self.runner.cleanup()
+
+    async def close(self) -> None:
+        """Stop the service, then the sim."""
+        await self.stop_service()
         await self.sim.close()
 
 
@@ -149,6 +153,7 @@ async def start_stack(
     record_facts: bool = True,
     settings: Settings | None = None,
     event_filter: frozenset[str] | None = None,
+    sim: SimPbx | None = None,
     **settings_options: Any,
 ) -> Stack:
     """Start the sim, then the service connected to it; return once the engine has resynced.
@@ -157,12 +162,19 @@ async def start_stack(
     given. ``event_filter`` gives the sim's manager user Asterisk's advanced
     include filters (the event names it passes; see :class:`ServerCredentials`).
     Call :meth:`SimPbx.start_arrivals` on ``stack.sim`` to start the
-    traffic, and :meth:`Stack.close` at the end.
+    traffic, and :meth:`Stack.close` at the end. With ``sim`` (a running one on a
+    :class:`ScaledClock`: a previous stack's, after :meth:`Stack.stop_service`), a
+    new service starts against it, as after a restart.
     """
-    clock = ScaledClock(time_scale if time_scale is not None else scenario.time_scale)
-    credentials = ServerCredentials("hotline", _SECRET, event_filter=event_filter)
-    sim = SimPbx(scenario, clock=clock, credentials=credentials)
-    await sim.start(host="127.0.0.1", port=0)
+    if sim is None:
+        clock = ScaledClock(time_scale if time_scale is not None else scenario.time_scale)
+        credentials = ServerCredentials("hotline", _SECRET, event_filter=event_filter)
+        sim = SimPbx(scenario, clock=clock, credentials=credentials)
+        await sim.start(host="127.0.0.1", port=0)
+    elif isinstance(sim.clock, ScaledClock):
+        clock = sim.clock
+    else:
+        raise TypeError("start_stack(sim=...) needs a sim on a ScaledClock")
     settings = settings or build_settings(scenario, sim.port, **settings_options)
     # Reconnect within a few wall milliseconds: on a scaled clock every wall second
     # of outage is ``scale`` seconds in which the PBX goes on without us.

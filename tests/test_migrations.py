@@ -25,6 +25,8 @@ queues = ["support"]
 """
 
 EXPECTED_TABLES = {
+    "agent_state_log",
+    "agent_states",
     "audit_log",
     "call_offers",
     "callback_attempts",
@@ -141,11 +143,11 @@ async def test_a_renamed_or_deleted_applied_migration_is_refused(
 async def test_a_new_file_sorting_before_an_applied_one_is_refused(
     database_url: str, migrations_copy: Path
 ) -> None:
-    (migrations_copy / "0005_late.sql").write_text("create table late (id int);\n")
+    (migrations_copy / "0095_late.sql").write_text("create table late (id int);\n")
     await migrate(database_url, migrations_copy)
-    (migrations_copy / "0003_early.sql").write_text("create table early (id int);\n")
+    (migrations_copy / "0093_early.sql").write_text("create table early (id int);\n")
 
-    with pytest.raises(MigrationError, match=r"0003_early\.sql: sorts before the applied"):
+    with pytest.raises(MigrationError, match=r"0093_early\.sql: sorts before the applied"):
         await migrate(database_url, migrations_copy)
     assert "early" not in await fetch_tables(database_url)
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hotline.domain.model import AgentState, OfferResult, Outcome
+from hotline.domain.model import AgentPresence, AgentState, OfferResult, Outcome
 
 __all__ = [
+    "AgentPresenceChanged",
     "AgentStateChanged",
     "CallAnswered",
     "CallArrived",
@@ -228,6 +229,19 @@ class AgentStateChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class AgentPresenceChanged:
+    """An agent logged in or out, or was paused or unpaused (by a command, or by the router
+    after missed rings): ``change`` is ``login``, ``logout``, ``pause`` or ``unpause``;
+    ``reason`` is the pause's (for ``unpause``, the reason that ended); ``presence`` is
+    the agent's persisted state afterwards. A logout also ends a pause."""
+
+    change: str
+    reason: str | None
+    at: float
+    presence: AgentPresence
+
+
+@dataclass(frozen=True, slots=True)
 class RoutingWarning:
     """Something odd but handled (an unknown queue, an event for a vanished call, ...)."""
 
@@ -244,6 +258,7 @@ Fact = (
     | CallAnswered
     | CallEnded
     | AgentStateChanged
+    | AgentPresenceChanged
     | CallbackAttemptEnded
     | WrapUpEnded
     | RoutingWarning

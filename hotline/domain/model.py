@@ -14,6 +14,7 @@ from hotline.config import AgentConfig
 __all__ = [
     "Activity",
     "Agent",
+    "AgentPresence",
     "AgentState",
     "Call",
     "CallState",
@@ -79,6 +80,18 @@ class OfferResult(StrEnum):
     CANCELLED = "cancelled"
 
 
+@dataclass(frozen=True, slots=True)
+class AgentPresence:
+    """What survives a restart of an agent's state: logged in or not, paused or not (with
+    the reason), and since when (``None`` when not logged in / not paused)."""
+
+    agent_id: str
+    logged_in: bool
+    logged_in_since: float | None
+    pause_reason: str | None
+    paused_since: float | None
+
+
 _BUSY_DEVICE_STATES = frozenset({"INUSE", "BUSY", "RINGING", "RINGINUSE", "ONHOLD"})
 
 
@@ -103,6 +116,8 @@ class Agent:
     offer_id: str | None = None
     state: AgentState = AgentState.LOGGED_OUT
     state_since: float = 0.0
+    logged_in_since: float = 0.0
+    paused_since: float = 0.0
 
     @property
     def id(self) -> str:
@@ -113,6 +128,17 @@ class Agent:
     def device_busy_elsewhere(self) -> bool:
         """The device is in use, and not by a hotline leg of ours."""
         return self.activity is Activity.IDLE and self.device_state in _BUSY_DEVICE_STATES
+
+    @property
+    def presence(self) -> AgentPresence:
+        """The persisted part of the state (see :class:`AgentPresence`)."""
+        return AgentPresence(
+            self.id,
+            self.logged_in,
+            self.logged_in_since if self.logged_in else None,
+            self.pause_reason,
+            self.paused_since if self.pause_reason is not None else None,
+        )
 
     def derive_state(self) -> AgentState:
         """The display state, from the underlying flags."""

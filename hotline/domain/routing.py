@@ -48,6 +48,10 @@ answered, abandoned while waiting, abandoned while ringing, or overflowed.
 After a reconnect, :meth:`resync` reconciles the model with the PBX's live
 channels: calls and legs that vanished are closed, callers that arrived unseen
 are queued with their original arrival time, calls in progress are re-attached.
+
+Every login, logout, pause and unpause is an :class:`AgentPresenceChanged` fact,
+for the stores to persist; at start, :meth:`restore` brings those states and the
+sticky history back before the first event.
 """
 
 from __future__ import annotations
@@ -56,11 +60,12 @@ import bisect
 import heapq
 import itertools
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from hotline.config import AgentConfig, QueueConfig, RoutingConfig
 from hotline.domain.effects import (
+    AgentPresenceChanged,
     AgentStateChanged,
     CallAnswered,
     CallArrived,
@@ -96,6 +101,7 @@ from hotline.domain.events import (
 from hotline.domain.model import (
     Activity,
     Agent,
+    AgentPresence,
     AgentState,
     Call,
     CallState,
@@ -265,8 +271,10 @@ class Router:
         effects: list[Effect] = []
         if not agent.logged_in:
             agent.logged_in = True
+            agent.logged_in_since = now
             agent.idle_since = now
             agent.consecutive_misses = 0
+            effects.append(AgentPresenceChanged("login", None, now, agent.presence))
             self._refresh(agent, now, effects)
             self._dispatch(now, effects)
         return effects
@@ -278,6 +286,7 @@ class Router:
         if agent.logged_in:
             agent.logged_in = False
             agent.pause_reason = None
+            effects.append(AgentPresenceChanged("logout", None, now, agent.presence))
             self._refresh(agent, now, effects)
         return effects
 
@@ -285,7 +294,10 @@ class Router:
         """Pause an agent with a reason: no new calls; a call in progress carries on."""
         agent = self._agent(agent_id)
         effects: list[Effect] = []
-        agent.pause_reason = reason or "paused"
+        if agent.pause_reason != (reason or "paused"):
+            agent.pause_reason = reason or "paused"
+            agent.paused_since = now
+            effects.append(AgentPresenceChanged("pause", agent.pause_reason, now, agent.presence))
         self._refresh(agent, now, effects, reason=agent.pause_reason)
         return effects
 
@@ -296,11 +308,56 @@ class Router:
         if agent.pause_reason is not None:
             if agent.pause_reason == NO_ANSWER_PAUSE:
                 agent.consecutive_misses = 0
-            agent.pause_reason = None
+            ended, agent.pause_reason = agent.pause_reason, None
+            effects.append(AgentPresenceChanged("unpause", ended, now, agent.presence))
             if agent.activity is Activity.IDLE:
                 agent.idle_since = now
             self._refresh(agent, now, effects)
             self._dispatch(now, effects)
+        return effects
+
+    def restore(
+        self,
+        states: Iterable[AgentPresence],
+        sticky: Mapping[str, tuple[str, float]],
+        now: float,
+    ) -> list[Effect]:
+        """Bring back what a previous process persisted, before the first PBX event.
+
+        Agents get their login and pause state (and reason, and since when) back, and
+        count as idle from ``now``; a state for an agent the configuration no longer
+        has is ignored with a warning. Sticky history (``number -> (agent, answered
+        at)``) older than ``sticky_days`` or naming an unknown agent is dropped; a
+        newer entry already known wins.
+        """
+        effects: list[Effect] = []
+        for presence in states:
+            agent = self.agents.get(presence.agent_id)
+            if agent is None:
+                effects.append(
+                    RoutingWarning(
+                        "restore_unknown_agent",
+                        f"agent {presence.agent_id!r} is not configured; its saved state "
+                        "is ignored",
+                    )
+                )
+                continue
+            agent.logged_in = presence.logged_in
+            agent.logged_in_since = presence.logged_in_since or now
+            agent.pause_reason = presence.pause_reason
+            agent.paused_since = presence.paused_since or now
+            agent.idle_since = now
+            self._refresh(agent, now, effects)
+        horizon = now - self.routing.sticky_days * 86400
+        for number, (agent_id, served_at) in sticky.items():
+            known = self.sticky.get(number)
+            if (
+                agent_id in self.agents
+                and served_at >= horizon
+                and (known is None or known[1] < served_at)
+            ):
+                self.sticky[number] = (agent_id, served_at)
+        self._dispatch(now, effects)
         return effects
 
     # -- calls --------------------------------------------------------------------------------
@@ -719,6 +776,8 @@ class Router:
                 and agent.pause_reason is None
             ):
                 agent.pause_reason = NO_ANSWER_PAUSE
+                agent.paused_since = now
+                effects.append(AgentPresenceChanged("pause", NO_ANSWER_PAUSE, now, agent.presence))
         else:
             agent.unavailable_until = now + self.routing.unavailable_cooldown
             agent.retry_not_before = now + self.routing.busy_retry_after

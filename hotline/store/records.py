@@ -23,13 +23,16 @@ WrapUpEnded     ``wrap_up``: the call row gets the answering agent's wrap-up
                 seconds and end time (engine clock), for the handle time
 CallbackAttempt ``callback_attempt``: the attempt recorded, and the retry rules
 Ended           applied (next due time, done or failed), keyed by its number
+AgentPresence   ``agent``: the ``agent_states`` row replaced (unless it holds a
+Changed         newer change) and an ``agent_state_log`` row appended
 =============== ==============================================================
 
 :func:`apply_records` writes a batch on one connection, inside the outbox's
 transaction. Every write is keyed by a natural key and is a no-op when
 repeated: ``calls.call_id``, ``call_offers.offer_id``, ``tickets.number``,
 ``customer_phones.phone``, ``recordings.path``, and ``ticket_events.dedup_key``
-(``call:<call_id>``) for the history row. So a batch replayed after a crash, or
+(``call:<call_id>``) for the history row, ``agent_state_log.dedup_key`` (a random
+id the record carries) for an agent's change. So a batch replayed after a crash, or
 after a commit whose acknowledgement was lost, changes nothing.
 
 Order: the outbox delivers records in the order they were put, and within a
@@ -45,6 +48,7 @@ same values.
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -53,6 +57,7 @@ from typing import Any, Final
 import structlog
 
 from hotline.domain.effects import (
+    AgentPresenceChanged,
     CallAnswered,
     CallArrived,
     CallbackAttemptEnded,
@@ -175,6 +180,25 @@ on conflict (path) do nothing
 """
 
 
+_AGENT_SQL: Final = """
+with log as (
+    insert into agent_state_log (agent_id, event, reason, at, dedup_key)
+    values ($1, $2, $3, to_timestamp($4), $9)
+    on conflict (dedup_key) do nothing
+)
+insert into agent_states as s (agent_id, logged_in, logged_in_since, pause_reason, paused_since,
+                               changed_at)
+values ($1, $5, to_timestamp($6::float8), $7, to_timestamp($8::float8), to_timestamp($4))
+on conflict (agent_id) do update set
+    logged_in = excluded.logged_in,
+    logged_in_since = excluded.logged_in_since,
+    pause_reason = excluded.pause_reason,
+    paused_since = excluded.paused_since,
+    changed_at = excluded.changed_at
+where s.changed_at <= excluded.changed_at
+"""
+
+
 def _arrival_args(r: Record) -> tuple[Any, ...]:
     return (r["call_id"], r["ticket"], r["number"], r["queue"], r["priority"], r["at"], r["source"])
 
@@ -231,6 +255,20 @@ def _wrap_up_args(r: Record) -> tuple[Any, ...]:
     return (r["call_id"], r["seconds"], r["ended_at"])
 
 
+def _agent_args(r: Record) -> tuple[Any, ...]:
+    return (
+        r["agent_id"],
+        r["change"],
+        r["reason"],
+        r["at"],
+        r["logged_in"],
+        r["logged_in_since"],
+        r["pause_reason"],
+        r["paused_since"],
+        r["id"],
+    )
+
+
 _WRITES: Final[dict[str, tuple[str, Callable[[Record], tuple[Any, ...]]]]] = {
     "arrival": (_ARRIVAL_SQL, _arrival_args),
     "end": (_END_SQL, _end_args),
@@ -238,6 +276,7 @@ _WRITES: Final[dict[str, tuple[str, Callable[[Record], tuple[Any, ...]]]]] = {
     "answer": (_ANSWER_SQL, _answer_args),
     "recording": (_RECORDING_SQL, _recording_args),
     "wrap_up": (_WRAP_UP_SQL, _wrap_up_args),
+    "agent": (_AGENT_SQL, _agent_args),
 }
 
 
@@ -313,6 +352,8 @@ class Recorder:
                     "ended_at": fact.ended_at,
                 }
             )
+        elif isinstance(fact, AgentPresenceChanged):
+            self._agent_changed(fact)
         elif isinstance(fact, CallbackAttemptEnded):
             self._put(
                 {
@@ -325,6 +366,23 @@ class Recorder:
                     "leg_id": fact.leg_id,
                 }
             )
+
+    def _agent_changed(self, fact: AgentPresenceChanged) -> None:
+        presence = fact.presence
+        self._put(
+            {
+                "k": "agent",
+                "id": uuid.uuid4().hex,
+                "agent_id": presence.agent_id,
+                "change": fact.change,
+                "reason": fact.reason,
+                "at": fact.at,
+                "logged_in": presence.logged_in,
+                "logged_in_since": presence.logged_in_since,
+                "pause_reason": presence.pause_reason,
+                "paused_since": presence.paused_since,
+            }
+        )
 
     def _arrived(self, fact: CallArrived) -> None:
         self._put(

@@ -36,6 +36,8 @@ AGENT_SCHEMA: Final = record(
         "state_since": scalar("number", nullable=True),
         "pause_reason": string(nullable=True),
         "logged_in": scalar("boolean"),
+        "logged_in_since": scalar("number", nullable=True),
+        "paused_since": scalar("number", nullable=True),
         "calls_answered": scalar("integer"),
         "consecutive_misses": scalar("integer"),
     }
@@ -57,6 +59,8 @@ def agent_json(agent: Agent) -> dict[str, Any]:
         "state_since": agent.state_since,
         "pause_reason": agent.pause_reason,
         "logged_in": agent.logged_in,
+        "logged_in_since": agent.presence.logged_in_since,
+        "paused_since": agent.presence.paused_since,
         "calls_answered": agent.calls_answered,
         "consecutive_misses": agent.consecutive_misses,
     }

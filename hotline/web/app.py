@@ -5,7 +5,9 @@ Each resource (the AMI client, the store, the sessions, the engine task) is one
 subscribes to the AMI client before the client connects, so it never misses a
 ``Connected``. When a database is configured, the store starts before the engine:
 the engine then takes ticket numbers from the store's open-ticket view and
-records its facts through the store's outbox. The metrics (on their own
+records its facts through the store's outbox. Before the engine task starts, the
+agents' persisted states and sticky history are restored
+(:mod:`hotline.store.agentstate`). The metrics (on their own
 registry) count the engine's facts and read its live state at each scrape of
 ``/metrics``. The JSON API (:mod:`hotline.web.auth` and the modules it guards)
 answers errors as JSON (:mod:`hotline.web.errors`) and describes itself at
@@ -28,6 +30,7 @@ from hotline.config import Settings
 from hotline.domain.routing import Router
 from hotline.engine import Engine, FactSink
 from hotline.metrics import Metrics
+from hotline.store.agentstate import open_agent_state
 from hotline.store.scheduler import CallbackScheduler
 from hotline.store.service import STORE, store_context
 from hotline.ticketno import FileSequenceStore, MemorySequenceStore, SequenceStore, TicketNumbers
@@ -104,7 +107,10 @@ def create_app(
             engine_sinks = list(sinks)
         engine_sinks.append(app[METRICS].sink)
         router = Router(settings.routing, dict(settings.queues), settings.agents.values(), allocate)
+        persisted = await open_agent_state(settings, app.get(STORE), router, app[CLOCK])
+        engine_sinks.extend(persisted.sinks)
         app[ENGINE] = Engine(router, app[AMI], app[CLOCK], sinks=engine_sinks)
+        app[ENGINE].restore(persisted.states, persisted.sticky)
         outbox = app[STORE].outbox if STORE in app else None
         app[METRICS].watch(
             app[ENGINE],
@@ -126,6 +132,7 @@ def create_app(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await persisted.close()
 
     async def connect(app: web.Application) -> AsyncIterator[None]:
         await app[AMI].start()
