@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 
 from aiohttp import web
@@ -103,7 +104,13 @@ def create_app(
             allocate = _ticket_numbers(settings)
             engine_sinks = list(sinks)
         engine_sinks.append(app[METRICS].sink)
-        router = Router(settings.routing, dict(settings.queues), settings.agents.values(), allocate)
+        router = Router(
+            settings.routing,
+            dict(settings.queues),
+            settings.agents.values(),
+            allocate,
+            boot_id=secrets.token_hex(4),  # offer ids unique across processes (contract §2.8)
+        )
         app[ENGINE] = Engine(router, app[AMI], app[CLOCK], sinks=engine_sinks)
         outbox = app[STORE].outbox if STORE in app else None
         app[METRICS].watch(app[ENGINE], outbox_backlog=(lambda: outbox.backlog) if outbox else None)
