@@ -29,12 +29,12 @@ from hotline.domain.effects import (
 from hotline.domain.model import Activity, AgentState, OfferResult, Outcome
 from hotline.engine import AgentCommand, Engine
 from hotline.sim.amiserver import ServerCredentials
-from hotline.sim.scenario import AgentBehaviour, AgentGroup, Arrivals, Fixed, Scenario
+from hotline.sim.scenario import AgentBehaviour, AgentGroup, Arrivals, Fixed, Scenario, Uniform
 from hotline.stack import Stack, build_settings, start_stack
 from hotline.store.service import STORE
 from hotline.web.app import create_app
 from hotline.web.keys import ENGINE
-from tests.e2e_support import devices, ground_truth_calls
+from tests.e2e_support import OUTCOMES, devices, ground_truth_calls
 
 RING_TIMEOUT = 25.0
 QUEUES = [{"name": "support", "ring_timeout": RING_TIMEOUT, "wrap_up": 2.0}]
@@ -181,44 +181,72 @@ async def test_a_restart_while_agent_legs_ring_keeps_every_ring_and_cuts_nobody_
 # -- callers who come and go while the service is down -----------------------------------------
 
 
-def impatient_scenario() -> Scenario:
-    """Callers every few seconds who give up after 3 s; nobody is logged in to answer."""
+def gap_scenario() -> Scenario:
+    """Callers every couple of seconds, some patient, some not; nobody answers before the
+    crash, and the agents of the new process answer after 1 s."""
     return Scenario(
         name="restart-gap",
         seed=8,
         time_scale=10.0,
-        arrivals=Arrivals(count=8, rate_per_minute=30, start_after=0.5, patience=Fixed(3.0)),
-        agents=(AgentGroup(devices(2001, 2002)),),
+        arrivals=Arrivals(
+            count=10, rate_per_minute=40, start_after=0.5, patience=Uniform(2.0, 40.0)
+        ),
+        agents=(
+            AgentGroup(
+                devices(2001, 2002), AgentBehaviour(answer_delay=Fixed(1.0), talk=Fixed(2.0))
+            ),
+        ),
     )
 
 
 async def test_callers_who_come_and_go_while_the_service_is_down_are_recorded() -> None:
-    scenario = impatient_scenario()
+    scenario = gap_scenario()
     stack = await start_stack(scenario, queues=QUEUES)
     try:
         stack.sim.start_arrivals()
         await until(lambda: len(stack.engine.router.live_calls()) >= 1)
         crash(stack)
         down_since = stack.clock.now()
-        await stack.sim.wait_idle(60)
+
+        def gone_unseen() -> list[dict[str, Any]]:
+            return [r for r in ground_truth_calls(stack).values() if r["arrived_at"] > down_since]
+
+        def waiting_unseen() -> list[str]:
+            return [
+                call.channel.uniqueid
+                for call in stack.sim.core.calls.values()
+                if call.record is not None and call.record.arrived_at > down_since
+            ]
+
+        await until(lambda: bool(gone_unseen()) and bool(waiting_unseen()), 60)
+        came_and_went = {r["call_id"] for r in gone_unseen()}
+        adopted = set(waiting_unseen())
         async with second_service(stack, scenario) as service:
+            await service.login("2001", "2002")
+            await settled(stack, service)
             await until(lambda: not stack.sim.core.db.get("hotline_journal"))
             facts = service.facts
     finally:
         await stack.close()
 
     truth = ground_truth_calls(stack)
-    assert len(truth) == 8
+    assert len(truth) == 10
+    assert stack.sim.errors == []
     ended = ended_by_call(facts)
     assert set(ended) == set(truth), "every caller is recorded by the new process"
-    unseen = [c for c, r in truth.items() if r["arrived_at"] > down_since]
-    assert unseen, "some callers came and went entirely while the service was down"
     for call_id, record in truth.items():
         fact = ended[call_id]
-        assert fact.outcome is Outcome.ABANDONED_WAITING
-        assert fact.end_source == "journal"
-        assert abs(fact.arrived_at - record["arrived_at"]) < 1e-3
+        assert fact.outcome is OUTCOMES[(record["outcome"], record["abandoned_while"])]
+        assert abs(fact.arrived_at - record["arrived_at"]) < 1e-3, "the journal's arrival"
         assert abs(fact.ended_at - record["ended_at"]) < 1e-3
+        if fact.answered_at is not None:
+            assert abs(fact.answered_at - record["answered_at"]) < 1e-3
+            assert fact.wait_seconds == fact.answered_at - fact.arrived_at
+    for call_id in came_and_went:
+        assert ended[call_id].outcome is Outcome.ABANDONED_WAITING
+        assert ended[call_id].end_source == "journal"
+    assert adopted
+    assert all(ended[call_id].arrival_source == "journal" for call_id in adopted)
 
 
 # -- a call answered before a crash, ended during the gap --------------------------------------
