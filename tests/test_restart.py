@@ -326,3 +326,44 @@ async def test_a_call_answered_before_a_crash_and_ended_in_the_gap_is_recorded_a
     assert abs(row["ended_at"] - record["ended_at"]) < 1e-3
     assert abs(row["wait_seconds"] - (row["answered_at"] - row["arrived_at"])) < 1e-3
     assert row["offers"] >= 1
+
+
+def talking_scenario() -> Scenario:
+    """One caller, answered after 2 s, who talks for 20 s: long enough for a restart."""
+    return Scenario(
+        name="restart-talking",
+        seed=5,
+        time_scale=4.0,
+        arrivals=Arrivals(count=1, rate_per_minute=60, start_after=0.5, patience=Fixed(90.0)),
+        agents=(
+            AgentGroup(
+                devices(2001, 2001), AgentBehaviour(answer_delay=Fixed(2.0), talk=Fixed(20.0))
+            ),
+        ),
+    )
+
+
+async def test_a_call_answered_before_a_crash_and_still_talking_keeps_its_answer_time() -> None:
+    scenario = talking_scenario()
+    stack = await start_stack(scenario, queues=QUEUES)
+    try:
+        await stack.login_all()
+        stack.sim.start_arrivals()
+        await until(lambda: any(isinstance(f, CallAnswered) for f in stack.facts))
+        crash(stack)
+        async with second_service(stack, scenario) as service:
+            assert stack.sim.core.calls, "still talking at the restart"
+            await settled(stack, service)
+            facts = service.facts
+    finally:
+        await stack.close()
+
+    (record,) = ground_truth_calls(stack).values()
+    (fact,) = ended_by_call(facts).values()
+    assert record["outcome"] == "answered"
+    assert fact.outcome is Outcome.ANSWERED
+    assert fact.answered_by == "2001"
+    assert fact.answered_at is not None
+    assert abs(fact.answered_at - record["answered_at"]) < 1e-2, "the dialplan's answer time"
+    assert abs(fact.arrived_at - record["arrived_at"]) < 1e-3, "the journal's arrival"
+    assert fact.wait_seconds == fact.answered_at - fact.arrived_at

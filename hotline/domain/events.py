@@ -175,6 +175,8 @@ class ChannelInfo:
     """``HOTLINE_CALLER``: the caller an agent leg is for."""
     ticket: str = ""
     """``HOTLINE_TICKET``: the ticket of the call an agent leg is for."""
+    answered_at: float | None = None
+    """``HOTLINE_ANSWERED_AT``: when an agent leg answered (``hotline-bridge``)."""
 
 
 @dataclass(frozen=True, slots=True)

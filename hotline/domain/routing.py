@@ -1321,7 +1321,8 @@ class Router:
         call.state = CallState.RINGING
         agent.activity = Activity.RINGING
         agent.offer_id = offer.offer_id
-        self._on_answer(offer, now, "resync", now, effects)
+        answered_at = leg.answered_at if leg.answered_at is not None else now
+        self._on_answer(offer, answered_at, "resync", now, effects)
 
 
 def offer_id_for(ticket: str, call_id: str, attempt: int, boot_id: str = "") -> str:

@@ -18,6 +18,7 @@ empty family is a ``Success`` with ``ListItems: 0`` (``journal_dbgettree.jsonl``
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Final
@@ -46,6 +47,7 @@ STATUS_VARIABLES: Final = (
     "HOTLINE_CALLER",
     "HOTLINE_SKILLS",
     "HOTLINE_LANG",
+    "HOTLINE_ANSWERED_AT",
 )
 
 
@@ -114,6 +116,15 @@ def device_of(channel: str) -> str:
     return name
 
 
+def _epoch(text: str | None) -> float | None:
+    """A dialplan ``STRFTIME(,,%s.%3q)`` time; None when unset or unreadable."""
+    try:
+        value = float(text) if text else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None
+
+
 def _variables(status: Message | None) -> dict[str, str]:
     if status is None:
         return {}
@@ -163,6 +174,7 @@ def build_snapshot(
                 own_leg=uniqueid.startswith(LEG_ID_PREFIX) and ";" not in uniqueid,
                 caller_channel=variables.get("HOTLINE_CALLER", ""),
                 ticket=variables.get("HOTLINE_TICKET", ""),
+                answered_at=_epoch(variables.get("HOTLINE_ANSWERED_AT")),
             )
         )
     states = {

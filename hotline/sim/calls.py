@@ -300,11 +300,11 @@ class BridgeTarget(Target):
         core.run(channel, 3, "Bridge", self.caller)
         channel.after_bridge = self._bridge_returned
         call = core.calls.get(self.caller)
+        answered_at = f"{core.wire.stamp():.3f}"
+        core.set_var(channel, "HOTLINE_ANSWERED_AT", answered_at)
         if call is not None and not call.journal_answer:
             ticket = channel.variables.get("HOTLINE_TICKET", "")
-            call.journal_answer = (
-                f"{core.wire.stamp():.3f}|{channel.name}|{channel.uniqueid}|{ticket}"
-            )
+            call.journal_answer = f"{answered_at}|{channel.name}|{channel.uniqueid}|{ticket}"
         if call is not None and call.bridge_with(channel):
             return
         core.set_var(channel, "BRIDGERESULT", "NONEXISTENT")
