@@ -48,6 +48,9 @@ answered, abandoned while waiting, abandoned while ringing, or overflowed.
 After a reconnect, :meth:`resync` reconciles the model with the PBX's live
 channels: calls and legs that vanished are closed, callers that arrived unseen
 are queued with their original arrival time, calls in progress are re-attached.
+After a restart, the previous process' agent legs that still ring are adopted as
+live offers; offer ids carry a per-process boot id, so the two processes' legs
+and ActionIDs never collide.
 """
 
 from __future__ import annotations
@@ -1039,12 +1042,15 @@ class Router:
     def resync(self, snapshot: PbxSnapshot, now: float) -> list[Effect]:
         """Reconcile the model with what the PBX has live after a (re)connect.
 
-        Legs and calls that vanished during the outage are closed (a caller gone
-        without an answer we saw counts as abandoned). Our own agent legs are
-        recognised by their context: an open offer's leg that is bridged was
-        answered; a leg we no longer track is hung up if it still rings, or
-        attached to its caller if bridged. Callers whose HotlineCallWaiting we
-        missed are queued with the arrival time their channel's age gives.
+        Legs and calls that vanished during the outage are closed (at the
+        journal's hang-up time where it has one; a caller gone without an answer
+        we saw counts as abandoned). An open offer's leg that is bridged was
+        answered. One of our legs we do not track that still rings for a caller
+        (a previous process' offer) is adopted; a bridged one is attached to its
+        caller; other legs in the bridge context are hung up if they still ring.
+        Callers whose HotlineCallWaiting we missed are queued with the journal's
+        arrival time, else the one their channel's age gives. A device with no
+        channel in the snapshot is NOT_INUSE.
         """
         effects: list[Effect] = []
         live = {channel.uniqueid: channel for channel in snapshot.channels}
