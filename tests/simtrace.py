@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from hotline.ami.codec import AmiCodec, Message
@@ -142,9 +142,22 @@ def trace_stream(entries: Iterable[TraceEntry]) -> Stream:
 
 
 async def replay(
-    name: str, port: int, scale: float, *, timeout: float = 15.0
+    name: str,
+    port: int,
+    scale: float,
+    *,
+    timeout: float = 15.0,
+    logged_in: asyncio.Event | None = None,
+    abort_at_end: bool = False,
+    ignore: Callable[[Message], bool] | None = None,
 ) -> tuple[Stream, Stream]:
-    """Replay trace ``name`` against the sim on ``port``; returns (trace, sim) streams."""
+    """Replay trace ``name`` against the sim on ``port``; returns (trace, sim) streams.
+
+    ``logged_in`` is set once the sim answered the first action. With
+    ``abort_at_end`` (a trace whose session died, with no ``recv-eof``) the socket
+    is aborted once the sim has sent what the trace received last. Trace messages
+    for which ``ignore`` is true (what the sim does not emulate) are left out.
+    """
     entries = load_trace(name)
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     sim = Stream()
@@ -155,6 +168,8 @@ async def replay(
         while data := await reader.read(65536):
             for message in codec.feed(data):
                 sim.add(message)
+                if logged_in is not None and message.kind == "response":
+                    logged_in.set()
             arrived.set()
         arrived.set()
 
@@ -165,7 +180,7 @@ async def replay(
         for entry in entries:
             if entry.dir == "recv":
                 message = parse(entry.raw)
-                if message is None:
+                if message is None or (ignore is not None and ignore(message)):
                     continue
                 sig = trace.add(message)
                 if sig is not None:
@@ -185,6 +200,14 @@ async def replay(
             else:
                 await asyncio.sleep(0.01)
             writer.write(_substitute(entry.raw, trace.roles, sim.roles).encode())
+        if abort_at_end and trigger is not None:
+            sig, count, _ = trigger
+            async with asyncio.timeout(timeout):
+                while sim.counts[sig] < count:
+                    arrived.clear()
+                    await arrived.wait()
+            writer.transport.abort()
+            return trace, sim
         async with asyncio.timeout(timeout):
             await reading
     finally:

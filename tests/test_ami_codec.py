@@ -59,7 +59,7 @@ def feed_until_error(codec: AmiCodec, chunk: bytes, times: int) -> None:
 
 
 def test_every_trace_is_present() -> None:
-    assert len(AMI_TRACES) == 19
+    assert len(AMI_TRACES) == 25
     assert "queue_load" in AMI_TRACES
 
 

@@ -244,16 +244,16 @@ def test_router_resync_from_the_real_trace_adopts_the_bridged_call_and_both_wait
 
 
 def test_journal_is_parsed_from_dbgettree_items() -> None:
-    def item(family: str, key: str, value: str) -> Message:
-        return Message.from_pairs(
-            [("Event", "DBGetTreeResponse"), ("Family", family), ("Key", key), ("Val", value)]
-        )
+    # Real DBGetTreeResponse items (journal_dbgettree.jsonl): no Family header, the
+    # whole path in Key.
+    def item(key: str, value: str) -> Message:
+        return Message.from_pairs([("Event", "DBGetTreeResponse"), ("Key", key), ("Val", value)])
 
     items = [
-        item("hotline_journal", "1795712164.0", "1795712164.279|support|5|13900139000"),
-        item("hotline_journal", "1795712164.9", "1795712160.5|repairs|0|139|1795712170.25"),
-        item("agent/2001", "delay", "3"),
-        item("hotline_journal", "broken", "not|enough"),
+        item("/hotline_journal/1795712164.0", "1795712164.279|support|5|13900139000"),
+        item("/hotline_journal/1795712164.9", "1795712160.5|repairs|0|139|1795712170.25"),
+        item("/agent/2001/delay", "3"),
+        item("/hotline_journal/broken", "not|enough"),
     ]
     first, second = parse_journal(items)
     assert (first.uniqueid, first.queue, first.priority, first.ended_at) == (

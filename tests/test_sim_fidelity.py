@@ -12,13 +12,16 @@ Asterisk itself orders differently from run to run (``backend_rona`` against
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from hotline.ami.codec import Message
 from hotline.clock import ScaledClock
 from hotline.sim.amiserver import ServerCredentials
 from hotline.sim.pbx import SimPbx
 from hotline.sim.scenario import Scenario
-from tests.simtrace import digest, replay
+from tests.simtrace import Stream, digest, replay
 
 SCALE = 20.0
 TRACES = [
@@ -33,6 +36,9 @@ TRACES = [
     "supervisor_spy",
     "redirect_and_hangup",
     "backend_answered_filtered",
+    "journal_dbgettree",
+    "devicestate_local",
+    "channelid_conflict",
 ]
 # The manager users the traces were recorded with, where not the default one: the
 # filtered trace's user has the eleven eventfilter lines its README row lists.
@@ -64,10 +70,23 @@ async def test_sim_matches_the_real_trace(name: str) -> None:
     sim = SimPbx(Scenario(name=name), clock=ScaledClock(SCALE), credentials=USERS.get(name))
     await sim.start()
     try:
-        trace, replayed = await replay(name, sim.port, SCALE)
+        trace, replayed = await replay(name, sim.port, SCALE, ignore=_app_queue)
     finally:
         await sim.close()
     assert sim.errors == []
+    assert_same_shapes(trace, replayed)
+
+
+def _app_queue(message: Message) -> bool:
+    """What the recording harness' own app_queue ``support`` queue added (the sim runs no
+    app_queue): ``QueueMemberStatus`` and the ``Queue:`` pseudo-devices."""
+    return message.name == "QueueMemberStatus" or (
+        message.name == "DeviceStateChange" and (message.get("Device") or "").startswith("Queue:")
+    )
+
+
+def assert_same_shapes(trace: Stream, replayed: Stream) -> None:
+    """The comparison the module docstring describes."""
     want, got = digest(trace), digest(replayed)
     assert sorted(got.lifecycle) == sorted(want.lifecycle), "channel roles differ"
     for role, events in want.lifecycle.items():
@@ -80,3 +99,37 @@ async def test_sim_matches_the_real_trace(name: str) -> None:
         assert got.replies[action_id] == replies, f"replies to {action_id}"
     for kind, order in want.key_order.items():
         assert got.key_order[kind] == order, f"key order of {kind[0]}"
+
+
+async def test_sim_matches_a_router_restart_while_its_leg_rings() -> None:
+    """``reconnect_while_ringing``: two sessions. The first originates the agent leg and
+    dies; the second (logged in all along) finds the leg still ringing, with no Local
+    device in DeviceStateList, and receives the dead session's OriginateResponse."""
+    sim = SimPbx(Scenario(name="reconnect_while_ringing"), clock=ScaledClock(SCALE))
+    await sim.start()
+    try:
+        logged_in = asyncio.Event()
+        survivor = asyncio.create_task(
+            replay(
+                "reconnect_while_ringing", sim.port, SCALE, logged_in=logged_in, ignore=_app_queue
+            )
+        )
+        async with asyncio.timeout(15):
+            await logged_in.wait()
+        dead_trace, dead = await replay(
+            "reconnect_while_ringing_before", sim.port, SCALE, abort_at_end=True, ignore=_app_queue
+        )
+        trace, replayed = await survivor
+    finally:
+        await sim.close()
+    assert sim.errors == []
+    assert_same_shapes(dead_trace, dead)
+    assert_same_shapes(trace, replayed)
+    devices = [m.get("Device") or "" for m in replayed.messages if m.get("ActionID") == "rec-4"]
+    assert not any(device.startswith("Local/") for device in devices)
+    (inherited,) = [
+        m
+        for m in replayed.messages
+        if m.name == "OriginateResponse" and (m.get("Uniqueid") or "").startswith("hl-")
+    ]
+    assert inherited.get("ActionID") == "rec-5", "the dead session's ActionID"

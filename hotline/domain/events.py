@@ -167,6 +167,16 @@ class ChannelInfo:
     number: str
     name: str
     variables: Mapping[str, str] = field(default_factory=dict)
+    device: str = ""
+    """The device the channel belongs to (``Local/2001@agents``, ``PJSIP/1001``)."""
+    own_leg: bool = False
+    """The ``;1`` half of an agent leg one of our processes originated (its ChannelId)."""
+    caller_channel: str = ""
+    """``HOTLINE_CALLER``: the caller an agent leg is for."""
+    ticket: str = ""
+    """``HOTLINE_TICKET``: the ticket of the call an agent leg is for."""
+    answered_at: float | None = None
+    """``HOTLINE_ANSWERED_AT``: when an agent leg answered (``hotline-bridge``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +184,8 @@ class JournalEntry:
     """The dialplan's journal of one inbound caller (AstDB ``hotline_journal``).
 
     Written when the caller starts waiting; ``ended_at`` is added by the caller's
-    hangup handler. It lets a reconnecting router account for callers who came
+    hangup handler, with the answer (time, agent leg, ticket) if the caller was
+    bridged to an agent. It lets a reconnecting router account for callers who came
     and went while it was disconnected, which no AMI event will ever tell it.
     """
 
@@ -184,6 +195,14 @@ class JournalEntry:
     priority: int
     number: str
     ended_at: float | None = None
+    answered_at: float | None = None
+    """Set when an agent leg was bridged to the caller (``hotline-bridge``)."""
+    agent_device: str = ""
+    """The answering agent leg's device, decoded from its channel name."""
+    agent_leg: str = ""
+    """The answering agent leg's Uniqueid (our offer id)."""
+    ticket: str = ""
+    """The answering agent leg's ``HOTLINE_TICKET``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,10 @@ are queued with their original arrival time, calls in progress are re-attached.
 Every login, logout, pause and unpause is an :class:`AgentPresenceChanged` fact,
 for the stores to persist; at start, :meth:`restore` brings those states and the
 sticky history back before the first event.
+
+After a restart, the previous process' agent legs that still ring are adopted as
+live offers; offer ids carry a per-process boot id, so the two processes' legs
+and ActionIDs never collide.
 """
 
 from __future__ import annotations
@@ -110,7 +114,10 @@ from hotline.domain.model import (
     Outcome,
 )
 
-__all__ = ["NO_ANSWER_PAUSE", "Router", "UnknownAgent", "offer_id_for"]
+__all__ = ["LEG_ID_PREFIX", "NO_ANSWER_PAUSE", "Router", "UnknownAgent", "offer_id_for"]
+
+LEG_ID_PREFIX = "hl-"
+"""How every offer id (the agent leg's ChannelId, hence its Uniqueid) starts."""
 
 NO_ANSWER_PAUSE = "no answer"
 _RINGING = 5
@@ -153,8 +160,15 @@ class Router:
         queues: dict[str, QueueConfig],
         agents: Iterable[AgentConfig],
         allocate_ticket: TicketAllocator,
+        *,
+        boot_id: str = "",
     ) -> None:
-        """Build the model from configuration; every agent starts logged out."""
+        """Build the model from configuration; every agent starts logged out.
+
+        ``boot_id`` is unique to this process: it goes into every offer id, so no
+        leg id or ActionID of ours collides with a previous process' (contract §2.8).
+        """
+        self.boot_id = boot_id
         self.routing = routing
         self.queues = dict(queues)
         self.agents: dict[str, Agent] = {
@@ -586,7 +600,7 @@ class Router:
 
     def _make_offer(self, call: Call, agent: Agent, now: float, effects: list[Effect]) -> None:
         queue = self.queues[call.queue]
-        offer_id = offer_id_for(call.ticket, call.call_id, len(call.offers) + 1)
+        offer_id = offer_id_for(call.ticket, call.call_id, len(call.offers) + 1, self.boot_id)
         offer = Offer(
             offer_id=offer_id,
             call_id=call.call_id,
@@ -637,7 +651,7 @@ class Router:
 
     def _leg_offer(self, uniqueid: str) -> Offer | None:
         offer_id = self.offers_by_leg.get(uniqueid)
-        if offer_id is None and uniqueid.startswith("hl-") and ";" in uniqueid:
+        if offer_id is None and uniqueid.startswith(LEG_ID_PREFIX) and ";" in uniqueid:
             offer_id = self.offers_by_leg.get(uniqueid.split(";", 1)[0])
             if offer_id is not None:
                 self.offers_by_leg[uniqueid] = offer_id
@@ -1088,26 +1102,34 @@ class Router:
     def resync(self, snapshot: PbxSnapshot, now: float) -> list[Effect]:
         """Reconcile the model with what the PBX has live after a (re)connect.
 
-        Legs and calls that vanished during the outage are closed (a caller gone
-        without an answer we saw counts as abandoned). Our own agent legs are
-        recognised by their context: an open offer's leg that is bridged was
-        answered; a leg we no longer track is hung up if it still rings, or
-        attached to its caller if bridged. Callers whose HotlineCallWaiting we
-        missed are queued with the arrival time their channel's age gives.
+        Legs and calls that vanished during the outage are closed (at the
+        journal's hang-up time where it has one; a caller gone without an answer
+        we saw counts as abandoned). An open offer's leg that is bridged was
+        answered. One of our legs we do not track that still rings for a caller
+        (a previous process' offer) is adopted; a bridged one is attached to its
+        caller; other legs in the bridge context are hung up if they still ring.
+        Callers whose HotlineCallWaiting we missed are queued with the journal's
+        arrival time, else the one their channel's age gives. A device with no
+        channel in the snapshot is NOT_INUSE.
         """
         effects: list[Effect] = []
         live = {channel.uniqueid: channel for channel in snapshot.channels}
-        for device, state in snapshot.device_states.items():
-            agent = self.agents_by_device.get(device)
-            if agent is not None:
-                agent.device_state = state
+        journal = {entry.uniqueid: entry for entry in snapshot.journal}
+        for agent in self.agents.values():
+            # The snapshot counts every live channel's device as in use, so a device
+            # it does not mention has no channel.
+            agent.device_state = snapshot.device_states.get(agent.config.device, "NOT_INUSE")
         for call in list(self.calls.values()):
             if (
                 call.state is not CallState.ENDED
                 and not call.is_callback
                 and call.call_id not in live
             ):
-                self._on_caller_gone(call, now, "resync", now, effects)
+                entry = journal.get(call.call_id)
+                if entry is not None and entry.ended_at is not None:
+                    self._on_caller_gone(call, entry.ended_at, "journal", now, effects)
+                else:
+                    self._on_caller_gone(call, now, "resync", now, effects)
         for offer in list(self.offers.values()):
             if offer.open:
                 self._resync_offer(offer, live, now, effects)
@@ -1136,8 +1158,10 @@ class Router:
     def _account_journal(self, entry: JournalEntry, now: float, effects: list[Effect]) -> None:
         """A caller who came and went while we were disconnected: record them once.
 
-        Nobody can have routed them, so they abandoned while waiting; the times are
-        the dialplan's. An entry for a call already recorded is only cleaned up.
+        A caller the journal shows bridged to an agent leg (a previous process
+        answered them) is recorded answered by that leg's agent; anyone else
+        abandoned while waiting. The times are the dialplan's. An entry for a call
+        already recorded is only cleaned up.
         """
         if entry.uniqueid in self.calls or entry.uniqueid in self._recently_ended:
             effects.append(DeleteJournalEntry(entry.uniqueid))
@@ -1157,7 +1181,7 @@ class Router:
             arrived_at=entry.arrived_at,
             arrival_source="journal",
             queue_entered_at=entry.arrived_at,
-            ticket=self._allocate_ticket(entry.number, now),
+            ticket=entry.ticket or self._allocate_ticket(entry.number, now),
             seq=next(self._call_seq),
             original_queue=queue,
         )
@@ -1172,7 +1196,28 @@ class Router:
                 "journal",
             )
         )
-        self._end_call(call, Outcome.ABANDONED_WAITING, entry.ended_at, "journal", effects)
+        if entry.answered_at is None:
+            self._end_call(call, Outcome.ABANDONED_WAITING, entry.ended_at, "journal", effects)
+            return
+        agent = self.agents_by_device.get(entry.agent_device)
+        call.answered_at = entry.answered_at
+        call.answered_by = agent.id if agent is not None else None
+        call.talk_ended_at = entry.ended_at
+        if entry.agent_leg:
+            call.offers.append(entry.agent_leg)
+        if agent is not None:
+            effects.append(
+                CallAnswered(
+                    call.call_id,
+                    agent.id,
+                    queue,
+                    call.ticket,
+                    call.arrived_at,
+                    entry.answered_at,
+                    "journal",
+                )
+            )
+        self._end_call(call, Outcome.ANSWERED, entry.ended_at, "journal", effects)
 
     def _call_of_offer(self, offer_id: str | None) -> Call | None:
         offer = self.offers.get(offer_id) if offer_id is not None else None
@@ -1193,7 +1238,12 @@ class Router:
             self._on_answer(offer, now, "resync", now, effects)
 
     def _adopt_callers(self, snapshot: PbxSnapshot, now: float, effects: list[Effect]) -> None:
-        """Queue the callers in the inbound context that we do not know yet."""
+        """Queue the callers in the inbound context that we do not know yet.
+
+        A caller's arrival is the journal's (milliseconds) where it has an entry,
+        else their channel's age (whole seconds).
+        """
+        journal = {entry.uniqueid: entry for entry in snapshot.journal}
         for channel in snapshot.channels:
             queue = channel.variables.get("HOTLINE_QUEUE")
             if (
@@ -1203,9 +1253,11 @@ class Router:
             ):
                 continue
             skills = (channel.variables.get("HOTLINE_SKILLS") or "").split(",")
+            entry = journal.get(channel.uniqueid)
+            arrived_at = entry.arrived_at if entry is not None else snapshot.at - channel.duration
             waiting = CallerWaiting(
-                at=snapshot.at - channel.duration,
-                source="resync",
+                at=arrived_at,
+                source="journal" if entry is not None else "resync",
                 uniqueid=channel.uniqueid,
                 channel=channel.channel,
                 linkedid=channel.linkedid,
@@ -1216,19 +1268,28 @@ class Router:
                 skills=frozenset(skill for skill in skills if skill),
                 lang=channel.variables.get("HOTLINE_LANG") or None,
             )
-            self._on_caller_waiting(waiting, now, channel.duration, effects)
+            self._on_caller_waiting(waiting, now, max(snapshot.at - arrived_at, 0.0), effects)
 
     def _adopt_legs(self, snapshot: PbxSnapshot, now: float, effects: list[Effect]) -> None:
-        """Attach bridged agent legs we do not track to their caller; hang up stray rings."""
+        """Take over agent legs we do not track.
+
+        One of our legs that still rings for a caller (a previous process' offer:
+        in the device's own context, ``AppDial2``) becomes a live offer. A bridged
+        leg is attached to its caller. Any other leg in the bridge context is a
+        stray: hung up if it still rings.
+        """
         for leg in snapshot.channels:
-            if leg.context != self.routing.bridge_context:
-                continue
             offer = self.offers.get(leg.uniqueid)
             if offer is not None and (offer.open or offer.result is OfferResult.ANSWERED):
                 continue
-            call_id = self.calls_by_channel.get(leg.variables.get("HOTLINE_CALLER") or "")
+            if leg.own_leg and leg.caller_channel and not leg.bridge_id and leg.state != _UP:
+                self._adopt_ringing_leg(snapshot, leg, now, effects)
+                continue
+            if leg.context != self.routing.bridge_context:
+                continue
+            call_id = self.calls_by_channel.get(leg.caller_channel)
             call = self.calls.get(call_id) if call_id is not None else None
-            agent = self.agents_by_device.get(_device_of(leg.channel))
+            agent = self.agents_by_device.get(leg.device)
             adoptable = (
                 leg.bridge_id
                 and call is not None
@@ -1247,6 +1308,56 @@ class Router:
             assert agent is not None
             self._attach_answered_leg(call, agent, leg, now, effects)
 
+    def _adopt_ringing_leg(
+        self, snapshot: PbxSnapshot, leg: ChannelInfo, now: float, effects: list[Effect]
+    ) -> None:
+        """A previous process' ring that goes on: the agent is reserved, the caller rings.
+
+        Its answer (``Newstate`` 6, or the ``OriginateResponse`` that Asterisk
+        broadcasts with the dead process' ActionID, which is the leg id) then
+        bridges as usual; its failure re-routes the caller.
+        """
+        call_id = self.calls_by_channel.get(leg.caller_channel)
+        call = self.calls.get(call_id) if call_id is not None else None
+        agent = self.agents_by_device.get(leg.device)
+        if (
+            call is None
+            or call.state is not CallState.WAITING
+            or agent is None
+            or agent.activity is not Activity.IDLE
+        ):
+            effects.append(HangupChannel(leg.channel))
+            effects.append(
+                RoutingWarning("stray_leg", f"agent leg {leg.channel} not tracked", call_id)
+            )
+            return
+        self._dequeue(call)
+        if leg.ticket:
+            call.ticket = leg.ticket
+        ring_timeout = self.queues[call.queue].ring_timeout
+        ring_started_at = snapshot.at - leg.duration
+        offer = Offer(
+            offer_id=leg.uniqueid,
+            call_id=call.call_id,
+            agent_id=agent.id,
+            device=agent.config.device,
+            queue=call.queue,
+            requested_at=ring_started_at,
+            ring_timeout=ring_timeout,
+            ring_started_at=ring_started_at,
+            ring_start_source="resync",
+            leg_channel=leg.channel,
+        )
+        offer.leg_uniqueids.add(leg.uniqueid)
+        self.offers[offer.offer_id] = offer
+        self.offers_by_leg[leg.uniqueid] = offer.offer_id
+        call.offers.append(offer.offer_id)
+        call.state = CallState.RINGING
+        agent.activity = Activity.RINGING
+        agent.offer_id = offer.offer_id
+        self._refresh(agent, now, effects)
+        self._schedule(now + ring_timeout + self.routing.originate_grace, "guard", offer.offer_id)
+
     def _attach_answered_leg(
         self, call: Call, agent: Agent, leg: ChannelInfo, now: float, effects: list[Effect]
     ) -> None:
@@ -1254,9 +1365,8 @@ class Router:
             self._cancel_offer(self.offers[call.offers[-1]], now, "resync", effects)
         else:
             self._dequeue(call)
-        ticket = leg.variables.get("HOTLINE_TICKET")
-        if ticket:
-            call.ticket = ticket
+        if leg.ticket:
+            call.ticket = leg.ticket
         offer = Offer(
             offer_id=leg.uniqueid,
             call_id=call.call_id,
@@ -1277,36 +1387,27 @@ class Router:
         call.state = CallState.RINGING
         agent.activity = Activity.RINGING
         agent.offer_id = offer.offer_id
-        self._on_answer(offer, now, "resync", now, effects)
+        answered_at = leg.answered_at if leg.answered_at is not None else now
+        self._on_answer(offer, answered_at, "resync", now, effects)
 
 
-def offer_id_for(ticket: str, call_id: str, attempt: int) -> str:
-    """The ActionID and ChannelId of an offer: ``hl-<ticket>-<caller Uniqueid>-<n>``.
+def offer_id_for(ticket: str, call_id: str, attempt: int, boot_id: str = "") -> str:
+    """The ActionID and ChannelId of an offer: ``hl-<ticket>-<caller Uniqueid>-<boot>-<n>``.
 
     The ticket keeps recordings (``${HOTLINE_TICKET}-${UNIQUEID}.wav``) grouped;
     the caller's Uniqueid keeps the calls of one ticket apart (a household's
-    calls share its open ticket, even at the same time); ``n`` counts the rings.
+    calls share its open ticket, even at the same time); the boot id keeps a
+    restarted process' rings apart from its predecessor's, which may still ring
+    (``channelid_conflict.jsonl``); ``n`` counts the rings.
     """
-    return f"hl-{ticket}-{call_id}-{attempt}"
+    boot = f"{boot_id}-" if boot_id else ""
+    return f"{LEG_ID_PREFIX}{ticket}-{call_id}-{boot}{attempt}"
 
 
 def _skill_score(agent: Agent, call: Call) -> int:
     """The agent's weakest level among the call's required skills (0 if none required)."""
     levels = [agent.config.skills.get(skill, 0) for skill in call.skills]
     return min(levels) if levels else 0
-
-
-def _device_of(channel: str) -> str:
-    """The device of a channel name.
-
-    ``Local/2001@agents-00000011;1`` gives ``Local/2001@agents`` and
-    ``PJSIP/1001-0000000a`` gives ``PJSIP/1001``.
-    """
-    name = channel.split(";", 1)[0]
-    base, sep, suffix = name.rpartition("-")
-    if sep and len(suffix) == 8 and all(c in "0123456789abcdef" for c in suffix):
-        return base
-    return name
 
 
 def _int(value: str | None, default: int) -> int:

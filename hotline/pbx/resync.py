@@ -3,26 +3,42 @@
 ``CoreShowChannels`` gives every live channel with its ``Duration`` (HH:MM:SS),
 ``Application`` and ``BridgeId``; ``Status`` with ``Variables:`` gives the
 contract's channel variables (unset ones read ``(null)``); ``DeviceStateList``
-gives every device's state. See ``resync_status.jsonl``.
+gives device states, but never those of ``Local/`` devices
+(``devicestate_local.jsonl``), so a device with a live channel counts as
+``INUSE`` here. See ``resync_status.jsonl`` and ``reconnect_while_ringing.jsonl``.
+
+The AMI vocabulary is decoded here, not in the domain: a channel's device from
+its name, our own agent legs by their ``hl-`` Uniqueid (the ChannelId we chose),
+``HOTLINE_CALLER`` and ``HOTLINE_TICKET`` into :class:`ChannelInfo` fields.
+
+``DBGetTree Family=hotline_journal`` answers one ``DBGetTreeResponse`` per
+entry, with no ``Family`` header and ``Key: /hotline_journal/<uniqueid>``; an
+empty family is a ``Success`` with ``ListItems: 0`` (``journal_dbgettree.jsonl``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Final
 
 from hotline.ami.codec import Message
 from hotline.domain.events import ChannelInfo, JournalEntry, PbxSnapshot
+from hotline.domain.routing import LEG_ID_PREFIX
 
 __all__ = [
     "JOURNAL_FAMILY",
     "STATUS_VARIABLES",
     "build_snapshot",
+    "device_of",
     "parse_duration",
     "parse_journal",
 ]
 
 JOURNAL_FAMILY: Final = "hotline_journal"
+
+_IDLE_STATES: Final = frozenset({"NOT_INUSE", "UNKNOWN", ""})
 
 STATUS_VARIABLES: Final = (
     "HOTLINE_QUEUE",
@@ -31,6 +47,7 @@ STATUS_VARIABLES: Final = (
     "HOTLINE_CALLER",
     "HOTLINE_SKILLS",
     "HOTLINE_LANG",
+    "HOTLINE_ANSWERED_AT",
 )
 
 
@@ -51,26 +68,61 @@ def parse_duration(text: str | None) -> float:
 def parse_journal(items: Iterable[Message]) -> tuple[JournalEntry, ...]:
     """Entries from the ``DBGetTreeResponse`` items of ``DBGetTree Family=hotline_journal``.
 
-    An item's ``Key`` is the caller's Uniqueid and its ``Val`` reads
-    ``<arrived>|<queue>|<priority>|<number>`` and, once the caller hung up,
-    ``|<ended>``. Malformed items are skipped.
+    An item's ``Key`` is ``/hotline_journal/<caller Uniqueid>`` and its ``Val``
+    reads ``<arrived>|<queue>|<priority>|<number>``; the caller's hangup handler
+    appends ``|<ended>``, and for a caller bridged to an agent also
+    ``|<answered>|<agent channel>|<agent Uniqueid>|<ticket>``. Items of other
+    families and malformed ones are skipped.
     """
+    prefix = f"/{JOURNAL_FAMILY}/"
     entries = []
     for item in items:
         key, value = item.get("Key") or "", item.get("Val") or ""
-        if item.get("Family") != JOURNAL_FAMILY or not key:
+        if not key.startswith(prefix) or len(key) == len(prefix):
             continue
         fields = value.split("|")
-        if len(fields) not in (4, 5):
+        if len(fields) not in (4, 5, 9):
             continue
         try:
             arrived = float(fields[0])
             priority = int(fields[2] or "0")
-            ended = float(fields[4]) if len(fields) == 5 else None
+            ended = float(fields[4]) if len(fields) > 4 else None
+            answered = float(fields[5]) if len(fields) == 9 else None
         except ValueError:
             continue
-        entries.append(JournalEntry(key, arrived, fields[1], priority, fields[3], ended))
+        entry = JournalEntry(key[len(prefix) :], arrived, fields[1], priority, fields[3], ended)
+        if answered is not None:
+            entry = replace(
+                entry,
+                answered_at=answered,
+                agent_device=device_of(fields[6]),
+                agent_leg=fields[7],
+                ticket=fields[8],
+            )
+        entries.append(entry)
     return tuple(entries)
+
+
+def device_of(channel: str) -> str:
+    """The device of a channel name.
+
+    ``Local/2001@agents-00000011;1`` gives ``Local/2001@agents`` and
+    ``PJSIP/1001-0000000a`` gives ``PJSIP/1001``.
+    """
+    name = channel.split(";", 1)[0]
+    base, sep, suffix = name.rpartition("-")
+    if sep and len(suffix) == 8 and all(c in "0123456789abcdef" for c in suffix):
+        return base
+    return name
+
+
+def _epoch(text: str | None) -> float | None:
+    """A dialplan ``STRFTIME(,,%s.%3q)`` time; None when unset or unreadable."""
+    try:
+        value = float(text) if text else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _variables(status: Message | None) -> dict[str, str]:
@@ -101,10 +153,12 @@ def build_snapshot(
             state = int(channel.get("ChannelState") or "-1")
         except ValueError:
             state = -1
+        variables = _variables(status)
+        name = channel.get("Channel") or ""
         infos.append(
             ChannelInfo(
                 uniqueid=uniqueid,
-                channel=channel.get("Channel") or "",
+                channel=name,
                 linkedid=channel.get("Linkedid") or "",
                 context=channel.get("Context") or "",
                 exten=channel.get("Exten") or "",
@@ -115,12 +169,20 @@ def build_snapshot(
                 duration=parse_duration(channel.get("Duration")),
                 number=channel.get("CallerIDNum") or "",
                 name=channel.get("CallerIDName") or "",
-                variables=_variables(status),
+                variables=variables,
+                device=device_of(name),
+                own_leg=uniqueid.startswith(LEG_ID_PREFIX) and ";" not in uniqueid,
+                caller_channel=variables.get("HOTLINE_CALLER", ""),
+                ticket=variables.get("HOTLINE_TICKET", ""),
+                answered_at=_epoch(variables.get("HOTLINE_ANSWERED_AT")),
             )
         )
     states = {
         device.get("Device") or "": (device.get("State") or "").upper() for device in device_states
     }
+    for info in infos:
+        if info.device and states.get(info.device, "NOT_INUSE") in _IDLE_STATES:
+            states[info.device] = "INUSE"
     return PbxSnapshot(
         at=at, channels=tuple(infos), device_states=states, journal=parse_journal(journal)
     )

@@ -60,6 +60,9 @@ class InboundCall(Target):
         self.leg: Leg | None = None
         self.record: CallRecord | None = None
         self._wait: asyncio.TimerHandle | None = None
+        self.journal_answer = ""
+        """What ``hotline-bridge`` sets on the caller (SHARED) before ``Bridge()``:
+        ``<answered>|<agent channel>|<agent Uniqueid>|<ticket>``."""
 
     @property
     def channel(self) -> Channel:
@@ -205,7 +208,8 @@ class InboundCall(Target):
         journal = self.core.db.get(JOURNAL, {})
         entry = journal.get(leg.channel.uniqueid)
         if entry is not None and entry.count("|") == 3:
-            journal[leg.channel.uniqueid] = f"{entry}|{stamp:.3f}"
+            answer = f"|{self.journal_answer}" if self.journal_answer else ""
+            journal[leg.channel.uniqueid] = f"{entry}|{stamp:.3f}{answer}"
         self._finish(stamp, by)
 
     def _finish(self, stamp: float, by: str, redirect_to: str | None = None) -> None:
@@ -296,6 +300,11 @@ class BridgeTarget(Target):
         core.run(channel, 3, "Bridge", self.caller)
         channel.after_bridge = self._bridge_returned
         call = core.calls.get(self.caller)
+        answered_at = f"{core.wire.stamp():.3f}"
+        core.set_var(channel, "HOTLINE_ANSWERED_AT", answered_at)
+        if call is not None and not call.journal_answer:
+            ticket = channel.variables.get("HOTLINE_TICKET", "")
+            call.journal_answer = f"{answered_at}|{channel.name}|{channel.uniqueid}|{ticket}"
         if call is not None and call.bridge_with(channel):
             return
         core.set_var(channel, "BRIDGERESULT", "NONEXISTENT")

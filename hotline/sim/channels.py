@@ -260,6 +260,7 @@ class ChannelRegistry:
     def __init__(self) -> None:
         """Counters start at zero, as on a freshly started Asterisk."""
         self.by_name: dict[str, Channel] = {}
+        self._uniqueids: set[str] = set()
         self.created = 0
         self._sequence = 0
         self._suffix = 0
@@ -283,11 +284,17 @@ class ChannelRegistry:
     def add(self, channel: Channel) -> None:
         """Register a new channel."""
         self.by_name[channel.name] = channel
+        self._uniqueids.add(channel.uniqueid)
         self.created += 1
 
     def remove(self, channel: Channel) -> None:
         """Forget a channel that hung up."""
-        self.by_name.pop(channel.name, None)
+        if self.by_name.pop(channel.name, None) is not None:
+            self._uniqueids.discard(channel.uniqueid)
+
+    def holds_uniqueid(self, uniqueid: str) -> bool:
+        """Whether a live channel has this Uniqueid (Asterisk refuses it as a ChannelId)."""
+        return uniqueid in self._uniqueids
 
     def get(self, name: str) -> Channel | None:
         """A live channel by exact name."""

@@ -455,6 +455,9 @@ class Leg:
         if not self.phone.exists:
             core.later(0.0, self._fail, "invalid", "pbx")
             return
+        if any(uid is not None and core.channels.holds_uniqueid(uid) for uid in self.uniqueids):
+            core.later(0.0, self._refuse_ids)
+            return
         in_use = core.device_in_use(self.device)
         if tech == "Local":
             exten, _, context = resource.partition("@")
@@ -570,6 +573,16 @@ class Leg:
                 core.hangup_now(channel, 0, "pbx", device_state="INVALID")
         self._report("invalid", "pbx")
         self._done()
+
+    def _refuse_ids(self) -> None:
+        """A ChannelId a live channel holds is refused at once, with no channel: Failure,
+        Reason 0, Uniqueid = the ChannelId; the ringing holder's ``DialState`` RINGING
+        comes once more (``channelid_conflict.jsonl``)."""
+        self._fail("invalid", "pbx")
+        for leg in list(self.core.legs):
+            ch1 = leg.ch1
+            if leg.state == _RINGING and ch1 is not None and ch1.uniqueid in self.uniqueids:
+                self.core.wire.dial_state(leg.origin.caller, ch1, "RINGING")
 
     def _fail(self, kind: str, by: str) -> None:
         """The leg failed before answer; write its outcome and drop its channels."""

@@ -20,9 +20,11 @@ Actions (besides the server core's ``Login``, ``Challenge``, ``Logoff``,
 ``ChannelId``/``OtherChannelId``, ``Variable``, ``CallerID``, ``Timeout``,
 ``Application=ChanSpy``), ``Hangup``, ``Redirect``, ``Getvar``, ``Setvar``,
 ``Status`` (with ``Variables``), ``CoreShowChannels``, ``Command`` (``core
-show channels``), ``DBPut``, ``DBGet``, ``DBDel``, ``CoreStatus``,
-``CoreSettings`` and ``DeviceStateList``. Anything else gets ``Response:
-Error`` as Asterisk gives it; errors use Asterisk's own messages.
+show channels``), ``DBPut``, ``DBGetTree``, ``DBGet``, ``DBDel``,
+``DBDelTree``, ``CoreStatus``, ``CoreSettings``, ``DeviceStateList`` (no
+``Local/`` devices, as Asterisk) and ``ExtensionStateList`` (empty).
+Anything else gets ``Response: Error`` as Asterisk gives it; errors use
+Asterisk's own messages.
 
 The flows themselves live in :mod:`hotline.sim.calls`.
 """
@@ -253,9 +255,11 @@ class SimPbx:
             "DBGetTree": self._dbgettree,
             "DBGet": self._dbget,
             "DBDel": self._dbdel,
+            "DBDelTree": self._dbdeltree,
             "CoreStatus": self._core_status,
             "CoreSettings": self._core_settings,
             "DeviceStateList": self._device_state_list,
+            "ExtensionStateList": self._extension_state_list,
         }
 
     def _originate(self, session: AmiSession, message: Message) -> None:
@@ -419,34 +423,32 @@ class SimPbx:
         return lines
 
     def _dbgettree(self, session: AmiSession, message: Message) -> None:
-        """Every entry of a family (or of all families), as an event list."""
+        """Every entry of a family (or of all families, or under ``Key``), as an event list.
+
+        As Asterisk 22 answers (``journal_dbgettree.jsonl``): each item's ``Key`` is
+        the whole path ``/<family>/<key>`` and there is no ``Family`` header; an
+        empty result is still a ``Success`` with ``ListItems: 0``.
+        """
         family = (message.get("Family") or "").strip("/")
-        key = message.get("Key") or ""
-        items = [
-            (name, entry_key, value)
-            for name, entries in sorted(self.core.db.items())
-            if not family or name == family
+        key = (message.get("Key") or "").strip("/")
+        prefix = f"/{family}/{key}" if key else f"/{family}" if family else ""
+        items = sorted(
+            (f"/{name}/{entry_key}", value)
+            for name, entries in self.core.db.items()
             for entry_key, value in entries.items()
-            if not key or entry_key == key
+        )
+        items = [
+            (path, value)
+            for path, value in items
+            if not prefix or path == prefix or path.startswith(prefix + "/")
         ]
-        if not items:
-            session.send_error(message, "Database entry not found")
-            return
         action_id = message.get("ActionID")
         tail: Pairs = [("ActionID", action_id)] if action_id is not None else []
         session.send_response(
             message, "Success", [("EventList", "start"), ("Message", "Result will follow")]
         )
-        for name, entry_key, value in items:
-            session.send(
-                [
-                    ("Event", "DBGetTreeResponse"),
-                    ("Family", name),
-                    ("Key", entry_key),
-                    ("Val", value),
-                    *tail,
-                ]
-            )
+        for path, value in items:
+            session.send([("Event", "DBGetTreeResponse"), ("Key", path), ("Val", value), *tail])
         _complete(session, "DBGetTreeComplete", action_id, len(items))
 
     def _dbput(self, session: AmiSession, message: Message) -> None:
@@ -483,10 +485,30 @@ class SimPbx:
 
     def _dbdel(self, session: AmiSession, message: Message) -> None:
         family, key = message.get("Family") or "", message.get("Key") or ""
+        if not family or not key:
+            session.send_error(
+                message, "No family specified." if not family else "No key specified."
+            )
+            return
         if self.core.db.get(family, {}).pop(key, None) is None:
-            session.send_error(message, "Database entry not found")
+            session.send_error(message, "Database entry could not be deleted")
             return
         session.send_success(message, "Key deleted successfully")
+
+    def _dbdeltree(self, session: AmiSession, message: Message) -> None:
+        family = message.get("Family") or ""
+        if not family:
+            session.send_error(message, "No family specified.")
+            return
+        key = message.get("Key") or ""
+        entries = self.core.db.get(family, {})
+        doomed = [k for k in entries if not key or k == key or k.startswith(key + "/")]
+        if not doomed:
+            session.send_error(message, "Database entry not found")
+            return
+        for entry_key in doomed:
+            del entries[entry_key]
+        session.send_success(message, "Key tree deleted successfully")
 
     def _core_status(self, session: AmiSession, message: Message) -> None:
         started = time.gmtime(self._started_at)
@@ -529,7 +551,12 @@ class SimPbx:
         action_id = message.get("ActionID")
         head: Pairs = [("ActionID", action_id)] if action_id is not None else []
         core = self.core
-        devices = sorted(set(core.behaviours) | set(core.devices))
+        # Real DeviceStateList never lists Local/ devices (devicestate_local.jsonl).
+        devices = sorted(
+            device
+            for device in set(core.behaviours) | set(core.devices)
+            if not device.startswith("Local/")
+        )
         session.send_response(
             message,
             "Success",
@@ -545,6 +572,15 @@ class SimPbx:
                 ]
             )
         _complete(session, "DeviceStateListComplete", action_id, len(devices))
+
+    def _extension_state_list(self, session: AmiSession, message: Message) -> None:
+        """The sim's dialplan has no hints: an empty list (``devicestate_local.jsonl``)."""
+        session.send_response(
+            message,
+            "Success",
+            [("EventList", "start"), ("Message", "Extension Statuses will follow")],
+        )
+        _complete(session, "ExtensionStateListComplete", message.get("ActionID"), 0)
 
     async def __aenter__(self) -> SimPbx:
         """``async with SimPbx(...) as sim``: started on a free loopback port."""

@@ -40,7 +40,10 @@ batch they are written by kind in dependency order (``arrival``, ``end``,
 ``offer``, ``answer``, ``recording``, ``wrap_up``). ``end`` carries everything a
 call row needs and creates the customer and ticket too, so a call converges to
 the same row whichever of its records arrive, and in whatever order; ``answer``
-only fills what is still empty. ``wrap_up`` updates the row by ``call_id``: the
+only fills what is still empty. An ``end`` for a row that exists (a call a
+previous process saw arrive or answered, recorded again from the journal) keeps
+the row's arrival and answer, the larger offer count, and computes the wait from
+the row's own times. ``wrap_up`` updates the row by ``call_id``: the
 wrap-up starts when the talk ends, so the call's ``arrival`` (put when the
 caller started waiting) is always written before it; repeating it writes the
 same values.
@@ -146,8 +149,9 @@ on conflict (call_id) do update set
     ended_at = excluded.ended_at,
     end_source = excluded.end_source,
     outcome = excluded.outcome,
-    offers = excluded.offers,
-    wait_seconds = excluded.wait_seconds
+    offers = greatest(c.offers, excluded.offers),
+    wait_seconds = greatest(0, extract(epoch from
+        coalesce(c.answered_at, excluded.answered_at, excluded.ended_at) - c.arrived_at))::float8
 """
 )
 

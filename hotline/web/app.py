@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 
 from aiohttp import web
@@ -106,7 +107,13 @@ def create_app(
             allocate = _ticket_numbers(settings)
             engine_sinks = list(sinks)
         engine_sinks.append(app[METRICS].sink)
-        router = Router(settings.routing, dict(settings.queues), settings.agents.values(), allocate)
+        router = Router(
+            settings.routing,
+            dict(settings.queues),
+            settings.agents.values(),
+            allocate,
+            boot_id=secrets.token_hex(4),  # offer ids unique across processes (contract §2.8)
+        )
         persisted = await open_agent_state(settings, app.get(STORE), router, app[CLOCK])
         engine_sinks.extend(persisted.sinks)
         app[ENGINE] = Engine(router, app[AMI], app[CLOCK], sinks=engine_sinks)
