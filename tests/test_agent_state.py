@@ -466,7 +466,8 @@ async def restart_keeps_logins_pauses_and_sticky_agents(
         # back to 2001 (sticky); a new caller gets 2002; 2003 stays paused.
         assert await answered_by(second, "13900000003") == "2001"
         arrived = next(f for f in second.facts if isinstance(f, CallArrived))
-        assert (arrived.number, arrived.source) == ("13900000003", "resync")
+        # Adopted at the resync, with the journal's millisecond arrival (issue 9, item 6).
+        assert (arrived.number, arrived.source) == ("13900000003", "journal")
         assert await call_and_wait(second, "13900000001") == "2001"
         assert await call_and_wait(second, "13900000002") == "2002"
         offered = {f.agent_id for f in second.facts if isinstance(f, OfferStarted)}
