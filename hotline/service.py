@@ -15,15 +15,23 @@ from hotline.ami.client import AmiAuthError
 from hotline.config import ConfigError, Settings, load_settings
 from hotline.store.migrate import MigrationError
 from hotline.web.app import create_app
-from hotline.web.keys import AMI
+from hotline.web.keys import AMI, ENGINE
 
-__all__ = ["register", "serve"]
+__all__ = ["EXIT_ENGINE_STOPPED", "EngineStopped", "register", "serve"]
+
+EXIT_ENGINE_STOPPED = 4
+"""``hotline serve``'s exit status when the engine task ended while serving."""
+
+
+class EngineStopped(RuntimeError):
+    """The engine task ended although nobody stopped the service."""
+
 
 log = structlog.get_logger("hotline.service")
 
 
 async def serve(settings: Settings) -> None:
-    """Run until cancelled (SIGINT/SIGTERM)."""
+    """Run until cancelled (SIGINT/SIGTERM); raise :class:`EngineStopped` if the engine ends."""
     app = create_app(settings)
     runner = web.AppRunner(app, handle_signals=True)
     await runner.setup()
@@ -33,7 +41,9 @@ async def serve(settings: Settings) -> None:
     log.info("service.listening", http=settings.service.http_listen, config=settings.source)
     try:
         await app[AMI].wait_connected()
-        await asyncio.Event().wait()
+        await app[ENGINE].ended.wait()
+        failure = app[ENGINE].failure
+        raise EngineStopped(f"{type(failure).__name__}: {failure}" if failure else "it returned")
     finally:
         await runner.cleanup()
 
@@ -55,6 +65,9 @@ def _serve(args: argparse.Namespace) -> int:
     except AmiAuthError as exc:
         print(f"hotline: {exc}", file=sys.stderr)
         return 3
+    except EngineStopped as exc:
+        print(f"hotline: the engine stopped ({exc}); exiting", file=sys.stderr)
+        return EXIT_ENGINE_STOPPED
     except KeyboardInterrupt:
         return 0
     return 0

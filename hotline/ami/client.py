@@ -15,7 +15,11 @@ routes each one, in order, without ever awaiting:
 
 * a ``Response`` resolves the pending action with the same ActionID; if it says
   ``EventList: start`` the action stays pending and collects the events that
-  carry its ActionID until the ``...Complete`` event;
+  carry its ActionID until the ``...Complete`` event. A list is bounded: past
+  ``max_list_items`` items or ``max_list_bytes`` bytes of message text it is a
+  protocol error: the action fails with :class:`AmiListTooLong` and the client
+  drops the connection and reconnects, so a list that never completes cannot
+  grow memory without bound;
 * every other event goes to every :class:`Subscription`.
 
 Subscriptions are bounded deques, so the reader never waits on a slow consumer.
@@ -63,6 +67,7 @@ __all__ = [
     "AmiClient",
     "AmiConnectionLost",
     "AmiError",
+    "AmiListTooLong",
     "AmiNotConnected",
     "AmiSettings",
     "Connected",
@@ -96,6 +101,11 @@ class AmiActionTimeout(AmiError):
     """No complete reply to the action arrived within its timeout."""
 
 
+class AmiListTooLong(AmiError):
+    """An event-list reply passed ``max_list_items`` or ``max_list_bytes``; the connection
+    was dropped."""
+
+
 class AmiActionError(AmiError):
     """The PBX answered the action with an error response."""
 
@@ -126,6 +136,8 @@ class AmiSettings:
     reconnect_min: float = 0.5
     reconnect_max: float = 30.0
     backoff_reset_after: float = 10.0
+    max_list_items: int = 100_000
+    max_list_bytes: int = 64 * 1024 * 1024
 
     @classmethod
     def from_url(cls, url: str, **overrides: object) -> AmiSettings:
@@ -302,7 +314,15 @@ class ActionResult:
 class _Pending:
     """An action waiting for its reply; ``result`` is set while an event list is collected."""
 
-    __slots__ = ("action", "action_id", "future", "on_success", "result", "timer")
+    __slots__ = (
+        "action",
+        "action_id",
+        "future",
+        "list_bytes",
+        "on_success",
+        "result",
+        "timer",
+    )
 
     def __init__(
         self,
@@ -317,6 +337,7 @@ class _Pending:
         self.on_success = on_success
         self.result: ActionResult | None = None
         self.timer: asyncio.TimerHandle | None = None
+        self.list_bytes = 0
 
 
 class _AmiProtocol(asyncio.Protocol):
@@ -368,6 +389,8 @@ class AmiClient:
         self.settings = settings
         self.generation = 0
         self.connected_since: float | None = None
+        # down_since: time.monotonic() since when no login has been up (from creation on)
+        self.down_since: float | None = time.monotonic()
         self.greeting: str | None = None
         self._id_prefix = f"{name}-{os.getpid()}-{random.getrandbits(32):08x}"
         self._ids = itertools.count(1)
@@ -580,6 +603,7 @@ class AmiClient:
     def _on_logged_in(self) -> None:
         """Runs synchronously as the login response is dispatched, before any later event."""
         self._logged_in = True
+        self.down_since = None
         self._state_changed.set()
         signal = Connected(self.generation + 1, self.greeting or "")
         for subscription in self._subscriptions:
@@ -625,6 +649,7 @@ class AmiClient:
                     )
                 )
         if was_logged_in:
+            self.down_since = time.monotonic()
             log.warning(
                 "ami.disconnected",
                 reason=reason,
@@ -682,6 +707,8 @@ class AmiClient:
                 entry = lists.get(message.get("ActionID") or "")
                 if entry is not None:
                     self._on_list_item(entry, message)
+                    if self._drop_reason is not None:
+                        return  # the list passed its cap: the rest of this read is discarded
                     continue
             if not self._logged_in:
                 continue
@@ -708,8 +735,31 @@ class AmiClient:
         if (message.get("EventList") or "").lower() == "complete":
             entry.result.complete = message
             self._finish(entry, entry.result)
-        else:
-            entry.result.events.append(message)
+            return
+        events = entry.result.events
+        entry.list_bytes += len(message.text)
+        settings = self.settings
+        if len(events) >= settings.max_list_items or entry.list_bytes > settings.max_list_bytes:
+            self._list_too_long(entry, len(events) + 1)
+            return
+        events.append(message)
+
+    def _list_too_long(self, entry: _Pending, items: int) -> None:
+        """Fail the action, free what it collected, and drop the connection."""
+        reason = (
+            f"{entry.action} event list (ActionID {entry.action_id}) passed its cap at "
+            f"{items} items, {entry.list_bytes} bytes (max_list_items "
+            f"{self.settings.max_list_items}, max_list_bytes {self.settings.max_list_bytes})"
+        )
+        log.error("ami.protocol_error", error=reason)
+        self._pending.pop(entry.action_id, None)
+        self._lists.pop(entry.action_id, None)
+        entry.result = None
+        if entry.timer is not None:
+            entry.timer.cancel()
+        if not entry.future.done():
+            entry.future.set_exception(AmiListTooLong(reason))
+        self._drop_connection(f"protocol error: {reason}")
 
     def _finish(self, entry: _Pending, result: ActionResult) -> None:
         self._pending.pop(entry.action_id, None)

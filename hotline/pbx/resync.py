@@ -4,6 +4,10 @@
 ``Application`` and ``BridgeId``; ``Status`` with ``Variables:`` gives the
 contract's channel variables (unset ones read ``(null)``); ``DeviceStateList``
 gives every device's state. See ``resync_status.jsonl``.
+
+Values are validated here as in :mod:`hotline.pbx.translate`: a ``Duration``
+past :data:`MAX_DURATION` (or not a number) reads 0, callers' numbers and names
+lose their control characters, and ``HOTLINE_PRIORITY`` is clamped.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ from typing import Final
 
 from hotline.ami.codec import Message
 from hotline.domain.events import ChannelInfo, JournalEntry, PbxSnapshot
+from hotline.pbx.translate import clamp_priority, clean_text
 
 __all__ = [
     "JOURNAL_FAMILY",
+    "MAX_DURATION",
     "STATUS_VARIABLES",
     "build_snapshot",
     "parse_duration",
@@ -23,6 +29,8 @@ __all__ = [
 ]
 
 JOURNAL_FAMILY: Final = "hotline_journal"
+MAX_DURATION: Final = 31 * 86_400
+"""The longest believable channel ``Duration`` (seconds); a longer one reads 0."""
 
 STATUS_VARIABLES: Final = (
     "HOTLINE_QUEUE",
@@ -35,8 +43,9 @@ STATUS_VARIABLES: Final = (
 
 
 def parse_duration(text: str | None) -> float:
-    """``HH:MM:SS`` (or plain seconds) to seconds; 0 for anything unreadable."""
-    if not text:
+    """``HH:MM:SS`` (or plain seconds) to seconds; 0 for anything unreadable or absurd
+    (negative, or longer than :data:`MAX_DURATION`: ``1`` and 400 zeros is not a float)."""
+    if not text or len(text) > 32:
         return 0.0
     try:
         parts = [int(part) for part in text.split(":")]
@@ -45,6 +54,8 @@ def parse_duration(text: str | None) -> float:
     seconds = 0
     for part in parts:
         seconds = seconds * 60 + part
+    if not 0 <= seconds <= MAX_DURATION:
+        return 0.0
     return float(seconds)
 
 
@@ -79,8 +90,11 @@ def _variables(status: Message | None) -> dict[str, str]:
     variables = {}
     for item in status.getall("Variable"):
         name, sep, value = item.partition("=")
+        value = clean_text(value)
         if sep and value != "(null)" and value != "":
             variables[name] = value
+    if "HOTLINE_PRIORITY" in variables:
+        variables["HOTLINE_PRIORITY"] = str(clamp_priority(variables["HOTLINE_PRIORITY"]))
     return variables
 
 
@@ -113,8 +127,8 @@ def build_snapshot(
                 application_data=channel.get("ApplicationData") or "",
                 bridge_id=channel.get("BridgeId") or "",
                 duration=parse_duration(channel.get("Duration")),
-                number=channel.get("CallerIDNum") or "",
-                name=channel.get("CallerIDName") or "",
+                number=clean_text(channel.get("CallerIDNum")),
+                name=clean_text(channel.get("CallerIDName")),
                 variables=_variables(status),
             )
         )
