@@ -11,12 +11,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import socket
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from aiohttp.test_utils import TestClient, TestServer
 from structlog.testing import capture_logs
 
@@ -334,3 +336,30 @@ def test_serve_exits_with_status_4_when_the_engine_stopped(
     monkeypatch.setattr(service, "serve", engine_died)
     status = service._serve(argparse.Namespace(config=str(config)))
     assert status == service.EXIT_ENGINE_STOPPED == 4
+
+
+def compose_healthcheck(port: int) -> list[str]:
+    """The hotline service's healthcheck command from docker-compose.yml, aimed at ``port``."""
+    compose = yaml.safe_load((Path(__file__).parent.parent / "docker-compose.yml").read_text())
+    command: list[str] = compose["services"]["hotline"]["healthcheck"]["test"][1:]
+    return [
+        sys.executable if part == "python" else part.replace(":8080/", f":{port}/")
+        for part in command
+    ]
+
+
+async def run_healthcheck(port: int) -> int:
+    process = await asyncio.create_subprocess_exec(
+        *compose_healthcheck(port),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    return await asyncio.wait_for(process.wait(), 60)
+
+
+async def test_the_compose_healthcheck_follows_readiness(stack: Stack) -> None:
+    port = int(stack.base_url.rsplit(":", 1)[1])
+    assert await run_healthcheck(port) == 0
+    stack.engine.stop()
+    await asyncio.wait_for(stack.engine.ended.wait(), 10)
+    assert await run_healthcheck(port) != 0
