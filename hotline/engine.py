@@ -245,7 +245,7 @@ class Engine:
                             except Exception as exc:
                                 self._failed("ami_message", exc, ami_event=item.name)
                         elif isinstance(item, Connected):
-                            await self._resync(item)
+                            await self._resync_supervised(item)
                         elif isinstance(item, Disconnected):
                             self._on_disconnected(item)
                     processed += 1
@@ -402,7 +402,7 @@ class Engine:
             log.info(
                 "engine.resync_retry", attempt=self._resync_failures, generation=signal.generation
             )
-            await self._resync(signal)
+            await self._resync_supervised(signal)
 
     def _resync_failed(self, signal: Connected) -> None:
         """Schedule another resync of this connection after an exponential back-off."""
@@ -415,12 +415,13 @@ class Engine:
         )
         log.warning("engine.resync_retry_in", seconds=delay, failures=self._resync_failures)
 
-    async def _resync(self, signal: Connected) -> None:
+    async def _resync_supervised(self, signal: Connected) -> None:
+        """:meth:`_resync`, with an exception in it logged, counted and retried."""
         if self._resync_retry is not None:
             self._resync_retry.cancel()
             self._resync_retry = None
         try:
-            await self._resync_once(signal)
+            await self._resync(signal)
         except Exception as exc:
             self._failed("resync", exc, generation=signal.generation)
             self._resync_failed(signal)
@@ -428,7 +429,7 @@ class Engine:
         if self.synced.is_set():
             self._resync_failures = 0
 
-    async def _resync_once(self, signal: Connected) -> None:
+    async def _resync(self, signal: Connected) -> None:
         self.pbx_connected = True
         try:
             channels = await self.ami.action("CoreShowChannels", timeout=self.action_timeout)
