@@ -15,7 +15,7 @@ from hotline.domain.effects import CallEnded, OfferEnded
 from hotline.domain.events import CallerWaiting, ChannelHungUp
 from hotline.domain.model import OfferResult, Outcome
 from hotline.metrics import Metrics
-from hotline.pbx.resync import MAX_DURATION, build_snapshot, parse_duration
+from hotline.pbx.resync import MAX_DURATION, build_snapshot, parse_duration, parse_journal
 from hotline.pbx.translate import PRIORITY_RANGE, PbxValueError, clean_text, translate
 
 NOW = 1_795_712_170.0
@@ -185,3 +185,30 @@ def test_metric_sums_never_become_nan() -> None:
     assert all(math.isfinite(sample.value) for sample in samples), [
         s for s in samples if not math.isfinite(s.value)
     ]
+
+
+def test_journal_entries_with_unbelievable_times_are_skipped() -> None:
+    def item(key: str, value: str) -> Message:
+        # Asterisk 22's shape (journal_dbgettree.jsonl), or the older one with a Family header,
+        # whichever parse_journal reads: this test is about the times, not the item's shape.
+        real = [("Event", "DBGetTreeResponse"), ("Key", f"/hotline_journal/{key}"), ("Val", value)]
+        older = [("Event", "DBGetTreeResponse"), ("Family", "hotline_journal"), ("Key", key)]
+        probe = Message.from_pairs([*real[:2], ("Val", f"{NOW}|support|0|139")])
+        if parse_journal([probe]):
+            return Message.from_pairs(real)
+        return Message.from_pairs([*older, ("Val", value)])
+
+    good = f"{NOW - 30}|support|{'9' * 30}|139\x00001"
+    items = [
+        item("1795712164.1", good),
+        item("1795712164.2", "nan|support|0|139"),
+        item("1795712164.3", "inf|support|0|139"),
+        item("1795712164.4", f"{NOW - 30}|support|0|139|1e300"),
+        item("1795712164.5", f"{NOW + 5 * 86_400}|support|0|139"),
+        item("1795712164.6", f"{NOW - 30}|support|0|139|{NOW - 60}"),  # ended before it arrived
+    ]
+    assert len(parse_journal(items)) == 6  # the parser reads them all ...
+    snapshot = build_snapshot(NOW, [], [], [], items)
+    [entry] = snapshot.journal  # ... the snapshot keeps the believable one
+    assert entry.uniqueid == "1795712164.1"
+    assert (entry.priority, entry.number) == (PRIORITY_RANGE[1], "139001")

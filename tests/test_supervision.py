@@ -25,7 +25,7 @@ from structlog.testing import capture_logs
 from hotline import service
 from hotline.config import Settings, parse_settings
 from hotline.domain.effects import CallEnded, Effect
-from hotline.domain.events import DomainEvent
+from hotline.domain.events import CallbackDue, DomainEvent, PbxSnapshot
 from hotline.domain.model import Outcome
 from hotline.log import mask_phone_numbers
 from hotline.sim.amiserver import AmiSession
@@ -166,6 +166,44 @@ async def test_a_timer_that_raises_is_skipped_and_timers_go_on(stack: Stack) -> 
     # Wrap-up timers still end: both agents become available again, and route again.
     await eventually(lambda: len(router.available_agents()) == 2)
     await answered(stack, "13900000102")
+
+
+async def test_an_inbox_event_that_raises_is_skipped(stack: Stack) -> None:
+    router = stack.engine.router
+    handle = router.handle
+
+    def failing(event: DomainEvent, now: float) -> list[Effect]:
+        if isinstance(event, CallbackDue) and event.callback_id == 666:
+            raise RuntimeError("callback exploded")
+        return handle(event, now)
+
+    router.handle = failing  # type: ignore[method-assign]
+    due = CallbackDue(stack.clock.now(), "recv", 666, "T-1", "13900000999", "support", 1)
+    stack.engine.submit(due)
+    await eventually(lambda: stack.engine.errors["domain_event"] == 1)
+    await answered(stack, "13900000888")
+
+
+async def test_a_resync_that_raises_is_counted_and_retried(stack: Stack) -> None:
+    router = stack.engine.router
+    resync = router.resync
+    failures: list[float] = []
+
+    def failing_once(snapshot: PbxSnapshot, now: float) -> list[Effect]:
+        if not failures:
+            failures.append(now)
+            raise RuntimeError("resync exploded")
+        return resync(snapshot, now)
+
+    router.resync = failing_once  # type: ignore[method-assign]
+    resyncs = stack.engine.resyncs
+    stack.sim.server.drop_all()
+    await eventually(lambda: stack.engine.errors["resync"] == 1)
+    generation = stack.engine.ami.generation
+    await eventually(lambda: stack.engine.synced.is_set())
+    assert stack.engine.ami.generation == generation  # retried on the same connection
+    assert stack.engine.resyncs >= resyncs + 1
+    await answered(stack, "13900000889")
 
 
 async def test_a_failed_resync_is_retried_while_the_connection_stays_up(stack: Stack) -> None:

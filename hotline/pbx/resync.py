@@ -7,17 +7,30 @@ gives every device's state. See ``resync_status.jsonl``.
 
 Values are validated here as in :mod:`hotline.pbx.translate`: a ``Duration``
 past :data:`MAX_DURATION` (or not a number) reads 0, callers' numbers and names
-lose their control characters, and ``HOTLINE_PRIORITY`` is clamped.
+lose their control characters, and ``HOTLINE_PRIORITY`` is clamped. A journal
+entry whose times are not believable epoch times (NaN, infinities, ``1e300``, an
+arrival more than a day in the future, an end before the arrival) is skipped with
+a warning; the others get a clamped priority and a cleaned number.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Final
+
+import structlog
 
 from hotline.ami.codec import Message
 from hotline.domain.events import ChannelInfo, JournalEntry, PbxSnapshot
-from hotline.pbx.translate import clamp_priority, clean_text
+from hotline.pbx.translate import (
+    EPOCH_RANGE,
+    MAX_CLOCK_SKEW,
+    PRIORITY_RANGE,
+    clamp_priority,
+    clean_text,
+)
 
 __all__ = [
     "JOURNAL_FAMILY",
@@ -27,6 +40,8 @@ __all__ = [
     "parse_duration",
     "parse_journal",
 ]
+
+log = structlog.get_logger("hotline.pbx")
 
 JOURNAL_FAMILY: Final = "hotline_journal"
 MAX_DURATION: Final = 31 * 86_400
@@ -136,5 +151,37 @@ def build_snapshot(
         device.get("Device") or "": (device.get("State") or "").upper() for device in device_states
     }
     return PbxSnapshot(
-        at=at, channels=tuple(infos), device_states=states, journal=parse_journal(journal)
+        at=at,
+        channels=tuple(infos),
+        device_states=states,
+        journal=_believable_journal(parse_journal(journal), at),
     )
+
+
+def _believable_time(value: float) -> bool:
+    low, high = EPOCH_RANGE
+    return math.isfinite(value) and low <= value <= high
+
+
+def _believable_journal(entries: Iterable[JournalEntry], at: float) -> tuple[JournalEntry, ...]:
+    """The entries whose times can be believed, with clamped priorities and clean numbers."""
+    kept = []
+    for entry in entries:
+        arrived, ended = entry.arrived_at, entry.ended_at
+        if (
+            not _believable_time(arrived)
+            or (_believable_time(at) and arrived > at + MAX_CLOCK_SKEW)
+            or (ended is not None and (not _believable_time(ended) or ended < arrived))
+        ):
+            log.warning("pbx.journal_entry_skipped", uniqueid=entry.uniqueid, reason="bad times")
+            continue
+        kept.append(
+            replace(
+                entry,
+                uniqueid=clean_text(entry.uniqueid),
+                number=clean_text(entry.number),
+                queue=clean_text(entry.queue),
+                priority=min(max(entry.priority, PRIORITY_RANGE[0]), PRIORITY_RANGE[1]),
+            )
+        )
+    return tuple(kept)
