@@ -178,3 +178,32 @@ def test_the_caps_are_configurable_and_checked() -> None:
         parse_settings({**base, "ami": {"max_list_items": 0}}, env={})
     with pytest.raises(ConfigError, match=r"ami\.max_list_bytes"):
         parse_settings({**base, "ami": {"max_list_bytes": "big"}}, env={})
+
+
+async def test_a_flood_of_large_events_is_bounded_in_bytes_too(server: AmiServer) -> None:
+    client = client_for(server)
+    cap = 512 * 1024
+    engine = client.subscribe("engine", lossless=True, maxsize=100_000, max_bytes=cap)
+    tap = client.subscribe("tap", maxsize=100_000, max_bytes=cap)
+    await client.start()
+    try:
+        await client.wait_connected(5)
+        big = "y" * 60_000
+        for n in range(40):  # 2.4 MB of events nobody consumes
+            server.broadcast([("Event", "VarSet"), ("Privilege", "dialplan,all"), ("Seq", str(n))])
+            server.broadcast([("Event", "VarSet"), ("Privilege", "dialplan,all"), ("Value", big)])
+        async with asyncio.timeout(10):
+            while not engine.overflows:  # noqa: ASYNC110 - the client reads in its protocol
+                await asyncio.sleep(0.01)
+        queued = sum(len(item.text) for item in engine._items if isinstance(item, Message))
+        assert 0 < queued <= cap
+        assert sum(len(item.text) for item in tap._items if isinstance(item, Message)) <= cap
+        assert tap.dropped > 0
+        items: list[Message | Connected | Disconnected] = []
+        while not any(isinstance(i, Connected) and i.generation == 2 for i in items):
+            items.extend(await asyncio.wait_for(engine.get_batch(), 10))
+        [lost] = [item for item in items if isinstance(item, Disconnected)]
+        assert f"fell {cap} bytes behind" in lost.reason
+        assert engine.overflows == 1
+    finally:
+        await client.close()

@@ -22,7 +22,9 @@ routes each one, in order, without ever awaiting:
   grow memory without bound;
 * every other event goes to every :class:`Subscription`.
 
-Subscriptions are bounded deques, so the reader never waits on a slow consumer.
+Subscriptions are bounded deques (in events, and in bytes of message text), so
+the reader never waits on a slow consumer and a flood of large events cannot
+grow memory without bound.
 A *lossless* subscription (the engine's) that overflows makes the client drop
 the connection on purpose: the subscriber then sees ``Disconnected`` and later
 ``Connected``, and resynchronises its state from the PBX. A *lossy* one (a debug
@@ -195,16 +197,19 @@ class Subscription:
         lossless: bool,
         maxsize: int,
         wakeup: asyncio.Event | None = None,
+        max_bytes: int = 256 * 1024 * 1024,
     ) -> None:
         """Use :meth:`AmiClient.subscribe` to create one."""
         self.name = name
         self.lossless = lossless
         self.maxsize = maxsize
+        self.max_bytes = max_bytes
         self.dropped = 0
         self.overflows = 0
         self._client = client
         self._items: deque[SubscriptionItem] = deque()
         self._events = 0
+        self._bytes = 0
         self._wakeup = asyncio.Event()
         self._shared_wakeup = wakeup
         self._discarding = False
@@ -223,10 +228,15 @@ class Subscription:
     def _push_event(self, message: Message) -> None:
         if self._discarding:
             return
+        size = len(message.text)
         if self._events >= self.maxsize:
-            self._overflow()
+            self._overflow(f"{self.maxsize}")
+            return
+        if self._bytes + size > self.max_bytes:
+            self._overflow(f"{self.max_bytes} bytes")
             return
         self._events += 1
+        self._bytes += size
         self._items.append(message)
         self._wake()
 
@@ -235,12 +245,17 @@ class Subscription:
         if self._shared_wakeup is not None:
             self._shared_wakeup.set()
 
-    def _overflow(self) -> None:
+    def _overflow(self, behind: str) -> None:
         if self.lossless:
             self.overflows += 1
             self._discarding = True
-            log.error("ami.subscriber_overflow", subscriber=self.name, maxsize=self.maxsize)
-            self._client._drop_connection(f"subscriber {self.name!r} fell {self.maxsize} behind")
+            log.error(
+                "ami.subscriber_overflow",
+                subscriber=self.name,
+                maxsize=self.maxsize,
+                max_bytes=self.max_bytes,
+            )
+            self._client._drop_connection(f"subscriber {self.name!r} fell {behind} behind")
             return
         self.dropped += 1
         now = time.monotonic()
@@ -256,6 +271,7 @@ class Subscription:
         item = self._items.popleft()
         if isinstance(item, Message):
             self._events -= 1
+            self._bytes -= len(item.text)
         return item
 
     async def get(self) -> SubscriptionItem:
@@ -273,7 +289,9 @@ class Subscription:
             await self._wakeup.wait()
         items = self._items
         batch = [items.popleft() for _ in range(min(limit, len(items)))]
-        self._events -= sum(1 for item in batch if isinstance(item, Message))
+        messages = [item for item in batch if isinstance(item, Message)]
+        self._events -= len(messages)
+        self._bytes -= sum(len(message.text) for message in messages)
         return batch
 
     def __aiter__(self) -> AsyncIterator[SubscriptionItem]:
@@ -420,13 +438,18 @@ class AmiClient:
         lossless: bool = False,
         maxsize: int = 10_000,
         wakeup: asyncio.Event | None = None,
+        max_bytes: int = 256 * 1024 * 1024,
     ) -> Subscription:
         """A new subscription to every event and connection signal from now on.
 
         ``wakeup``, if given, is also set whenever an item is queued, so a consumer
-        can wait on several sources with one event.
+        can wait on several sources with one event. At most ``maxsize`` events and
+        ``max_bytes`` bytes of their text wait in it (past either: see the module
+        docstring).
         """
-        subscription = Subscription(self, name, lossless=lossless, maxsize=maxsize, wakeup=wakeup)
+        subscription = Subscription(
+            self, name, lossless=lossless, maxsize=maxsize, wakeup=wakeup, max_bytes=max_bytes
+        )
         self._subscriptions.append(subscription)
         return subscription
 
