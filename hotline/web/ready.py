@@ -103,13 +103,12 @@ async def check_outbox(app: web.Application) -> list[str]:
     if STORE not in app:
         return []
     outbox = app[STORE].outbox
-    reasons = []
-    if not outbox.stats().get("writer_running", True):
-        reasons.append("outbox: the writer is stopped")
     problems = getattr(outbox, "problems", None)
-    if problems is not None:
-        reasons.extend(f"outbox: {problem}" for problem in problems())
-    return reasons
+    if problems is not None:  # the outbox says what is wrong itself (writer, disk, ...)
+        return [f"outbox: {problem}" for problem in problems()]
+    if not outbox.stats().get("writer_running", True):
+        return ["outbox: the writer is stopped"]
+    return []
 
 
 CHECKS: Final[list[Check]] = [check_engine, check_pbx, check_database, check_outbox]
