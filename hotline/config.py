@@ -27,7 +27,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -153,13 +153,17 @@ class SlaConfig:
 
 @dataclass(frozen=True, slots=True)
 class ServiceConfig:
-    """Process-level settings: identity, HTTP listener, API token, state directory, time zone."""
+    """Process-level settings: identity, HTTP listener, API token, state directory, time zone.
+
+    ``pbx_down_grace``: seconds without a PBX connection that ``/ready`` tolerates.
+    """
 
     instance: str = "A"
     http_listen: str = "127.0.0.1:8080"
     api_token: Secret = field(default_factory=lambda: Secret(""))
     state_dir: str = "var"
     time_zone: str = "UTC"
+    pbx_down_grace: float = 30.0
 
     @property
     def zone(self) -> ZoneInfo:
@@ -531,6 +535,7 @@ def parse_settings(
         api_token=api_token,
         state_dir=_override(env, "HOTLINE_STATE_DIR", service_reader.string("state_dir", "var")),
         time_zone=time_zone,
+        pbx_down_grace=service_reader.number("pbx_down_grace", 30.0, maximum=3600.0),
     )
     service_reader.raw("api_token")
     service_reader.finish()
@@ -550,6 +555,11 @@ def parse_settings(
         ami = _replace_secret(ami, secret)
     elif file_secret is not None:
         ami = _replace_secret(ami, Secret(file_secret))
+    ami = replace(
+        ami,
+        max_list_items=ami_reader.integer("max_list_items", ami.max_list_items, minimum=100),
+        max_list_bytes=ami_reader.integer("max_list_bytes", ami.max_list_bytes, minimum=65_536),
+    )
     ami_reader.finish()
 
     routing_reader = root.sub("routing")

@@ -24,7 +24,21 @@ On every ``Connected`` the engine resynchronises before anything else: it asks
 for ``CoreShowChannels``, ``Status`` (with the contract's variables) and
 ``DeviceStateList``, builds a snapshot and lets the router reconcile. Events that
 arrive meanwhile wait in the subscription and are applied afterwards; the router
-ignores what the snapshot already told it.
+ignores what the snapshot already told it. A resync that fails (an action timed
+out, a reply the snapshot cannot use) is retried with exponential back-off
+(:data:`RESYNC_RETRY_MIN` to :data:`RESYNC_RETRY_MAX` wall seconds) for as long
+as that connection stays up.
+
+**The loop never dies of one bad input.** An unexpected exception while handling
+one AMI message, one inbox item, one timer tick or one resync is logged (with
+the AMI event's name; the log masks phone numbers), counted in
+:attr:`Engine.errors` by stage (``hotline_engine_errors_total``) and skipped. An
+agent command whose handling raised is answered with :class:`EngineError`. An
+event the translator refuses (:class:`~hotline.pbx.translate.PbxValueError`) is
+counted in :attr:`Engine.rejected` by reason and dropped with a warning. Should
+the task end anyway, :attr:`Engine.ended` is set, waiting and later commands get
+:class:`EngineUnavailable`, ``/ready`` turns red and ``hotline serve`` exits
+non-zero.
 """
 
 from __future__ import annotations
@@ -32,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -68,15 +83,40 @@ from hotline.domain.model import Agent, AgentPresence
 from hotline.domain.routing import Router
 from hotline.pbx.actions import to_action
 from hotline.pbx.resync import JOURNAL_FAMILY, STATUS_VARIABLES, build_snapshot
-from hotline.pbx.translate import translate
+from hotline.pbx.translate import REJECT_REASONS, PbxValueError, translate
 
-__all__ = ["AgentCommand", "Engine", "FactSink"]
+__all__ = [
+    "ENGINE_STAGES",
+    "RESYNC_RETRY_MAX",
+    "RESYNC_RETRY_MIN",
+    "AgentCommand",
+    "Engine",
+    "EngineError",
+    "EngineUnavailable",
+    "FactSink",
+]
 
 log = structlog.get_logger("hotline.engine")
 
 FactSink = Callable[[Fact], None]
 _BATCH: Final = 2048
 _LATENCY_SAMPLES: Final = 100_000
+ENGINE_STAGES: Final = ("ami_message", "command", "domain_event", "timer", "resync")
+"""Where an unexpected exception can be caught (the ``stage`` label of the error counter)."""
+RESYNC_RETRY_MIN: Final = 0.5
+"""Wall seconds before the first retry of a failed resync; doubled per failure."""
+RESYNC_RETRY_MAX: Final = 30.0
+"""The longest wait between two resync attempts."""
+_TIMER_BACKOFF: Final = 1.0
+_LOG_EVERY: Final = 1.0
+
+
+class EngineError(RuntimeError):
+    """The engine could not apply a command: handling it raised (the log says why)."""
+
+
+class EngineUnavailable(EngineError):
+    """The engine task is not running, so nothing can be applied."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +132,11 @@ class AgentCommand:
 class _Pending:
     command: AgentCommand
     future: asyncio.Future[Agent]
+
+
+@dataclass(frozen=True, slots=True)
+class _RetryResync:
+    signal: Connected
 
 
 class Engine:
@@ -120,16 +165,38 @@ class Engine:
         self.decision_latency: dict[str, deque[float]] = {}
         self.synced = asyncio.Event()
         self._wake = asyncio.Event()
-        self._inbox: deque[DomainEvent | _Pending] = deque()
+        self._inbox: deque[DomainEvent | _Pending | _RetryResync] = deque()
         self._subscription = ami.subscribe(
             "engine", lossless=True, maxsize=queue_size, wakeup=self._wake
         )
         self._stopped = False
+        # Supervision: errors by stage, refused PBX events by reason, the task's end.
+        self.errors: dict[str, int] = dict.fromkeys(ENGINE_STAGES, 0)
+        self.rejected: dict[str, int] = dict.fromkeys(REJECT_REASONS, 0)
+        self.ended = asyncio.Event()
+        self.failure: BaseException | None = None
+        self._running = False
+        self._resync_failures = 0
+        self._resync_retry: asyncio.TimerHandle | None = None
+        self._timers_blocked_until = 0.0
+        self._last_log: dict[str, float] = {}
+        self._unlogged: dict[str, int] = {}
+
+    @property
+    def alive(self) -> bool:
+        """True while :meth:`run` is running (readiness checks this)."""
+        return self._running and not self.ended.is_set()
 
     # -- API for other tasks ------------------------------------------------------------------
 
     async def command(self, command: AgentCommand) -> Agent:
-        """Have the engine task apply an agent command; returns the agent afterwards."""
+        """Have the engine task apply an agent command; returns the agent afterwards.
+
+        Raises :class:`EngineError` if applying it raised, and
+        :class:`EngineUnavailable` if the engine task has ended (never hangs on a dead engine).
+        """
+        if self.ended.is_set():
+            raise EngineUnavailable("the engine is not running")
         future: asyncio.Future[Agent] = asyncio.get_running_loop().create_future()
         self._post(_Pending(command, future))
         return await future
@@ -138,7 +205,7 @@ class Engine:
         """Queue a domain event from another task (a scheduler, a result); never blocks."""
         self._post(event)
 
-    def _post(self, item: DomainEvent | _Pending) -> None:
+    def _post(self, item: DomainEvent | _Pending | _RetryResync) -> None:
         self._inbox.append(item)
         self._wake.set()
 
@@ -160,20 +227,33 @@ class Engine:
     async def run(self) -> None:
         """Process events, commands and timers until stopped or cancelled."""
         subscription = self._subscription
+        self._running = True
         try:
             while not self._stopped:
                 processed = 0
                 while processed < _BATCH:
                     if self._inbox:
-                        self._apply_internal(self._inbox.popleft())
+                        internal = self._inbox.popleft()
+                        try:
+                            if isinstance(internal, _RetryResync):
+                                await self._retry_resync(internal)
+                            else:
+                                self._apply_internal(internal)
+                        except Exception as exc:
+                            self._internal_failed(internal, exc)
                     else:
                         item = subscription.get_nowait()
                         if item is None:
                             break
                         if isinstance(item, Message):
-                            self._apply_message(item)
+                            try:
+                                self._apply_message(item)
+                            except PbxValueError as exc:
+                                self._rejected(item, exc)
+                            except Exception as exc:
+                                self._failed("ami_message", exc, ami_event=item.name)
                         elif isinstance(item, Connected):
-                            await self._resync(item)
+                            await self._resync_supervised(item)
                         elif isinstance(item, Disconnected):
                             self._on_disconnected(item)
                     processed += 1
@@ -182,8 +262,79 @@ class Engine:
                     await asyncio.sleep(0)
                 else:
                     await self._idle()
+        except BaseException as exc:
+            self.failure = exc
+            if not isinstance(exc, asyncio.CancelledError):
+                log.critical("engine.died", error=_describe(exc), traceback=_traceback(exc))
+            raise
         finally:
+            self._end()
             subscription.close()
+
+    def _end(self) -> None:
+        """The task is over: readiness turns red and every waiting command is answered."""
+        self.ended.set()
+        if self._resync_retry is not None:
+            self._resync_retry.cancel()
+        while self._inbox:
+            item = self._inbox.popleft()
+            if isinstance(item, _Pending) and not item.future.done():
+                item.future.set_exception(EngineUnavailable("the engine stopped"))
+
+    # -- supervision ----------------------------------------------------------------------------
+
+    def _failed(self, stage: str, exc: BaseException, **context: object) -> None:
+        """Count and log one unexpected exception; the loop goes on (rate-limited log)."""
+        self.errors[stage] = self.errors.get(stage, 0) + 1
+        now = time.monotonic()
+        if now - self._last_log.get(stage, -_LOG_EVERY) < _LOG_EVERY:
+            self._unlogged[stage] = self._unlogged.get(stage, 0) + 1
+            return
+        self._last_log[stage] = now
+        log.error(
+            "engine.error",
+            stage=stage,
+            error=_describe(exc),
+            traceback=_traceback(exc),
+            suppressed=self._unlogged.pop(stage, 0),
+            **context,
+        )
+
+    def _rejected(self, message: Message, exc: PbxValueError) -> None:
+        """An event the translator refused: counted by reason, logged (rate-limited), dropped."""
+        self.rejected[exc.reason] = self.rejected.get(exc.reason, 0) + 1
+        key = "rejected:" + exc.reason
+        now = time.monotonic()
+        if now - self._last_log.get(key, -_LOG_EVERY) < _LOG_EVERY:
+            self._unlogged[key] = self._unlogged.get(key, 0) + 1
+            return
+        self._last_log[key] = now
+        log.warning(
+            "engine.pbx_event_rejected",
+            ami_event=message.name,
+            reason=exc.reason,
+            detail=exc.detail,
+            suppressed=self._unlogged.pop(key, 0),
+        )
+
+    def _internal_failed(self, item: DomainEvent | _Pending | _RetryResync, exc: Exception) -> None:
+        if isinstance(item, _Pending):
+            self._failed("command", exc, command=item.command.kind, agent=item.command.agent_id)
+            if not item.future.done():
+                item.future.set_exception(
+                    EngineError(f"{item.command.kind} failed inside the engine: {_describe(exc)}")
+                )
+        elif isinstance(item, _RetryResync):
+            self._failed("resync", exc)
+        else:
+            self._failed("domain_event", exc, domain_event=type(item).__name__)
+
+    def _timer_wait(self, timeout: float | None) -> float | None:
+        """``timeout``, but no shorter than what is left of a timer back-off."""
+        blocked = self._timers_blocked_until - time.monotonic()
+        if blocked <= 0:
+            return timeout
+        return blocked if timeout is None else max(timeout, blocked)
 
     async def _idle(self) -> None:
         self._wake.clear()
@@ -193,16 +344,24 @@ class Engine:
         timeout = None
         if deadline is not None:
             timeout = max(0.0, self.clock.wall_delay(deadline - self.clock.now()))
+        timeout = self._timer_wait(timeout)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 await self._wake.wait()
 
     def _fire_timers(self) -> None:
-        deadline = self.router.next_deadline()
-        if deadline is not None:
-            now = self.clock.now()
-            if now >= deadline:
-                self._execute(self.router.tick(now), now)
+        if self._timers_blocked_until and time.monotonic() < self._timers_blocked_until:
+            return
+        try:
+            deadline = self.router.next_deadline()
+            if deadline is not None:
+                now = self.clock.now()
+                if now >= deadline:
+                    self._execute(self.router.tick(now), now)
+        except Exception as exc:
+            # The same deadline would fail again at once: wait a little before the next try.
+            self._timers_blocked_until = time.monotonic() + _TIMER_BACKOFF
+            self._failed("timer", exc)
 
     def _apply_message(self, message: Message) -> None:
         self.events_processed += 1
@@ -245,6 +404,39 @@ class Engine:
 
     # -- PBX connection -------------------------------------------------------------------------
 
+    async def _retry_resync(self, retry: _RetryResync) -> None:
+        signal = retry.signal
+        if self.ami.connected and self.ami.generation == signal.generation:
+            log.info(
+                "engine.resync_retry", attempt=self._resync_failures, generation=signal.generation
+            )
+            await self._resync_supervised(signal)
+
+    def _resync_failed(self, signal: Connected) -> None:
+        """Schedule another resync of this connection after an exponential back-off."""
+        self._resync_failures += 1
+        delay = min(RESYNC_RETRY_MAX, RESYNC_RETRY_MIN * 2.0 ** min(self._resync_failures - 1, 16))
+        if self._resync_retry is not None:
+            self._resync_retry.cancel()
+        self._resync_retry = asyncio.get_running_loop().call_later(
+            delay, self._post, _RetryResync(signal)
+        )
+        log.warning("engine.resync_retry_in", seconds=delay, failures=self._resync_failures)
+
+    async def _resync_supervised(self, signal: Connected) -> None:
+        """:meth:`_resync`, with an exception in it logged, counted and retried."""
+        if self._resync_retry is not None:
+            self._resync_retry.cancel()
+            self._resync_retry = None
+        try:
+            await self._resync(signal)
+        except Exception as exc:
+            self._failed("resync", exc, generation=signal.generation)
+            self._resync_failed(signal)
+            return
+        if self.synced.is_set():
+            self._resync_failures = 0
+
     async def _resync(self, signal: Connected) -> None:
         self.pbx_connected = True
         try:
@@ -258,6 +450,8 @@ class Engine:
             )
         except AmiError as exc:
             log.warning("engine.resync_failed", error=str(exc), generation=signal.generation)
+            if not isinstance(exc, AmiConnectionLost | AmiNotConnected):
+                self._resync_failed(signal)  # the next Connected resyncs a lost connection
             return
         now = self.clock.now()
         snapshot = build_snapshot(
@@ -280,6 +474,10 @@ class Engine:
     def _on_disconnected(self, signal: Disconnected) -> None:
         self.pbx_connected = False
         self.synced.clear()
+        if self._resync_retry is not None:
+            self._resync_retry.cancel()
+            self._resync_retry = None
+        self._resync_failures = 0
         # The model is kept as it is: the next Connected's resync reconciles it.
         log.warning("engine.pbx_disconnected", reason=signal.reason)
 
@@ -341,3 +539,12 @@ class Engine:
             self._post(OriginateRejected(now, "recv", command.offer_id, str(exc), lost))
         else:
             log.warning("engine.action_failed", action=type(command).__name__, error=str(exc))
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _traceback(exc: BaseException) -> str:
+    """The traceback as a string field, so the log's phone masking covers it too."""
+    return "".join(traceback.format_exception(exc))

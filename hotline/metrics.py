@@ -153,8 +153,9 @@ class _Family:
         self.prefixes: dict[_Key, str] = {}
 
     def add(self, key: _Key, amount: float = 1) -> None:
-        """Add to one stored series."""
-        self.values[key] = self.values.get(key, 0) + amount
+        """Add to one stored series; a non-finite amount is ignored (a sum never turns NaN)."""
+        if math.isfinite(amount):
+            self.values[key] = self.values.get(key, 0) + amount
 
     def header(self) -> str:
         """The HELP and TYPE lines."""
@@ -224,7 +225,12 @@ class _HistogramFamily(_Family):
         self.lines: dict[_Key, list[str]] = {}
 
     def observe(self, key: _Key, value: float) -> None:
-        """Count one observation; a value equal to a bound falls in that bound's bucket."""
+        """Count one observation; a value equal to a bound falls in that bound's bucket.
+
+        A non-finite value (which no valid event yields) is ignored, so ``_sum`` stays a number.
+        """
+        if not math.isfinite(value):
+            return
         series = self.series.get(key)
         if series is None:
             series = self.series[key] = _Histogram(len(self.bounds))
@@ -459,6 +465,16 @@ class Metrics:
         )
         self.events = counter("hotline_ami_events", "AMI events the engine processed.", ())
         self.resyncs = counter("hotline_ami_resyncs", "Resynchronisations with the PBX.", ())
+        self.engine_errors = counter(
+            "hotline_engine_errors",
+            "Unexpected exceptions the engine caught and skipped, by stage.",
+            ("stage",),
+        )
+        self.rejected_events = counter(
+            "hotline_pbx_events_rejected",
+            "AMI events refused at the edge (invalid values), by reason.",
+            ("reason",),
+        )
 
     def _define_gauges(self, settings: Settings) -> None:
         gauge = self._gauge
@@ -496,6 +512,7 @@ class Metrics:
             )
         )
         self.ami_up = gauge("hotline_ami_up", "1 while the AMI connection is up.")
+        self.engine_up = gauge("hotline_engine_up", "1 while the engine task runs.")
         self.outbox = gauge(
             "hotline_outbox_backlog",
             "Records accepted but not yet written to PostgreSQL (0 without a database).",
@@ -662,7 +679,7 @@ class Metrics:
         self, agent: str, state: AgentState, reason: str, seconds: float, into: _TimeCounters
     ) -> None:
         """Add ``seconds`` spent in ``state`` to the agent's (and its queues') time counters."""
-        if state is AgentState.LOGGED_OUT or seconds <= 0:
+        if state is AgentState.LOGGED_OUT or not 0 < seconds < math.inf:  # also skips NaN
             return
         logged_in, wrap, paused, queue_wrap, staffed = into
         key = (agent,)
@@ -736,6 +753,9 @@ class Metrics:
             (self.outbox_dropped, {(): float(dropped)}),
             (self.events, {(): engine.events_processed}),
             (self.resyncs, {(): engine.resyncs}),
+            (self.engine_up, {(): 1.0 if engine.alive else 0.0}),
+            (self.engine_errors, {(stage,): float(n) for stage, n in engine.errors.items()}),
+            (self.rejected_events, {(reason,): float(n) for reason, n in engine.rejected.items()}),
         ]
         samples = sorted(
             itertools.chain.from_iterable(

@@ -18,9 +18,17 @@ from hotline.ami.client import AmiAuthError
 from hotline.config import ConfigError, Settings, load_settings
 from hotline.store.migrate import MigrationError
 from hotline.web.app import create_app
-from hotline.web.keys import AMI
+from hotline.web.keys import AMI, ENGINE
 
-__all__ = ["HttpListenError", "register", "serve"]
+__all__ = ["EXIT_ENGINE_STOPPED", "EngineStopped", "HttpListenError", "register", "serve"]
+
+EXIT_ENGINE_STOPPED = 4
+"""``hotline serve``'s exit status when the engine task ended while serving."""
+
+
+class EngineStopped(RuntimeError):
+    """The engine task ended although nobody stopped the service."""
+
 
 log = structlog.get_logger("hotline.service")
 
@@ -35,7 +43,8 @@ async def serve(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT, then stop cleanly and return.
 
     Raises :class:`HttpListenError` when the HTTP address cannot be bound; every
-    resource started before that is closed first.
+    resource started before that is closed first. Raises :class:`EngineStopped`
+    when the engine task ends while serving.
     """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -56,7 +65,11 @@ async def serve(settings: Settings) -> None:
             ) from exc
         log.info("service.listening", http=settings.service.http_listen, config=settings.source)
         await _until(stop, app[AMI].wait_connected())
-        await stop.wait()
+        await _until(stop, app[ENGINE].ended.wait())
+        if not stop.is_set():
+            failure = app[ENGINE].failure
+            why = f"{type(failure).__name__}: {failure}" if failure else "it returned"
+            raise EngineStopped(why)
         log.info("service.stopping", reason="signal")
     finally:
         await runner.cleanup()
@@ -64,7 +77,7 @@ async def serve(settings: Settings) -> None:
             loop.remove_signal_handler(signum)
 
 
-async def _until(stop: asyncio.Event, work: Awaitable[None]) -> None:
+async def _until(stop: asyncio.Event, work: Awaitable[object]) -> None:
     """Wait for ``work`` (raising what it raises) unless ``stop`` is set first."""
     working = asyncio.ensure_future(work)
     stopping = asyncio.ensure_future(stop.wait())
@@ -97,6 +110,9 @@ def _serve(args: argparse.Namespace) -> int:
     except AmiAuthError as exc:
         print(f"hotline: {exc}", file=sys.stderr)
         return 3
+    except EngineStopped as exc:
+        print(f"hotline: the engine stopped ({exc}); exiting", file=sys.stderr)
+        return EXIT_ENGINE_STOPPED
     except KeyboardInterrupt:
         return 0
     return 0

@@ -52,8 +52,9 @@ async def test_every_route_needs_credentials_except_the_public_ones(
             assert (await client.request(method, path)).status == 401
         document = api.server.app[OPENAPI]
 
-    assert {"/health", "/metrics", "/api/openapi.json", "/api/login"} == PUBLIC_PATHS
+    assert {"/health", "/ready", "/metrics", "/api/openapi.json", "/api/login"} == PUBLIC_PATHS
     assert answered[("GET", "/health")] == 200
+    assert answered[("GET", "/ready")] == 200  # no PBX, but still within its grace
     assert answered[("GET", "/api/openapi.json")] == 200
     assert answered[("POST", "/api/login")] == 422  # no body: a validation error, not a 401
     # Every /api route is in the OpenAPI document, and public ones say so.

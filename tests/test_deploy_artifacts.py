@@ -918,6 +918,9 @@ def test_compose_services_are_wired_as_documented() -> None:
     assert hotline["secrets"] == ["ami_secret", "api_token"]
     assert hotline["environment"]["HOTLINE_API_TOKEN_FILE"] == "/run/secrets/api_token"
     assert "8080:8080" in hotline["ports"]
+    # Readiness, not /metrics (200 whatever happens): urlopen fails on /ready's 503.
+    assert hotline["healthcheck"]["test"][:3] == ["CMD", "python", "-c"]
+    assert "http://127.0.0.1:8080/ready" in hotline["healthcheck"]["test"][3]
     assert "4573" in hotline["expose"]
     for dependency in ("postgres", "redis"):
         assert hotline["depends_on"][dependency] == {"condition": "service_healthy"}

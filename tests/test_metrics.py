@@ -49,7 +49,8 @@ from tests.e2e_support import (
 )
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-BOUNDED_LABELS = {"queue", "agent", "outcome", "state", "reason", "le", "category"}
+BOUNDED_LABELS = {"queue", "agent", "outcome", "state", "reason", "le", "category", "stage"}
+# stage: the engine-error stages, hotline.engine.ENGINE_STAGES (five fixed values)
 
 
 class FixedClock:

@@ -15,10 +15,16 @@ routes each one, in order, without ever awaiting:
 
 * a ``Response`` resolves the pending action with the same ActionID; if it says
   ``EventList: start`` the action stays pending and collects the events that
-  carry its ActionID until the ``...Complete`` event;
+  carry its ActionID until the ``...Complete`` event. A list is bounded: past
+  ``max_list_items`` items or ``max_list_bytes`` bytes of message text it is a
+  protocol error: the action fails with :class:`AmiListTooLong` and the client
+  drops the connection and reconnects, so a list that never completes cannot
+  grow memory without bound;
 * every other event goes to every :class:`Subscription`.
 
-Subscriptions are bounded deques, so the reader never waits on a slow consumer.
+Subscriptions are bounded deques (in events, and in bytes of message text), so
+the reader never waits on a slow consumer and a flood of large events cannot
+grow memory without bound.
 A *lossless* subscription (the engine's) that overflows makes the client drop
 the connection on purpose: the subscriber then sees ``Disconnected`` and later
 ``Connected``, and resynchronises its state from the PBX. A *lossy* one (a debug
@@ -63,6 +69,7 @@ __all__ = [
     "AmiClient",
     "AmiConnectionLost",
     "AmiError",
+    "AmiListTooLong",
     "AmiNotConnected",
     "AmiSettings",
     "Connected",
@@ -96,6 +103,11 @@ class AmiActionTimeout(AmiError):
     """No complete reply to the action arrived within its timeout."""
 
 
+class AmiListTooLong(AmiError):
+    """An event-list reply passed ``max_list_items`` or ``max_list_bytes``; the connection
+    was dropped."""
+
+
 class AmiActionError(AmiError):
     """The PBX answered the action with an error response."""
 
@@ -126,6 +138,8 @@ class AmiSettings:
     reconnect_min: float = 0.5
     reconnect_max: float = 30.0
     backoff_reset_after: float = 10.0
+    max_list_items: int = 100_000
+    max_list_bytes: int = 64 * 1024 * 1024
 
     @classmethod
     def from_url(cls, url: str, **overrides: object) -> AmiSettings:
@@ -183,16 +197,19 @@ class Subscription:
         lossless: bool,
         maxsize: int,
         wakeup: asyncio.Event | None = None,
+        max_bytes: int = 256 * 1024 * 1024,
     ) -> None:
         """Use :meth:`AmiClient.subscribe` to create one."""
         self.name = name
         self.lossless = lossless
         self.maxsize = maxsize
+        self.max_bytes = max_bytes
         self.dropped = 0
         self.overflows = 0
         self._client = client
         self._items: deque[SubscriptionItem] = deque()
         self._events = 0
+        self._bytes = 0
         self._wakeup = asyncio.Event()
         self._shared_wakeup = wakeup
         self._discarding = False
@@ -211,10 +228,15 @@ class Subscription:
     def _push_event(self, message: Message) -> None:
         if self._discarding:
             return
+        size = len(message.text)
         if self._events >= self.maxsize:
-            self._overflow()
+            self._overflow(f"{self.maxsize}")
+            return
+        if self._bytes + size > self.max_bytes:
+            self._overflow(f"{self.max_bytes} bytes")
             return
         self._events += 1
+        self._bytes += size
         self._items.append(message)
         self._wake()
 
@@ -223,12 +245,17 @@ class Subscription:
         if self._shared_wakeup is not None:
             self._shared_wakeup.set()
 
-    def _overflow(self) -> None:
+    def _overflow(self, behind: str) -> None:
         if self.lossless:
             self.overflows += 1
             self._discarding = True
-            log.error("ami.subscriber_overflow", subscriber=self.name, maxsize=self.maxsize)
-            self._client._drop_connection(f"subscriber {self.name!r} fell {self.maxsize} behind")
+            log.error(
+                "ami.subscriber_overflow",
+                subscriber=self.name,
+                maxsize=self.maxsize,
+                max_bytes=self.max_bytes,
+            )
+            self._client._drop_connection(f"subscriber {self.name!r} fell {behind} behind")
             return
         self.dropped += 1
         now = time.monotonic()
@@ -244,6 +271,7 @@ class Subscription:
         item = self._items.popleft()
         if isinstance(item, Message):
             self._events -= 1
+            self._bytes -= len(item.text)
         return item
 
     async def get(self) -> SubscriptionItem:
@@ -261,7 +289,9 @@ class Subscription:
             await self._wakeup.wait()
         items = self._items
         batch = [items.popleft() for _ in range(min(limit, len(items)))]
-        self._events -= sum(1 for item in batch if isinstance(item, Message))
+        messages = [item for item in batch if isinstance(item, Message)]
+        self._events -= len(messages)
+        self._bytes -= sum(len(message.text) for message in messages)
         return batch
 
     def __aiter__(self) -> AsyncIterator[SubscriptionItem]:
@@ -302,7 +332,15 @@ class ActionResult:
 class _Pending:
     """An action waiting for its reply; ``result`` is set while an event list is collected."""
 
-    __slots__ = ("action", "action_id", "future", "on_success", "result", "timer")
+    __slots__ = (
+        "action",
+        "action_id",
+        "future",
+        "list_bytes",
+        "on_success",
+        "result",
+        "timer",
+    )
 
     def __init__(
         self,
@@ -317,6 +355,7 @@ class _Pending:
         self.on_success = on_success
         self.result: ActionResult | None = None
         self.timer: asyncio.TimerHandle | None = None
+        self.list_bytes = 0
 
 
 class _AmiProtocol(asyncio.Protocol):
@@ -368,6 +407,8 @@ class AmiClient:
         self.settings = settings
         self.generation = 0
         self.connected_since: float | None = None
+        # down_since: time.monotonic() since when no login has been up (from creation on)
+        self.down_since: float | None = time.monotonic()
         self.greeting: str | None = None
         self._id_prefix = f"{name}-{os.getpid()}-{random.getrandbits(32):08x}"
         self._ids = itertools.count(1)
@@ -397,13 +438,18 @@ class AmiClient:
         lossless: bool = False,
         maxsize: int = 10_000,
         wakeup: asyncio.Event | None = None,
+        max_bytes: int = 256 * 1024 * 1024,
     ) -> Subscription:
         """A new subscription to every event and connection signal from now on.
 
         ``wakeup``, if given, is also set whenever an item is queued, so a consumer
-        can wait on several sources with one event.
+        can wait on several sources with one event. At most ``maxsize`` events and
+        ``max_bytes`` bytes of their text wait in it (past either: see the module
+        docstring).
         """
-        subscription = Subscription(self, name, lossless=lossless, maxsize=maxsize, wakeup=wakeup)
+        subscription = Subscription(
+            self, name, lossless=lossless, maxsize=maxsize, wakeup=wakeup, max_bytes=max_bytes
+        )
         self._subscriptions.append(subscription)
         return subscription
 
@@ -580,6 +626,7 @@ class AmiClient:
     def _on_logged_in(self) -> None:
         """Runs synchronously as the login response is dispatched, before any later event."""
         self._logged_in = True
+        self.down_since = None
         self._state_changed.set()
         signal = Connected(self.generation + 1, self.greeting or "")
         for subscription in self._subscriptions:
@@ -625,6 +672,7 @@ class AmiClient:
                     )
                 )
         if was_logged_in:
+            self.down_since = time.monotonic()
             log.warning(
                 "ami.disconnected",
                 reason=reason,
@@ -682,6 +730,8 @@ class AmiClient:
                 entry = lists.get(message.get("ActionID") or "")
                 if entry is not None:
                     self._on_list_item(entry, message)
+                    if self._drop_reason is not None:
+                        return  # the list passed its cap: the rest of this read is discarded
                     continue
             if not self._logged_in:
                 continue
@@ -708,8 +758,31 @@ class AmiClient:
         if (message.get("EventList") or "").lower() == "complete":
             entry.result.complete = message
             self._finish(entry, entry.result)
-        else:
-            entry.result.events.append(message)
+            return
+        events = entry.result.events
+        entry.list_bytes += len(message.text)
+        settings = self.settings
+        if len(events) >= settings.max_list_items or entry.list_bytes > settings.max_list_bytes:
+            self._list_too_long(entry, len(events) + 1)
+            return
+        events.append(message)
+
+    def _list_too_long(self, entry: _Pending, items: int) -> None:
+        """Fail the action, free what it collected, and drop the connection."""
+        reason = (
+            f"{entry.action} event list (ActionID {entry.action_id}) passed its cap at "
+            f"{items} items, {entry.list_bytes} bytes (max_list_items "
+            f"{self.settings.max_list_items}, max_list_bytes {self.settings.max_list_bytes})"
+        )
+        log.error("ami.protocol_error", error=reason)
+        self._pending.pop(entry.action_id, None)
+        self._lists.pop(entry.action_id, None)
+        entry.result = None
+        if entry.timer is not None:
+            entry.timer.cancel()
+        if not entry.future.done():
+            entry.future.set_exception(AmiListTooLong(reason))
+        self._drop_connection(f"protocol error: {reason}")
 
     def _finish(self, entry: _Pending, result: ActionResult) -> None:
         self._pending.pop(entry.action_id, None)

@@ -14,6 +14,13 @@ its name, our own agent legs by their ``hl-`` Uniqueid (the ChannelId we chose),
 ``DBGetTree Family=hotline_journal`` answers one ``DBGetTreeResponse`` per
 entry, with no ``Family`` header and ``Key: /hotline_journal/<uniqueid>``; an
 empty family is a ``Success`` with ``ListItems: 0`` (``journal_dbgettree.jsonl``).
+
+Values are validated here as in :mod:`hotline.pbx.translate`: a ``Duration``
+past :data:`MAX_DURATION` (or not a number) reads 0, callers' numbers and names
+lose their control characters, and ``HOTLINE_PRIORITY`` is clamped. A journal
+entry whose times are not believable epoch times (NaN, infinities, ``1e300``, an
+arrival more than a day in the future, an end before the arrival) is skipped with
+a warning; the others get a clamped priority and a cleaned number.
 """
 
 from __future__ import annotations
@@ -23,12 +30,22 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Final
 
+import structlog
+
 from hotline.ami.codec import Message
 from hotline.domain.events import ChannelInfo, JournalEntry, PbxSnapshot
 from hotline.domain.routing import LEG_ID_PREFIX
+from hotline.pbx.translate import (
+    EPOCH_RANGE,
+    MAX_CLOCK_SKEW,
+    PRIORITY_RANGE,
+    clamp_priority,
+    clean_text,
+)
 
 __all__ = [
     "JOURNAL_FAMILY",
+    "MAX_DURATION",
     "STATUS_VARIABLES",
     "build_snapshot",
     "device_of",
@@ -36,7 +53,11 @@ __all__ = [
     "parse_journal",
 ]
 
+log = structlog.get_logger("hotline.pbx")
+
 JOURNAL_FAMILY: Final = "hotline_journal"
+MAX_DURATION: Final = 31 * 86_400
+"""The longest believable channel ``Duration`` (seconds); a longer one reads 0."""
 
 _IDLE_STATES: Final = frozenset({"NOT_INUSE", "UNKNOWN", ""})
 
@@ -52,8 +73,9 @@ STATUS_VARIABLES: Final = (
 
 
 def parse_duration(text: str | None) -> float:
-    """``HH:MM:SS`` (or plain seconds) to seconds; 0 for anything unreadable."""
-    if not text:
+    """``HH:MM:SS`` (or plain seconds) to seconds; 0 for anything unreadable or absurd
+    (negative, or longer than :data:`MAX_DURATION`: ``1`` and 400 zeros is not a float)."""
+    if not text or len(text) > 32:
         return 0.0
     try:
         parts = [int(part) for part in text.split(":")]
@@ -62,6 +84,8 @@ def parse_duration(text: str | None) -> float:
     seconds = 0
     for part in parts:
         seconds = seconds * 60 + part
+    if not 0 <= seconds <= MAX_DURATION:
+        return 0.0
     return float(seconds)
 
 
@@ -131,8 +155,11 @@ def _variables(status: Message | None) -> dict[str, str]:
     variables = {}
     for item in status.getall("Variable"):
         name, sep, value = item.partition("=")
+        value = clean_text(value)
         if sep and value != "(null)" and value != "":
             variables[name] = value
+    if "HOTLINE_PRIORITY" in variables:
+        variables["HOTLINE_PRIORITY"] = str(clamp_priority(variables["HOTLINE_PRIORITY"]))
     return variables
 
 
@@ -167,8 +194,8 @@ def build_snapshot(
                 application_data=channel.get("ApplicationData") or "",
                 bridge_id=channel.get("BridgeId") or "",
                 duration=parse_duration(channel.get("Duration")),
-                number=channel.get("CallerIDNum") or "",
-                name=channel.get("CallerIDName") or "",
+                number=clean_text(channel.get("CallerIDNum")),
+                name=clean_text(channel.get("CallerIDName")),
                 variables=variables,
                 device=device_of(name),
                 own_leg=uniqueid.startswith(LEG_ID_PREFIX) and ";" not in uniqueid,
@@ -184,5 +211,37 @@ def build_snapshot(
         if info.device and states.get(info.device, "NOT_INUSE") in _IDLE_STATES:
             states[info.device] = "INUSE"
     return PbxSnapshot(
-        at=at, channels=tuple(infos), device_states=states, journal=parse_journal(journal)
+        at=at,
+        channels=tuple(infos),
+        device_states=states,
+        journal=_believable_journal(parse_journal(journal), at),
     )
+
+
+def _believable_time(value: float) -> bool:
+    low, high = EPOCH_RANGE
+    return math.isfinite(value) and low <= value <= high
+
+
+def _believable_journal(entries: Iterable[JournalEntry], at: float) -> tuple[JournalEntry, ...]:
+    """The entries whose times can be believed, with clamped priorities and clean numbers."""
+    kept = []
+    for entry in entries:
+        arrived, ended = entry.arrived_at, entry.ended_at
+        if (
+            not _believable_time(arrived)
+            or (_believable_time(at) and arrived > at + MAX_CLOCK_SKEW)
+            or (ended is not None and (not _believable_time(ended) or ended < arrived))
+        ):
+            log.warning("pbx.journal_entry_skipped", uniqueid=entry.uniqueid, reason="bad times")
+            continue
+        kept.append(
+            replace(
+                entry,
+                uniqueid=clean_text(entry.uniqueid),
+                number=clean_text(entry.number),
+                queue=clean_text(entry.queue),
+                priority=min(max(entry.priority, PRIORITY_RANGE[0]), PRIORITY_RANGE[1]),
+            )
+        )
+    return tuple(kept)

@@ -5,10 +5,20 @@ through a table and touches headers only for the few events it translates (the
 codec parses a message's headers only when they are read). Times come from the
 event's ``Timestamp`` when present (source ``"pbx"``), else from the receive time
 (source ``"recv"``).
+
+PBX values are validated here, at the edge, so the domain only ever sees sane
+ones: a ``Timestamp`` that is not a believable epoch time (see :func:`event_time`)
+is replaced by the receive time (and the event's source
+says ``"recv"``); ``HotlinePriority`` is clamped to :data:`PRIORITY_RANGE`; NUL
+and other control characters are removed from the caller's number and name
+(and from the ids and queue a caller is recorded under); a ``HotlineCallWaiting``
+without ``Uniqueid`` or ``Channel`` raises :class:`PbxValueError`, which the
+engine logs, counts and skips.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Final
 
@@ -25,20 +35,85 @@ from hotline.domain.events import (
     OriginateResult,
 )
 
-__all__ = ["CALL_WAITING_EVENT", "TRANSLATED_EVENTS", "event_time", "translate"]
+__all__ = [
+    "CALL_WAITING_EVENT",
+    "EPOCH_RANGE",
+    "MAX_CLOCK_SKEW",
+    "PRIORITY_RANGE",
+    "REJECT_REASONS",
+    "TRANSLATED_EVENTS",
+    "PbxValueError",
+    "clamp_priority",
+    "clean_text",
+    "event_time",
+    "translate",
+]
 
 CALL_WAITING_EVENT: Final = "HotlineCallWaiting"
+MAX_CLOCK_SKEW: Final = 86_400.0
+"""A ``Timestamp`` further than this (seconds) from the receive time is not believed."""
+EPOCH_RANGE: Final = (1e9, 4.2e9)
+"""Believable ``Timestamp`` values: from 2001 to 2103 (epoch seconds)."""
+PRIORITY_RANGE: Final = (-1000, 1000)
+"""``HotlinePriority`` is clamped into this range (inclusive).
+
+Clamped, not rejected: the caller is real and waiting, and a value past the
+range still says "most" (or "least") urgent; rejecting would lose the call. The
+bound keeps the value inside PostgreSQL's ``integer`` (a larger one made the
+arrival record fail) and far above any priority a dialplan sets on purpose.
+"""
+REJECT_REASONS: Final = ("caller_without_id",)
+"""Every :attr:`PbxValueError.reason` the translator uses (the metric starts them at 0)."""
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+class PbxValueError(ValueError):
+    """An AMI event the service must not act on; ``reason`` is a short, fixed label."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        """``reason`` labels the metric, ``detail`` goes to the log."""
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
 
 
 def event_time(message: Message, received_at: float) -> tuple[float, str]:
-    """The event's own ``Timestamp`` if it has a valid one, else the receive time."""
+    """The event's own ``Timestamp`` if it is believable, else the receive time.
+
+    Believable: a finite number in :data:`EPOCH_RANGE` and, when ``received_at`` is
+    itself a real epoch time (not a test clock started at 0 replaying a recording),
+    within :data:`MAX_CLOCK_SKEW` of it. NaN, infinities, ``1e300`` or a clock a
+    day off are not.
+    """
     stamp = message.get("Timestamp")
     if stamp:
         try:
-            return float(stamp), "pbx"
+            at = float(stamp)
         except ValueError:
-            pass
+            return received_at, "recv"
+        low, high = EPOCH_RANGE
+        if not low <= at <= high:  # also False for NaN
+            return received_at, "recv"
+        if low <= received_at <= high and abs(at - received_at) > MAX_CLOCK_SKEW:
+            return received_at, "recv"
+        return at, "pbx"
     return received_at, "recv"
+
+
+def clean_text(value: str | None) -> str:
+    """``value`` without NUL and other C0/C1 control characters (``""`` for None)."""
+    if not value:
+        return ""
+    if value.isprintable():
+        return value
+    return _CONTROL.sub("", value)
+
+
+def clamp_priority(value: str | None) -> int:
+    """A priority header as an integer within :data:`PRIORITY_RANGE` (0 if unreadable)."""
+    number = _int(value)
+    low, high = PRIORITY_RANGE
+    return min(max(number, low), high)
 
 
 def _int(value: str | None, default: int = 0) -> int:
@@ -46,27 +121,32 @@ def _int(value: str | None, default: int = 0) -> int:
         return default
     try:
         return int(value)
-    except ValueError:
+    except ValueError:  # also a string of more than 4300 digits
         return default
 
 
 def _user_event(message: Message, received_at: float) -> DomainEvent | None:
     if message.get("UserEvent") != CALL_WAITING_EVENT:
         return None
+    uniqueid = clean_text(message.get("Uniqueid")).strip()
+    channel = clean_text(message.get("Channel")).strip()
+    if not uniqueid or not channel:
+        missing = "Uniqueid" if not uniqueid else "Channel"
+        raise PbxValueError("caller_without_id", f"{CALL_WAITING_EVENT} without {missing}")
     at, source = event_time(message, received_at)
-    skills = (message.get("HotlineSkills") or "").replace(" ", "").split(",")
+    skills = clean_text(message.get("HotlineSkills")).replace(" ", "").split(",")
     return CallerWaiting(
         at=at,
         source=source,
-        uniqueid=message.get("Uniqueid") or "",
-        channel=message.get("Channel") or "",
-        linkedid=message.get("Linkedid") or "",
-        number=message.get("CallerIDNum") or "",
-        name=message.get("CallerIDName") or "",
-        queue=(message.get("HotlineQueue") or "").strip(),
-        priority=_int(message.get("HotlinePriority")),
+        uniqueid=uniqueid,
+        channel=channel,
+        linkedid=clean_text(message.get("Linkedid")),
+        number=clean_text(message.get("CallerIDNum")),
+        name=clean_text(message.get("CallerIDName")),
+        queue=clean_text(message.get("HotlineQueue")).strip(),
+        priority=clamp_priority(message.get("HotlinePriority")),
         skills=frozenset(skill for skill in skills if skill),
-        lang=message.get("HotlineLang") or None,
+        lang=clean_text(message.get("HotlineLang")) or None,
     )
 
 

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from hotline.domain.model import Agent
 from hotline.domain.routing import UnknownAgent
-from hotline.engine import AgentCommand
+from hotline.engine import AgentCommand, EngineError
 from hotline.web.auth import principal_of
 from hotline.web.errors import json_error
 from hotline.web.keys import ENGINE
@@ -103,6 +103,8 @@ async def _command(request: web.Request, action: str, agent_id: str, reason: str
         agent = await request.app[ENGINE].command(AgentCommand(action, agent_id, reason))
     except UnknownAgent as exc:
         raise json_error(404, "not found", message="unknown agent", agent=agent_id) from exc
+    except EngineError as exc:  # the engine logged the cause; the request never hangs
+        raise json_error(503, "engine unavailable", message=str(exc)) from exc
     return web.json_response(agent_json(agent))
 
 

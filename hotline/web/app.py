@@ -11,8 +11,9 @@ agents' persisted states and sticky history are restored
 registry) count the engine's facts and read its live state at each scrape of
 ``/metrics``. The JSON API (:mod:`hotline.web.auth` and the modules it guards)
 answers errors as JSON (:mod:`hotline.web.errors`) and describes itself at
-``/api/openapi.json``; only ``/health``, ``/metrics``, that document and the
-login are served without credentials.
+``/api/openapi.json``; only ``/health`` (liveness), ``/ready`` (readiness,
+:mod:`hotline.web.ready`), ``/metrics``, that document and the login are served
+without credentials.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from hotline.store.agentstate import open_agent_state
 from hotline.store.scheduler import CallbackScheduler
 from hotline.store.service import STORE, store_context
 from hotline.ticketno import FileSequenceStore, MemorySequenceStore, SequenceStore, TicketNumbers
-from hotline.web import agents, auth, customers, metrics, openapi, reports, tickets, users
+from hotline.web import agents, auth, customers, metrics, openapi, ready, reports, tickets, users
 from hotline.web.errors import json_errors
 from hotline.web.keys import AMI, CLOCK, ENGINE, METRICS, SETTINGS, TICKET_NUMBERS
 
@@ -43,7 +44,7 @@ __all__ = ["create_app"]
 
 
 async def health(request: web.Request) -> web.Response:
-    """Liveness and PBX connection state."""
+    """Liveness and PBX connection state (no internal addresses: it is public)."""
     engine = request.app[ENGINE]
     return web.json_response(
         {
@@ -51,7 +52,7 @@ async def health(request: web.Request) -> web.Response:
             "pbx_connected": request.app[AMI].connected,
             "events_processed": engine.events_processed,
             "resyncs": engine.resyncs,
-            **({"store": request.app[STORE].stats()} if STORE in request.app else {}),
+            **({"store": ready.redact(request.app[STORE].stats())} if STORE in request.app else {}),
         }
     )
 
@@ -153,4 +154,5 @@ def create_app(
         version="1",
     )
     app.router.add_routes(metrics.routes)
+    app.router.add_routes(ready.routes)
     return app

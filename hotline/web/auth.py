@@ -90,7 +90,9 @@ log = structlog.get_logger("hotline.web.auth")
 
 COOKIE: Final = "hotline_session"
 CSRF_HEADER: Final = "X-CSRF-Token"
-PUBLIC_PATHS: Final = frozenset({"/health", "/metrics", "/api/openapi.json", "/api/login"})
+PUBLIC_PATHS: Final = frozenset(
+    {"/health", "/ready", "/metrics", "/api/openapi.json", "/api/login"}
+)
 """Paths served without credentials; everything else answers 401 without them."""
 INTEGRATION: Final = "integration"
 _WWW_AUTHENTICATE: Final = {"WWW-Authenticate": 'Bearer realm="hotline"'}
