@@ -59,7 +59,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from hotline.config import AgentConfig, QueueConfig, RoutingConfig
 from hotline.domain.effects import (
     AgentStateChanged,
     CallAnswered,
@@ -103,6 +102,7 @@ from hotline.domain.model import (
     OfferResult,
     Outcome,
 )
+from hotline.domain.settings import AgentConfig, QueueConfig, RoutingConfig
 
 __all__ = ["NO_ANSWER_PAUSE", "Router", "UnknownAgent", "offer_id_for"]
 
