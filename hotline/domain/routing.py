@@ -85,9 +85,11 @@ from hotline.domain.events import (
     ChannelState,
     DeviceStateChanged,
     DialEnded,
+    DialResult,
     DomainEvent,
     JournalEntry,
     LegChannelCreated,
+    LineState,
     OriginateRejected,
     OriginateResult,
     PbxSnapshot,
@@ -107,20 +109,10 @@ from hotline.domain.settings import AgentConfig, QueueConfig, RoutingConfig
 __all__ = ["NO_ANSWER_PAUSE", "Router", "UnknownAgent", "offer_id_for"]
 
 NO_ANSWER_PAUSE = "no answer"
-_RINGING = 5
-_UP = 6
-_REASON_RESULTS = {3: OfferResult.NO_ANSWER, 5: OfferResult.BUSY}
+_REASON_RESULTS = {DialResult.NO_ANSWER: OfferResult.NO_ANSWER, DialResult.BUSY: OfferResult.BUSY}
 _GUARD_EXTENSIONS = 6
 _CALLBACK_PRIORITY = -1_000_000  # below every inbound caller
 _RECENTLY_ENDED = 50_000  # ended call ids remembered, so the journal never counts one twice
-_DIAL_RESULTS = {
-    "ANSWER": "answered",
-    "BUSY": "busy",
-    "NOANSWER": "no_answer",
-    "CANCEL": "no_answer",
-    "CHANUNAVAIL": "unavailable",
-    "CONGESTION": "unavailable",
-}
 
 TicketAllocator = Callable[[str, float], str]
 """``(caller number, now) -> ticket number``: the caller's open ticket, or a new one."""
@@ -385,8 +377,7 @@ class Router:
             return
         call = self.calls.get(offer.call_id)
         if call is not None and call.is_callback:
-            result = _DIAL_RESULTS.get(event.status, "failed")
-            self._finish_callback(call, offer, result, event.at, event.source, effects)
+            self._finish_callback(call, offer, event.status.value, event.at, event.source, effects)
 
     def _finish_callback(
         self,
@@ -601,10 +592,14 @@ class Router:
             return
         if offer.leg_channel is None:
             offer.leg_channel = event.channel
-        if event.state == _RINGING and offer.ring_started_at is None and offer.result is None:
+        if (
+            event.state is LineState.RINGING
+            and offer.ring_started_at is None
+            and offer.result is None
+        ):
             offer.ring_started_at = event.at
             offer.ring_start_source = event.source
-        elif event.state == _UP:
+        elif event.state is LineState.UP:
             self._on_answer(offer, event.at, event.source, now, effects)
 
     def _on_originate_result(
