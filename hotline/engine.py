@@ -69,6 +69,7 @@ from hotline.domain.routing import Router
 from hotline.pbx.actions import to_action
 from hotline.pbx.resync import JOURNAL_FAMILY, STATUS_VARIABLES, build_snapshot
 from hotline.pbx.translate import translate
+from hotline.ticketno import TicketNumbers
 
 __all__ = ["AgentCommand", "Engine", "FactSink"]
 
@@ -106,9 +107,16 @@ class Engine:
         sinks: Sequence[FactSink] = (),
         queue_size: int = 200_000,
         action_timeout: float = 10.0,
+        ticket_numbers: TicketNumbers | None = None,
     ) -> None:
-        """Subscribe to ``ami`` right away, so no ``Connected`` is missed."""
+        """Subscribe to ``ami`` right away, so no ``Connected`` is missed.
+
+        ``ticket_numbers``, the router's number pool, is topped up off the hot path.
+        """
         self.router = router
+        self.ticket_numbers = ticket_numbers
+        self._top_up_task: asyncio.Task[None] | None = None
+        self._top_up_after = 0.0
         self.ami = ami
         self.clock = clock
         self.sinks = list(sinks)
@@ -152,6 +160,8 @@ class Engine:
     async def run(self) -> None:
         """Process events, commands and timers until stopped or cancelled."""
         subscription = self._subscription
+        if self.ticket_numbers is not None:
+            self.ticket_numbers.top_up(self.clock.now())  # before the first call
         try:
             while not self._stopped:
                 processed = 0
@@ -170,12 +180,15 @@ class Engine:
                             self._on_disconnected(item)
                     processed += 1
                 self._fire_timers()
+                self._top_up_ticket_numbers()
                 if processed:
                     await asyncio.sleep(0)
                 else:
                     await self._idle()
         finally:
             subscription.close()
+            if self._top_up_task is not None:
+                self._top_up_task.cancel()
 
     async def _idle(self) -> None:
         self._wake.clear()
@@ -195,6 +208,29 @@ class Engine:
             now = self.clock.now()
             if now >= deadline:
                 self._execute(self.router.tick(now), now)
+
+    def _top_up_ticket_numbers(self) -> None:
+        """Start reserving ticket-number blocks in a worker thread when the pool runs low."""
+        numbers = self.ticket_numbers
+        if numbers is None or self._top_up_task is not None:
+            return
+        now = self.clock.now()
+        if now < self._top_up_after:
+            return
+        days = numbers.shortfall(now)
+        if days:
+            self._top_up_task = asyncio.create_task(
+                self._reserve_ticket_numbers(numbers, days), name="ticket-numbers"
+            )
+
+    async def _reserve_ticket_numbers(self, numbers: TicketNumbers, days: tuple[str, ...]) -> None:
+        try:
+            numbers.add(await asyncio.to_thread(numbers.reserve, days))
+        except Exception as exc:  # the pool's inline fallback still serves numbers
+            log.error("engine.ticket_reserve_failed", error=str(exc), days=list(days))
+            self._top_up_after = self.clock.now() + 5.0
+        finally:
+            self._top_up_task = None
 
     def _apply_message(self, message: Message) -> None:
         self.events_processed += 1

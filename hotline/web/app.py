@@ -97,14 +97,17 @@ def create_app(
         allocate: Callable[[str, float], str]
         engine_sinks: list[FactSink]
         if STORE in app:
+            numbers = app[TICKET_NUMBERS]
             allocate = app[STORE].open_tickets.ticket_for
             engine_sinks = [*sinks, app[STORE].recorder]
         else:
-            allocate = _ticket_numbers(settings)
+            allocate = numbers = _ticket_numbers(settings)
             engine_sinks = list(sinks)
         engine_sinks.append(app[METRICS].sink)
         router = Router(settings.routing, dict(settings.queues), settings.agents.values(), allocate)
-        app[ENGINE] = Engine(router, app[AMI], app[CLOCK], sinks=engine_sinks)
+        app[ENGINE] = Engine(
+            router, app[AMI], app[CLOCK], sinks=engine_sinks, ticket_numbers=numbers
+        )
         outbox = app[STORE].outbox if STORE in app else None
         app[METRICS].watch(app[ENGINE], outbox_backlog=(lambda: outbox.backlog) if outbox else None)
         tasks = [asyncio.create_task(app[ENGINE].run(), name="engine")]
