@@ -191,10 +191,6 @@ class Settings:
     web: WebConfig = field(default_factory=WebConfig)
     redis_prefix: str = "hotline:"
 
-    def agent_by_device(self) -> dict[str, AgentConfig]:
-        """Agents keyed by device string."""
-        return {agent.device: agent for agent in self.agents.values()}
-
 
 class _Reader:
     """Typed access to one TOML table, collecting the key path for error messages."""

@@ -11,8 +11,15 @@ from the API, results of the actions it sent). Both set one wake-up event.
 For each AMI event: translate it (most events translate to nothing), hand the
 domain event and ``now`` to the router, then run the effects. Commands become
 AMI actions written at once (``AmiClient.send`` never waits); their replies come
-back later through the inbox, so the loop itself never waits on the network.
-Facts go to the sinks (stores, metrics, live feeds), which must not block.
+back later through the inbox, so processing events never waits on the network.
+The one place the loop awaits the PBX is the resync after a ``Connected`` (below).
+Facts go to the sinks (stores, metrics, live feeds), which must not block. The
+lines logged about an effect carry its ``call_id``, ``agent`` and ``ticket``,
+bound with ``structlog.contextvars`` (so a failing sink's line has them too).
+
+The router's ticket numbers come from an in-memory pool
+(:class:`~hotline.ticketno.TicketNumbers`); when it runs low the engine reserves
+the next block (an fsync'd file write) in a worker thread, off the hot path.
 ``decision_latency`` keeps, per kind of triggering event, the seconds from the
 bytes' arrival to the Originate being written.
 
@@ -39,6 +46,7 @@ from functools import partial
 from typing import Final
 
 import structlog
+from structlog.contextvars import bound_contextvars
 
 from hotline.ami.client import (
     ActionResult,
@@ -76,6 +84,12 @@ __all__ = ["AgentCommand", "Engine", "FactSink"]
 log = structlog.get_logger("hotline.engine")
 
 FactSink = Callable[[Fact], None]
+_CONTEXT_KEYS: Final = (
+    ("call_id", "call_id"),
+    ("agent", "agent_id"),
+    ("agent", "answered_by"),
+    ("ticket", "ticket"),
+)
 _BATCH: Final = 2048
 _LATENCY_SAMPLES: Final = 100_000
 
@@ -123,7 +137,6 @@ class Engine:
         self.action_timeout = action_timeout
         self.events_processed = 0
         self.resyncs = 0
-        self.pbx_connected = False
         # synced: set once the state has been rebuilt from the PBX after a connect
         self.decision_latency: dict[str, deque[float]] = {}
         self.synced = asyncio.Event()
@@ -274,7 +287,6 @@ class Engine:
     # -- PBX connection -------------------------------------------------------------------------
 
     async def _resync(self, signal: Connected) -> None:
-        self.pbx_connected = True
         try:
             channels = await self.ami.action("CoreShowChannels", timeout=self.action_timeout)
             statuses = await self.ami.action(
@@ -306,7 +318,6 @@ class Engine:
         self.synced.set()
 
     def _on_disconnected(self, signal: Disconnected) -> None:
-        self.pbx_connected = False
         self.synced.clear()
         # The model is kept as it is: the next Connected's resync reconciles it.
         log.warning("engine.pbx_disconnected", reason=signal.reason)
@@ -321,22 +332,24 @@ class Engine:
                 self._send(effect, now)
                 continue
             if isinstance(effect, RoutingWarning):
-                log.warning("routing." + effect.code, detail=effect.detail, call_id=effect.call_id)
+                with bound_contextvars(**_log_context(effect)):
+                    log.warning("routing." + effect.code, detail=effect.detail)
             elif isinstance(effect, CallEnded):
-                log.info(
-                    "call.ended",
-                    call_id=effect.call_id,
-                    ticket=effect.ticket,
-                    queue=effect.queue,
-                    outcome=effect.outcome.value,
-                    agent=effect.answered_by,
-                    wait=round(effect.wait_seconds, 3),
-                )
+                with bound_contextvars(**_log_context(effect)):
+                    log.info(
+                        "call.ended",
+                        queue=effect.queue,
+                        outcome=effect.outcome.value,
+                        wait=round(effect.wait_seconds, 3),
+                    )
             for sink in self.sinks:
                 try:
                     sink(effect)
                 except Exception:  # a broken sink must not stop routing
-                    log.exception("engine.sink_failed", sink=getattr(sink, "__name__", repr(sink)))
+                    with bound_contextvars(**_log_context(effect)):
+                        log.exception(
+                            "engine.sink_failed", sink=getattr(sink, "__name__", repr(sink))
+                        )
 
     def _send(self, command: Command, now: float) -> None:
         name, headers, action_id = to_action(command)
@@ -369,3 +382,14 @@ class Engine:
             self._post(OriginateRejected(now, "recv", command.offer_id, str(exc), lost))
         else:
             log.warning("engine.action_failed", action=type(command).__name__, error=str(exc))
+
+
+def _log_context(effect: Effect) -> dict[str, str]:
+    """The per-call context an effect carries, for the lines logged about it: ``call_id``,
+    ``agent`` and ``ticket`` (those it has)."""
+    context: dict[str, str] = {}
+    for key, attribute in _CONTEXT_KEYS:
+        value = getattr(effect, attribute, None)
+        if value and key not in context:
+            context[key] = value
+    return context

@@ -292,12 +292,6 @@ class ActionResult:
         """True when the response is Success, Follows or Goodbye."""
         return self.response.name.lower() in _SUCCESS
 
-    def raise_for_error(self) -> ActionResult:
-        """Raise :class:`AmiActionError` unless :attr:`ok`; return self for chaining."""
-        if not self.ok:
-            raise AmiActionError(self)
-        return self
-
 
 class _Pending:
     """An action waiting for its reply; ``result`` is set while an event list is collected."""
@@ -367,7 +361,6 @@ class AmiClient:
         """Create a client; nothing connects until :meth:`start`."""
         self.settings = settings
         self.generation = 0
-        self.connected_since: float | None = None
         self.greeting: str | None = None
         self._id_prefix = f"{name}-{os.getpid()}-{random.getrandbits(32):08x}"
         self._ids = itertools.count(1)
@@ -528,7 +521,6 @@ class AmiClient:
                 await self._login()
             self.generation += 1
             self._ever_connected = True
-            self.connected_since = time.monotonic()
             log.info(
                 "ami.connected",
                 host=settings.host,
@@ -610,7 +602,6 @@ class AmiClient:
         was_logged_in = self._logged_in
         self._logged_in = False
         self._protocol = None
-        self.connected_since = None
         self._state_changed.set()
         pending, self._pending = self._pending, {}
         self._lists.clear()
