@@ -174,7 +174,11 @@ class Engine:
         """Process events, commands and timers until stopped or cancelled."""
         subscription = self._subscription
         if self.ticket_numbers is not None:
-            self.ticket_numbers.top_up(self.clock.now())  # before the first call
+            try:
+                self.ticket_numbers.top_up(self.clock.now())  # before the first call
+            except Exception as exc:  # retried off the hot path; allocating says why, too
+                log.error("engine.ticket_reserve_failed", error=str(exc))
+                self._top_up_after = self.clock.now() + 5.0
         try:
             while not self._stopped:
                 processed = 0

@@ -15,13 +15,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from structlog.testing import capture_logs
 
 from hotline.ami.client import AmiClient, AmiSettings
 from hotline.config import QueueConfig, RoutingConfig
 from hotline.domain.effects import CallArrived
 from hotline.domain.events import CallerWaiting
 from hotline.domain.routing import Router
-from hotline.engine import Engine
+from hotline.engine import AgentCommand, Engine
 from hotline.ticketno import FileSequenceStore, MemorySequenceStore, SequenceStore, TicketNumbers
 from tests.routing_helpers import T0, Pbx, agent
 
@@ -167,3 +168,29 @@ async def test_the_engine_tops_the_pool_up_in_a_worker_thread(tmp_path: Path) ->
     assert json.loads((tmp_path / "ticket-sequence.json").read_text()) == {
         "20261126": 1 + 4 * len(store.calls)
     }
+
+
+async def test_an_unreadable_sequence_file_is_logged_and_the_engine_keeps_running(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ticket-sequence.json"
+    path.write_text("not json", encoding="utf-8")
+    numbers = TicketNumbers("A", UTC, FileSequenceStore(path), block=4)
+    router = Router(RoutingConfig(), {"support": QueueConfig("support")}, [agent("1001")], numbers)
+    engine = Engine(
+        router,
+        AmiClient(AmiSettings.from_url("ami://u@127.0.0.1:1")),
+        StillClock(),
+        ticket_numbers=numbers,
+    )
+    with capture_logs() as logs:
+        task = asyncio.create_task(engine.run())
+        try:
+            agent_after = await asyncio.wait_for(engine.command(AgentCommand("login", "1001")), 60)
+        finally:
+            engine.stop()
+            await task
+    assert agent_after.logged_in
+    [failure] = [line for line in logs if line["event"] == "engine.ticket_reserve_failed"]
+    assert "unreadable ticket sequence file" in failure["error"]
+    assert path.read_text(encoding="utf-8") == "not json"  # nothing overwritten
