@@ -11,8 +11,15 @@ from the API, results of the actions it sent). Both set one wake-up event.
 For each AMI event: translate it (most events translate to nothing), hand the
 domain event and ``now`` to the router, then run the effects. Commands become
 AMI actions written at once (``AmiClient.send`` never waits); their replies come
-back later through the inbox, so the loop itself never waits on the network.
-Facts go to the sinks (stores, metrics, live feeds), which must not block.
+back later through the inbox, so processing events never waits on the network.
+The one place the loop awaits the PBX is the resync after a ``Connected`` (below).
+Facts go to the sinks (stores, metrics, live feeds), which must not block. The
+lines logged about an effect carry its ``call_id``, ``agent`` and ``ticket``,
+bound with ``structlog.contextvars`` (so a failing sink's line has them too).
+
+The router's ticket numbers come from an in-memory pool
+(:class:`~hotline.ticketno.TicketNumbers`); when it runs low the engine reserves
+the next block (an fsync'd file write) in a worker thread, off the hot path.
 ``decision_latency`` keeps, per kind of triggering event, the seconds from the
 bytes' arrival to the Originate being written.
 
@@ -54,6 +61,7 @@ from functools import partial
 from typing import Final
 
 import structlog
+from structlog.contextvars import bound_contextvars
 
 from hotline.ami.client import (
     ActionResult,
@@ -84,6 +92,7 @@ from hotline.domain.routing import Router
 from hotline.pbx.actions import to_action
 from hotline.pbx.resync import JOURNAL_FAMILY, STATUS_VARIABLES, build_snapshot
 from hotline.pbx.translate import REJECT_REASONS, PbxValueError, translate
+from hotline.ticketno import TicketNumbers
 
 __all__ = [
     "ENGINE_STAGES",
@@ -99,6 +108,12 @@ __all__ = [
 log = structlog.get_logger("hotline.engine")
 
 FactSink = Callable[[Fact], None]
+_CONTEXT_KEYS: Final = (
+    ("call_id", "call_id"),
+    ("agent", "agent_id"),
+    ("agent", "answered_by"),
+    ("ticket", "ticket"),
+)
 _BATCH: Final = 2048
 _LATENCY_SAMPLES: Final = 100_000
 ENGINE_STAGES: Final = ("ami_message", "command", "domain_event", "timer", "resync")
@@ -151,16 +166,22 @@ class Engine:
         sinks: Sequence[FactSink] = (),
         queue_size: int = 200_000,
         action_timeout: float = 10.0,
+        ticket_numbers: TicketNumbers | None = None,
     ) -> None:
-        """Subscribe to ``ami`` right away, so no ``Connected`` is missed."""
+        """Subscribe to ``ami`` right away, so no ``Connected`` is missed.
+
+        ``ticket_numbers``, the router's number pool, is topped up off the hot path.
+        """
         self.router = router
+        self.ticket_numbers = ticket_numbers
+        self._top_up_task: asyncio.Task[None] | None = None
+        self._top_up_after = 0.0
         self.ami = ami
         self.clock = clock
         self.sinks = list(sinks)
         self.action_timeout = action_timeout
         self.events_processed = 0
         self.resyncs = 0
-        self.pbx_connected = False
         # synced: set once the state has been rebuilt from the PBX after a connect
         self.decision_latency: dict[str, deque[float]] = {}
         self.synced = asyncio.Event()
@@ -228,6 +249,12 @@ class Engine:
         """Process events, commands and timers until stopped or cancelled."""
         subscription = self._subscription
         self._running = True
+        if self.ticket_numbers is not None:
+            try:
+                self.ticket_numbers.top_up(self.clock.now())  # before the first call
+            except Exception as exc:  # retried off the hot path; allocating says why, too
+                log.error("engine.ticket_reserve_failed", error=str(exc))
+                self._top_up_after = self.clock.now() + 5.0
         try:
             while not self._stopped:
                 processed = 0
@@ -258,6 +285,7 @@ class Engine:
                             self._on_disconnected(item)
                     processed += 1
                 self._fire_timers()
+                self._top_up_ticket_numbers()
                 if processed:
                     await asyncio.sleep(0)
                 else:
@@ -270,6 +298,8 @@ class Engine:
         finally:
             self._end()
             subscription.close()
+            if self._top_up_task is not None:
+                self._top_up_task.cancel()
 
     def _end(self) -> None:
         """The task is over: readiness turns red and every waiting command is answered."""
@@ -363,6 +393,29 @@ class Engine:
             self._timers_blocked_until = time.monotonic() + _TIMER_BACKOFF
             self._failed("timer", exc)
 
+    def _top_up_ticket_numbers(self) -> None:
+        """Start reserving ticket-number blocks in a worker thread when the pool runs low."""
+        numbers = self.ticket_numbers
+        if numbers is None or self._top_up_task is not None:
+            return
+        now = self.clock.now()
+        if now < self._top_up_after:
+            return
+        days = numbers.shortfall(now)
+        if days:
+            self._top_up_task = asyncio.create_task(
+                self._reserve_ticket_numbers(numbers, days), name="ticket-numbers"
+            )
+
+    async def _reserve_ticket_numbers(self, numbers: TicketNumbers, days: tuple[str, ...]) -> None:
+        try:
+            numbers.add(await asyncio.to_thread(numbers.reserve, days))
+        except Exception as exc:  # the pool's inline fallback still serves numbers
+            log.error("engine.ticket_reserve_failed", error=str(exc), days=list(days))
+            self._top_up_after = self.clock.now() + 5.0
+        finally:
+            self._top_up_task = None
+
     def _apply_message(self, message: Message) -> None:
         self.events_processed += 1
         now = self.clock.now()
@@ -438,7 +491,6 @@ class Engine:
             self._resync_failures = 0
 
     async def _resync(self, signal: Connected) -> None:
-        self.pbx_connected = True
         try:
             channels = await self.ami.action("CoreShowChannels", timeout=self.action_timeout)
             statuses = await self.ami.action(
@@ -472,7 +524,6 @@ class Engine:
         self.synced.set()
 
     def _on_disconnected(self, signal: Disconnected) -> None:
-        self.pbx_connected = False
         self.synced.clear()
         if self._resync_retry is not None:
             self._resync_retry.cancel()
@@ -491,22 +542,24 @@ class Engine:
                 self._send(effect, now)
                 continue
             if isinstance(effect, RoutingWarning):
-                log.warning("routing." + effect.code, detail=effect.detail, call_id=effect.call_id)
+                with bound_contextvars(**_log_context(effect)):
+                    log.warning("routing." + effect.code, detail=effect.detail)
             elif isinstance(effect, CallEnded):
-                log.info(
-                    "call.ended",
-                    call_id=effect.call_id,
-                    ticket=effect.ticket,
-                    queue=effect.queue,
-                    outcome=effect.outcome.value,
-                    agent=effect.answered_by,
-                    wait=round(effect.wait_seconds, 3),
-                )
+                with bound_contextvars(**_log_context(effect)):
+                    log.info(
+                        "call.ended",
+                        queue=effect.queue,
+                        outcome=effect.outcome.value,
+                        wait=round(effect.wait_seconds, 3),
+                    )
             for sink in self.sinks:
                 try:
                     sink(effect)
                 except Exception:  # a broken sink must not stop routing
-                    log.exception("engine.sink_failed", sink=getattr(sink, "__name__", repr(sink)))
+                    with bound_contextvars(**_log_context(effect)):
+                        log.exception(
+                            "engine.sink_failed", sink=getattr(sink, "__name__", repr(sink))
+                        )
 
     def _send(self, command: Command, now: float) -> None:
         name, headers, action_id = to_action(command)
@@ -548,3 +601,14 @@ def _describe(exc: BaseException) -> str:
 def _traceback(exc: BaseException) -> str:
     """The traceback as a string field, so the log's phone masking covers it too."""
     return "".join(traceback.format_exception(exc))
+
+
+def _log_context(effect: Effect) -> dict[str, str]:
+    """The per-call context an effect carries, for the lines logged about it: ``call_id``,
+    ``agent`` and ``ticket`` (those it has)."""
+    context: dict[str, str] = {}
+    for key, attribute in _CONTEXT_KEYS:
+        value = getattr(effect, attribute, None)
+        if value and key not in context:
+            context[key] = value
+    return context

@@ -1,7 +1,9 @@
 """structlog setup: JSON lines in production, pretty console in development, numbers masked.
 
 Per-call context (``call_id``, ``agent``, ``ticket``) is bound with
-``structlog.contextvars.bind_contextvars`` and merged into every line.
+``structlog.contextvars`` by the engine around the lines it logs about an effect
+(see :mod:`hotline.engine`), and ``merge_contextvars`` merges
+whatever is bound into every line.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ even after an overflow moved them on; the live gauges show where callers wait
 now, and ``hotline_queue_overflows_total`` counts callers by the queue they left.
 
 **Time sources.** Ring and wait times come from the facts, which carry the PBX's
-``Timestamp`` (ARCHITECTURE.md section 2). Talk time runs from the answer to the
+``Timestamp`` (docs/ARCHITECTURE.md §2). Talk time runs from the answer to the
 end of the talk (``talk_ended_at``), also PBX time, and is counted when the call
 ends. Wrap-up, pause, logged-in and staffed time come from the agents' state
 changes (``AgentStateChanged.at``, the engine's clock); the interval still open

@@ -14,10 +14,13 @@ from hotline.domain.events import (
     ChannelHungUp,
     ChannelState,
     DeviceStateChanged,
+    DialResult,
     LegChannelCreated,
+    LineState,
     OriginateResult,
 )
 from hotline.domain.routing import Router
+from hotline.pbx.translate import originate_reason
 from hotline.ticketno import MemorySequenceStore, TicketNumbers
 
 T0 = 1_795_712_164.0
@@ -91,24 +94,29 @@ class Pbx:
         effects = self.leg_created(offer)
         channel = f"{offer.device}-0000abcd;1"
         return effects + self.router.handle(
-            ChannelState(self.now, "pbx", offer.offer_id, channel, 5), self.now
+            ChannelState(self.now, "pbx", offer.offer_id, channel, LineState.RINGING), self.now
         )
 
     def answer(self, offer: OriginateAgentLeg) -> list[Effect]:
         channel = f"{offer.device}-0000abcd;1"
         effects = self.router.handle(
-            ChannelState(self.now, "pbx", offer.offer_id, channel, 6), self.now
+            ChannelState(self.now, "pbx", offer.offer_id, channel, LineState.UP), self.now
         )
         effects += self.router.handle(
-            OriginateResult(self.now, "pbx", offer.offer_id, offer.offer_id, True, 4), self.now
+            OriginateResult(
+                self.now, "pbx", offer.offer_id, offer.offer_id, True, DialResult.ANSWERED
+            ),
+            self.now,
         )
         return effects + self.router.handle(
             ChannelBridged(self.now, "pbx", offer.offer_id, channel, "bridge-1"), self.now
         )
 
     def fail(self, offer: OriginateAgentLeg, reason: int) -> list[Effect]:
+        """The Originate failed with AMI ``Reason`` ``reason``, decoded as the translator does."""
+        result = originate_reason(reason)
         return self.router.handle(
-            OriginateResult(self.now, "pbx", offer.offer_id, offer.offer_id, False, reason),
+            OriginateResult(self.now, "pbx", offer.offer_id, offer.offer_id, False, result),
             self.now,
         )
 

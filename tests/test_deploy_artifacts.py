@@ -46,7 +46,7 @@ COMPOSE = ROOT / "docker-compose.yml"
 SCHEMA = Path(__file__).resolve().parent / "compose_spec.json"
 ENTRYPOINT = ASTERISK / "compose-entrypoint.sh"
 
-# The contract's manager privileges (ARCHITECTURE.md 2.6).
+# The contract's manager privileges (docs/ARCHITECTURE.md §2.5).
 AMI_READ = {"call", "agent", "user", "dialplan", "system"}
 AMI_WRITE = {"call", "originate", "system"}
 RECORDING = "MixMonitor(${HOTLINE_TICKET}-${UNIQUEID}.wav)"

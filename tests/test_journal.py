@@ -18,7 +18,13 @@ from hotline.domain.effects import (
     HangupChannel,
     OfferEnded,
 )
-from hotline.domain.events import CallerWaiting, JournalEntry, OriginateResult, PbxSnapshot
+from hotline.domain.events import (
+    CallerWaiting,
+    DialResult,
+    JournalEntry,
+    OriginateResult,
+    PbxSnapshot,
+)
 from hotline.domain.model import Activity, AgentState, CallState, OfferResult, Outcome
 from hotline.domain.routing import Router, offer_id_for
 from hotline.pbx.resync import build_snapshot, device_of, parse_journal
@@ -185,7 +191,12 @@ def test_the_adopted_leg_answers_and_bridges_with_no_hang_up_and_no_cool_down() 
     # The trace's own client used ActionID rec-5; our legs' ActionID is the leg id.
     effects += router.handle(
         OriginateResult(
-            1796148850.44, "pbx", "hl-T20261201-0013-1", "hl-T20261201-0013-1", True, 4
+            1796148850.44,
+            "pbx",
+            "hl-T20261201-0013-1",
+            "hl-T20261201-0013-1",
+            True,
+            DialResult.ANSWERED,
         ),
         1796148850.5,
     )

@@ -19,7 +19,7 @@ from hotline.domain.effects import (
     RoutingWarning,
     WrapUpEnded,
 )
-from hotline.domain.events import ChannelInfo, ChannelState, JournalEntry, PbxSnapshot
+from hotline.domain.events import ChannelInfo, ChannelState, JournalEntry, LineState, PbxSnapshot
 from hotline.domain.model import AgentState, CallState, OfferResult, Outcome
 from hotline.domain.routing import NO_ANSWER_PAUSE, Router, UnknownAgent
 from tests.routing_helpers import Pbx, agent, make_router, originates
@@ -421,7 +421,7 @@ def test_guard_writes_off_an_originate_without_response_but_never_an_answered_le
     assert retry.device == "Local/2002@agents"
     pbx.ring(retry)
     pbx.now += 1
-    router.handle(ChannelState(pbx.now, "pbx", retry.offer_id, "x", 6), pbx.now)
+    router.handle(ChannelState(pbx.now, "pbx", retry.offer_id, "x", LineState.UP), pbx.now)
     effects = pbx.advance(30)
     assert of_type(effects, HangupChannel) == []
     assert router.calls[uid].state is CallState.CONNECTED
@@ -464,7 +464,7 @@ def resync_channel(uid: str, channel: str, context: str, **kw: object) -> Channe
     fields: dict[str, object] = {
         "linkedid": uid,
         "exten": "400",
-        "state": 6,
+        "state": LineState.UP,
         "application": "Wait",
         "application_data": "600",
         "bridge_id": "",
@@ -560,7 +560,7 @@ def test_resync_hangs_up_a_stray_ringing_leg() -> None:
                 "hl-T20261126-A0007-1",
                 "Local/2001@agents-00000011;1",
                 "hotline-bridge",
-                state=5,
+                state=LineState.RINGING,
                 variables={"HOTLINE_CALLER": "Local/1@callers-00000001;1"},
             ),
         ),

@@ -406,7 +406,6 @@ class AmiClient:
         """Create a client; nothing connects until :meth:`start`."""
         self.settings = settings
         self.generation = 0
-        self.connected_since: float | None = None
         # down_since: time.monotonic() since when no login has been up (from creation on)
         self.down_since: float | None = time.monotonic()
         self.greeting: str | None = None
@@ -574,7 +573,6 @@ class AmiClient:
                 await self._login()
             self.generation += 1
             self._ever_connected = True
-            self.connected_since = time.monotonic()
             log.info(
                 "ami.connected",
                 host=settings.host,
@@ -657,7 +655,6 @@ class AmiClient:
         was_logged_in = self._logged_in
         self._logged_in = False
         self._protocol = None
-        self.connected_since = None
         self._state_changed.set()
         pending, self._pending = self._pending, {}
         self._lists.clear()

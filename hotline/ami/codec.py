@@ -205,16 +205,6 @@ class Message:
         """The text lines of a ``Command`` reply, in either the modern or the legacy form."""
         return self.getall("Output")
 
-    @property
-    def is_event(self) -> bool:
-        """True for ``Event:`` messages."""
-        return self.kind == "event"
-
-    @property
-    def is_response(self) -> bool:
-        """True for ``Response:`` messages."""
-        return self.kind == "response"
-
     def __eq__(self, other: object) -> bool:
         """Messages are equal when their headers (and body lines) are equal."""
         if not isinstance(other, Message):

@@ -29,7 +29,14 @@ from hotline.ami.codec import AmiCodec, encode_action, encode_message
 from hotline.bench.common import emit
 from hotline.config import AgentConfig, QueueConfig, RoutingConfig, Settings
 from hotline.domain.effects import Effect, HangupChannel, OriginateAgentLeg, RedirectChannel
-from hotline.domain.events import ChannelBridged, ChannelHungUp, ChannelState, OriginateResult
+from hotline.domain.events import (
+    ChannelBridged,
+    ChannelHungUp,
+    ChannelState,
+    DialResult,
+    LineState,
+    OriginateResult,
+)
 from hotline.domain.routing import Router
 from hotline.pbx.actions import to_action
 from hotline.pbx.translate import translate
@@ -144,8 +151,10 @@ class _Bench:
 
     def _answer(self, leg: OriginateAgentLeg) -> None:
         router, now, offer_id = self.router, self.now, leg.offer_id
-        router.handle(ChannelState(now, "pbx", offer_id, f"{leg.device}-1", 6), now)
-        router.handle(OriginateResult(now, "pbx", offer_id, offer_id, True, 4), now)
+        router.handle(ChannelState(now, "pbx", offer_id, f"{leg.device}-1", LineState.UP), now)
+        router.handle(
+            OriginateResult(now, "pbx", offer_id, offer_id, True, DialResult.ANSWERED), now
+        )
         router.handle(ChannelBridged(now, "pbx", offer_id, f"{leg.device}-1", "b"), now)
         queue = router.offers[offer_id].queue
         self.talking[queue].append(offer_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 __all__ = [
     "CallbackDue",
@@ -19,13 +20,36 @@ __all__ = [
     "ChannelState",
     "DeviceStateChanged",
     "DialEnded",
+    "DialResult",
     "DomainEvent",
     "JournalEntry",
     "LegChannelCreated",
+    "LineState",
     "OriginateRejected",
     "OriginateResult",
     "PbxSnapshot",
 ]
+
+
+class LineState(StrEnum):
+    """What a channel's new state means to routing (the translator decodes AMI's numbers)."""
+
+    RINGING = "ringing"
+    UP = "up"
+    OTHER = "other"
+
+
+class DialResult(StrEnum):
+    """How ringing or dialing one party ended (decoded from AMI ``Reason``/``DialStatus``).
+
+    The values are the words stored for a callback attempt's result.
+    """
+
+    ANSWERED = "answered"
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    UNAVAILABLE = "unavailable"
+    FAILED = "failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,25 +81,29 @@ class LegChannelCreated:
 
 @dataclass(frozen=True, slots=True)
 class ChannelState:
-    """``Newstate``: a channel's state changed (5 = Ringing, 6 = Up, 7 = Busy)."""
+    """``Newstate``: a channel's state changed (it rings, it is up, or something else)."""
 
     at: float
     source: str
     uniqueid: str
     channel: str
-    state: int
+    state: LineState
 
 
 @dataclass(frozen=True, slots=True)
 class OriginateResult:
-    """``OriginateResponse``: how an async Originate ended (Reason 4 = answered)."""
+    """``OriginateResponse``: how an async Originate ended.
+
+    ``success`` is the leg answered (``reason`` is then ``ANSWERED``); otherwise
+    ``reason`` says why it did not.
+    """
 
     at: float
     source: str
     action_id: str
     uniqueid: str
     success: bool
-    reason: int
+    reason: DialResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +147,7 @@ class DialEnded:
     source: str
     uniqueid: str
     dest_uniqueid: str
-    status: str
+    status: DialResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +187,7 @@ class ChannelInfo:
     linkedid: str
     context: str
     exten: str
-    state: int
+    state: LineState
     application: str
     application_data: str
     bridge_id: str

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from hotline.config import AgentConfig
+from hotline.domain.settings import AgentConfig
 
 __all__ = [
     "Activity",

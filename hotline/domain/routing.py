@@ -67,7 +67,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from hotline.config import AgentConfig, QueueConfig, RoutingConfig
 from hotline.domain.effects import (
     AgentPresenceChanged,
     AgentStateChanged,
@@ -95,9 +94,11 @@ from hotline.domain.events import (
     ChannelState,
     DeviceStateChanged,
     DialEnded,
+    DialResult,
     DomainEvent,
     JournalEntry,
     LegChannelCreated,
+    LineState,
     OriginateRejected,
     OriginateResult,
     PbxSnapshot,
@@ -113,6 +114,7 @@ from hotline.domain.model import (
     OfferResult,
     Outcome,
 )
+from hotline.domain.settings import AgentConfig, QueueConfig, RoutingConfig
 
 __all__ = ["LEG_ID_PREFIX", "NO_ANSWER_PAUSE", "Router", "UnknownAgent", "offer_id_for"]
 
@@ -120,20 +122,10 @@ LEG_ID_PREFIX = "hl-"
 """How every offer id (the agent leg's ChannelId, hence its Uniqueid) starts."""
 
 NO_ANSWER_PAUSE = "no answer"
-_RINGING = 5
-_UP = 6
-_REASON_RESULTS = {3: OfferResult.NO_ANSWER, 5: OfferResult.BUSY}
+_REASON_RESULTS = {DialResult.NO_ANSWER: OfferResult.NO_ANSWER, DialResult.BUSY: OfferResult.BUSY}
 _GUARD_EXTENSIONS = 6
 _CALLBACK_PRIORITY = -1_000_000  # below every inbound caller
 _RECENTLY_ENDED = 50_000  # ended call ids remembered, so the journal never counts one twice
-_DIAL_RESULTS = {
-    "ANSWER": "answered",
-    "BUSY": "busy",
-    "NOANSWER": "no_answer",
-    "CANCEL": "no_answer",
-    "CHANUNAVAIL": "unavailable",
-    "CONGESTION": "unavailable",
-}
 
 TicketAllocator = Callable[[str, float], str]
 """``(caller number, now) -> ticket number``: the caller's open ticket, or a new one."""
@@ -456,8 +448,7 @@ class Router:
             return
         call = self.calls.get(offer.call_id)
         if call is not None and call.is_callback:
-            result = _DIAL_RESULTS.get(event.status, "failed")
-            self._finish_callback(call, offer, result, event.at, event.source, effects)
+            self._finish_callback(call, offer, event.status.value, event.at, event.source, effects)
 
     def _finish_callback(
         self,
@@ -672,10 +663,14 @@ class Router:
             return
         if offer.leg_channel is None:
             offer.leg_channel = event.channel
-        if event.state == _RINGING and offer.ring_started_at is None and offer.result is None:
+        if (
+            event.state is LineState.RINGING
+            and offer.ring_started_at is None
+            and offer.result is None
+        ):
             offer.ring_started_at = event.at
             offer.ring_start_source = event.source
-        elif event.state == _UP:
+        elif event.state is LineState.UP:
             self._on_answer(offer, event.at, event.source, now, effects)
 
     def _on_originate_result(
@@ -1282,7 +1277,12 @@ class Router:
             offer = self.offers.get(leg.uniqueid)
             if offer is not None and (offer.open or offer.result is OfferResult.ANSWERED):
                 continue
-            if leg.own_leg and leg.caller_channel and not leg.bridge_id and leg.state != _UP:
+            if (
+                leg.own_leg
+                and leg.caller_channel
+                and not leg.bridge_id
+                and leg.state is not LineState.UP
+            ):
                 self._adopt_ringing_leg(snapshot, leg, now, effects)
                 continue
             if leg.context != self.routing.bridge_context:

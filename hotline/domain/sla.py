@@ -2,7 +2,7 @@
 
 Pure functions over plain numbers and small records: no I/O, no clock. The
 metrics (live counters) and the period reports compute every figure here, so a
-definition lives in one place. Times are seconds, measured as ARCHITECTURE.md
+definition lives in one place. Times are seconds, measured as docs/ARCHITECTURE.md
 section 2 "Timing" says (ring start and end, wait).
 
 Definitions

@@ -1,4 +1,4 @@
-"""Domain commands -> AMI actions, per the integration contract (ARCHITECTURE.md §2)."""
+"""Domain commands -> AMI actions, per the integration contract (docs/ARCHITECTURE.md §2)."""
 
 from __future__ import annotations
 

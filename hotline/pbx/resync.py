@@ -33,7 +33,7 @@ from typing import Final
 import structlog
 
 from hotline.ami.codec import Message
-from hotline.domain.events import ChannelInfo, JournalEntry, PbxSnapshot
+from hotline.domain.events import ChannelInfo, JournalEntry, LineState, PbxSnapshot
 from hotline.domain.routing import LEG_ID_PREFIX
 from hotline.pbx.translate import (
     EPOCH_RANGE,
@@ -41,6 +41,7 @@ from hotline.pbx.translate import (
     PRIORITY_RANGE,
     clamp_priority,
     clean_text,
+    line_state,
 )
 
 __all__ = [
@@ -177,9 +178,9 @@ def build_snapshot(
         uniqueid = channel.get("Uniqueid") or ""
         status = status_by_uid.get(uniqueid)
         try:
-            state = int(channel.get("ChannelState") or "-1")
+            state = line_state(int(channel.get("ChannelState") or "-1"))
         except ValueError:
-            state = -1
+            state = LineState.OTHER
         variables = _variables(status)
         name = channel.get("Channel") or ""
         infos.append(

@@ -30,8 +30,10 @@ from hotline.domain.events import (
     ChannelState,
     DeviceStateChanged,
     DialEnded,
+    DialResult,
     DomainEvent,
     LegChannelCreated,
+    LineState,
     OriginateResult,
 )
 
@@ -45,7 +47,10 @@ __all__ = [
     "PbxValueError",
     "clamp_priority",
     "clean_text",
+    "dial_status",
     "event_time",
+    "line_state",
+    "originate_reason",
     "translate",
 ]
 
@@ -75,6 +80,42 @@ class PbxValueError(ValueError):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+# AMI's vocabulary, decoded here so the domain never sees it.
+_LINE_STATES: Final = {5: LineState.RINGING, 6: LineState.UP}  # ChannelState (AST_STATE_*)
+_ORIGINATE_REASONS: Final = {  # OriginateResponse Reason (AST_CONTROL_* of the failed dial)
+    4: DialResult.ANSWERED,
+    3: DialResult.NO_ANSWER,
+    5: DialResult.BUSY,
+}
+_DIAL_STATUSES: Final = {  # DialEnd DialStatus
+    "ANSWER": DialResult.ANSWERED,
+    "BUSY": DialResult.BUSY,
+    "NOANSWER": DialResult.NO_ANSWER,
+    "CANCEL": DialResult.NO_ANSWER,
+    "CHANUNAVAIL": DialResult.UNAVAILABLE,
+    "CONGESTION": DialResult.UNAVAILABLE,
+}
+
+
+def line_state(channel_state: int) -> LineState:
+    """A ``ChannelState`` number as routing sees it: 5 rings, 6 is up, the rest is other."""
+    return _LINE_STATES.get(channel_state, LineState.OTHER)
+
+
+def originate_reason(reason: int, *, success: bool = False) -> DialResult:
+    """An ``OriginateResponse`` ``Reason``: 3 no answer, 5 busy, anything else (0, 1, 8,
+    ...) unavailable; a successful response is answered."""
+    if success:
+        return DialResult.ANSWERED
+    result = _ORIGINATE_REASONS.get(reason, DialResult.UNAVAILABLE)
+    return DialResult.UNAVAILABLE if result is DialResult.ANSWERED else result
+
+
+def dial_status(status: str) -> DialResult:
+    """A ``DialEnd`` ``DialStatus`` (any case); an unknown one is ``FAILED``."""
+    return _DIAL_STATUSES.get(status.upper(), DialResult.FAILED)
 
 
 def event_time(message: Message, received_at: float) -> tuple[float, str]:
@@ -164,19 +205,20 @@ def _newstate(message: Message, received_at: float) -> DomainEvent:
         source,
         message.get("Uniqueid") or "",
         message.get("Channel") or "",
-        _int(message.get("ChannelState"), -1),
+        line_state(_int(message.get("ChannelState"), -1)),
     )
 
 
 def _originate_response(message: Message, received_at: float) -> DomainEvent:
     at, source = event_time(message, received_at)
+    success = (message.get("Response") or "").lower() == "success"
     return OriginateResult(
         at=at,
         source=source,
         action_id=message.get("ActionID") or "",
         uniqueid=message.get("Uniqueid") or "",
-        success=(message.get("Response") or "").lower() == "success",
-        reason=_int(message.get("Reason"), -1),
+        success=success,
+        reason=originate_reason(_int(message.get("Reason"), -1), success=success),
     )
 
 
@@ -219,7 +261,7 @@ def _dial_end(message: Message, received_at: float) -> DomainEvent | None:
         source,
         uniqueid,
         message.get("DestUniqueid") or "",
-        (message.get("DialStatus") or "").upper(),
+        dial_status(message.get("DialStatus") or ""),
     )
 
 

@@ -39,7 +39,6 @@ class FifoRouter:
         self.callers: dict[str, tuple[str, str]] = {}
         self.legs: dict[str, tuple[str, str]] = {}
         self.legs_with_channel: set[str] = set()
-        self.originated = 0
         self.events = 0
         self.errors: list[str] = []
         self._ids = itertools.count(1)
@@ -116,7 +115,6 @@ class FifoRouter:
             leg_id = f"fifo-{next(self._ids)}"
             self.legs[leg_id] = (agent, caller)
             number, name = self.callers[caller]
-            self.originated += 1
             reply = self.client.send(
                 "Originate",
                 [

@@ -105,53 +105,9 @@ class Calls:
         )
         return [_call(row) for row in rows]
 
-    async def for_customer(self, customer_id: int, *, limit: int = 20) -> list[Call]:
-        """A customer's latest calls, newest first."""
-        rows = await self.db.fetch(
-            _SELECT_CALL + " where c.customer_id = $1 order by c.arrived_at desc limit $2",
-            customer_id,
-            limit,
-        )
-        return [_call(row) for row in rows]
-
-    async def between(
-        self, since: datetime, until: datetime, *, queue: str | None = None
-    ) -> list[Call]:
-        """Calls that arrived in ``[since, until)`` (a day, for reports), optionally of one
-        queue, oldest first."""
-        if queue is None:
-            rows = await self.db.fetch(
-                _SELECT_CALL + " where c.arrived_at >= $1 and c.arrived_at < $2 "
-                "order by c.arrived_at, c.id",
-                since,
-                until,
-            )
-        else:
-            rows = await self.db.fetch(
-                _SELECT_CALL + " where c.queue = $3 and c.arrived_at >= $1 and c.arrived_at < $2 "
-                "order by c.arrived_at, c.id",
-                since,
-                until,
-                queue,
-            )
-        return [_call(row) for row in rows]
-
     async def offers(self, call_id: str) -> list[CallOffer]:
         """The rings offered for a call, in order."""
         rows = await self.db.fetch(
             _SELECT_OFFER + " where call_id = $1 order by requested_at, id", call_id
-        )
-        return [_offer(row) for row in rows]
-
-    async def offers_of_agent(
-        self, agent_id: str, since: datetime, until: datetime
-    ) -> list[CallOffer]:
-        """The rings offered to an agent whose ring started in ``[since, until)``."""
-        rows = await self.db.fetch(
-            _SELECT_OFFER + " where agent_id = $1 and ring_started_at >= $2 "
-            "and ring_started_at < $3 order by ring_started_at, id",
-            agent_id,
-            since,
-            until,
         )
         return [_offer(row) for row in rows]

@@ -65,10 +65,3 @@ class Recordings:
             _SELECT + " where t.number = $1 order by r.started_at, r.id", number
         )
         return [_recording(row) for row in rows]
-
-    async def for_call(self, call_id: str) -> list[Recording]:
-        """A call's recordings, oldest first."""
-        rows = await self.db.fetch(
-            _SELECT + " where r.call_id = $1 order by r.started_at, r.id", call_id
-        )
-        return [_recording(row) for row in rows]

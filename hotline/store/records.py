@@ -54,7 +54,9 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any, Final
 
 import structlog
@@ -70,6 +72,7 @@ from hotline.domain.effects import (
     WrapUpEnded,
 )
 from hotline.domain.model import OfferResult
+from hotline.domain.sla import rings
 from hotline.store.callbacks import Callbacks
 from hotline.store.db import Conn, InvalidChange, NotFound
 from hotline.store.recordings import recording_path
@@ -125,17 +128,82 @@ on conflict (call_id) do nothing
 """
 )
 
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    """One field of a record: its key (also the fact's attribute), the table column it
+    fills (``""``: none, only the ticket/customer CTE reads it) and its SQL expression."""
+
+    key: str
+    column: str | None = None  # None: the column is named like the key
+    sql: str = "{}"  # the placeholder, e.g. wrapped in to_timestamp()
+
+
+def _placeholders(fields: Sequence[_Field]) -> dict[str, str]:
+    """``$1``, ``$2``, ... by field key, in the list's order."""
+    return {field.key: f"${index}" for index, field in enumerate(fields, 1)}
+
+
+def _columns(fields: Sequence[_Field]) -> str:
+    return ", ".join(f.key if f.column is None else f.column for f in fields if f.column != "")
+
+
+def _values(fields: Sequence[_Field]) -> str:
+    placeholders = _placeholders(fields)
+    return ", ".join(f.sql.format(placeholders[f.key]) for f in fields if f.column != "")
+
+
+def _args_of(fields: Sequence[_Field]) -> Callable[[Record], tuple[Any, ...]]:
+    """A record's values in the list's order (the ``$n`` arguments)."""
+    keys = [field.key for field in fields]
+    get = itemgetter(*keys)
+    return lambda record: tuple(get(record))
+
+
+def _record_of(kind: str, fact: object, fields: Sequence[_Field], **computed: Any) -> Record:
+    """A fact as a record: every field read from the fact, except the ``computed`` ones."""
+    record: Record = {"k": kind}
+    for field in fields:
+        key = field.key
+        record[key] = computed[key] if key in computed else getattr(fact, key)
+    return record
+
+
+_END_FIELDS: Final = (
+    _Field("call_id"),
+    _Field("channel"),
+    _Field("linkedid"),
+    _Field("ticket", column=""),
+    _Field("number", column="caller_number"),
+    _Field("queue"),
+    _Field("original_queue"),
+    _Field("priority"),
+    _Field("arrived_at", sql="to_timestamp({})"),
+    _Field("arrival_source"),
+    _Field("answered_at", sql="to_timestamp({}::float8)"),
+    _Field("answered_by"),
+    _Field("talk_ended_at", sql="to_timestamp({}::float8)"),
+    _Field("ended_at", sql="to_timestamp({})"),
+    _Field("end_source"),
+    _Field("outcome"),
+    _Field("offers"),
+    _Field("wait_seconds"),
+)
+"""A call's end: the record's keys, the ``calls`` row's columns and ``$1..$n``, in one list."""
+
+_END = _placeholders(_END_FIELDS)
 _END_SQL: Final = (
     _with_customer_and_ticket(
-        CALL="$1", TICKET="$4", NUMBER="$5", QUEUE="$7", PRIORITY="$8", ARRIVED="$9"
+        CALL=_END["call_id"],
+        TICKET=_END["ticket"],
+        NUMBER=_END["number"],
+        QUEUE=_END["original_queue"],
+        PRIORITY=_END["priority"],
+        ARRIVED=_END["arrived_at"],
     )
-    + """
-insert into calls as c (call_id, channel, linkedid, ticket_id, customer_id, caller_number, queue,
-                   original_queue, priority, state, arrived_at, arrival_source, answered_at,
-                   answered_by, talk_ended_at, ended_at, end_source, outcome, offers, wait_seconds)
-select $1, $2, $3, ticket.id, customer.id, $5, $6, $7, $8, 'completed', to_timestamp($9), $10,
-       to_timestamp($11::float8), $12, to_timestamp($13::float8), to_timestamp($14), $15, $16, $17,
-       $18
+    + f"""
+insert into calls as c (ticket_id, customer_id, state, {_columns(_END_FIELDS)})
+select ticket.id, customer.id, 'completed', {_values(_END_FIELDS)}
 from ticket, customer
 on conflict (call_id) do update set
     channel = excluded.channel,
@@ -152,16 +220,30 @@ on conflict (call_id) do update set
     offers = greatest(c.offers, excluded.offers),
     wait_seconds = greatest(0, extract(epoch from
         coalesce(c.answered_at, excluded.answered_at, excluded.ended_at) - c.arrived_at))::float8
-"""
+"""  # noqa: S608 (column names and placeholders from _END_FIELDS only)
 )
 
-_OFFER_SQL: Final = """
-insert into call_offers (offer_id, call_id, agent_id, queue, requested_at, ring_started_at,
-                         ring_start_source, ended_at, end_source, result, ring_seconds, rings)
-values ($1, $2, $3, $4, to_timestamp($5), to_timestamp($6), $7, to_timestamp($8), $9, $10, $11,
-        $12)
+_OFFER_FIELDS: Final = (
+    _Field("offer_id"),
+    _Field("call_id"),
+    _Field("agent_id"),
+    _Field("queue"),
+    _Field("requested_at", sql="to_timestamp({})"),
+    _Field("ring_started_at", sql="to_timestamp({})"),
+    _Field("ring_start_source"),
+    _Field("ended_at", sql="to_timestamp({})"),
+    _Field("end_source"),
+    _Field("result"),
+    _Field("ring_seconds"),
+    _Field("rings"),
+)
+"""One ring: the record's keys, the ``call_offers`` columns and ``$1..$n``, in one list."""
+
+_OFFER_SQL: Final = f"""
+insert into call_offers ({_columns(_OFFER_FIELDS)})
+values ({_values(_OFFER_FIELDS)})
 on conflict (offer_id) do nothing
-"""
+"""  # noqa: S608 (column names and placeholders from _OFFER_FIELDS only)
 
 _ANSWER_SQL: Final = """
 update calls set
@@ -207,46 +289,6 @@ def _arrival_args(r: Record) -> tuple[Any, ...]:
     return (r["call_id"], r["ticket"], r["number"], r["queue"], r["priority"], r["at"], r["source"])
 
 
-def _end_args(r: Record) -> tuple[Any, ...]:
-    return (
-        r["call_id"],
-        r["channel"],
-        r["linkedid"],
-        r["ticket"],
-        r["number"],
-        r["queue"],
-        r["original_queue"],
-        r["priority"],
-        r["arrived_at"],
-        r["arrival_source"],
-        r["answered_at"],
-        r["answered_by"],
-        r["talk_ended_at"],
-        r["ended_at"],
-        r["end_source"],
-        r["outcome"],
-        r["offers"],
-        r["wait_seconds"],
-    )
-
-
-def _offer_args(r: Record) -> tuple[Any, ...]:
-    return (
-        r["offer_id"],
-        r["call_id"],
-        r["agent_id"],
-        r["queue"],
-        r["requested_at"],
-        r["ring_started_at"],
-        r["ring_start_source"],
-        r["ended_at"],
-        r["end_source"],
-        r["result"],
-        r["ring_seconds"],
-        r["rings"],
-    )
-
-
 def _answer_args(r: Record) -> tuple[Any, ...]:
     return (r["call_id"], r["agent_id"], r["answered_at"], r["source"], r["wait_seconds"])
 
@@ -275,8 +317,8 @@ def _agent_args(r: Record) -> tuple[Any, ...]:
 
 _WRITES: Final[dict[str, tuple[str, Callable[[Record], tuple[Any, ...]]]]] = {
     "arrival": (_ARRIVAL_SQL, _arrival_args),
-    "end": (_END_SQL, _end_args),
-    "offer": (_OFFER_SQL, _offer_args),
+    "end": (_END_SQL, _args_of(_END_FIELDS)),
+    "offer": (_OFFER_SQL, _args_of(_OFFER_FIELDS)),
     "answer": (_ANSWER_SQL, _answer_args),
     "recording": (_RECORDING_SQL, _recording_args),
     "wrap_up": (_WRAP_UP_SQL, _wrap_up_args),
@@ -405,23 +447,14 @@ class Recorder:
     def _offer_ended(self, fact: OfferEnded) -> None:
         if fact.result is OfferResult.ANSWERED:
             self._answered_offer[fact.call_id] = fact.offer_id
-        ring_seconds = fact.ring_seconds
         self._put(
-            {
-                "k": "offer",
-                "offer_id": fact.offer_id,
-                "call_id": fact.call_id,
-                "agent_id": fact.agent_id,
-                "queue": fact.queue,
-                "requested_at": fact.requested_at,
-                "ring_started_at": fact.ring_started_at,
-                "ring_start_source": fact.ring_start_source,
-                "ended_at": fact.ended_at,
-                "end_source": fact.end_source,
-                "result": fact.result.value,
-                "ring_seconds": ring_seconds,
-                "rings": ring_seconds / self.ring_cadence,
-            }
+            _record_of(
+                "offer",
+                fact,
+                _OFFER_FIELDS,
+                result=fact.result.value,
+                rings=rings(fact.ring_seconds, self.ring_cadence),
+            )
         )
 
     def _answered(self, fact: CallAnswered) -> None:
@@ -454,25 +487,11 @@ class Recorder:
     def _ended(self, fact: CallEnded) -> None:
         self._answered_offer.pop(fact.call_id, None)
         self._put(
-            {
-                "k": "end",
-                "call_id": fact.call_id,
-                "channel": fact.channel,
-                "linkedid": fact.linkedid,
-                "ticket": fact.ticket,
-                "number": fact.number,
-                "queue": fact.queue,
-                "original_queue": fact.original_queue or fact.queue,
-                "priority": fact.priority,
-                "arrived_at": fact.arrived_at,
-                "arrival_source": fact.arrival_source,
-                "answered_at": fact.answered_at,
-                "answered_by": fact.answered_by,
-                "talk_ended_at": fact.talk_ended_at,
-                "ended_at": fact.ended_at,
-                "end_source": fact.end_source,
-                "outcome": fact.outcome.value,
-                "offers": fact.offers,
-                "wait_seconds": fact.wait_seconds,
-            }
+            _record_of(
+                "end",
+                fact,
+                _END_FIELDS,
+                original_queue=fact.original_queue or fact.queue,
+                outcome=fact.outcome.value,
+            )
         )

@@ -52,7 +52,6 @@ class CallbackScheduler:
         self.interval = interval
         self.default_queue = default_queue
         self.batch = batch
-        self.submitted = 0
         self._attempt_in_flight: dict[int, int] = {}
 
     async def poll(self) -> int:
@@ -78,7 +77,6 @@ class CallbackScheduler:
                 )
             )
             count += 1
-        self.submitted += count
         return count
 
     async def run(self) -> None:

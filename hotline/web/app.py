@@ -102,10 +102,11 @@ def create_app(
         allocate: Callable[[str, float], str]
         engine_sinks: list[FactSink]
         if STORE in app:
+            numbers = app[TICKET_NUMBERS]
             allocate = app[STORE].open_tickets.ticket_for
             engine_sinks = [*sinks, app[STORE].recorder]
         else:
-            allocate = _ticket_numbers(settings)
+            allocate = numbers = _ticket_numbers(settings)
             engine_sinks = list(sinks)
         engine_sinks.append(app[METRICS].sink)
         router = Router(
@@ -117,7 +118,9 @@ def create_app(
         )
         persisted = await open_agent_state(settings, app.get(STORE), router, app[CLOCK])
         engine_sinks.extend(persisted.sinks)
-        app[ENGINE] = Engine(router, app[AMI], app[CLOCK], sinks=engine_sinks)
+        app[ENGINE] = Engine(
+            router, app[AMI], app[CLOCK], sinks=engine_sinks, ticket_numbers=numbers
+        )
         app[ENGINE].restore(persisted.states, persisted.sticky)
         outbox = app[STORE].outbox if STORE in app else None
         app[METRICS].watch(

@@ -1,6 +1,6 @@
 """The customers API: search, read and change customer files, every read audited.
 
-A customer file is confidential (ARCHITECTURE §7). Every answer that shows one
+A customer file is confidential (docs/ARCHITECTURE.md §7). Every answer that shows one
 writes an audit-log row in the same transaction, with the principal as actor:
 ``customer.read`` for ``GET /api/customers/{id}``, ``customer.search`` for each
 file a search returns (with the search text in ``detail``), and

@@ -12,7 +12,7 @@ body with the types of this module. The same objects do two jobs:
   :mod:`hotline.web.openapi` builds the OpenAPI document from it, so the document
   cannot drift from what the server accepts.
 
-The rules are strict on purpose (ARCHITECTURE §7, "bad input"): unknown body
+The rules are strict on purpose (docs/ARCHITECTURE.md §7, "bad input"): unknown body
 fields and unknown or repeated query parameters are errors; every string is
 bounded and may not hold NUL or unpaired surrogates (PostgreSQL cannot store
 them); integers are bounded to what the columns hold; times need a UTC offset
