@@ -221,9 +221,10 @@ class WebConfig:
     Sessions end after ``session_idle_minutes`` without a request, and in any case
     ``session_max_hours`` after the login. ``cookie_secure`` marks the session
     cookie ``Secure`` (sent over HTTPS only); turn it off only for plain-HTTP
-    development. ``login_max_failures`` failed logins for one user name, or from
-    one client address, within ``login_window`` seconds block further attempts
-    (429) until the window ends.
+    development. ``login_max_failures`` failed logins for one (user name, client
+    address) pair, or ``login_address_max_failures`` from one client address,
+    within ``login_window`` seconds block further attempts (429) until the window
+    ends.
     """
 
     cookie_secure: bool = True
@@ -231,6 +232,7 @@ class WebConfig:
     session_max_hours: float = 24.0
     login_max_failures: int = 5
     login_window: float = 300.0
+    login_address_max_failures: int = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -646,6 +648,7 @@ def _parse_web(reader: _Reader) -> WebConfig:
         session_max_hours=reader.number("session_max_hours", 24.0, minimum=0.1, maximum=24 * 30.0),
         login_max_failures=reader.integer("login_max_failures", 5, minimum=1),
         login_window=reader.number("login_window", 300.0, minimum=1.0, maximum=86_400.0),
+        login_address_max_failures=reader.integer("login_address_max_failures", 50, minimum=1),
     )
 
 

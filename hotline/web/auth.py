@@ -31,9 +31,26 @@ Roles (enforced by the handlers through the principal):
 - ``admin``: as a supervisor, and the users;
 - ``integration``: the bearer token, as above.
 
-The login is rate-limited per user name and per client address (429 with
-``Retry-After``); the client address is the TCP peer, so behind a reverse
-proxy every client shares the proxy's address.
+The login is rate-limited per (user name, client address) pair, with a higher
+ceiling per client address (429 with ``Retry-After``), counted atomically
+before the password is checked (:mod:`hotline.web.sessions`). So five typos
+lock out one person at one address, not everyone behind the same NAT, and
+nobody can lock a named user out from elsewhere. The client address is the TCP
+peer, so behind a reverse proxy every client shares the proxy's address. A
+failed login is written to the audit log (``user.login_failed``) and logged
+with a keyed hash of the typed user name, never the name itself (it may be a
+password typed into the wrong field).
+
+Passwords: ``POST /api/me/password`` changes one's own (the current one is
+asked); an admin resets anyone's through ``PATCH /api/users/{id}``. Either ends
+every other session of that user: a session carries the user's password stamp
+(:attr:`hotline.store.users.User.password_stamp`) from its login, and a session
+whose stamp no longer matches is ended at its next request.
+
+Session cookies of a shape the service never makes are refused before any
+Redis work, and the Redis connections are a bounded, blocking pool (a request
+waits up to :data:`REDIS_POOL_TIMEOUT` seconds for one), so unauthenticated
+load cannot take every connection and leave signed-in users with 503s.
 """
 
 from __future__ import annotations
@@ -41,6 +58,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -54,7 +72,7 @@ from hotline.store.audit import AuditLog
 from hotline.store.db import NotFound
 from hotline.store.service import STORE, Store
 from hotline.store.tickets import Ticket, TicketScope
-from hotline.store.users import ROLES, User, Users
+from hotline.store.users import MIN_PASSWORD_LENGTH, ROLES, User, Users
 from hotline.web.errors import json_error
 from hotline.web.keys import SETTINGS
 from hotline.web.openapi import SAFE_METHODS, Api, Input
@@ -67,6 +85,7 @@ from hotline.web.sessions import (
     RedisSessions,
     Session,
     SessionStore,
+    well_formed,
 )
 
 __all__ = [
@@ -76,11 +95,14 @@ __all__ = [
     "LIMITER",
     "PRINCIPAL",
     "PUBLIC_PATHS",
+    "REDIS_POOL_SIZE",
+    "REDIS_POOL_TIMEOUT",
     "SESSIONS",
     "USERS",
     "Principal",
     "api",
     "authenticate",
+    "name_fingerprint",
     "principal_of",
     "sessions_context",
     "store_of",
@@ -94,7 +116,11 @@ PUBLIC_PATHS: Final = frozenset({"/health", "/metrics", "/api/openapi.json", "/a
 """Paths served without credentials; everything else answers 401 without them."""
 INTEGRATION: Final = "integration"
 _WWW_AUTHENTICATE: Final = {"WWW-Authenticate": 'Bearer realm="hotline"'}
-_MAX_SESSION_ID: Final = 128
+REDIS_POOL_SIZE: Final = 100
+"""Most Redis connections one process opens (``?max_connections=N`` in the URL wins)."""
+REDIS_POOL_TIMEOUT: Final = 5.0
+"""Seconds a request waits for a free Redis connection before its 503."""
+_NAME_KEY: Final = secrets.token_bytes(32)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -169,6 +195,14 @@ def _user_principal(user: User, settings: Settings, session: Session | None) -> 
     )
 
 
+def name_fingerprint(name: str) -> str:
+    """A keyed hash of a typed user name (the key lives in this process only), to log and
+    audit failed logins without the name itself: it may be a password typed in the wrong
+    field. The same name gives the same fingerprint for the life of the process."""
+    digest = hmac.new(_NAME_KEY, name.lower().encode("utf-8", "surrogatepass"), "sha256")
+    return "h:" + digest.hexdigest()[:16]
+
+
 def _same(given: str, expected: str) -> bool:
     """Constant-time comparison of two strings of any characters."""
     return hmac.compare_digest(
@@ -191,7 +225,7 @@ async def _identify(request: web.Request) -> Principal:
             return _INTEGRATION_PRINCIPAL
         raise _unauthorized("the bearer token is not valid")
     session_id = request.cookies.get(COOKIE, "")
-    if session_id and len(session_id) <= _MAX_SESSION_ID:
+    if session_id and well_formed(session_id):
         sessions = request.app[SESSIONS]
         session = await sessions.get(session_id)
         if session is not None and USERS in request.app:
@@ -199,7 +233,7 @@ async def _identify(request: web.Request) -> Principal:
                 user = await request.app[USERS].get(session.user_id)
             except NotFound:
                 user = None
-            if user is not None and user.active:
+            if user is not None and user.active and _same(session.stamp, user.password_stamp):
                 return _user_principal(user, settings, session)
             await sessions.delete(session_id)
     raise _unauthorized("sign in (POST /api/login) or send Authorization: Bearer <token>")
@@ -235,7 +269,10 @@ async def sessions_context(app: web.Application) -> AsyncIterator[None]:
         )
         yield
         return
-    client = aioredis.Redis.from_url(settings.redis_url.reveal())
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.redis_url.reveal(), max_connections=REDIS_POOL_SIZE, timeout=REDIS_POOL_TIMEOUT
+    )
+    client = aioredis.Redis(connection_pool=pool)
     prefix = settings.redis_prefix
     app[SESSIONS] = RedisSessions(client, prefix=prefix, idle=idle, lifetime=lifetime)
     app[LIMITER] = RedisLoginLimiter(
@@ -248,6 +285,7 @@ async def sessions_context(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await client.aclose()
+        await pool.aclose()
 
 
 # -- login, logout, me ----------------------------------------------------------------------
@@ -314,24 +352,44 @@ async def login(request: web.Request, given: Input) -> web.Response:
     store = store_of(request)
     settings = request.app[SETTINGS]
     username: str = given.body["username"]
-    keys = [f"user:{username.lower()}", f"addr:{request.remote or 'unknown'}"]
+    address = request.remote or "unknown"
+    fingerprint = name_fingerprint(username)
+    pair = f"pair:{fingerprint}|{address}"
+    per_address = f"addr:{address}"
     limiter = request.app[LIMITER]
-    wait = await limiter.blocked(keys)
+    wait = await limiter.attempt(
+        [
+            (pair, settings.web.login_max_failures),
+            (per_address, settings.web.login_address_max_failures),
+        ]
+    )
     if wait is not None:
         seconds = max(1, math.ceil(wait))
+        log.info("web.login_blocked", user=fingerprint, address=address)
         raise json_error(
             429,
             "too many failed logins",
             headers={"Retry-After": str(seconds)},
             retry_after=seconds,
         )
-    user = await request.app[USERS].authenticate(username, given.body["password"])
+    users = request.app[USERS]
+    user = await users.authenticate(username, given.body["password"])
     if user is None:
-        await limiter.failed(keys)
-        log.info("web.login_failed", username=username, address=request.remote)
+        known = await users.by_username(username)
+        log.info("web.login_failed", user=fingerprint, address=address)
+        detail: dict[str, Any] = {"address": address, "name": fingerprint}
+        if known is not None:
+            detail["username"] = known.username
+        await AuditLog(store.pool).write(
+            "anonymous",
+            "user.login_failed",
+            "user",
+            str(known.id) if known is not None else "",
+            detail,
+        )
         raise _unauthorized("wrong user name or password")
-    await limiter.clear(keys[0])
-    session = await request.app[SESSIONS].create(user.id)
+    await limiter.succeeded(pair, [per_address])
+    session = await request.app[SESSIONS].create(user.id, user.password_stamp)
     await AuditLog(store.pool).write(
         user.username, "user.login", "user", str(user.id), {"address": request.remote}
     )
@@ -356,3 +414,46 @@ async def logout(request: web.Request, _: Input) -> web.Response:
 async def me(request: web.Request, _: Input) -> web.Response:
     """The principal, with the session's CSRF token."""
     return web.json_response(_me(principal_of(request)))
+
+
+PASSWORD_CHANGE: Final = Object(
+    {
+        "current_password": Text(max_length=1024, min_length=1),
+        "new_password": Text(max_length=1024, min_length=MIN_PASSWORD_LENGTH),
+    },
+    required=frozenset({"current_password", "new_password"}),
+)
+
+
+@api.operation(
+    "POST",
+    "/api/me/password",
+    summary="Change one's own password: ends every other session, answers a new one",
+    tag="auth",
+    body=PASSWORD_CHANGE,
+    json_only=True,
+    response=ME_SCHEMA,
+    errors=(409,),
+)
+async def change_password(request: web.Request, given: Input) -> web.Response:
+    """Check the current password, set the new one (409 when the rules refuse it), end
+    every session of the user and start a new one for this client."""
+    principal = principal_of(request)
+    if principal.session is None or principal.user_id is None:
+        raise json_error(403, "forbidden", message="only a signed-in user has a password")
+    store = store_of(request)
+    settings = request.app[SETTINGS]
+    users = request.app[USERS]
+    if await users.authenticate(principal.name, given.body["current_password"]) is None:
+        raise json_error(403, "forbidden", message="the current password is wrong")
+    await users.set_password(principal.user_id, given.body["new_password"])
+    sessions = request.app[SESSIONS]
+    await sessions.delete(principal.session.id)
+    user = await users.get(principal.user_id)
+    session = await sessions.create(user.id, user.password_stamp)
+    await AuditLog(store.pool).write(
+        user.username, "user.password_change", "user", str(user.id), {"address": request.remote}
+    )
+    response = web.json_response(_me(_user_principal(user, settings, session)))
+    _set_cookie(response, settings, session.id)
+    return response
