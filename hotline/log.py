@@ -44,6 +44,9 @@ _MIN_DIGITS: Final = 7
 _MAX_DIGITS: Final = 15
 _ENCODED_PLUS: Final = re.compile(r"%2[Bb](?=\d)")
 """A URL-encoded ``+`` before digits (``?q=%2B8613900139000``), read as ``+`` for masking."""
+_ENCODED_SPACE: Final = re.compile(r"(?<=\d)(?:%20|\+)(?=\d)")
+"""A URL-encoded space between digits (``?q=139%202574%202721``, ``139+2574``), read as a
+space for masking."""
 _PHONE_KEYS: Final = frozenset(
     {"caller", "caller_number", "callerid", "calleridnum", "number", "phone", "customer_number"}
 )
@@ -101,7 +104,7 @@ class MaskPhoneNumbers(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         """Replace the record's message by its masked text; never drops a record."""
         message = record.getMessage()
-        masked = mask_text(_ENCODED_PLUS.sub("+", message))
+        masked = mask_text(_ENCODED_SPACE.sub(" ", _ENCODED_PLUS.sub("+", message)))
         if masked != message:
             record.msg, record.args = masked, None
         return True

@@ -79,11 +79,18 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         raise json_error(422, "validation", fields=exc.fields) from exc
     except RequestPayloadError:
         encoding = request.headers.get("Content-Encoding", "identity")
-        raise json_error(
-            400,
-            "bad request",
-            message=f"the request body cannot be read (Content-Encoding: {encoding})",
-        ) from None
+        response = web.json_response(
+            {
+                "error": "bad request",
+                "message": f"the request body cannot be read (Content-Encoding: {encoding})",
+            },
+            status=400,
+        )
+        # The rest of the body cannot be read either: close the connection after the answer
+        # instead of letting aiohttp try (and log a traceback).
+        response.force_close()
+        request.content.feed_eof()
+        return response
     except NotFound as exc:
         raise json_error(404, "not found", message=str(exc)) from exc
     except InvalidChange as exc:
