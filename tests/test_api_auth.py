@@ -11,10 +11,10 @@ import redis.asyncio as aioredis
 from aiohttp import ClientResponse, web
 
 from hotline.store.users import Users
-from hotline.web.auth import COOKIE, PUBLIC_PATHS
+from hotline.web.auth import COOKIE, PUBLIC_PATHS, USERS
 from hotline.web.openapi import OPENAPI
 from hotline.web.sessions import MemoryLoginLimiter, MemorySessions
-from tests.api_support import PASSWORD, running_api
+from tests.api_support import FAST, PASSWORD, running_api
 
 _PARAMETER = re.compile(r"{(\w+)(:[^}]*)?}")
 
@@ -202,6 +202,9 @@ async def test_login_block_ends_with_the_window_and_success_clears_the_name(
 ) -> None:
     options = {"login_window": 1, "login_max_failures": 3, "login_address_max_failures": 3}
     async with running_api(migrated_database_url, tmp_path, web=options) as api:
+        # The users' cheap hashes stay as they are (no rehash to argon2's default cost at the
+        # first login): on a loaded machine that rehash alone could outlast the 1 s window.
+        api.server.app[USERS].hasher = FAST
         client = await api.client()
         wrong = {"username": "alice", "password": "wrong password"}
         right = {"username": "alice", "password": PASSWORD}

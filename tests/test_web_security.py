@@ -295,6 +295,12 @@ async def test_a_new_password_ends_the_users_other_sessions(
         laptop = await api.sign_in("alice")
         bob = await api.sign_in("bob")
         # Alice changes her own password on the laptop: the phone is signed out.
+        weak = await laptop.call(
+            "POST",
+            "/api/me/password",
+            json={"current_password": PASSWORD, "new_password": "password123"},
+        )
+        weak_body = await weak.json()
         wrong_current = await laptop.call(
             "POST",
             "/api/me/password",
@@ -319,6 +325,8 @@ async def test_a_new_password_ends_the_users_other_sessions(
         root_after = await root.call("GET", "/api/me")
         again = await api.sign_in("alice", "yet another one")
 
+    assert weak.status == 422
+    assert "common" in weak_body["fields"]["new_password"]
     assert wrong_current.status == 403
     assert changed.status == 200
     assert phone_after.status == 401

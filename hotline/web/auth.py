@@ -25,8 +25,9 @@ Roles (enforced by the handlers through the principal):
 
 - ``agent``: the tickets of their queues (their user's ``queues`` plus those
   their agent serves in the configuration) and the tickets assigned to them
-  (their agent id or user name); the customers of those tickets; control of
-  their own agent only;
+  (their agent id or user name); the customers of those tickets and the caller
+  on their phone right now (:mod:`hotline.web.customers`); callbacks only to
+  their own phone; control of their own agent only;
 - ``supervisor``: every ticket and customer, every agent;
 - ``admin``: as a supervisor, and the users;
 - ``integration``: the bearer token, as above.
@@ -72,11 +73,11 @@ from hotline.store.audit import AuditLog
 from hotline.store.db import NotFound
 from hotline.store.service import STORE, Store
 from hotline.store.tickets import Ticket, TicketScope
-from hotline.store.users import MIN_PASSWORD_LENGTH, ROLES, User, Users
+from hotline.store.users import MIN_PASSWORD_LENGTH, ROLES, User, Users, password_problem
 from hotline.web.errors import json_error
 from hotline.web.keys import SETTINGS
 from hotline.web.openapi import SAFE_METHODS, Api, Input
-from hotline.web.schema import Object, Text
+from hotline.web.schema import Object, Text, ValidationFailed
 from hotline.web.sessions import (
     LoginLimiter,
     MemoryLoginLimiter,
@@ -336,6 +337,32 @@ def _set_cookie(response: web.StreamResponse, settings: Settings, value: str) ->
     )
 
 
+async def _count_attempt(request: web.Request, username: str) -> tuple[str, str]:
+    """Count a password check against the (name, address) pair and the address, or answer
+    429 when either is at its limit; returns both keys."""
+    settings = request.app[SETTINGS]
+    address = request.remote or "unknown"
+    fingerprint = name_fingerprint(username)
+    pair = f"pair:{fingerprint}|{address}"
+    per_address = f"addr:{address}"
+    wait = await request.app[LIMITER].attempt(
+        [
+            (pair, settings.web.login_max_failures),
+            (per_address, settings.web.login_address_max_failures),
+        ]
+    )
+    if wait is not None:
+        seconds = max(1, math.ceil(wait))
+        log.info("web.login_blocked", user=fingerprint, address=address)
+        raise json_error(
+            429,
+            "too many failed logins",
+            headers={"Retry-After": str(seconds)},
+            retry_after=seconds,
+        )
+    return pair, per_address
+
+
 @api.operation(
     "POST",
     "/api/login",
@@ -354,24 +381,8 @@ async def login(request: web.Request, given: Input) -> web.Response:
     username: str = given.body["username"]
     address = request.remote or "unknown"
     fingerprint = name_fingerprint(username)
-    pair = f"pair:{fingerprint}|{address}"
-    per_address = f"addr:{address}"
+    pair, per_address = await _count_attempt(request, username)
     limiter = request.app[LIMITER]
-    wait = await limiter.attempt(
-        [
-            (pair, settings.web.login_max_failures),
-            (per_address, settings.web.login_address_max_failures),
-        ]
-    )
-    if wait is not None:
-        seconds = max(1, math.ceil(wait))
-        log.info("web.login_blocked", user=fingerprint, address=address)
-        raise json_error(
-            429,
-            "too many failed logins",
-            headers={"Retry-After": str(seconds)},
-            retry_after=seconds,
-        )
     users = request.app[USERS]
     user = await users.authenticate(username, given.body["password"])
     if user is None:
@@ -433,20 +444,27 @@ PASSWORD_CHANGE: Final = Object(
     body=PASSWORD_CHANGE,
     json_only=True,
     response=ME_SCHEMA,
-    errors=(409,),
+    errors=(429,),
 )
 async def change_password(request: web.Request, given: Input) -> web.Response:
-    """Check the current password, set the new one (409 when the rules refuse it), end
-    every session of the user and start a new one for this client."""
+    """Check the current password (counted like a login: 429 past the limit), set the new
+    one (422 when the rules refuse it), end every session of the user and start a new one
+    for this client."""
     principal = principal_of(request)
     if principal.session is None or principal.user_id is None:
         raise json_error(403, "forbidden", message="only a signed-in user has a password")
     store = store_of(request)
     settings = request.app[SETTINGS]
     users = request.app[USERS]
+    new_password: str = given.body["new_password"]
+    problem = password_problem(new_password, principal.name)
+    if problem is not None:
+        raise ValidationFailed({"new_password": problem})
+    pair, per_address = await _count_attempt(request, principal.name)
     if await users.authenticate(principal.name, given.body["current_password"]) is None:
         raise json_error(403, "forbidden", message="the current password is wrong")
-    await users.set_password(principal.user_id, given.body["new_password"])
+    await request.app[LIMITER].succeeded(pair, [per_address])
+    await users.set_password(principal.user_id, new_password)
     sessions = request.app[SESSIONS]
     await sessions.delete(principal.session.id)
     user = await users.get(principal.user_id)
