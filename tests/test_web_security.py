@@ -27,11 +27,13 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
+from hotline.config import ConfigError, parse_settings
 from hotline.store.audit import AuditLog
 from hotline.store.customers import Customers
 from hotline.store.users import common_passwords
 from hotline.web.auth import COOKIE
 from hotline.web.keys import CLOCK, ENGINE
+from hotline.web.sessions import SessionIds
 from tests.api_support import BEARER, PASSWORD, RunningApi, Signed, running_api
 from tests.routing_helpers import Pbx
 
@@ -359,6 +361,63 @@ async def test_malformed_session_cookies_are_refused_without_redis(
     assert answers == [401] * 6
 
 
+async def test_with_a_session_key_forged_ids_of_the_right_shape_cost_no_redis_either(
+    migrated_database_url: str, tmp_path: Path
+) -> None:
+    key = "a session key for the tests, 32+ chars"
+    ids = SessionIds(key)
+    real = ids.new()
+    token, mac = real.split(".")
+    forged = [
+        "a" * 43,  # an unsigned id
+        f"{'a' * 43}.{mac}",  # another token with a real signature
+        f"{token}.{'A' * 22}",  # the real token with a made-up signature
+        SessionIds("another key of the same length!!!!!").new(),
+    ]
+    async with running_api(
+        migrated_database_url,
+        tmp_path,
+        redis_url="redis://127.0.0.1:1/0",
+        web={"session_key": key},
+    ) as api:
+        client = await api.client()
+        answers = [
+            (await client.get("/api/me", cookies={COOKIE: cookie})).status for cookie in forged
+        ]
+        # One the server would have made gets as far as Redis, which is down here: 503.
+        recognised = await client.get("/api/me", cookies={COOKIE: real})
+
+    assert ids.recognises(real)
+    assert not any(ids.recognises(cookie) for cookie in forged)
+    assert answers == [401] * 4
+    assert recognised.status == 503
+    assert key not in repr(ids)
+
+
+async def test_signed_session_ids_sign_in_and_out(
+    migrated_database_url: str,
+    tmp_path: Path,
+    redis_server_url: str,
+    redis_prefix: str,
+    redis_client: aioredis.Redis,
+) -> None:
+    async with running_api(
+        migrated_database_url,
+        tmp_path,
+        redis_url=redis_server_url,
+        redis_prefix=redis_prefix,
+        web={"session_key": "a session key for the tests, 32+ chars"},
+    ) as api:
+        sam = await api.sign_in("sam")
+        cookie = sam.client.session.cookie_jar.filter_cookies(api.server.make_url("/"))[COOKIE]
+        me = await sam.call("GET", "/api/me")
+        out = await sam.call("POST", "/api/logout")
+        after = await sam.call("GET", "/api/me")
+
+    assert SessionIds("a session key for the tests, 32+ chars").recognises(cookie.value)
+    assert (me.status, out.status, after.status) == (200, 204, 401)
+
+
 async def test_unauthenticated_load_does_not_starve_signed_in_users(
     migrated_database_url: str,
     tmp_path: Path,
@@ -432,3 +491,19 @@ async def test_undecodable_bodies_are_400_and_every_answer_says_nosniff(
     assert gzipped.status == 200
     assert deflated.status == 200
     assert all(h["X-Content-Type-Options"] == "nosniff" for h in headers)
+
+
+def test_the_session_key_is_a_secret_of_16_or_more_characters(tmp_path: Path) -> None:
+    base: dict[str, Any] = {
+        "ami": {"url": "ami://hotline:secret@127.0.0.1:1"},
+        "queues": [{"name": "support"}],
+    }
+    with pytest.raises(ConfigError, match=r"web\.session_key: must be at least 16") as short:
+        parse_settings({**base, "web": {"session_key": "too short"}}, source="<t>", env={})
+    assert "too short" not in str(short.value)
+    key_file = tmp_path / "session.key"
+    key_file.write_text("a key from a file, long enough\n")
+    settings = parse_settings(base, source="<t>", env={"HOTLINE_SESSION_KEY_FILE": str(key_file)})
+    assert settings.web.session_key.reveal() == "a key from a file, long enough"
+    assert "long enough" not in repr(settings)
+    assert not parse_settings(base, source="<t>", env={}).web.session_key

@@ -48,10 +48,11 @@ every other session of that user: a session carries the user's password stamp
 (:attr:`hotline.store.users.User.password_stamp`) from its login, and a session
 whose stamp no longer matches is ended at its next request.
 
-Session cookies of a shape the service never makes are refused before any
-Redis work, and the Redis connections are a bounded, blocking pool (a request
-waits up to :data:`REDIS_POOL_TIMEOUT` seconds for one), so unauthenticated
-load cannot take every connection and leave signed-in users with 503s.
+Session cookies of a shape the service never makes (or, with ``[web]
+session_key``, without a valid signature) are refused before any Redis work,
+and the Redis connections are a bounded, blocking pool (a request waits up to
+:data:`REDIS_POOL_TIMEOUT` seconds for one), so unauthenticated load cannot take
+every connection and leave signed-in users with 503s.
 """
 
 from __future__ import annotations
@@ -85,8 +86,8 @@ from hotline.web.sessions import (
     RedisLoginLimiter,
     RedisSessions,
     Session,
+    SessionIds,
     SessionStore,
-    well_formed,
 )
 
 __all__ = [
@@ -226,8 +227,8 @@ async def _identify(request: web.Request) -> Principal:
             return _INTEGRATION_PRINCIPAL
         raise _unauthorized("the bearer token is not valid")
     session_id = request.cookies.get(COOKIE, "")
-    if session_id and well_formed(session_id):
-        sessions = request.app[SESSIONS]
+    sessions = request.app[SESSIONS]
+    if session_id and sessions.ids.recognises(session_id):
         session = await sessions.get(session_id)
         if session is not None and USERS in request.app:
             try:
@@ -261,10 +262,11 @@ async def sessions_context(app: web.Application) -> AsyncIterator[None]:
     web_settings = settings.web
     idle = web_settings.session_idle_minutes * 60
     lifetime = web_settings.session_max_hours * 3600
+    ids = SessionIds(web_settings.session_key.reveal())
     if STORE in app:
         app[USERS] = Users(app[STORE].pool)
     if not settings.redis_url:
-        app[SESSIONS] = MemorySessions(idle=idle, lifetime=lifetime)
+        app[SESSIONS] = MemorySessions(idle=idle, lifetime=lifetime, ids=ids)
         app[LIMITER] = MemoryLoginLimiter(
             max_failures=web_settings.login_max_failures, window=web_settings.login_window
         )
@@ -275,7 +277,7 @@ async def sessions_context(app: web.Application) -> AsyncIterator[None]:
     )
     client = aioredis.Redis(connection_pool=pool)
     prefix = settings.redis_prefix
-    app[SESSIONS] = RedisSessions(client, prefix=prefix, idle=idle, lifetime=lifetime)
+    app[SESSIONS] = RedisSessions(client, prefix=prefix, idle=idle, lifetime=lifetime, ids=ids)
     app[LIMITER] = RedisLoginLimiter(
         client,
         prefix=prefix,

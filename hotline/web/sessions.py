@@ -25,8 +25,10 @@ counted as 200, and all but the first few get 429. A success then gives the
 attempt back (:meth:`LoginLimiter.succeeded`): the pair's count is cleared and
 the address's is decremented.
 
-Session ids have a fixed shape (43 URL-safe characters); a cookie of any other
-shape is refused by :func:`well_formed` before any Redis work.
+Session ids (:class:`SessionIds`) are 43 random URL-safe characters; with a
+``[web] session_key`` they are followed by ``.`` and a 22-character HMAC of
+them. A cookie of another shape, or with a wrong HMAC, is refused by
+:meth:`SessionIds.recognises` before any Redis work.
 
 Both live in Redis when ``[redis] url`` is configured, so every instance shares
 them and a restart keeps them. Without Redis they live in this process's
@@ -35,7 +37,9 @@ memory: correct for a single instance only, and a restart logs everybody out.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import json
 import math
 import re
@@ -54,14 +58,16 @@ __all__ = [
     "RedisLoginLimiter",
     "RedisSessions",
     "Session",
+    "SessionIds",
     "SessionStore",
-    "well_formed",
 ]
 
 Now = Callable[[], float]
 _PRUNE_EVERY: Final = 1024
 _SESSION_ID: Final = re.compile(r"[A-Za-z0-9_-]{43}")
-"""The shape of ``secrets.token_urlsafe(32)``: every session id this module makes."""
+"""The shape of ``secrets.token_urlsafe(32)``: an unsigned session id."""
+_SIGNED_ID: Final = re.compile(r"(?P<token>[A-Za-z0-9_-]{43})\.(?P<mac>[A-Za-z0-9_-]{22})")
+"""A signed session id: the token, a dot, and 16 bytes of its HMAC-SHA256 in base64url."""
 _ATTEMPT: Final = """
 local wait = 0
 for i, key in ipairs(KEYS) do
@@ -110,10 +116,34 @@ return count
 ``PEXPIRE ... NX``)."""
 
 
-def well_formed(session_id: str) -> bool:
-    """Whether ``session_id`` has the shape of an id this module makes (checked without
-    any I/O, so forged cookies of another shape cost nothing)."""
-    return _SESSION_ID.fullmatch(session_id) is not None
+class SessionIds:
+    """Makes session ids, and recognises them without any I/O (see the module docstring):
+    signed with ``key`` when one is given, else random only."""
+
+    def __init__(self, key: str = "") -> None:
+        """``key``: the ``[web] session_key`` secret's value, or empty for unsigned ids."""
+        self._key = key.encode("utf-8", "surrogatepass")
+
+    def __repr__(self) -> str:
+        """Never the key."""
+        return f"SessionIds(signed={bool(self._key)})"
+
+    def _mac(self, token: str) -> str:
+        digest = hmac.new(self._key, token.encode("ascii"), "sha256").digest()[:16]
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+    def new(self) -> str:
+        """A new random id (signed when there is a key)."""
+        token = secrets.token_urlsafe(32)
+        return f"{token}.{self._mac(token)}" if self._key else token
+
+    def recognises(self, session_id: str) -> bool:
+        """Whether ``session_id`` could be one of ours: the right shape, and with a key the
+        right HMAC. A forged cookie is refused here at no Redis cost."""
+        if not self._key:
+            return _SESSION_ID.fullmatch(session_id) is not None
+        match = _SIGNED_ID.fullmatch(session_id)
+        return match is not None and hmac.compare_digest(match["mac"], self._mac(match["token"]))
 
 
 def _digest(session_id: str) -> str:
@@ -136,6 +166,9 @@ class Session:
 class SessionStore(Protocol):
     """Where sessions live (see the module docstring)."""
 
+    ids: SessionIds
+    """How this store's session ids are made and recognised."""
+
     async def create(self, user_id: int, stamp: str = "") -> Session:
         """A new session for ``user_id`` whose password stamp is ``stamp``."""
         ...
@@ -154,15 +187,24 @@ class SessionStore(Protocol):
         ...
 
 
-def _new_session(user_id: int, now: float, stamp: str) -> Session:
-    return Session(secrets.token_urlsafe(32), user_id, secrets.token_urlsafe(32), now, stamp)
+def _new_session(ids: SessionIds, user_id: int, now: float, stamp: str) -> Session:
+    return Session(ids.new(), user_id, secrets.token_urlsafe(32), now, stamp)
 
 
 class MemorySessions:
     """Sessions in this process's memory (a single instance only)."""
 
-    def __init__(self, *, idle: float, lifetime: float, now: Now = time.time) -> None:
-        """Sessions end after ``idle`` seconds unused, or ``lifetime`` seconds after login."""
+    def __init__(
+        self,
+        *,
+        idle: float,
+        lifetime: float,
+        now: Now = time.time,
+        ids: SessionIds | None = None,
+    ) -> None:
+        """Sessions end after ``idle`` seconds unused, or ``lifetime`` seconds after login;
+        ``ids`` makes their ids (unsigned by default)."""
+        self.ids = ids or SessionIds()
         self.idle = idle
         self.lifetime = lifetime
         self.now = now
@@ -179,7 +221,7 @@ class MemorySessions:
         self._created += 1
         if self._created % _PRUNE_EVERY == 0:
             self._prune(now)
-        session = _new_session(user_id, now, stamp)
+        session = _new_session(self.ids, user_id, now, stamp)
         self._sessions[_digest(session.id)] = (session, now + self.idle)
         return session
 
@@ -229,8 +271,11 @@ class RedisSessions:
         idle: float,
         lifetime: float,
         now: Now = time.time,
+        ids: SessionIds | None = None,
     ) -> None:
-        """Sessions end after ``idle`` seconds unused, or ``lifetime`` seconds after login."""
+        """Sessions end after ``idle`` seconds unused, or ``lifetime`` seconds after login;
+        ``ids`` makes their ids (unsigned by default)."""
+        self.ids = ids or SessionIds()
         self.client = client
         self.prefix = prefix
         self.idle = idle
@@ -246,7 +291,7 @@ class RedisSessions:
     async def create(self, user_id: int, stamp: str = "") -> Session:
         """A new session for ``user_id`` whose password stamp is ``stamp``."""
         now = self.now()
-        session = _new_session(user_id, now, stamp)
+        session = _new_session(self.ids, user_id, now, stamp)
         value = json.dumps(
             {
                 "user_id": user_id,
