@@ -16,6 +16,7 @@ Environment overrides (applied after the file, before validation):
 ``HOTLINE_STATE_DIR``      ``[service] state_dir``
 ``HOTLINE_DATABASE_URL``   ``[database] url``
 ``HOTLINE_REDIS_URL``      ``[redis] url``
+``HOTLINE_SESSION_KEY``    ``[web] session_key`` (``HOTLINE_SESSION_KEY_FILE`` likewise)
 ========================== =====================================================
 
 Secrets are held as :class:`hotline.secret.Secret` and never appear in ``repr``.
@@ -168,9 +169,12 @@ class WebConfig:
     Sessions end after ``session_idle_minutes`` without a request, and in any case
     ``session_max_hours`` after the login. ``cookie_secure`` marks the session
     cookie ``Secure`` (sent over HTTPS only); turn it off only for plain-HTTP
-    development. ``login_max_failures`` failed logins for one user name, or from
-    one client address, within ``login_window`` seconds block further attempts
-    (429) until the window ends.
+    development. ``login_max_failures`` failed logins for one (user name, client
+    address) pair, or ``login_address_max_failures`` from one client address,
+    within ``login_window`` seconds block further attempts (429) until the window
+    ends. ``session_key`` (a secret of at least 16 characters, shared by every
+    instance) signs session ids, so a forged cookie is refused without a Redis
+    lookup; unset, ids are unsigned and only their shape is checked.
     """
 
     cookie_secure: bool = True
@@ -178,6 +182,8 @@ class WebConfig:
     session_max_hours: float = 24.0
     login_max_failures: int = 5
     login_window: float = 300.0
+    login_address_max_failures: int = 50
+    session_key: Secret = field(default_factory=lambda: Secret(""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -549,7 +555,7 @@ def parse_settings(
     redis_prefix = redis_reader.string("prefix", "hotline:")
     redis_reader.finish()
     web_reader = root.sub("web")
-    web = _parse_web(web_reader)
+    web = _parse_web(web_reader, env)
     web_reader.finish()
     root.finish()
     return Settings(
@@ -587,8 +593,16 @@ def _parse_database(reader: _Reader, state_dir: str, configured: bool) -> Databa
     )
 
 
-def _parse_web(reader: _Reader) -> WebConfig:
+_MIN_SESSION_KEY: Final = 16
+
+
+def _parse_web(reader: _Reader, env: Mapping[str, str]) -> WebConfig:
+    file_key = reader.optional_string("session_key") or ""
+    session_key = _env_secret(env, "HOTLINE_SESSION_KEY") or Secret(file_key)
+    if session_key and len(session_key.reveal()) < _MIN_SESSION_KEY:
+        raise reader.error("session_key", f"must be at least {_MIN_SESSION_KEY} characters")
     return WebConfig(
+        session_key=session_key,
         cookie_secure=reader.boolean("cookie_secure", True),
         session_idle_minutes=reader.number(
             "session_idle_minutes", 480.0, minimum=1.0, maximum=7 * 24 * 60.0
@@ -596,6 +610,7 @@ def _parse_web(reader: _Reader) -> WebConfig:
         session_max_hours=reader.number("session_max_hours", 24.0, minimum=0.1, maximum=24 * 30.0),
         login_max_failures=reader.integer("login_max_failures", 5, minimum=1),
         login_window=reader.number("login_window", 300.0, minimum=1.0, maximum=86_400.0),
+        login_address_max_failures=reader.integer("login_address_max_failures", 50, minimum=1),
     )
 
 

@@ -104,6 +104,11 @@ async def test_agents_only_reach_the_customers_of_their_tickets(
     assert allowed.status == 200
     assert changed.notes == "prefers mornings"
     assert untouched.notes == ""
+    # Issue 9 item 15: each refusal is audited too, on the customer refused.
+    denied = [e for e in entries if e.action == "customer.denied"]
+    assert sorted(e.detail["operation"] for e in denied) == ["read", "update"]
+    assert {e.object_id for e in denied} == {str(sold.id)}
+    entries = [e for e in entries if e.action != "customer.denied"]
     assert sorted(e.action for e in entries) == [
         "customer.read",
         "customer.search",

@@ -216,6 +216,16 @@ class Router:
         """Ids of the agents who could take a call right now."""
         return set(self._available)
 
+    def caller_on_phone(self, agent_id: str) -> str | None:
+        """The number of the caller ringing on, or talking to, this agent's phone right now
+        (the screen-pop), else ``None``."""
+        agent = self.agents.get(agent_id)
+        offer = self.offers.get(agent.offer_id) if agent and agent.offer_id else None
+        call = self.calls.get(offer.call_id) if offer is not None else None
+        if call is None or call.state is CallState.ENDED:
+            return None
+        return call.number
+
     def next_deadline(self) -> float | None:
         """When :meth:`tick` next has something to do, or None."""
         while self._deadlines and not self._deadline_valid(self._deadlines[0][2]):

@@ -3,14 +3,27 @@
 Hashing and verifying run in a worker thread (argon2 is deliberately slow), so
 the event loop never waits on them. An unknown user name costs the same time
 as a wrong password, so a login does not reveal which names exist.
+
+Password rules (:func:`password_problem`, checked at every creation, change and
+reset): at least :data:`MIN_PASSWORD_LENGTH` characters, not only whitespace,
+not the user name (nor containing a name of four or more characters), and not
+a common password: the shipped list ``hotline/store/data/common-passwords.txt``
+(compared without case, also with trailing digits and symbols removed, so
+``Password2024!`` is refused as ``password``).
+
+:attr:`User.password_stamp` changes whenever the password hash does; the API
+binds sessions to it, so a new password ends the user's other sessions.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cache
+from importlib.resources import files
 from typing import Any, Final
 
 import asyncpg
@@ -19,7 +32,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from hotline.store.db import Db, InvalidChange, NotFound, from_row
 
-__all__ = ["MIN_PASSWORD_LENGTH", "ROLES", "User", "Users"]
+__all__ = ["MIN_PASSWORD_LENGTH", "ROLES", "User", "Users", "common_passwords", "password_problem"]
 
 ROLES: Final = ("agent", "supervisor", "admin")
 MIN_PASSWORD_LENGTH: Final = 8
@@ -27,6 +40,7 @@ _SELECT: Final = """
 select
     id, username, display_name, role, agent_id, queues, active, created_at,
     last_login_at,
+    left(md5(password_hash), 16) as password_stamp,
     password_hash
 from users
 """
@@ -46,6 +60,8 @@ class User:
     active: bool
     created_at: datetime
     last_login_at: datetime | None
+    password_stamp: str = field(default="", repr=False)
+    """A digest of the current password hash: it changes with every new password."""
 
 
 def _user(row: asyncpg.Record) -> User:
@@ -53,9 +69,39 @@ def _user(row: asyncpg.Record) -> User:
     return replace(user, queues=tuple(user.queues))
 
 
-def _check_password(password: str) -> None:
+_TRAILING: Final = re.compile(r"[\W\d_]+$")
+
+
+@cache
+def common_passwords() -> frozenset[str]:
+    """The shipped list of common passwords, lower case."""
+    text = files("hotline.store").joinpath("data/common-passwords.txt").read_text("utf-8")
+    return frozenset(
+        line.strip().lower() for line in text.splitlines() if line.strip() and line[0] != "#"
+    )
+
+
+def password_problem(password: str, username: str) -> str | None:
+    """Why ``password`` may not be ``username``'s password, or ``None`` when it may."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidChange(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+        return f"a password needs at least {MIN_PASSWORD_LENGTH} characters"
+    if not password.strip():
+        return "a password cannot be only whitespace"
+    lowered = password.lower()
+    stem = _TRAILING.sub("", lowered)
+    name = username.lower()
+    if name and (name in (lowered, stem) or (len(name) >= 4 and name in lowered)):
+        return "a password cannot be or contain the user name"
+    common = common_passwords()
+    if lowered in common or lowered.strip() in common or stem in common:
+        return "this password is too common (it is on the list of common passwords)"
+    return None
+
+
+def _check_password(password: str, username: str) -> None:
+    problem = password_problem(password, username)
+    if problem is not None:
+        raise InvalidChange(problem)
 
 
 class Users:
@@ -80,7 +126,7 @@ class Users:
         """A new user; the name is unique regardless of case."""
         if role not in ROLES:
             raise InvalidChange(f"role must be one of {', '.join(ROLES)}, got {role!r}")
-        _check_password(password)
+        _check_password(password, username)
         password_hash = await asyncio.to_thread(self.hasher.hash, password)
         try:
             user_id = await self.db.fetchval(
@@ -154,8 +200,9 @@ class Users:
             return False
 
     async def set_password(self, user_id: int, password: str) -> None:
-        """Replace a user's password."""
-        _check_password(password)
+        """Replace a user's password (the rules of :func:`password_problem` apply)."""
+        user = await self.get(user_id)
+        _check_password(password, user.username)
         password_hash = await asyncio.to_thread(self.hasher.hash, password)
         updated = await self.db.fetchval(
             "update users set password_hash = $2 where id = $1 returning id", user_id, password_hash

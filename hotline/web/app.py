@@ -37,7 +37,7 @@ from hotline.store.scheduler import CallbackScheduler
 from hotline.store.service import STORE, store_context
 from hotline.ticketno import FileSequenceStore, MemorySequenceStore, SequenceStore, TicketNumbers
 from hotline.web import agents, auth, customers, metrics, openapi, ready, reports, tickets, users
-from hotline.web.errors import json_errors
+from hotline.web.errors import json_errors, security_headers
 from hotline.web.keys import AMI, CLOCK, ENGINE, METRICS, SETTINGS, TICKET_NUMBERS
 
 __all__ = ["create_app"]
@@ -78,6 +78,7 @@ def create_app(
     """The application: AMI client, store, sessions, engine task, the JSON API, health and
     metrics endpoints."""
     app = web.Application(middlewares=[json_errors, auth.authenticate], client_max_size=1024 * 1024)
+    app.on_response_prepare.append(security_headers)
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[METRICS] = Metrics(settings, CollectorRegistry(), clock=app[CLOCK])

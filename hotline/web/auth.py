@@ -25,15 +25,34 @@ Roles (enforced by the handlers through the principal):
 
 - ``agent``: the tickets of their queues (their user's ``queues`` plus those
   their agent serves in the configuration) and the tickets assigned to them
-  (their agent id or user name); the customers of those tickets; control of
-  their own agent only;
+  (their agent id or user name); the customers of those tickets and the caller
+  on their phone right now (:mod:`hotline.web.customers`); callbacks only to
+  their own phone; control of their own agent only;
 - ``supervisor``: every ticket and customer, every agent;
 - ``admin``: as a supervisor, and the users;
 - ``integration``: the bearer token, as above.
 
-The login is rate-limited per user name and per client address (429 with
-``Retry-After``); the client address is the TCP peer, so behind a reverse
-proxy every client shares the proxy's address.
+The login is rate-limited per (user name, client address) pair, with a higher
+ceiling per client address (429 with ``Retry-After``), counted atomically
+before the password is checked (:mod:`hotline.web.sessions`). So five typos
+lock out one person at one address, not everyone behind the same NAT, and
+nobody can lock a named user out from elsewhere. The client address is the TCP
+peer, so behind a reverse proxy every client shares the proxy's address. A
+failed login is written to the audit log (``user.login_failed``) and logged
+with a keyed hash of the typed user name, never the name itself (it may be a
+password typed into the wrong field).
+
+Passwords: ``POST /api/me/password`` changes one's own (the current one is
+asked); an admin resets anyone's through ``PATCH /api/users/{id}``. Either ends
+every other session of that user: a session carries the user's password stamp
+(:attr:`hotline.store.users.User.password_stamp`) from its login, and a session
+whose stamp no longer matches is ended at its next request.
+
+Session cookies of a shape the service never makes (or, with ``[web]
+session_key``, without a valid signature) are refused before any Redis work,
+and the Redis connections are a bounded, blocking pool (a request waits up to
+:data:`REDIS_POOL_TIMEOUT` seconds for one), so unauthenticated load cannot take
+every connection and leave signed-in users with 503s.
 """
 
 from __future__ import annotations
@@ -41,6 +60,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -54,11 +74,11 @@ from hotline.store.audit import AuditLog
 from hotline.store.db import NotFound
 from hotline.store.service import STORE, Store
 from hotline.store.tickets import Ticket, TicketScope
-from hotline.store.users import ROLES, User, Users
+from hotline.store.users import MIN_PASSWORD_LENGTH, ROLES, User, Users, password_problem
 from hotline.web.errors import json_error
 from hotline.web.keys import SETTINGS
 from hotline.web.openapi import SAFE_METHODS, Api, Input
-from hotline.web.schema import Object, Text
+from hotline.web.schema import Object, Text, ValidationFailed
 from hotline.web.sessions import (
     LoginLimiter,
     MemoryLoginLimiter,
@@ -66,6 +86,7 @@ from hotline.web.sessions import (
     RedisLoginLimiter,
     RedisSessions,
     Session,
+    SessionIds,
     SessionStore,
 )
 
@@ -76,11 +97,14 @@ __all__ = [
     "LIMITER",
     "PRINCIPAL",
     "PUBLIC_PATHS",
+    "REDIS_POOL_SIZE",
+    "REDIS_POOL_TIMEOUT",
     "SESSIONS",
     "USERS",
     "Principal",
     "api",
     "authenticate",
+    "name_fingerprint",
     "principal_of",
     "sessions_context",
     "store_of",
@@ -96,7 +120,11 @@ PUBLIC_PATHS: Final = frozenset(
 """Paths served without credentials; everything else answers 401 without them."""
 INTEGRATION: Final = "integration"
 _WWW_AUTHENTICATE: Final = {"WWW-Authenticate": 'Bearer realm="hotline"'}
-_MAX_SESSION_ID: Final = 128
+REDIS_POOL_SIZE: Final = 100
+"""Most Redis connections one process opens (``?max_connections=N`` in the URL wins)."""
+REDIS_POOL_TIMEOUT: Final = 5.0
+"""Seconds a request waits for a free Redis connection before its 503."""
+_NAME_KEY: Final = secrets.token_bytes(32)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -171,6 +199,14 @@ def _user_principal(user: User, settings: Settings, session: Session | None) -> 
     )
 
 
+def name_fingerprint(name: str) -> str:
+    """A keyed hash of a typed user name (the key lives in this process only), to log and
+    audit failed logins without the name itself: it may be a password typed in the wrong
+    field. The same name gives the same fingerprint for the life of the process."""
+    digest = hmac.new(_NAME_KEY, name.lower().encode("utf-8", "surrogatepass"), "sha256")
+    return "h:" + digest.hexdigest()[:16]
+
+
 def _same(given: str, expected: str) -> bool:
     """Constant-time comparison of two strings of any characters."""
     return hmac.compare_digest(
@@ -193,15 +229,15 @@ async def _identify(request: web.Request) -> Principal:
             return _INTEGRATION_PRINCIPAL
         raise _unauthorized("the bearer token is not valid")
     session_id = request.cookies.get(COOKIE, "")
-    if session_id and len(session_id) <= _MAX_SESSION_ID:
-        sessions = request.app[SESSIONS]
+    sessions = request.app[SESSIONS]
+    if session_id and sessions.ids.recognises(session_id):
         session = await sessions.get(session_id)
         if session is not None and USERS in request.app:
             try:
                 user = await request.app[USERS].get(session.user_id)
             except NotFound:
                 user = None
-            if user is not None and user.active:
+            if user is not None and user.active and _same(session.stamp, user.password_stamp):
                 return _user_principal(user, settings, session)
             await sessions.delete(session_id)
     raise _unauthorized("sign in (POST /api/login) or send Authorization: Bearer <token>")
@@ -228,18 +264,22 @@ async def sessions_context(app: web.Application) -> AsyncIterator[None]:
     web_settings = settings.web
     idle = web_settings.session_idle_minutes * 60
     lifetime = web_settings.session_max_hours * 3600
+    ids = SessionIds(web_settings.session_key.reveal())
     if STORE in app:
         app[USERS] = Users(app[STORE].pool)
     if not settings.redis_url:
-        app[SESSIONS] = MemorySessions(idle=idle, lifetime=lifetime)
+        app[SESSIONS] = MemorySessions(idle=idle, lifetime=lifetime, ids=ids)
         app[LIMITER] = MemoryLoginLimiter(
             max_failures=web_settings.login_max_failures, window=web_settings.login_window
         )
         yield
         return
-    client = aioredis.Redis.from_url(settings.redis_url.reveal())
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.redis_url.reveal(), max_connections=REDIS_POOL_SIZE, timeout=REDIS_POOL_TIMEOUT
+    )
+    client = aioredis.Redis(connection_pool=pool)
     prefix = settings.redis_prefix
-    app[SESSIONS] = RedisSessions(client, prefix=prefix, idle=idle, lifetime=lifetime)
+    app[SESSIONS] = RedisSessions(client, prefix=prefix, idle=idle, lifetime=lifetime, ids=ids)
     app[LIMITER] = RedisLoginLimiter(
         client,
         prefix=prefix,
@@ -250,6 +290,7 @@ async def sessions_context(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await client.aclose()
+        await pool.aclose()
 
 
 # -- login, logout, me ----------------------------------------------------------------------
@@ -300,6 +341,32 @@ def _set_cookie(response: web.StreamResponse, settings: Settings, value: str) ->
     )
 
 
+async def _count_attempt(request: web.Request, username: str) -> tuple[str, str]:
+    """Count a password check against the (name, address) pair and the address, or answer
+    429 when either is at its limit; returns both keys."""
+    settings = request.app[SETTINGS]
+    address = request.remote or "unknown"
+    fingerprint = name_fingerprint(username)
+    pair = f"pair:{fingerprint}|{address}"
+    per_address = f"addr:{address}"
+    wait = await request.app[LIMITER].attempt(
+        [
+            (pair, settings.web.login_max_failures),
+            (per_address, settings.web.login_address_max_failures),
+        ]
+    )
+    if wait is not None:
+        seconds = max(1, math.ceil(wait))
+        log.info("web.login_blocked", user=fingerprint, address=address)
+        raise json_error(
+            429,
+            "too many failed logins",
+            headers={"Retry-After": str(seconds)},
+            retry_after=seconds,
+        )
+    return pair, per_address
+
+
 @api.operation(
     "POST",
     "/api/login",
@@ -316,24 +383,28 @@ async def login(request: web.Request, given: Input) -> web.Response:
     store = store_of(request)
     settings = request.app[SETTINGS]
     username: str = given.body["username"]
-    keys = [f"user:{username.lower()}", f"addr:{request.remote or 'unknown'}"]
+    address = request.remote or "unknown"
+    fingerprint = name_fingerprint(username)
+    pair, per_address = await _count_attempt(request, username)
     limiter = request.app[LIMITER]
-    wait = await limiter.blocked(keys)
-    if wait is not None:
-        seconds = max(1, math.ceil(wait))
-        raise json_error(
-            429,
-            "too many failed logins",
-            headers={"Retry-After": str(seconds)},
-            retry_after=seconds,
-        )
-    user = await request.app[USERS].authenticate(username, given.body["password"])
+    users = request.app[USERS]
+    user = await users.authenticate(username, given.body["password"])
     if user is None:
-        await limiter.failed(keys)
-        log.info("web.login_failed", username=username, address=request.remote)
+        known = await users.by_username(username)
+        log.info("web.login_failed", user=fingerprint, address=address)
+        detail: dict[str, Any] = {"address": address, "name": fingerprint}
+        if known is not None:
+            detail["username"] = known.username
+        await AuditLog(store.pool).write(
+            "anonymous",
+            "user.login_failed",
+            "user",
+            str(known.id) if known is not None else "",
+            detail,
+        )
         raise _unauthorized("wrong user name or password")
-    await limiter.clear(keys[0])
-    session = await request.app[SESSIONS].create(user.id)
+    await limiter.succeeded(pair, [per_address])
+    session = await request.app[SESSIONS].create(user.id, user.password_stamp)
     await AuditLog(store.pool).write(
         user.username, "user.login", "user", str(user.id), {"address": request.remote}
     )
@@ -358,3 +429,53 @@ async def logout(request: web.Request, _: Input) -> web.Response:
 async def me(request: web.Request, _: Input) -> web.Response:
     """The principal, with the session's CSRF token."""
     return web.json_response(_me(principal_of(request)))
+
+
+PASSWORD_CHANGE: Final = Object(
+    {
+        "current_password": Text(max_length=1024, min_length=1),
+        "new_password": Text(max_length=1024, min_length=MIN_PASSWORD_LENGTH),
+    },
+    required=frozenset({"current_password", "new_password"}),
+)
+
+
+@api.operation(
+    "POST",
+    "/api/me/password",
+    summary="Change one's own password: ends every other session, answers a new one",
+    tag="auth",
+    body=PASSWORD_CHANGE,
+    json_only=True,
+    response=ME_SCHEMA,
+    errors=(429,),
+)
+async def change_password(request: web.Request, given: Input) -> web.Response:
+    """Check the current password (counted like a login: 429 past the limit), set the new
+    one (422 when the rules refuse it), end every session of the user and start a new one
+    for this client."""
+    principal = principal_of(request)
+    if principal.session is None or principal.user_id is None:
+        raise json_error(403, "forbidden", message="only a signed-in user has a password")
+    store = store_of(request)
+    settings = request.app[SETTINGS]
+    users = request.app[USERS]
+    new_password: str = given.body["new_password"]
+    problem = password_problem(new_password, principal.name)
+    if problem is not None:
+        raise ValidationFailed({"new_password": problem})
+    pair, per_address = await _count_attempt(request, principal.name)
+    if await users.authenticate(principal.name, given.body["current_password"]) is None:
+        raise json_error(403, "forbidden", message="the current password is wrong")
+    await request.app[LIMITER].succeeded(pair, [per_address])
+    await users.set_password(principal.user_id, new_password)
+    sessions = request.app[SESSIONS]
+    await sessions.delete(principal.session.id)
+    user = await users.get(principal.user_id)
+    session = await sessions.create(user.id, user.password_stamp)
+    await AuditLog(store.pool).write(
+        user.username, "user.password_change", "user", str(user.id), {"address": request.remote}
+    )
+    response = web.json_response(_me(_user_principal(user, settings, session)))
+    _set_cookie(response, settings, session.id)
+    return response

@@ -4,9 +4,17 @@ A customer file is confidential (docs/ARCHITECTURE.md §7). Every answer that sh
 writes an audit-log row in the same transaction, with the principal as actor:
 ``customer.read`` for ``GET /api/customers/{id}``, ``customer.search`` for each
 file a search returns (with the search text in ``detail``), and
-``customer.update`` for a change (with the changed field names). Agents only
-find and read the customers of tickets they may see (403 otherwise);
-supervisors, admins and the integration token read any.
+``customer.update`` for a change (with the changed field names).
+
+Who may see which customer (:func:`check_customer_access`): supervisors, admins
+and the integration token any. An agent only the customers of tickets they may
+see (of their queues, or assigned to them), and the caller on their phone right
+now (ringing or talking: the screen-pop; the engine's router answers
+:meth:`hotline.domain.routing.Router.caller_on_phone`, and a customer whose
+phones include that number is visible). The same rule covers reading, searching
+and changing a customer, opening a ticket for a customer and pointing a ticket
+at another customer. A refusal is 403 and is written to the audit log
+(``customer.denied``, with the operation).
 """
 
 from __future__ import annotations
@@ -21,10 +29,11 @@ from hotline.store.db import transaction
 from hotline.store.tickets import TicketFilter
 from hotline.web.auth import principal_of, store_of
 from hotline.web.errors import json_error
+from hotline.web.keys import ENGINE
 from hotline.web.openapi import Api, Input, array, record, scalar, string
 from hotline.web.schema import Array, Integer, Object, Text
 
-__all__ = ["api", "customer_json"]
+__all__ = ["api", "caller_on_phone", "check_customer_access", "customer_json"]
 
 api = Api()
 
@@ -62,15 +71,45 @@ def customer_json(customer: Customer) -> dict[str, Any]:
     }
 
 
-async def _check_visible(request: web.Request, customer_id: int) -> None:
-    """404 for an unknown customer; 403 when an agent sees none of the customer's tickets."""
+def _matches(customer: Customer, text: str) -> bool:
+    """Whether a search for ``text`` finds ``customer`` (as :meth:`Customers.search`)."""
+    needle = text.lower()
+    fields = (customer.name, customer.household, customer.unit, customer.address)
+    return any(needle in (value or "").lower() for value in fields) or any(
+        text in phone for phone in customer.phones
+    )
+
+
+def caller_on_phone(request: web.Request) -> str | None:
+    """The number of the caller on the principal's agent phone right now, if any."""
+    agent_id = principal_of(request).agent_id
+    if agent_id is None or ENGINE not in request.app:
+        return None
+    return request.app[ENGINE].router.caller_on_phone(agent_id)
+
+
+async def check_customer_access(request: web.Request, customer_id: int, operation: str) -> None:
+    """404 for an unknown customer; 403 (audited as ``customer.denied``) when the principal
+    may not see it (see the module docstring). ``operation`` names what was tried."""
     store = store_of(request)
-    await Customers(store.pool).get(customer_id)
-    scope = principal_of(request).scope
+    customer = await Customers(store.pool).get(customer_id)
+    principal = principal_of(request)
+    scope = principal.scope
     if scope is None:
         return
-    if not await store.tickets.count(TicketFilter(customer_id=customer_id, scope=scope)):
-        raise json_error(403, "forbidden", message="no ticket of this customer is in your queues")
+    if await store.tickets.count(TicketFilter(customer_id=customer_id, scope=scope)):
+        return
+    caller = caller_on_phone(request)
+    if caller is not None and caller in customer.phones:
+        return
+    await AuditLog(store.pool).write(
+        principal.name, "customer.denied", "customer", str(customer_id), {"operation": operation}
+    )
+    raise json_error(
+        403,
+        "forbidden",
+        message="this customer is on no ticket of yours and not on your phone",
+    )
 
 
 @api.operation(
@@ -95,10 +134,18 @@ async def search_customers(request: web.Request, given: Input) -> web.Response:
     store = store_of(request)
     principal = principal_of(request)
     text: str = given.query["q"]
+    limit = given.query.get("limit", 20)
+    caller = caller_on_phone(request) if principal.scope is not None else None
     async with transaction(store.pool) as conn:
-        found = await Customers(conn).search(
-            text, limit=given.query.get("limit", 20), scope=principal.scope
-        )
+        customers = Customers(conn)
+        found = await customers.search(text, limit=limit, scope=principal.scope)
+        on_phone = await customers.find_by_phone(caller) if caller is not None else None
+        if (
+            on_phone is not None
+            and _matches(on_phone, text)
+            and all(customer.id != on_phone.id for customer in found)
+        ):
+            found = [on_phone, *found][:limit]
         audit = AuditLog(conn)
         for customer in found:
             await audit.write(
@@ -118,7 +165,7 @@ async def search_customers(request: web.Request, given: Input) -> web.Response:
 async def get_customer(request: web.Request, given: Input) -> web.Response:
     """Read a customer file; the read is written to the audit log."""
     customer_id: int = given.path["customer_id"]
-    await _check_visible(request, customer_id)
+    await check_customer_access(request, customer_id, "read")
     customer = await Customers(store_of(request).pool).read(
         customer_id, actor=principal_of(request).name
     )
@@ -151,7 +198,7 @@ _CHANGE: Final = Object(
 async def update_customer(request: web.Request, given: Input) -> web.Response:
     """Change the given fields; the change (and the read of the result) is audited."""
     customer_id: int = given.path["customer_id"]
-    await _check_visible(request, customer_id)
+    await check_customer_access(request, customer_id, "update")
     store = store_of(request)
     async with transaction(store.pool) as conn:
         customer = await Customers(conn).update(customer_id, **given.body)

@@ -4,9 +4,11 @@ Every error under ``/api`` is ``{"error": <what>, ...}`` with a JSON content
 type: ``fields`` (422, the offending fields), ``message`` (a sentence), or
 ``retry_after`` (429). :func:`json_errors` maps the store's exceptions
 (:class:`NotFound` 404, :class:`InvalidChange` 409), validation failures (422),
-an unreachable database or session store (503), and rewrites aiohttp's own
-plain-text errors (unknown path 404, wrong method 405, body too large 413) into
-that shape.
+an unreachable database or session store (503), a body that cannot be read
+(garbage under ``Content-Encoding: gzip`` or ``deflate``, a broken chunked
+body: 400), and rewrites aiohttp's own plain-text errors (unknown path 404,
+wrong method 405, body too large 413) into that shape. :func:`security_headers`
+adds ``X-Content-Type-Options: nosniff`` to every response.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from typing import Any, Final
 import asyncpg
 import structlog
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 from redis.exceptions import RedisError
 
 from hotline.store.db import InvalidChange, NotFound
 from hotline.web.schema import ValidationFailed
 
-__all__ = ["json_error", "json_errors"]
+__all__ = ["json_error", "json_errors", "security_headers"]
 
 log = structlog.get_logger("hotline.web")
 
@@ -74,6 +77,20 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return await handler(request)
     except ValidationFailed as exc:
         raise json_error(422, "validation", fields=exc.fields) from exc
+    except RequestPayloadError:
+        encoding = request.headers.get("Content-Encoding", "identity")
+        response = web.json_response(
+            {
+                "error": "bad request",
+                "message": f"the request body cannot be read (Content-Encoding: {encoding})",
+            },
+            status=400,
+        )
+        # The rest of the body cannot be read either: close the connection after the answer
+        # instead of letting aiohttp try (and log a traceback).
+        response.force_close()
+        request.content.feed_eof()
+        return response
     except NotFound as exc:
         raise json_error(404, "not found", message=str(exc)) from exc
     except InvalidChange as exc:
@@ -88,3 +105,9 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         if request.path.startswith("/api") and exc.content_type != "application/json":
             raise _as_json(exc) from None
         raise
+
+
+async def security_headers(_request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare`` signal: ``X-Content-Type-Options: nosniff`` on every
+    response, so no browser guesses another type than the one sent."""
+    response.headers["X-Content-Type-Options"] = "nosniff"

@@ -11,11 +11,24 @@ login, or at logout.
 
 The login rate limit
 --------------------
-Failed logins are counted per key (``user:<name>`` and ``addr:<client
-address>``) in fixed windows: the first failure opens a window of ``window``
-seconds; once ``max_failures`` failures are counted in it, the key is blocked
-until the window ends, and a login for it is refused (429) before the password
-is even checked. A successful login clears the user-name key, not the address.
+Failed logins are counted per key in fixed windows: the first failure opens a
+window of ``window`` seconds; once a key's limit is reached in it, the key is
+blocked until the window ends, and a login for it is refused (429) before the
+password is even checked. The login (:mod:`hotline.web.auth`) uses two keys: the
+(user name, client address) pair with ``login_max_failures``, and the client
+address alone with the higher ``login_address_max_failures``.
+
+:meth:`LoginLimiter.attempt` checks every key and counts the attempt against
+each in one atomic step (a Lua script in Redis; no ``await`` in between in
+memory), *before* the password is checked: so 200 parallel wrong passwords are
+counted as 200, and all but the first few get 429. A success then gives the
+attempt back (:meth:`LoginLimiter.succeeded`): the pair's count is cleared and
+the address's is decremented.
+
+Session ids (:class:`SessionIds`) are 43 random URL-safe characters; with a
+``[web] session_key`` they are followed by ``.`` and a 22-character HMAC of
+them. A cookie of another shape, or with a wrong HMAC, is refused by
+:meth:`SessionIds.recognises` before any Redis work.
 
 Both live in Redis when ``[redis] url`` is configured, so every instance shares
 them and a restart keeps them. Without Redis they live in this process's
@@ -24,13 +37,16 @@ memory: correct for a single instance only, and a restart logs everybody out.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import json
 import math
+import re
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final, Protocol
 
 import redis.asyncio as aioredis
@@ -42,11 +58,53 @@ __all__ = [
     "RedisLoginLimiter",
     "RedisSessions",
     "Session",
+    "SessionIds",
     "SessionStore",
 ]
 
 Now = Callable[[], float]
 _PRUNE_EVERY: Final = 1024
+_SESSION_ID: Final = re.compile(r"[A-Za-z0-9_-]{43}")
+"""The shape of ``secrets.token_urlsafe(32)``: an unsigned session id."""
+_SIGNED_ID: Final = re.compile(r"(?P<token>[A-Za-z0-9_-]{43})\.(?P<mac>[A-Za-z0-9_-]{22})")
+"""A signed session id: the token, a dot, and 16 bytes of its HMAC-SHA256 in base64url."""
+_ATTEMPT: Final = """
+local wait = 0
+for i, key in ipairs(KEYS) do
+    if tonumber(redis.call('GET', key) or '0') >= tonumber(ARGV[i + 1]) then
+        local ttl = redis.call('PTTL', key)
+        if ttl < 0 then
+            redis.call('PEXPIRE', key, ARGV[1])
+            ttl = tonumber(ARGV[1])
+        end
+        if ttl > wait then
+            wait = ttl
+        end
+    end
+end
+if wait > 0 then
+    return wait
+end
+for _, key in ipairs(KEYS) do
+    local count = redis.call('INCR', key)
+    if count == 1 or redis.call('PTTL', key) < 0 then
+        redis.call('PEXPIRE', key, ARGV[1])
+    end
+end
+return 0
+"""
+"""Refuse when any key is at its limit (answer the longest wait, ms); else count one
+attempt against every key, the first one starting the window. ``ARGV[1]`` is the window
+(ms), ``ARGV[i + 1]`` the limit of ``KEYS[i]``."""
+_GIVE_BACK: Final = """
+if tonumber(redis.call('GET', KEYS[1]) or '0') > 1 then
+    redis.call('DECR', KEYS[1])
+else
+    redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+"""Give one counted attempt back; a count back at zero is deleted."""
 _COUNT_FAILURE: Final = """
 local count = redis.call('INCR', KEYS[1])
 if count == 1 or redis.call('PTTL', KEYS[1]) < 0 then
@@ -56,6 +114,36 @@ return count
 """
 """Count a failure and start the window with the first one, atomically (Redis 6.2 has no
 ``PEXPIRE ... NX``)."""
+
+
+class SessionIds:
+    """Makes session ids, and recognises them without any I/O (see the module docstring):
+    signed with ``key`` when one is given, else random only."""
+
+    def __init__(self, key: str = "") -> None:
+        """``key``: the ``[web] session_key`` secret's value, or empty for unsigned ids."""
+        self._key = key.encode("utf-8", "surrogatepass")
+
+    def __repr__(self) -> str:
+        """Never the key."""
+        return f"SessionIds(signed={bool(self._key)})"
+
+    def _mac(self, token: str) -> str:
+        digest = hmac.new(self._key, token.encode("ascii"), "sha256").digest()[:16]
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+    def new(self) -> str:
+        """A new random id (signed when there is a key)."""
+        token = secrets.token_urlsafe(32)
+        return f"{token}.{self._mac(token)}" if self._key else token
+
+    def recognises(self, session_id: str) -> bool:
+        """Whether ``session_id`` could be one of ours: the right shape, and with a key the
+        right HMAC. A forged cookie is refused here at no Redis cost."""
+        if not self._key:
+            return _SESSION_ID.fullmatch(session_id) is not None
+        match = _SIGNED_ID.fullmatch(session_id)
+        return match is not None and hmac.compare_digest(match["mac"], self._mac(match["token"]))
 
 
 def _digest(session_id: str) -> str:
@@ -70,13 +158,19 @@ class Session:
     user_id: int
     csrf_token: str = field(repr=False)
     created_at: float
+    stamp: str = field(default="", repr=False)
+    """The user's password stamp at login: once the password changes, it no longer matches
+    and :mod:`hotline.web.auth` ends the session."""
 
 
 class SessionStore(Protocol):
     """Where sessions live (see the module docstring)."""
 
-    async def create(self, user_id: int) -> Session:
-        """A new session for ``user_id``."""
+    ids: SessionIds
+    """How this store's session ids are made and recognised."""
+
+    async def create(self, user_id: int, stamp: str = "") -> Session:
+        """A new session for ``user_id`` whose password stamp is ``stamp``."""
         ...
 
     async def get(self, session_id: str) -> Session | None:
@@ -87,16 +181,30 @@ class SessionStore(Protocol):
         """End a session (logout)."""
         ...
 
+    async def restamp(self, session_id: str, stamp: str) -> None:
+        """Give a live session a new password stamp (the user changed their own password
+        in it, and it stays signed in)."""
+        ...
 
-def _new_session(user_id: int, now: float) -> Session:
-    return Session(secrets.token_urlsafe(32), user_id, secrets.token_urlsafe(32), now)
+
+def _new_session(ids: SessionIds, user_id: int, now: float, stamp: str) -> Session:
+    return Session(ids.new(), user_id, secrets.token_urlsafe(32), now, stamp)
 
 
 class MemorySessions:
     """Sessions in this process's memory (a single instance only)."""
 
-    def __init__(self, *, idle: float, lifetime: float, now: Now = time.time) -> None:
-        """Sessions end after ``idle`` seconds unused, or ``lifetime`` seconds after login."""
+    def __init__(
+        self,
+        *,
+        idle: float,
+        lifetime: float,
+        now: Now = time.time,
+        ids: SessionIds | None = None,
+    ) -> None:
+        """Sessions end after ``idle`` seconds unused, or ``lifetime`` seconds after login;
+        ``ids`` makes their ids (unsigned by default)."""
+        self.ids = ids or SessionIds()
         self.idle = idle
         self.lifetime = lifetime
         self.now = now
@@ -107,13 +215,13 @@ class MemorySessions:
         """How many sessions are held (some may have expired unseen)."""
         return len(self._sessions)
 
-    async def create(self, user_id: int) -> Session:
-        """A new session for ``user_id``."""
+    async def create(self, user_id: int, stamp: str = "") -> Session:
+        """A new session for ``user_id`` whose password stamp is ``stamp``."""
         now = self.now()
         self._created += 1
         if self._created % _PRUNE_EVERY == 0:
             self._prune(now)
-        session = _new_session(user_id, now)
+        session = _new_session(self.ids, user_id, now, stamp)
         self._sessions[_digest(session.id)] = (session, now + self.idle)
         return session
 
@@ -134,6 +242,13 @@ class MemorySessions:
     async def delete(self, session_id: str) -> None:
         """End a session."""
         self._sessions.pop(_digest(session_id), None)
+
+    async def restamp(self, session_id: str, stamp: str) -> None:
+        """Give a live session a new password stamp."""
+        key = _digest(session_id)
+        held = self._sessions.get(key)
+        if held is not None:
+            self._sessions[key] = (replace(held[0], stamp=stamp), held[1])
 
     def _prune(self, now: float) -> None:
         expired = [
@@ -156,8 +271,11 @@ class RedisSessions:
         idle: float,
         lifetime: float,
         now: Now = time.time,
+        ids: SessionIds | None = None,
     ) -> None:
-        """Sessions end after ``idle`` seconds unused, or ``lifetime`` seconds after login."""
+        """Sessions end after ``idle`` seconds unused, or ``lifetime`` seconds after login;
+        ``ids`` makes their ids (unsigned by default)."""
+        self.ids = ids or SessionIds()
         self.client = client
         self.prefix = prefix
         self.idle = idle
@@ -170,12 +288,17 @@ class RedisSessions:
     def _ttl(self, created_at: float, now: float) -> int:
         return max(1, math.ceil(min(self.idle, created_at + self.lifetime - now)))
 
-    async def create(self, user_id: int) -> Session:
-        """A new session for ``user_id``."""
+    async def create(self, user_id: int, stamp: str = "") -> Session:
+        """A new session for ``user_id`` whose password stamp is ``stamp``."""
         now = self.now()
-        session = _new_session(user_id, now)
+        session = _new_session(self.ids, user_id, now, stamp)
         value = json.dumps(
-            {"user_id": user_id, "csrf": session.csrf_token, "created_at": session.created_at}
+            {
+                "user_id": user_id,
+                "csrf": session.csrf_token,
+                "created_at": session.created_at,
+                "stamp": stamp,
+            }
         )
         await self.client.set(self._key(session.id), value, ex=self._ttl(now, now), nx=True)
         return session
@@ -193,11 +316,26 @@ class RedisSessions:
             await self.client.delete(key)
             return None
         await self.client.expire(key, self._ttl(created_at, now))
-        return Session(session_id, int(data["user_id"]), str(data["csrf"]), created_at)
+        return Session(
+            session_id,
+            int(data["user_id"]),
+            str(data["csrf"]),
+            created_at,
+            str(data.get("stamp", "")),
+        )
 
     async def delete(self, session_id: str) -> None:
         """End a session."""
         await self.client.delete(self._key(session_id))
+
+    async def restamp(self, session_id: str, stamp: str) -> None:
+        """Give a live session a new password stamp (its expiry unchanged)."""
+        key = self._key(session_id)
+        raw = await self.client.get(key)
+        if raw is not None:
+            data = json.loads(raw)
+            data["stamp"] = stamp
+            await self.client.set(key, json.dumps(data), keepttl=True, xx=True)
 
 
 class LoginLimiter(Protocol):
@@ -213,6 +351,17 @@ class LoginLimiter(Protocol):
 
     async def clear(self, key: str) -> None:
         """Forget a key's failures (after a successful login)."""
+        ...
+
+    async def attempt(self, limits: Sequence[tuple[str, int]]) -> float | None:
+        """Atomically: seconds until the most blocked of the keys may try again when one is
+        at its limit (nothing counted), else ``None`` with one attempt counted against
+        each. ``limits`` holds (key, limit) pairs."""
+        ...
+
+    async def succeeded(self, cleared: str, given_back: Sequence[str]) -> None:
+        """After a successful :meth:`attempt`: forget ``cleared``'s count and give the
+        attempt back to each of ``given_back``."""
         ...
 
 
@@ -250,6 +399,37 @@ class MemoryLoginLimiter:
     async def clear(self, key: str) -> None:
         """Forget a key's failures."""
         self._counts.pop(key, None)
+
+    async def attempt(self, limits: Sequence[tuple[str, int]]) -> float | None:
+        """See :meth:`LoginLimiter.attempt`; atomic because nothing here awaits."""
+        now = self.now()
+        waits = [
+            ends - now
+            for (count, ends), limit in (
+                (self._counts.get(key, (0, now)), limit) for key, limit in limits
+            )
+            if count >= limit and ends > now
+        ]
+        if waits:
+            return max(waits)
+        if len(self._counts) >= _PRUNE_EVERY:
+            self._counts = {k: v for k, v in self._counts.items() if v[1] > now}
+        for key, _ in limits:
+            count, ends = self._counts.get(key, (0, now))
+            if ends <= now:
+                count, ends = 0, now + self.window
+            self._counts[key] = (count + 1, ends)
+        return None
+
+    async def succeeded(self, cleared: str, given_back: Sequence[str]) -> None:
+        """See :meth:`LoginLimiter.succeeded`."""
+        self._counts.pop(cleared, None)
+        for key in given_back:
+            count, ends = self._counts.get(key, (0, 0.0))
+            if count > 1:
+                self._counts[key] = (count - 1, ends)
+            else:
+                self._counts.pop(key, None)
 
 
 class RedisLoginLimiter:
@@ -291,3 +471,18 @@ class RedisLoginLimiter:
     async def clear(self, key: str) -> None:
         """Forget a key's failures."""
         await self.client.delete(self._key(key))
+
+    async def attempt(self, limits: Sequence[tuple[str, int]]) -> float | None:
+        """See :meth:`LoginLimiter.attempt`: one Lua script, so parallel attempts count."""
+        window_ms = math.ceil(self.window * 1000)
+        keys = [self._key(key) for key, _ in limits]
+        wait_ms = await self.client.eval(
+            _ATTEMPT, len(keys), *keys, window_ms, *(limit for _, limit in limits)
+        )
+        return int(wait_ms) / 1000 if int(wait_ms) > 0 else None
+
+    async def succeeded(self, cleared: str, given_back: Sequence[str]) -> None:
+        """See :meth:`LoginLimiter.succeeded`."""
+        await self.client.delete(self._key(cleared))
+        for key in given_back:
+            await self.client.eval(_GIVE_BACK, 1, self._key(key))

@@ -5,7 +5,11 @@ Every operation on one ticket answers 404 for an unknown number and 403 when the
 principal may not see the ticket (an agent: not of their queues and not assigned
 to them; see :mod:`hotline.web.auth`). Lists only ever hold visible tickets.
 Agents may not move a ticket to a queue that is not theirs nor assign it to
-someone else (403). A change the ticket's state does not allow (dispatching a
+someone else (403), nor open a ticket for, or point a ticket at, a customer they
+may not see (403, audited: :func:`hotline.web.customers.check_customer_access`).
+An agent schedules callbacks only through their own phone: the callback is
+assigned to their own agent id (another one is 403, audited as
+``callback.denied``). A change the ticket's state does not allow (dispatching a
 consultation, completing a repair never dispatched) is 409.
 """
 
@@ -16,6 +20,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from hotline.store.audit import AuditLog
 from hotline.store.callbacks import Callback, Callbacks
 from hotline.store.calls import Call, Calls
 from hotline.store.customers import Customers
@@ -25,6 +30,7 @@ from hotline.store.rules import CATEGORIES, DISPATCH_PARTIES, STATUSES
 from hotline.store.service import retry_policy
 from hotline.store.tickets import Ticket, TicketEvent, TicketFilter
 from hotline.web.auth import Principal, principal_of, store_of
+from hotline.web.customers import check_customer_access
 from hotline.web.errors import json_error
 from hotline.web.keys import CLOCK, SETTINGS, TICKET_NUMBERS
 from hotline.web.openapi import Api, Input, array, enum, record, scalar, string
@@ -385,6 +391,8 @@ async def create_ticket(request: web.Request, given: Input) -> web.Response:
     body = dict(given.body)
     _check_placement(principal, body)
     await _check_references(request, body)
+    if body.get("customer_id") is not None:
+        await check_customer_access(request, body["customer_id"], "ticket.create")
     if principal.scope is not None and body.get("queue") is None and not body.get("assigned_to"):
         body["assigned_to"] = principal.agent_id or principal.name
     number = request.app[TICKET_NUMBERS].allocate(request.app[CLOCK].now())
@@ -445,11 +453,14 @@ _CHANGE: Final = Object(
 async def update_ticket(request: web.Request, given: Input) -> web.Response:
     """Change the given fields of a visible ticket."""
     number = given.path["number"]
-    await visible_ticket(request, number)
+    current = await visible_ticket(request, number)
     principal = principal_of(request)
     body = dict(given.body)
     _check_placement(principal, body)
     await _check_references(request, body)
+    customer_id = body.get("customer_id")
+    if customer_id is not None and customer_id != current.customer_id:
+        await check_customer_access(request, customer_id, "ticket.update")
     ticket = await store_of(request).tickets.update(number, body, actor=principal.name)
     return web.json_response(ticket_json(ticket, now_of(request)))
 
@@ -591,15 +602,29 @@ async def schedule_callback(request: web.Request, given: Input) -> web.Response:
     number = given.path["number"]
     await visible_ticket(request, number)
     body = given.body
+    principal = principal_of(request)
     assigned_to = body.get("assigned_to")
     if assigned_to is not None and assigned_to not in request.app[SETTINGS].agents:
         raise ValidationFailed({"assigned_to": "is not a configured agent"})
+    if principal.scope is not None:
+        if principal.agent_id is None or assigned_to not in (None, principal.agent_id):
+            await AuditLog(store_of(request).pool).write(
+                principal.name,
+                "callback.denied",
+                "ticket",
+                number,
+                {"assigned_to": assigned_to, "phone": body["phone"]},
+            )
+            raise json_error(
+                403, "forbidden", message="agents schedule callbacks only to their own phone"
+            )
+        assigned_to = principal.agent_id
     policy = retry_policy(request.app[SETTINGS])
     callback = await Callbacks(store_of(request).pool, policy=policy).schedule(
         number,
         phone=body["phone"],
         due_at=body["due_at"],
-        actor=principal_of(request).name,
+        actor=principal.name,
         assigned_to=assigned_to,
         note=body.get("note", ""),
         max_attempts=body.get("max_attempts"),

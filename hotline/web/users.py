@@ -5,7 +5,9 @@ never answered. An agent id and queues must be configured ones (422). The last
 active admin cannot be demoted or deactivated (409), so the service cannot lose
 its last administrator through the API. Every creation and change is written to
 the audit log (``user.create``, ``user.update``; a new password shows only as
-the field name).
+the field name). A password must pass :func:`hotline.store.users.password_problem`
+(422 otherwise); a new password ends every other session of that user (an admin
+resetting their own password stays signed in in the session that did it).
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from aiohttp import web
 
 from hotline.store.audit import AuditLog
 from hotline.store.db import InvalidChange, transaction
-from hotline.store.users import MIN_PASSWORD_LENGTH, ROLES, User, Users
-from hotline.web.auth import USERS, principal_of, store_of
+from hotline.store.users import MIN_PASSWORD_LENGTH, ROLES, User, Users, password_problem
+from hotline.web.auth import SESSIONS, USERS, principal_of, store_of
 from hotline.web.errors import json_error
 from hotline.web.keys import SETTINGS
 from hotline.web.openapi import Api, Input, array, enum, record, scalar, string
@@ -84,6 +86,12 @@ def _check_configured(request: web.Request, body: dict[str, Any]) -> None:
         raise ValidationFailed(problems)
 
 
+def _check_password(password: str, username: str) -> None:
+    problem = password_problem(password, username)
+    if problem is not None:
+        raise ValidationFailed({"password": problem})
+
+
 @api.operation(
     "GET", "/api/users", summary="Every user, by name", tag="users", response=array(USER_SCHEMA)
 )
@@ -133,6 +141,7 @@ async def create_user(request: web.Request, given: Input) -> web.Response:
     _check_configured(request, body)
     store = store_of(request)
     password = body.pop("password")
+    _check_password(password, body["username"])
     user = await request.app[USERS].create(body.pop("username"), password, **body)
     await AuditLog(store.pool).write(
         principal_of(request).name,
@@ -181,10 +190,14 @@ async def update_user(request: web.Request, given: Input) -> web.Response:
     async with transaction(store.pool) as conn:
         await conn.execute("select pg_advisory_xact_lock(hashtext('hotline.users'))")
         users = Users(conn, hasher=request.app[USERS].hasher)
-        await _keep_an_admin(users, await users.get(user_id), changes)
+        before = await users.get(user_id)
+        if password is not None:
+            _check_password(password, before.username)
+        await _keep_an_admin(users, before, changes)
         user = await users.update(user_id, **changes)
         if password is not None:
             await users.set_password(user_id, password)
+            user = await users.get(user_id)
         await AuditLog(conn).write(
             principal_of(request).name,
             "user.update",
@@ -192,4 +205,7 @@ async def update_user(request: web.Request, given: Input) -> web.Response:
             str(user_id),
             {"fields": sorted(given.body)},
         )
+    session = principal_of(request).session
+    if password is not None and session is not None and session.user_id == user_id:
+        await request.app[SESSIONS].restamp(session.id, user.password_stamp)
     return web.json_response(user_json(user))
