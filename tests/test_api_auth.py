@@ -7,6 +7,7 @@ import hashlib
 import re
 from pathlib import Path
 
+import pytest
 import redis.asyncio as aioredis
 from aiohttp import ClientResponse, web
 
@@ -15,6 +16,8 @@ from hotline.web.auth import COOKIE, PUBLIC_PATHS
 from hotline.web.openapi import OPENAPI
 from hotline.web.sessions import MemoryLoginLimiter, MemorySessions
 from tests.api_support import PASSWORD, running_api
+
+pytestmark = pytest.mark.integration
 
 _PARAMETER = re.compile(r"{(\w+)(:[^}]*)?}")
 

@@ -7,9 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from hotline.store.audit import AuditLog
 from hotline.store.db import create_pool
 from tests.api_support import PASSWORD, running_api
+
+pytestmark = pytest.mark.integration
 
 NEW_PASSWORD = "a much longer secret"
 

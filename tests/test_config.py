@@ -10,6 +10,8 @@ import pytest
 
 from hotline.config import ConfigError, load_settings
 
+pytestmark = pytest.mark.unit
+
 SAMPLE = Path(__file__).resolve().parent.parent / "config" / "hotline.toml"
 
 MINIMAL = """

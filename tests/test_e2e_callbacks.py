@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 
 from hotline.sim.scenario import (
     AgentBehaviour,
@@ -23,6 +24,8 @@ from hotline.stack import start_stack
 from hotline.store.callbacks import Callbacks
 from hotline.store.service import STORE
 from hotline.store.tickets import Tickets
+
+pytestmark = pytest.mark.e2e
 
 CALLBACKS = 30
 RETRY_DELAY = 20.0

@@ -54,7 +54,9 @@ from hotline.sim.scenario import (
 from hotline.stack import Stack, start_stack
 from hotline.store.service import STORE
 from hotline.store.tickets import Tickets
-from tests.e2e_support import MEASURED_QUEUES, OUTCOMES, measured_call_centre, wait_settled
+from tests.support import MEASURED_QUEUES, OUTCOMES, measured_call_centre, wait_settled
+
+pytestmark = pytest.mark.e2e
 
 QUEUES = MEASURED_QUEUES
 MISSES = {"no_answer", "busy", "unavailable"}

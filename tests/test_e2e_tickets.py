@@ -9,13 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 
 from hotline.domain.effects import CallAnswered
 from hotline.domain.model import Activity
 from hotline.stack import Stack, start_stack
 from hotline.store.service import STORE
-from tests.e2e_support import OUTCOMES, QUEUES, call_centre, ground_truth_calls, wait_settled
+from tests.support import OUTCOMES, QUEUES, call_centre, ground_truth_calls, wait_settled
 from tests.tcp_proxy import TcpProxy
+
+pytestmark = pytest.mark.e2e
 
 
 async def database_rows(dsn: str) -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:

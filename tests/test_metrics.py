@@ -17,6 +17,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from hotline.ami.client import AmiClient
+from hotline.clock import SystemClock
 from hotline.config import Settings, parse_settings
 from hotline.domain.effects import (
     AgentStateChanged,
@@ -39,7 +40,7 @@ from hotline.sim.scenario import (
 )
 from hotline.stack import Stack, start_stack
 from hotline.web.metrics import CONTENT_TYPE
-from tests.e2e_support import (
+from tests.support import (
     MEASURED_MAX_WAIT,
     MEASURED_QUEUES,
     MEASURED_RING_TIMEOUT,
@@ -48,11 +49,13 @@ from tests.e2e_support import (
     measured_call_centre,
 )
 
+pytestmark = pytest.mark.e2e
+
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 BOUNDED_LABELS = {"queue", "agent", "outcome", "state", "reason", "le", "category"}
 
 
-class FixedClock:
+class FixedClock(SystemClock):
     """A clock that only moves when told to."""
 
     def __init__(self, now: float) -> None:
@@ -60,9 +63,6 @@ class FixedClock:
 
     def now(self) -> float:
         return self.at
-
-    def wall_delay(self, seconds: float) -> float:
-        return seconds
 
 
 def settings() -> Settings:

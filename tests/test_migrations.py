@@ -14,6 +14,8 @@ import pytest
 
 from hotline.store.migrate import DEFAULT_MIGRATIONS_DIR, MigrationError, load_migrations, migrate
 
+pytestmark = pytest.mark.integration
+
 CONFIG = """
 [[queues]]
 name = "support"

@@ -42,6 +42,8 @@ from hotline.store.records import Record, Recorder, apply_records
 from hotline.ticketno import MemorySequenceStore, TicketNumbers
 from tests.tcp_proxy import BreakMode, TcpProxy
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parent.parent
 T0 = 1_772_442_000.0
 MONITOR = "/var/spool/asterisk/monitor"

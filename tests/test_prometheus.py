@@ -29,12 +29,15 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from hotline.ami.client import AmiClient
+from hotline.clock import SystemClock
 from hotline.config import parse_settings
 from hotline.domain.routing import Router
 from hotline.engine import Engine
 from hotline.metrics import Metrics
 from hotline.sim.scenario import AgentBehaviour, AgentGroup, Arrivals, Fixed, LogNormal, Scenario
 from hotline.stack import Stack, start_stack
+
+pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parent.parent
 MONITORING = ROOT / "monitoring"
@@ -133,12 +136,9 @@ def exported_metric_names() -> set[str]:
     }
 
 
-class _Clock:
+class _Clock(SystemClock):
     def now(self) -> float:
         return 1_795_712_164.0
-
-    def wall_delay(self, seconds: float) -> float:
-        return seconds
 
 
 # -- static checks ------------------------------------------------------------------------------

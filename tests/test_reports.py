@@ -59,6 +59,8 @@ from hotline.web.app import create_app
 from hotline.web.reports import REPORT_SCHEMA
 from tests.api_support import running_api
 
+pytestmark = pytest.mark.integration
+
 RULES = SlaRules(
     ring_cadence=5.0,
     sla_rings=3,

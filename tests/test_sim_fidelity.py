@@ -19,6 +19,8 @@ from hotline.sim.pbx import SimPbx
 from hotline.sim.scenario import Scenario
 from tests.simtrace import digest, replay
 
+pytestmark = pytest.mark.e2e
+
 SCALE = 20.0
 TRACES = [
     "backend_answered",

@@ -42,6 +42,8 @@ from hotline.sim.scenario import (
     load_scenario,
 )
 
+pytestmark = pytest.mark.e2e
+
 EPOCH = 1_800_000_000.0
 AGENTS = tuple(f"Local/{ext}@agents" for ext in range(2001, 2006))
 

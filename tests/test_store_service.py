@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from hotline.config import Settings, parse_settings
@@ -21,6 +22,8 @@ from hotline.store.tickets import Tickets
 from hotline.ticketno import MemorySequenceStore, TicketNumbers
 from hotline.web.app import create_app
 from hotline.web.keys import ENGINE
+
+pytestmark = pytest.mark.integration
 
 T0 = 1_772_442_000.0
 
