@@ -11,13 +11,15 @@ process is idle, so :meth:`hotline.stack.Stack.sleep` waits scenario seconds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import socket
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
+from hotline.clock import Clock, VirtualClock
 from hotline.domain.model import Outcome
 from hotline.sim.scenario import (
     AgentBehaviour,
@@ -39,6 +41,8 @@ __all__ = [
     "eventually",
     "free_port",
     "ground_truth_calls",
+    "hold",
+    "measured_agents",
     "measured_call_centre",
     "run_hotline",
     "wait_settled",
@@ -174,15 +178,17 @@ MEASURED_QUEUES = [
 ]
 """The queues of the figure-checking runs (metrics, reports)."""
 
-LONG_RING_AGENT = "Local/2013@agents"
-"""The agent of :func:`measured_call_centre` who always answers after 16 to 20 seconds:
-past three rings (15 s), within the sales queue's ring timeout."""
+LONG_RING_AGENT = "Local/2014@agents"
+"""The agent of :func:`measured_call_centre` who always answers after 16 to 20 seconds,
+past three rings (15 s): it serves only sales, whose ring timeout is 25 s (see
+:func:`measured_agents`), so the run has rings answered past three rings by construction."""
 
 
 def measured_call_centre(name: str, repeat_share: float) -> Scenario:
-    """300 calls over about 11 minutes into two queues (with a burst of 45), three kinds of
+    """300 calls over about 11 minutes into two queues (with a burst of 45), four kinds of
     agent: a run that produces every outcome (some twenty overflows) and rings both under
-    and over three rings."""
+    and over three rings (the latter by construction: :data:`LONG_RING_AGENT`). Run it with
+    ``agents=measured_agents()`` and ``queues=MEASURED_QUEUES``."""
     agents = [f"Local/{ext}@agents" for ext in range(2001, 2014)]
     return Scenario(
         name=name,
@@ -215,8 +221,26 @@ def measured_call_centre(name: str, repeat_share: float) -> Scenario:
                 tuple(agents[10:]),
                 AgentBehaviour(answer_delay=Uniform(low=8.0, high=18.0), talk=Exponential(30.0)),
             ),
+            # Always past three rings; sales only (its ring timeout is longer).
+            AgentGroup(
+                (LONG_RING_AGENT,),
+                AgentBehaviour(answer_delay=Uniform(low=16.0, high=20.0), talk=Exponential(30.0)),
+            ),
         ),
     )
+
+
+def measured_agents() -> list[dict[str, Any]]:
+    """The agents of :func:`measured_call_centre`: every one serves both queues, but
+    :data:`LONG_RING_AGENT` only sales."""
+    return [
+        {
+            "id": device.split("/", 1)[1].split("@", 1)[0],
+            "device": device,
+            "queues": ["sales"] if device == LONG_RING_AGENT else ["support", "sales"],
+        }
+        for device in [*devices(2001, 2013), LONG_RING_AGENT]
+    ]
 
 
 # -- a sim + service run ----------------------------------------------------------------------
@@ -230,6 +254,17 @@ async def wait_settled(stack: Stack, timeout: float = 120.0) -> None:
         lambda: not engine.router.live_calls() and engine.pending == 0,
         what="the engine caught up with the sim",
     )
+
+
+@contextlib.contextmanager
+def hold(clock: Clock) -> Iterator[None]:
+    """Keep a virtual ``clock`` still inside (waiting only for PostgreSQL, say); a no-op on
+    a real or scaled clock."""
+    if isinstance(clock, VirtualClock):
+        with clock.hold():
+            yield
+    else:
+        yield
 
 
 def ground_truth_calls(stack: Stack) -> dict[str, dict[str, Any]]:
