@@ -45,6 +45,7 @@ __all__ = [
     "measured_agents",
     "measured_call_centre",
     "run_hotline",
+    "spin_until",
     "wait_settled",
 ]
 
@@ -93,6 +94,21 @@ async def eventually(
                 if result:
                     return
                 await asyncio.sleep(interval)
+    except TimeoutError:
+        raise AssertionError(f"{what} did not hold within {timeout} s") from None
+
+
+async def spin_until(condition: Callable[[], bool], timeout: float = 30.0, *, what: str) -> None:
+    """Return as soon as ``condition()`` holds, checking on every turn of the event loop.
+
+    For waits on in-process work only (the engine catching up, a reconnect to the sim):
+    a loop with ready callbacks never moves the virtual clock, so no scenario time passes
+    while this waits; on a real clock it is :func:`eventually` without a polling period.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            while not condition():  # noqa: ASYNC110 - no event says it; see the docstring
+                await asyncio.sleep(0)
     except TimeoutError:
         raise AssertionError(f"{what} did not hold within {timeout} s") from None
 
@@ -250,7 +266,7 @@ async def wait_settled(stack: Stack, timeout: float = 120.0) -> None:
     """The sim has finished every call, and the engine has applied every event."""
     await stack.sim.wait_idle(timeout)
     engine = stack.engine
-    await eventually(
+    await spin_until(
         lambda: not engine.router.live_calls() and engine.pending == 0,
         what="the engine caught up with the sim",
     )

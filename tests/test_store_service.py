@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,6 +20,7 @@ from hotline.store.tickets import Tickets
 from hotline.ticketno import MemorySequenceStore, TicketNumbers
 from hotline.web.app import create_app
 from hotline.web.keys import ENGINE
+from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -41,14 +40,6 @@ def settings_for(dsn: str, folder: Path, **database: Any) -> Settings:
         },
         env={},
     )
-
-
-async def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while True:
-            if condition():
-                return
-            await asyncio.sleep(0.02)
 
 
 def numbers() -> TicketNumbers:
