@@ -2,8 +2,8 @@
 
 The replay acts as the trace's client did: it sends each ``send`` entry once
 the message that preceded it in the trace (its *trigger*) has arrived from the
-sim as many times as in the trace, after the trace's remaining gap scaled by
-the time scale. Channel names in the sends are replaced by role.
+sim as many times as in the trace, after the trace's remaining gap on the sim's
+clock. Channel names in the sends are replaced by role.
 
 Channels are compared by *role*: the context of a Local channel (or the
 technology of another), the order in which its pair first appeared within that
@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from hotline.ami.codec import AmiCodec, Message
+from hotline.clock import Clock
 from hotline.traces import TraceEntry, load_trace
 
 NOISE = frozenset({"CEL", "Cdr", "VarSet", "Newexten"})
@@ -142,9 +143,10 @@ def trace_stream(entries: Iterable[TraceEntry]) -> Stream:
 
 
 async def replay(
-    name: str, port: int, scale: float, *, timeout: float = 15.0
+    name: str, port: int, clock: Clock, *, timeout: float = 15.0
 ) -> tuple[Stream, Stream]:
-    """Replay trace ``name`` against the sim on ``port``; returns (trace, sim) streams."""
+    """Replay trace ``name`` against the sim on ``port`` whose clock is ``clock``; returns
+    (trace, sim) streams."""
     entries = load_trace(name)
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     sim = Stream()
@@ -181,9 +183,7 @@ async def replay(
                             raise AssertionError(f"sim closed before {sig} #{count}")
                         arrived.clear()
                         await arrived.wait()
-                await asyncio.sleep(max(entry.t - at, 0.0) / scale)
-            else:
-                await asyncio.sleep(0.01)
+                await clock.sleep(max(entry.t - at, 0.0))
             writer.write(_substitute(entry.raw, trace.roles, sim.roles).encode())
         async with asyncio.timeout(timeout):
             await reading

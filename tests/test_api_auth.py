@@ -208,6 +208,7 @@ async def test_login_block_ends_with_the_window_and_success_clears_the_name(
         # The success cleared the name's count, not the address's (now 2 of 3).
         assert (await client.post("/api/login", json=wrong)).status == 401
         assert (await client.post("/api/login", json=right)).status == 429
+        # Must stay: the login window (1 s) is measured on the service's monotonic clock.
         await asyncio.sleep(1.1)
         assert (await client.post("/api/login", json=right)).status == 200
 

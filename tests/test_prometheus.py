@@ -15,7 +15,6 @@ import contextlib
 import json
 import re
 import shutil
-import socket
 import subprocess
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
@@ -29,13 +28,14 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from hotline.ami.client import AmiClient
-from hotline.clock import SystemClock
+from hotline.clock import ScaledClock, SystemClock
 from hotline.config import parse_settings
 from hotline.domain.routing import Router
 from hotline.engine import Engine
 from hotline.metrics import Metrics
 from hotline.sim.scenario import AgentBehaviour, AgentGroup, Arrivals, Fixed, LogNormal, Scenario
 from hotline.stack import Stack, start_stack
+from tests.support import eventually, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -233,13 +233,6 @@ def test_promtool_accepts_the_rules_and_the_config() -> None:
 # -- a real Prometheus scraping the running service ---------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 class Prometheus:
     """A Prometheus process and its HTTP API."""
 
@@ -260,13 +253,15 @@ class Prometheus:
 
     async def until(self, what: str, check: Any, timeout: float = 40.0) -> Any:
         """Poll ``check()`` (async) until it returns something truthy."""
-        async with asyncio.timeout(timeout):
-            while True:
-                found = await check()
-                if found:
-                    return found
-                await asyncio.sleep(0.25)
-        raise AssertionError(what)  # pragma: no cover - asyncio.timeout raises first
+        found: Any = None
+
+        async def holds() -> bool:
+            nonlocal found
+            found = await check()
+            return bool(found)
+
+        await eventually(holds, timeout, what=what, interval=0.25)
+        return found
 
 
 @contextlib.asynccontextmanager
@@ -353,6 +348,12 @@ QUEUES = [
 ]
 
 
+def real_time(scenario: Scenario) -> ScaledClock:
+    """A scaled clock, not the e2e tier's virtual one: Prometheus scrapes and evaluates its
+    rules in wall seconds, so the scenario must run in (scaled) wall time too."""
+    return ScaledClock(scenario.time_scale)
+
+
 async def rules_evaluated(server: Prometheus) -> list[dict[str, Any]] | None:
     data = await server.get("/api/v1/rules")
     rules = [rule for group in data["groups"] for rule in group["rules"]]
@@ -365,7 +366,8 @@ async def test_every_dashboard_expression_returns_data_from_a_real_prometheus(
     tmp_path: Path,
 ) -> None:
     needs(PROMETHEUS)
-    stack = await start_stack(call_centre(agents=6, calls=400), queues=QUEUES)
+    scenario = call_centre(agents=6, calls=400)
+    stack = await start_stack(scenario, queues=QUEUES, clock=real_time(scenario))
     try:
         await stack.login_all()
         await stack.agent("pause", "2006", "training")  # so pause time by reason has a series
@@ -401,7 +403,9 @@ async def test_callers_waiting_with_no_agent_logged_in_fire_the_alert(tmp_path: 
     needs(PROMETHEUS)
     # Ten patient callers (about ten minutes) on a 10x clock, and no overflow: they wait.
     scenario = call_centre(agents=3, calls=10, time_scale=10.0, patience=600.0)
-    stack = await start_stack(scenario, queues=[{"name": "support"}, {"name": "sales"}])
+    stack = await start_stack(
+        scenario, queues=[{"name": "support"}, {"name": "sales"}], clock=real_time(scenario)
+    )
     try:
         stack.sim.start_arrivals()  # nobody logs in
         async with prometheus(tmp_path, stack) as server:

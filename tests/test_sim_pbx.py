@@ -197,7 +197,10 @@ async def test_ground_truth_agrees_with_the_events_on_the_wire(tmp_path: Path) -
         router.start()
         sim.start_arrivals()
         await sim.wait_idle(60)
-        await asyncio.sleep(0.1)
+        # A caller's Hangup is the last event of its call: once the client has them all,
+        # it has every event the checks below read.
+        callers = {r["channel"] for r in sim.ground_truth if r["type"] == "call"}
+        await rec.until(lambda: callers <= {e["Channel"] for e in rec.named("Hangup")})
         await router.close()
     records = sim.ground_truth
     assert [json.loads(line) for line in path.read_text().splitlines()] == records
@@ -722,7 +725,7 @@ async def test_asterisk_ami_client_in_a_thread() -> None:
             ready.set()
             deadline = time.monotonic() + 10
             while not events and time.monotonic() < deadline:
-                time.sleep(0.01)
+                time.sleep(0.01)  # polls: a blocking reference client, in its own thread
             ami.logoff()
             ami.disconnect()
 
