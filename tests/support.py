@@ -27,6 +27,7 @@ from hotline.sim.scenario import (
     Arrivals,
     Burst,
     Exponential,
+    Fixed,
     LogNormal,
     Normal,
     Scenario,
@@ -46,6 +47,7 @@ __all__ = [
     "measured_call_centre",
     "run_hotline",
     "spin_until",
+    "steady_call_centre",
     "wait_settled",
 ]
 
@@ -257,6 +259,44 @@ def measured_agents() -> list[dict[str, Any]]:
         }
         for device in [*devices(2001, 2013), LONG_RING_AGENT]
     ]
+
+
+def steady_call_centre(
+    agents: int, calls: int, *, time_scale: float = 40.0, patience: float = 60.0
+) -> Scenario:
+    """``calls`` callers at 30 a minute for ``agents`` alike agents (a 20 s talk); on a 40x
+    clock 400 of them take 20 wall seconds. Run it with ``queues=STEADY_QUEUES``."""
+    agent_devices = devices(2001, 2000 + agents)
+    return Scenario(
+        name="prometheus",
+        seed=3,
+        time_scale=time_scale,
+        arrivals=Arrivals(
+            count=calls,
+            rate_per_minute=30,
+            start_after=0.5,
+            queues=(("support", 3.0), ("sales", 1.0)),
+            patience=LogNormal(mean=patience, sigma=0.5),
+        ),
+        agents=(
+            AgentGroup(
+                agent_devices,
+                AgentBehaviour(
+                    answer_delay=LogNormal(mean=6.0, sigma=0.5),
+                    no_answer=0.05,
+                    busy=0.03,
+                    talk=Fixed(20.0),
+                ),
+            ),
+        ),
+    )
+
+
+STEADY_QUEUES = [
+    {"name": "support", "wrap_up": 2.0, "max_wait": 40, "overflow_target": "hotline-voicemail,s,1"},
+    {"name": "sales", "wrap_up": 2.0},
+]
+"""The queues of :func:`steady_call_centre`."""
 
 
 # -- a sim + service run ----------------------------------------------------------------------
