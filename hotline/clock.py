@@ -30,9 +30,13 @@ import contextlib
 import heapq
 import itertools
 import selectors
+import socket
+import struct
+import sys
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 __all__ = [
@@ -253,20 +257,40 @@ def _run_unless_cancelled(handle: asyncio.TimerHandle) -> None:
         handle._run()  # its own runner keeps the context and reports errors
 
 
+_TCP_INFO_SIZE = 216
+"""Enough of ``struct tcp_info`` (Linux) for the fields below."""
+_BYTES_RECEIVED, _NOTSENT_BYTES, _BYTES_SENT, _BYTES_RETRANS = 128, 144, 200, 208
+
+
+@dataclass(frozen=True, slots=True)
+class _Tcp:
+    """A connected TCP socket the loop watches: its family and both addresses."""
+
+    family: int
+    local: Any
+    peer: Any
+
+
 class _IdleSelector(selectors.BaseSelector):
     """A selector that moves a :class:`VirtualClock` whenever the loop would block."""
 
     def __init__(self, clock: VirtualClock) -> None:
         self._inner = selectors.DefaultSelector()
         self._clock = clock
+        self._tcp: dict[int, _Tcp | None] = {}
+        self._check_tcp = sys.platform == "linux" and hasattr(socket, "TCP_INFO")
 
     def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
         """As the wrapped selector."""
-        return self._inner.register(fileobj, events, data)
+        key = self._inner.register(fileobj, events, data)
+        self._tcp.pop(key.fd, None)
+        return key
 
     def unregister(self, fileobj: Any) -> selectors.SelectorKey:
         """As the wrapped selector."""
-        return self._inner.unregister(fileobj)
+        key = self._inner.unregister(fileobj)
+        self._tcp.pop(key.fd, None)
+        return key
 
     def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
         """As the wrapped selector."""
@@ -279,13 +303,71 @@ class _IdleSelector(selectors.BaseSelector):
         next (real) timer, or ``None``. Real timers do not hold the virtual clock back:
         they belong to things outside the simulated world (keepalives, I/O timeouts).
         """
-        events = self._inner.select(0)
-        if events or timeout == 0:
-            return events
+        if timeout == 0:
+            return self._inner.select(0)
         clock = self._clock
-        if clock.held or not clock.advance():
+        if clock.held or clock.next_deadline() is None:
             return self._inner.select(timeout)
+        if self._in_flight():
+            # Written by one end of an in-process connection, not yet readable at the
+            # other (loopback delivery deferred to the kernel's softirq thread): not idle.
+            return self._inner.select(0.0005 if timeout is None else min(timeout, 0.0005))
+        events = self._inner.select(0)
+        if events:
+            return events
+        clock.advance()
         return []
+
+    def _in_flight(self) -> bool:
+        """Whether bytes sent on a TCP connection between two of the loop's own sockets
+        have not reached the other end's receive queue yet (Linux ``TCP_INFO``)."""
+        if not self._check_tcp:
+            return False
+        counts: dict[tuple[Any, Any], tuple[int, int]] = {}
+        for key in list(self._inner.get_map().values()):
+            fd = key.fd
+            tcp = self._tcp[fd] if fd in self._tcp else self._describe(fd)
+            if tcp is None:
+                continue
+            sock = socket.socket(tcp.family, socket.SOCK_STREAM, 0, fileno=fd)
+            try:
+                info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_SIZE)
+            except OSError:
+                continue
+            finally:
+                sock.detach()
+            if len(info) < _TCP_INFO_SIZE:
+                self._check_tcp = False  # an old kernel: trust loopback delivery
+                return False
+            (notsent,) = struct.unpack_from("I", info, _NOTSENT_BYTES)
+            if notsent:
+                return True
+            (received,) = struct.unpack_from("Q", info, _BYTES_RECEIVED)
+            (sent,) = struct.unpack_from("Q", info, _BYTES_SENT)
+            (retransmitted,) = struct.unpack_from("Q", info, _BYTES_RETRANS)
+            counts[(tcp.local, tcp.peer)] = (sent - retransmitted, received)
+        for (local, peer), (sent, _) in counts.items():
+            other = counts.get((peer, local))
+            if other is not None and sent > other[1]:
+                return True
+        return False
+
+    def _describe(self, fd: int) -> _Tcp | None:
+        """Remember whether ``fd`` is a connected TCP socket, and its addresses."""
+        tcp: _Tcp | None = None
+        try:
+            sock = socket.socket(fileno=fd)
+        except OSError:  # not a socket (a pipe, an eventfd)
+            self._tcp[fd] = None
+            return None
+        try:
+            if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
+                tcp = _Tcp(sock.family, sock.getsockname(), sock.getpeername())
+        except OSError:  # listening, or not connected (registered again once it is)
+            tcp = None
+        sock.detach()
+        self._tcp[fd] = tcp
+        return tcp
 
     def close(self) -> None:
         """Close the wrapped selector."""

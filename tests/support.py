@@ -303,13 +303,18 @@ STEADY_QUEUES = [
 
 
 async def wait_settled(stack: Stack, timeout: float = 120.0) -> None:
-    """The sim has finished every call, and the engine has applied every event."""
+    """The sim has finished every call, the engine has applied every event, and the PBX
+    has answered every action the engine sent (a journal clean-up, say)."""
     await stack.sim.wait_idle(timeout)
     engine = stack.engine
-    await spin_until(
-        lambda: not engine.router.live_calls() and engine.pending == 0,
-        what="the engine caught up with the sim",
-    )
+
+    def caught_up() -> bool:
+        return not engine.router.live_calls() and engine.pending == 0
+
+    await spin_until(caught_up, what="the engine caught up with the sim")
+    # Actions are answered in order: once this one is, so is every one written before it.
+    await engine.ami.action("Ping", timeout=30)
+    await spin_until(caught_up, what="the engine applied the answers")
 
 
 @contextlib.contextmanager

@@ -43,11 +43,13 @@ async def test_500_calls_20_agents_every_outcome_matches_the_ground_truth(stack:
     # Mid-run agent control through the API: a pause and a logout.
     await stack.sleep(180.0)
     await stack.agent("pause", "2001", "lunch")
-    paused_from = stack.clock.now()
+    # At the ground truth's resolution (microseconds): on the virtual clock an agent is
+    # rung in the very instant it is unpaused, which must not read as during the pause.
+    paused_from = round(stack.clock.now(), 6)
     await stack.agent("logout", "2002")
-    logged_out_from = stack.clock.now()
+    logged_out_from = round(stack.clock.now(), 6)
     await stack.sleep(240.0)
-    paused_until = stack.clock.now()
+    paused_until = round(stack.clock.now(), 6)
     await stack.agent("unpause", "2001")
     await wait_settled(stack)
 
