@@ -51,7 +51,6 @@ non-zero.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import traceback
 from collections import deque
@@ -238,6 +237,11 @@ class Engine:
         now = self.clock.now()
         self._execute(self.router.restore(states, sticky, now), now)
 
+    @property
+    def pending(self) -> int:
+        """Events and commands received but not applied yet (0: the engine has caught up)."""
+        return len(self._inbox) + len(self._subscription)
+
     def stop(self) -> None:
         """Ask :meth:`run` to return after the current batch."""
         self._stopped = True
@@ -359,25 +363,22 @@ class Engine:
         else:
             self._failed("domain_event", exc, domain_event=type(item).__name__)
 
-    def _timer_wait(self, timeout: float | None) -> float | None:
-        """``timeout``, but no shorter than what is left of a timer back-off."""
-        blocked = self._timers_blocked_until - time.monotonic()
-        if blocked <= 0:
-            return timeout
-        return blocked if timeout is None else max(timeout, blocked)
-
     async def _idle(self) -> None:
         self._wake.clear()
         if self._inbox or len(self._subscription) or self._stopped:
             return
         deadline = self.router.next_deadline()
-        timeout = None
-        if deadline is not None:
-            timeout = max(0.0, self.clock.wall_delay(deadline - self.clock.now()))
-        timeout = self._timer_wait(timeout)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await self._wake.wait()
+        blocked = self._timers_blocked_until - time.monotonic()
+        timer: asyncio.TimerHandle | None
+        if blocked > 0:  # a timer raised: real-time back-off before the next try
+            timer = asyncio.get_running_loop().call_later(blocked, self._wake.set)
+        else:
+            timer = None if deadline is None else self.clock.call_at(deadline, self._wake.set)
+        try:
+            await self._wake.wait()
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     def _fire_timers(self) -> None:
         if self._timers_blocked_until and time.monotonic() < self._timers_blocked_until:

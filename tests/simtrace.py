@@ -2,8 +2,8 @@
 
 The replay acts as the trace's client did: it sends each ``send`` entry once
 the message that preceded it in the trace (its *trigger*) has arrived from the
-sim as many times as in the trace, after the trace's remaining gap scaled by
-the time scale. Channel names in the sends are replaced by role.
+sim as many times as in the trace, after the trace's remaining gap on the sim's
+clock. Channel names in the sends are replaced by role.
 
 Channels are compared by *role*: the context of a Local channel (or the
 technology of another), the order in which its pair first appeared within that
@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from hotline.ami.codec import AmiCodec, Message
+from hotline.clock import Clock
 from hotline.traces import TraceEntry, load_trace
 
 NOISE = frozenset({"CEL", "Cdr", "VarSet", "Newexten"})
@@ -144,14 +145,15 @@ def trace_stream(entries: Iterable[TraceEntry]) -> Stream:
 async def replay(
     name: str,
     port: int,
-    scale: float,
+    clock: Clock,
     *,
     timeout: float = 15.0,
     logged_in: asyncio.Event | None = None,
     abort_at_end: bool = False,
     ignore: Callable[[Message], bool] | None = None,
 ) -> tuple[Stream, Stream]:
-    """Replay trace ``name`` against the sim on ``port``; returns (trace, sim) streams.
+    """Replay trace ``name`` against the sim on ``port`` whose clock is ``clock``; returns
+    (trace, sim) streams.
 
     ``logged_in`` is set once the sim answered the first action. With
     ``abort_at_end`` (a trace whose session died, with no ``recv-eof``) the socket
@@ -196,9 +198,7 @@ async def replay(
                             raise AssertionError(f"sim closed before {sig} #{count}")
                         arrived.clear()
                         await arrived.wait()
-                await asyncio.sleep(max(entry.t - at, 0.0) / scale)
-            else:
-                await asyncio.sleep(0.01)
+                await clock.sleep(max(entry.t - at, 0.0))
             writer.write(_substitute(entry.raw, trace.roles, sim.roles).encode())
         if abort_at_end and trigger is not None:
             sig, count, _ = trigger

@@ -48,6 +48,8 @@ from hotline.ticketno import MemorySequenceStore, TicketNumbers
 from tests.routing_helpers import T0, Pbx, agent, make_router, originates
 from tests.tcp_proxy import TcpProxy
 
+pytestmark = pytest.mark.e2e
+
 SUPPORT = [QueueConfig(name="support", wrap_up=0)]
 
 

@@ -29,6 +29,8 @@ from hotline.ami import (
 from hotline.secret import Secret
 from hotline.sim.amiserver import AmiServer, AmiSession, ServerCredentials
 
+pytestmark = pytest.mark.integration
+
 FAST = {
     "reconnect_min": 0.05,
     "reconnect_max": 0.2,
@@ -101,7 +103,8 @@ async def test_wrong_secret_is_a_clear_error_without_a_retry_loop(server: AmiSer
     with pytest.raises(AmiAuthError, match="Authentication failed"):
         await ami.wait_connected(5)
     assert time.monotonic() - started >= 0.3  # the server answers a bad login after its delay
-    await asyncio.sleep(0.5)  # several back-off periods: a retry loop would have come back
+    # Must stay (an absence): several back-off periods, in which a retry loop would come back.
+    await asyncio.sleep(0.5)
     assert server.login_attempts == 1
     assert len(server.sessions) == 0
     assert not ami.connected
@@ -127,7 +130,8 @@ async def test_thousand_concurrent_actions_resolve_to_their_own_replies(
     server: AmiServer, client: AmiClient
 ) -> None:
     async def echo(session: AmiSession, message: Message) -> None:
-        await asyncio.sleep(random.random() * 0.05)  # replies come back out of order
+        # Not a wait for anything: a random reply delay, so replies come back out of order.
+        await asyncio.sleep(random.random() * 0.05)
         session.send_response(message, "Success", [("Value", message.get("Value") or "")])
 
     server.register("Echo", echo)
@@ -239,6 +243,7 @@ async def test_pbx_restart_mid_stream_fails_the_inflight_originate_without_resen
     assert isinstance(lost, Disconnected)
     assert lost.generation == 1
     assert await next_signal(sub) == Connected(2, "Asterisk Call Manager/11.0.0")
+    # Must stay: that nothing is re-sent can only be seen by giving it time to happen.
     await asyncio.sleep(0.2)
     assert len(originates) == 1
     result = await ami.action("Ping")

@@ -20,6 +20,8 @@ from hotline.ami.codec import (
 )
 from hotline.traces import default_trace_dir, load_trace, recv_stream
 
+pytestmark = pytest.mark.unit
+
 TRACES = sorted(p.stem for p in default_trace_dir().glob("*.jsonl"))
 AMI_TRACES = [name for name in TRACES if name != "fastagi_session"]
 

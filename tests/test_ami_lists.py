@@ -17,6 +17,8 @@ from hotline.ami.codec import Message
 from hotline.config import ConfigError, parse_settings
 from hotline.sim.amiserver import AmiServer, AmiSession, ServerCredentials
 
+pytestmark = pytest.mark.integration
+
 
 class EndlessList:
     """A ``CoreShowChannels`` handler that never sends the ``...Complete`` event."""

@@ -5,10 +5,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import pytest
+
 from hotline.log import MaskPhoneNumbers
 from hotline.store.audit import AuditLog
 from hotline.store.customers import Customers
 from tests.api_support import running_api
+
+pytestmark = pytest.mark.integration
 
 
 async def test_reading_a_customer_writes_an_audit_row(

@@ -48,12 +48,15 @@ from hotline.store.users import Users
 from hotline.web.auth import COOKIE, CSRF_HEADER
 from tests.api_support import BEARER, FAST, PASSWORD, running_api
 
-pytestmark = pytest.mark.filterwarnings(
-    # Schemathesis 4.32's strategies draw from the `random` module, which Hypothesis
-    # 6.17x deprecates; a third-party matter that does not affect what is generated.
-    "ignore:Do not use the `random` module inside strategies"
-    ":hypothesis.errors.HypothesisDeprecationWarning"
-)
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.filterwarnings(
+        # Schemathesis 4.32's strategies draw from the `random` module, which Hypothesis
+        # 6.17x deprecates; a third-party matter that does not affect what is generated.
+        "ignore:Do not use the `random` module inside strategies"
+        ":hypothesis.errors.HypothesisDeprecationWarning"
+    ),
+]
 
 EXAMPLES_PER_RUN = 20
 """Per operation and generation mode (positive, negative)."""

@@ -7,10 +7,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from hotline.domain.effects import CallArrived
 from hotline.store.customers import Customers
 from hotline.store.service import STORE
 from tests.api_support import RunningApi, running_api
+
+pytestmark = pytest.mark.integration
 
 
 async def _create(api: RunningApi, **fields: Any) -> dict[str, Any]:

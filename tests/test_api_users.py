@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
+
+import pytest
 
 from hotline.store.audit import AuditLog
 from hotline.store.db import create_pool
 from tests.api_support import PASSWORD, running_api
+from tests.support import run_hotline
+
+pytestmark = pytest.mark.integration
 
 NEW_PASSWORD = "a much longer secret"
 
@@ -110,15 +114,7 @@ async def test_user_changes_are_validated_and_keep_an_admin(
 
 
 def _hotline(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hotline", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    return run_hotline(*args, env=env, stdin=stdin)
 
 
 def _config(folder: Path) -> Path:

@@ -12,15 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import free_port, run_hotline
+
+pytestmark = pytest.mark.integration
+
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hotline", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_hotline(*args)
 
 
 def test_bench_ami_parse_prints_one_json_line_per_parser_and_mode() -> None:
@@ -46,13 +44,6 @@ def test_unknown_command_is_a_usage_error() -> None:
     assert "invalid choice" in result.stderr
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def login(port: int, secret: str) -> str:
     """Connect (retrying while the sim starts), log in, and return what the sim answered."""
     deadline = time.monotonic() + 30
@@ -63,7 +54,7 @@ def login(port: int, secret: str) -> str:
         except ConnectionRefusedError:
             if time.monotonic() > deadline:
                 raise
-            time.sleep(0.1)
+            time.sleep(0.1)  # polls: the sim process is still starting (a blocking client)
     with connection:
         reply = b""
         connection.sendall(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from hotline.config import ConfigError, load_settings
+from tests.support import run_hotline
+
+pytestmark = pytest.mark.unit
 
 SAMPLE = Path(__file__).resolve().parent.parent / "config" / "hotline.toml"
 
@@ -168,13 +169,7 @@ def test_broken_toml_and_missing_file(tmp_path: Path) -> None:
 
 def test_serve_refuses_to_start_half_configured(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL.replace('queues = ["support"]', 'queues = ["sales"]'))
-    result = subprocess.run(
-        [sys.executable, "-m", "hotline", "serve", "--config", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_hotline("serve", "--config", str(path))
     assert result.returncode == 2
     assert f"{path}: agents[0].queues: 'sales' is not a configured queue" in result.stderr
     assert "Traceback" not in result.stderr

@@ -40,6 +40,8 @@ import jsonschema
 import pytest
 import yaml
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parent.parent
 ASTERISK = ROOT / "asterisk"
 COMPOSE = ROOT / "docker-compose.yml"

@@ -3,13 +3,13 @@ retried by the rules, all checked against the simulated PBX's ground truth."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 
 from hotline.sim.scenario import (
     AgentBehaviour,
@@ -23,6 +23,9 @@ from hotline.stack import start_stack
 from hotline.store.callbacks import Callbacks
 from hotline.store.service import STORE
 from hotline.store.tickets import Tickets
+from tests.support import eventually
+
+pytestmark = pytest.mark.e2e
 
 CALLBACKS = 30
 RETRY_DELAY = 20.0
@@ -49,16 +52,19 @@ def scenario() -> Scenario:
 
 
 async def wait_until_resolved(dsn: str, timeout: float) -> list[asyncpg.Record]:
-    async with asyncio.timeout(timeout):
-        while True:
-            conn = await asyncpg.connect(dsn)
-            try:
-                rows = await conn.fetch("select id, status, attempts from callbacks")
-            finally:
-                await conn.close()
-            if rows and all(row["status"] in ("done", "failed") for row in rows):
-                return rows
-            await asyncio.sleep(0.2)
+    rows: list[asyncpg.Record] = []
+
+    async def resolved() -> bool:
+        nonlocal rows
+        conn = await asyncpg.connect(dsn)
+        try:
+            rows = await conn.fetch("select id, status, attempts from callbacks")
+        finally:
+            await conn.close()
+        return bool(rows) and all(row["status"] in ("done", "failed") for row in rows)
+
+    await eventually(resolved, timeout, what="every callback resolved", interval=0.2)
+    return rows
 
 
 async def test_callbacks_ring_an_agent_then_the_customer_and_retry_by_the_rules(

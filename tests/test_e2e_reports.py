@@ -23,7 +23,6 @@ completed on time) and scored, and the report must count exactly those.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
@@ -54,7 +53,17 @@ from hotline.sim.scenario import (
 from hotline.stack import Stack, start_stack
 from hotline.store.service import STORE
 from hotline.store.tickets import Tickets
-from tests.e2e_support import MEASURED_QUEUES, OUTCOMES, measured_call_centre, wait_settled
+from tests.support import (
+    MEASURED_QUEUES,
+    OUTCOMES,
+    eventually,
+    hold,
+    measured_agents,
+    measured_call_centre,
+    wait_settled,
+)
+
+pytestmark = pytest.mark.e2e
 
 QUEUES = MEASURED_QUEUES
 MISSES = {"no_answer", "busy", "unavailable"}
@@ -170,13 +179,13 @@ def check_rows(
 
 
 async def wait_for_wrap_ups(stack: Stack, answered: int) -> list[WrapUpEnded]:
-    """Every answered call's wrap-up has ended (they run a few scaled seconds after)."""
-    async with asyncio.timeout(30):
-        while True:
-            wrap_ups = [f for f in stack.facts if isinstance(f, WrapUpEnded)]
-            if len(wrap_ups) >= answered:
-                return wrap_ups
-            await asyncio.sleep(0.02)
+    """Every answered call's wrap-up has ended (they end a few scenario seconds after)."""
+
+    def wrap_ups() -> list[WrapUpEnded]:
+        return [f for f in stack.facts if isinstance(f, WrapUpEnded)]
+
+    await eventually(lambda: len(wrap_ups()) >= answered, what="every wrap-up ended")
+    return wrap_ups()
 
 
 async def get(stack: Stack, path: str) -> tuple[int, str]:
@@ -263,7 +272,11 @@ async def test_the_report_equals_the_ground_truth_of_a_simulated_call_centre(
     migrated_database_url: str, tmp_path: Path
 ) -> None:
     stack = await start_stack(
-        call_centre(), queues=QUEUES, database_url=migrated_database_url, state_dir=str(tmp_path)
+        call_centre(),
+        queues=QUEUES,
+        agents=measured_agents(),
+        database_url=migrated_database_url,
+        state_dir=str(tmp_path),
     )
     try:
         await stack.login_all()
@@ -272,7 +285,8 @@ async def test_the_report_equals_the_ground_truth_of_a_simulated_call_centre(
         ended = {f.call_id: f for f in stack.facts if isinstance(f, CallEnded)}
         answered = sum(f.outcome is Outcome.ANSWERED for f in ended.values())
         wrap_ups = await wait_for_wrap_ups(stack, answered)
-        assert await stack.app[STORE].outbox.flush(60), "the outbox did not drain"
+        with hold(stack.clock):
+            assert await stack.app[STORE].outbox.flush(60), "the outbox did not drain"
         arrivals: dict[str, float] = {}
         for fact in stack.facts:
             if isinstance(fact, CallArrived):

@@ -1,4 +1,4 @@
-"""End to end: the real service routes a time-scaled simulated call centre over AMI.
+"""End to end: the real service routes a simulated call centre over AMI, on a virtual clock.
 
 Everything is checked against the simulated PBX's ground truth (what actually
 happened on the PBX), never against the service's own log.
@@ -18,7 +18,7 @@ from hotline.domain.effects import CallEnded, CallRequeued, OfferEnded
 from hotline.domain.model import OfferResult, Outcome
 from hotline.sim.amiserver import ServerCredentials
 from hotline.stack import Stack, start_stack
-from tests.e2e_support import (
+from tests.support import (
     OUTCOMES,
     QUEUES,
     WRAP_UP,
@@ -26,6 +26,8 @@ from tests.e2e_support import (
     ground_truth_calls,
     wait_settled,
 )
+
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
@@ -39,13 +41,15 @@ async def test_500_calls_20_agents_every_outcome_matches_the_ground_truth(stack:
     await stack.login_all()
     stack.sim.start_arrivals()
     # Mid-run agent control through the API: a pause and a logout.
-    await asyncio.sleep(3.0)
+    await stack.sleep(180.0)
     await stack.agent("pause", "2001", "lunch")
-    paused_from = stack.clock.now()
+    # At the ground truth's resolution (microseconds): on the virtual clock an agent is
+    # rung in the very instant it is unpaused, which must not read as during the pause.
+    paused_from = round(stack.clock.now(), 6)
     await stack.agent("logout", "2002")
-    logged_out_from = stack.clock.now()
-    await asyncio.sleep(4.0)
-    paused_until = stack.clock.now()
+    logged_out_from = round(stack.clock.now(), 6)
+    await stack.sleep(240.0)
+    paused_until = round(stack.clock.now(), 6)
     await stack.agent("unpause", "2001")
     await wait_settled(stack)
 
@@ -155,6 +159,23 @@ async def test_agent_api_requires_the_bearer_token_and_validates_input(stack: St
     assert health["pbx_connected"] is True
 
 
+async def next_resync(stack: Stack, resyncs: int) -> float:
+    """The clock's reading at the end of the engine's next resync after ``resyncs`` of them.
+
+    The engine clears ``synced`` when it sees the connection drop and sets it at the end
+    of a resync. Until the drop is seen this spins (``sleep(0)`` keeps a virtual clock
+    still: the drop needs no scenario time); then the waiter on ``synced`` runs right
+    after the resync, before the clock can move on.
+    """
+    engine = stack.engine
+    while engine.resyncs <= resyncs:
+        if engine.synced.is_set():
+            await asyncio.sleep(0)
+        else:
+            await engine.synced.wait()
+    return stack.clock.now()
+
+
 def stack_journal(stack: Stack) -> dict[str, str]:
     return dict(stack.sim.core.db.get("hotline_journal", {}))
 
@@ -167,17 +188,17 @@ async def test_ami_connection_killed_three_times_mid_run_strands_nobody() -> Non
         outages: list[tuple[float, float]] = []
         credentials = running.sim.server.credentials
         for kill in range(3):
-            await asyncio.sleep(2.0)
+            await running.sleep(120.0)
             dropped = running.clock.now()
-            if kill == 2:  # a long one: logins are refused for two wall seconds
+            resyncs = running.engine.resyncs
+            if kill == 2:  # a long one: logins are refused for two scenario minutes
                 running.sim.server.credentials = ServerCredentials("hotline", "changed")
             running.sim.server.drop_all()
             if kill == 2:
-                await asyncio.sleep(2.0)
+                await running.sleep(120.0)
                 running.sim.server.credentials = credentials
-            await asyncio.sleep(0)
-            await asyncio.wait_for(running.engine.synced.wait(), 10)
-            outages.append((dropped, running.clock.now()))
+            resynced_at = await asyncio.wait_for(next_resync(running, resyncs), 30)
+            outages.append((dropped, resynced_at))
         await wait_settled(running)
         truth = ground_truth_calls(running)
         assert len(truth) == 200

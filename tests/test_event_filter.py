@@ -29,7 +29,7 @@ import pytest
 
 from hotline.ami.client import AmiClient, AmiSettings
 from hotline.ami.codec import Message
-from hotline.clock import ScaledClock
+from hotline.clock import SystemClock, virtual_clock_of
 from hotline.domain.effects import CallEnded, OfferEnded
 from hotline.domain.model import Outcome
 from hotline.pbx.translate import TRANSLATED_EVENTS, translate
@@ -47,7 +47,8 @@ from tests.test_deploy_artifacts import ASTERISK, read_conf
 from tests.test_e2e_callbacks import BUSY_DELAY, RETRY_DELAY, wait_until_resolved
 from tests.test_e2e_callbacks import scenario as callback_scenario
 
-SCALE = 20.0
+pytestmark = pytest.mark.e2e
+
 _FILTER_LINE = re.compile(r"^eventfilter\(action\(include\),name\((?P<name>[A-Za-z]+)\)\)$")
 
 
@@ -96,10 +97,12 @@ async def test_the_sim_filtering_to_the_shipped_list_delivers_the_filtered_recor
     FullyBooted, which Asterisk never filters), and every reply."""
     shipped = shipped_event_filter()
     user = ServerCredentials("filtered", "filtered-secret", event_filter=shipped)
-    sim = SimPbx(Scenario(name="filtered"), credentials=user, clock=ScaledClock(SCALE))
+    clock = virtual_clock_of()
+    assert clock is not None, "the e2e tier runs on a virtual clock"
+    sim = SimPbx(Scenario(name="filtered"), credentials=user, clock=clock)
     await sim.start()
     try:
-        trace, replayed = await replay("backend_answered_filtered", sim.port, SCALE)
+        trace, replayed = await replay("backend_answered_filtered", sim.port, clock)
     finally:
         await sim.close()
     assert sim.errors == []
@@ -244,7 +247,7 @@ async def test_the_sim_filters_events_but_never_responses_or_list_items() -> Non
     shipped = shipped_event_filter()
     sim = SimPbx(
         Scenario(name="filtered"),
-        clock=ScaledClock(SCALE),
+        clock=virtual_clock_of() or SystemClock(),
         credentials=ServerCredentials("hotline", "s3cret", event_filter=shipped),
     )
     await sim.start()

@@ -32,6 +32,8 @@ from hotline.sim.amiserver import AmiSession
 from hotline.sim.scenario import AgentBehaviour, AgentGroup, Arrival, Fixed, Scenario
 from hotline.stack import Stack, start_stack
 
+pytestmark = pytest.mark.e2e
+
 Pairs = list[tuple[str, str]]
 
 SCENARIO = Scenario(

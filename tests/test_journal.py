@@ -8,6 +8,8 @@ that a live leg holds) are parsed, snapshotted and fed to a fresh router.
 
 from __future__ import annotations
 
+import pytest
+
 from hotline.ami.codec import AmiCodec, Message
 from hotline.config import QueueConfig
 from hotline.domain.effects import (
@@ -31,6 +33,8 @@ from hotline.pbx.resync import build_snapshot, device_of, parse_journal
 from hotline.pbx.translate import translate
 from hotline.traces import load_trace
 from tests.routing_helpers import agent, make_router, originates
+
+pytestmark = pytest.mark.unit
 
 
 def received(name: str) -> list[Message]:

@@ -24,6 +24,8 @@ from hotline.engine import Engine
 from tests.routing_helpers import T0, agent, make_router
 from tests.test_ticket_pool import StillClock, eventually
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def captured() -> Iterator[LogCapture]:

@@ -18,6 +18,8 @@ from hotline.log import mask_text, stdlib_handler
 from hotline.web.app import create_app
 from tests.api_support import PASSWORD, api_settings, running_api
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.mark.parametrize(
     ("text", "masked"),

@@ -8,7 +8,6 @@ every counter and histogram against what the sim's ground truth implies.
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter, defaultdict, deque
 from collections.abc import Iterable
 
@@ -17,6 +16,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from hotline.ami.client import AmiClient
+from hotline.clock import SystemClock
 from hotline.config import Settings, parse_settings
 from hotline.domain.effects import (
     AgentStateChanged,
@@ -39,21 +39,25 @@ from hotline.sim.scenario import (
 )
 from hotline.stack import Stack, start_stack
 from hotline.web.metrics import CONTENT_TYPE
-from tests.e2e_support import (
+from tests.support import (
     MEASURED_MAX_WAIT,
     MEASURED_QUEUES,
     MEASURED_RING_TIMEOUT,
     MEASURED_WRAP_UP,
     OUTCOMES,
+    measured_agents,
     measured_call_centre,
+    wait_settled,
 )
+
+pytestmark = pytest.mark.e2e
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 BOUNDED_LABELS = {"queue", "agent", "outcome", "state", "reason", "le", "category", "stage"}
 # stage: the engine-error stages, hotline.engine.ENGINE_STAGES (five fixed values)
 
 
-class FixedClock:
+class FixedClock(SystemClock):
     """A clock that only moves when told to."""
 
     def __init__(self, now: float) -> None:
@@ -61,9 +65,6 @@ class FixedClock:
 
     def now(self) -> float:
         return self.at
-
-    def wall_delay(self, seconds: float) -> float:
-        return seconds
 
 
 def settings() -> Settings:
@@ -427,11 +428,7 @@ def call_centre() -> Scenario:
 
 async def settle(stack: Stack) -> None:
     """The sim has finished every call and the engine has applied every event."""
-    await stack.sim.wait_idle(120)
-    async with asyncio.timeout(30):
-        # Polling is fine here: the test waits on two other tasks' state.
-        while stack.engine.router.live_calls() or len(stack.engine._subscription):  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
+    await wait_settled(stack)
 
 
 async def scrape(stack: Stack) -> Samples:
@@ -469,13 +466,13 @@ def agent_times(facts: list[Fact], stack: Stack) -> dict[str, dict[str, float]]:
 
 
 async def test_metrics_match_the_ground_truth_of_a_simulated_call_centre() -> None:
-    stack = await start_stack(call_centre(), queues=QUEUES)
+    stack = await start_stack(call_centre(), queues=QUEUES, agents=measured_agents())
     try:
         await stack.login_all()
         stack.sim.start_arrivals()
-        await asyncio.sleep(1.0)
+        await stack.sleep(80.0)
         await stack.agent("pause", "2001", "lunch")
-        await asyncio.sleep(1.0)
+        await stack.sleep(80.0)
         await stack.agent("unpause", "2001")
         await settle(stack)
         for agent in stack.settings.agents:

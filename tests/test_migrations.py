@@ -6,13 +6,15 @@ import asyncio
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import asyncpg
 import pytest
 
 from hotline.store.migrate import DEFAULT_MIGRATIONS_DIR, MigrationError, load_migrations, migrate
+from tests.support import run_hotline
+
+pytestmark = pytest.mark.integration
 
 CONFIG = """
 [[queues]]
@@ -191,14 +193,7 @@ async def test_concurrent_runners_serialize(database_url: str) -> None:
 
 def run_migrate(config: Path, dsn: str, *extra: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HOTLINE_DATABASE_URL": dsn}
-    return subprocess.run(
-        [sys.executable, "-m", "hotline", "migrate", "--config", str(config), *extra],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env,
-    )
+    return run_hotline("migrate", "--config", str(config), *extra, env=env)
 
 
 async def test_the_migrate_command(

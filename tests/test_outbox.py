@@ -40,7 +40,10 @@ from hotline.store.outbox import Outbox, OutboxClosed
 from hotline.store.recordings import recording_path
 from hotline.store.records import Record, Recorder, apply_records
 from hotline.ticketno import MemorySequenceStore, TicketNumbers
+from tests.support import eventually
 from tests.tcp_proxy import BreakMode, TcpProxy
+
+pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = 1_772_442_000.0
@@ -201,13 +204,7 @@ async def feed(recorder: Recorder, facts: Iterable[Fact], every: int = 40) -> No
 
 
 async def wait_for(condition: Any, timeout: float = 30.0) -> None:
-    async def poll() -> None:
-        while True:
-            if condition():
-                return
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(poll(), timeout)
+    await eventually(condition, timeout)
 
 
 @pytest.fixture
@@ -290,6 +287,7 @@ async def test_connections_dropped_again_and_again(
 
     async def saboteur() -> None:
         while True:
+            # Not a wait: the fault injection's period (a reset every 15 ms).
             await asyncio.sleep(0.015)
             proxy.break_("drop")
 
@@ -383,7 +381,7 @@ CHILD = textwrap.dedent(
         for record in records[half:]:
             outbox.put(record)
         while outbox.on_disk < len(records) - half or outbox.retries < 2:
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.005)  # polls a condition (this child has no tests.support)
         print("spilled", flush=True)
         await loop.run_in_executor(None, sys.stdin.readline)  # the parent heals the proxy
         written = outbox.written

@@ -47,6 +47,8 @@ from tests.test_outbox import (
     wait_for,
 )
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parent.parent
 DISK_BYTES = 2 * 1024 * 1024
 

@@ -24,6 +24,8 @@ from hotline.pbx.translate import translate
 from hotline.traces import load_trace
 from tests.routing_helpers import agent
 
+pytestmark = pytest.mark.unit
+
 
 def recv_messages(name: str, replace: dict[str, str] | None = None) -> list[Message]:
     entries = [e for e in load_trace(name) if e.dir == "recv"]

@@ -18,6 +18,8 @@ from hotline.metrics import Metrics
 from hotline.pbx.resync import MAX_DURATION, build_snapshot, parse_duration, parse_journal
 from hotline.pbx.translate import PRIORITY_RANGE, PbxValueError, clean_text, translate
 
+pytestmark = pytest.mark.unit
+
 NOW = 1_795_712_170.0
 
 

@@ -15,7 +15,6 @@ import contextlib
 import json
 import re
 import shutil
-import socket
 import subprocess
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
@@ -29,12 +28,16 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from hotline.ami.client import AmiClient
+from hotline.clock import ScaledClock, SystemClock
 from hotline.config import parse_settings
 from hotline.domain.routing import Router
 from hotline.engine import Engine
 from hotline.metrics import Metrics
-from hotline.sim.scenario import AgentBehaviour, AgentGroup, Arrivals, Fixed, LogNormal, Scenario
+from hotline.sim.scenario import Scenario
 from hotline.stack import Stack, start_stack
+from tests.support import STEADY_QUEUES, eventually, free_port, steady_call_centre
+
+pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parent.parent
 MONITORING = ROOT / "monitoring"
@@ -133,12 +136,9 @@ def exported_metric_names() -> set[str]:
     }
 
 
-class _Clock:
+class _Clock(SystemClock):
     def now(self) -> float:
         return 1_795_712_164.0
-
-    def wall_delay(self, seconds: float) -> float:
-        return seconds
 
 
 # -- static checks ------------------------------------------------------------------------------
@@ -233,13 +233,6 @@ def test_promtool_accepts_the_rules_and_the_config() -> None:
 # -- a real Prometheus scraping the running service ---------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 class Prometheus:
     """A Prometheus process and its HTTP API."""
 
@@ -260,13 +253,15 @@ class Prometheus:
 
     async def until(self, what: str, check: Any, timeout: float = 40.0) -> Any:
         """Poll ``check()`` (async) until it returns something truthy."""
-        async with asyncio.timeout(timeout):
-            while True:
-                found = await check()
-                if found:
-                    return found
-                await asyncio.sleep(0.25)
-        raise AssertionError(what)  # pragma: no cover - asyncio.timeout raises first
+        found: Any = None
+
+        async def holds() -> bool:
+            nonlocal found
+            found = await check()
+            return bool(found)
+
+        await eventually(holds, timeout, what=what, interval=0.25)
+        return found
 
 
 @contextlib.asynccontextmanager
@@ -317,40 +312,10 @@ async def prometheus(tmp_path: Path, stack: Stack) -> AsyncIterator[Prometheus]:
         shutil.rmtree(tmp_path / "data", ignore_errors=True)
 
 
-def call_centre(
-    agents: int, calls: int, *, time_scale: float = 40.0, patience: float = 60.0
-) -> Scenario:
-    """``calls`` callers at 30 a minute; on a 40x clock 400 of them take 20 wall seconds."""
-    devices = tuple(f"Local/{ext}@agents" for ext in range(2001, 2001 + agents))
-    return Scenario(
-        name="prometheus",
-        seed=3,
-        time_scale=time_scale,
-        arrivals=Arrivals(
-            count=calls,
-            rate_per_minute=30,
-            start_after=0.5,
-            queues=(("support", 3.0), ("sales", 1.0)),
-            patience=LogNormal(mean=patience, sigma=0.5),
-        ),
-        agents=(
-            AgentGroup(
-                devices,
-                AgentBehaviour(
-                    answer_delay=LogNormal(mean=6.0, sigma=0.5),
-                    no_answer=0.05,
-                    busy=0.03,
-                    talk=Fixed(20.0),
-                ),
-            ),
-        ),
-    )
-
-
-QUEUES = [
-    {"name": "support", "wrap_up": 2.0, "max_wait": 40, "overflow_target": "hotline-voicemail,s,1"},
-    {"name": "sales", "wrap_up": 2.0},
-]
+def real_time(scenario: Scenario) -> ScaledClock:
+    """A scaled clock, not the e2e tier's virtual one: Prometheus scrapes and evaluates its
+    rules in wall seconds, so the scenario must run in (scaled) wall time too."""
+    return ScaledClock(scenario.time_scale)
 
 
 async def rules_evaluated(server: Prometheus) -> list[dict[str, Any]] | None:
@@ -365,7 +330,8 @@ async def test_every_dashboard_expression_returns_data_from_a_real_prometheus(
     tmp_path: Path,
 ) -> None:
     needs(PROMETHEUS)
-    stack = await start_stack(call_centre(agents=6, calls=400), queues=QUEUES)
+    scenario = steady_call_centre(agents=6, calls=400)
+    stack = await start_stack(scenario, queues=STEADY_QUEUES, clock=real_time(scenario))
     try:
         await stack.login_all()
         await stack.agent("pause", "2006", "training")  # so pause time by reason has a series
@@ -400,8 +366,10 @@ async def test_every_dashboard_expression_returns_data_from_a_real_prometheus(
 async def test_callers_waiting_with_no_agent_logged_in_fire_the_alert(tmp_path: Path) -> None:
     needs(PROMETHEUS)
     # Ten patient callers (about ten minutes) on a 10x clock, and no overflow: they wait.
-    scenario = call_centre(agents=3, calls=10, time_scale=10.0, patience=600.0)
-    stack = await start_stack(scenario, queues=[{"name": "support"}, {"name": "sales"}])
+    scenario = steady_call_centre(agents=3, calls=10, time_scale=10.0, patience=600.0)
+    stack = await start_stack(
+        scenario, queues=[{"name": "support"}, {"name": "sales"}], clock=real_time(scenario)
+    )
     try:
         stack.sim.start_arrivals()  # nobody logs in
         async with prometheus(tmp_path, stack) as server:

@@ -21,6 +21,8 @@ from hotline.domain.sla import rings
 from hotline.store.db import Pool
 from tests.test_store_records import T0, TICKET, record, write
 
+pytestmark = pytest.mark.integration
+
 END = CallEnded(
     call_id="1772442000.7",
     channel="PJSIP/trunk-00000007",

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -58,6 +57,9 @@ from hotline.store.tickets import Tickets
 from hotline.web.app import create_app
 from hotline.web.reports import REPORT_SCHEMA
 from tests.api_support import running_api
+from tests.support import eventually, run_hotline
+
+pytestmark = pytest.mark.integration
 
 RULES = SlaRules(
     ring_cadence=5.0,
@@ -751,14 +753,7 @@ device = "PJSIP/1002"
 
 def run_report(config: Path, dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HOTLINE_DATABASE_URL": dsn}
-    return subprocess.run(
-        [sys.executable, "-m", "hotline", "report", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env,
-    )
+    return run_hotline("report", "--config", str(config), *args, env=env)
 
 
 async def test_the_report_command_writes_each_format(
@@ -966,6 +961,11 @@ async def test_an_empty_range_is_an_empty_report_over_the_api(
 # -- the overdue tickets gauge ----------------------------------------------------------------
 
 
+async def complaints_overdue(client: TestClient[Any, Any], count: int) -> bool:
+    """Whether the overdue gauge shows ``count`` complaints."""
+    return (await overdue_gauge(client)).get("complaint") == count
+
+
 async def overdue_gauge(client: TestClient[Any, Any]) -> dict[str, float]:
     text = await (await client.get("/metrics")).text()
     return {
@@ -1003,15 +1003,11 @@ async def test_the_overdue_gauge_follows_the_complaints_in_postgresql(
         await repository.create("T-late", actor="t", category="complaint", opened_at=long_ago)
         await repository.create("T-fresh", actor="t", category="complaint")
         await repository.create("T-asked", actor="t", category="consultation", opened_at=long_ago)
-        async with asyncio.timeout(10):
-            # Polling is fine here: the test waits on the store's reconciliation task.
-            while (await overdue_gauge(client)).get("complaint") != 1:  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
+        # The store's reconciliation task updates the gauge: poll it.
+        await eventually(lambda: complaints_overdue(client, 1), 10, what="one overdue")
         seen = await overdue_gauge(client)
         await repository.update("T-late", {"replied_at": datetime.now(UTC)}, actor="t")
-        async with asyncio.timeout(10):
-            while (await overdue_gauge(client)).get("complaint") != 0:  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
+        await eventually(lambda: complaints_overdue(client, 0), 10, what="none overdue")
     finally:
         await client.close()
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 from aiohttp import web
 
 from hotline.domain.effects import (
@@ -35,6 +36,8 @@ from hotline.store.service import STORE
 from hotline.web.app import create_app
 from hotline.web.keys import ENGINE
 from tests.e2e_support import OUTCOMES, devices, ground_truth_calls
+
+pytestmark = pytest.mark.e2e
 
 RING_TIMEOUT = 25.0
 QUEUES = [{"name": "support", "ring_timeout": RING_TIMEOUT, "wrap_up": 2.0}]

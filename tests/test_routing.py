@@ -24,6 +24,8 @@ from hotline.domain.model import AgentState, CallState, OfferResult, Outcome
 from hotline.domain.routing import NO_ANSWER_PAUSE, Router, UnknownAgent
 from tests.routing_helpers import Pbx, agent, make_router, originates
 
+pytestmark = pytest.mark.unit
+
 T = TypeVar("T")
 
 

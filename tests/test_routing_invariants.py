@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -24,6 +25,8 @@ from hotline.config import QueueConfig
 from hotline.domain.effects import CallArrived, CallEnded, Effect, OriginateAgentLeg
 from hotline.domain.model import Activity, CallState
 from tests.routing_helpers import Pbx, agent, make_router
+
+pytestmark = pytest.mark.unit
 
 AGENTS = ["a1", "a2", "a3", "a4"]
 QUEUES = [

@@ -22,6 +22,8 @@ from hotline.sim.amiserver import ServerCredentials
 from hotline.sim.pbx import SimPbx
 from hotline.sim.scenario import Scenario
 
+pytestmark = pytest.mark.integration
+
 SECRET = "serve-test-secret"
 
 

@@ -17,13 +17,14 @@ import asyncio
 import pytest
 
 from hotline.ami.codec import Message
-from hotline.clock import ScaledClock
+from hotline.clock import VirtualClock, virtual_clock_of
 from hotline.sim.amiserver import ServerCredentials
 from hotline.sim.pbx import SimPbx
 from hotline.sim.scenario import Scenario
 from tests.simtrace import Stream, digest, replay
 
-SCALE = 20.0
+pytestmark = pytest.mark.e2e
+
 TRACES = [
     "backend_answered",
     "backend_rona",
@@ -67,14 +68,21 @@ USERS = {
 
 @pytest.mark.parametrize("name", TRACES)
 async def test_sim_matches_the_real_trace(name: str) -> None:
-    sim = SimPbx(Scenario(name=name), clock=ScaledClock(SCALE), credentials=USERS.get(name))
+    clock = _virtual_clock()
+    sim = SimPbx(Scenario(name=name), clock=clock, credentials=USERS.get(name))
     await sim.start()
     try:
-        trace, replayed = await replay(name, sim.port, SCALE, ignore=_app_queue)
+        trace, replayed = await replay(name, sim.port, clock, ignore=_app_queue)
     finally:
         await sim.close()
     assert sim.errors == []
     assert_same_shapes(trace, replayed)
+
+
+def _virtual_clock() -> VirtualClock:
+    clock = virtual_clock_of()
+    assert clock is not None, "the e2e tier runs on a virtual clock"
+    return clock
 
 
 def _app_queue(message: Message) -> bool:
@@ -105,19 +113,20 @@ async def test_sim_matches_a_router_restart_while_its_leg_rings() -> None:
     """``reconnect_while_ringing``: two sessions. The first originates the agent leg and
     dies; the second (logged in all along) finds the leg still ringing, with no Local
     device in DeviceStateList, and receives the dead session's OriginateResponse."""
-    sim = SimPbx(Scenario(name="reconnect_while_ringing"), clock=ScaledClock(SCALE))
+    clock = _virtual_clock()
+    sim = SimPbx(Scenario(name="reconnect_while_ringing"), clock=clock)
     await sim.start()
     try:
         logged_in = asyncio.Event()
         survivor = asyncio.create_task(
             replay(
-                "reconnect_while_ringing", sim.port, SCALE, logged_in=logged_in, ignore=_app_queue
+                "reconnect_while_ringing", sim.port, clock, logged_in=logged_in, ignore=_app_queue
             )
         )
         async with asyncio.timeout(15):
             await logged_in.wait()
         dead_trace, dead = await replay(
-            "reconnect_while_ringing_before", sim.port, SCALE, abort_at_end=True, ignore=_app_queue
+            "reconnect_while_ringing_before", sim.port, clock, abort_at_end=True, ignore=_app_queue
         )
         trace, replayed = await survivor
     finally:

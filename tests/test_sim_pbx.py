@@ -22,7 +22,7 @@ import pytest
 
 from hotline.ami import AmiClient, AmiSettings, Message
 from hotline.ami.codec import AmiCodec
-from hotline.clock import ScaledClock
+from hotline.clock import ScaledClock, VirtualClock, virtual_clock_of
 from hotline.secret import Secret
 from hotline.sim.driver import FifoRouter
 from hotline.sim.pbx import SimPbx
@@ -41,6 +41,9 @@ from hotline.sim.scenario import (
     generate_arrivals,
     load_scenario,
 )
+from tests.support import eventually, spin_until
+
+pytestmark = pytest.mark.e2e
 
 EPOCH = 1_800_000_000.0
 AGENTS = tuple(f"Local/{ext}@agents" for ext in range(2001, 2006))
@@ -87,12 +90,20 @@ class Recorder:
 
 @contextlib.asynccontextmanager
 async def running(
-    scenario: Scenario, scale: float = 40.0, **kwargs: Any
+    scenario: Scenario, scale: float = 40.0, *, virtual: bool = True, **kwargs: Any
 ) -> AsyncIterator[tuple[SimPbx, AmiClient, Recorder]]:
-    sim = SimPbx(scenario, clock=ScaledClock(scale, epoch=EPOCH), **kwargs)
+    # The e2e tier's virtual clock (scenario time moves only when the process is idle);
+    # ``scale`` is the speed-up on a scaled clock, when the loop has no virtual clock.
+    clock = (virtual_clock_of() if virtual else None) or ScaledClock(scale, epoch=EPOCH)
+    sim = SimPbx(scenario, clock=clock, **kwargs)
     await sim.start()
     client = AmiClient(
-        AmiSettings(port=sim.port, secret=Secret("hotline-secret"), reconnect_min=0.05)
+        AmiSettings(
+            port=sim.port,
+            secret=Secret("hotline-secret"),
+            # At once on a virtual clock: a real back-off lets scenario time run on meanwhile.
+            reconnect_min=0.0 if isinstance(clock, VirtualClock) else 0.05,
+        )
     )
     await client.start()
     await client.wait_connected(5)
@@ -107,12 +118,10 @@ async def running(
     assert sim.errors == []
 
 
-async def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while True:
-            if condition():
-                return
-            await asyncio.sleep(0.01)
+def epoch_of(sim: SimPbx) -> float:
+    """Where the sim's clock started."""
+    epoch: float = getattr(sim.clock, "epoch")  # noqa: B009 - ScaledClock and VirtualClock
+    return epoch
 
 
 def stamp(message: Message) -> float:
@@ -188,12 +197,15 @@ async def test_ground_truth_agrees_with_the_events_on_the_wire(tmp_path: Path) -
         router.start()
         sim.start_arrivals()
         await sim.wait_idle(60)
-        await asyncio.sleep(0.1)
+        # A caller's Hangup is the last event of its call: once the client has them all,
+        # it has every event the checks below read.
+        callers = {r["channel"] for r in sim.ground_truth if r["type"] == "call"}
+        await rec.until(lambda: callers <= {e["Channel"] for e in rec.named("Hangup")})
         await router.close()
     records = sim.ground_truth
     assert [json.loads(line) for line in path.read_text().splitlines()] == records
     assert records[0]["type"] == "start"
-    assert records[0]["epoch"] == EPOCH
+    assert records[0]["epoch"] == epoch_of(sim)
     assert records[-1] == {"type": "end", "calls": 40, "callbacks": 0}
     calls = [r for r in records if r["type"] == "call"]
     assert len(calls) == 40 == len({c["call_id"] for c in calls})
@@ -374,7 +386,7 @@ async def test_channel_names_uniqueids_and_linkedid_on_bridge() -> None:
         f"{AGENTS[0]}-00000001;1",
         f"{AGENTS[0]}-00000001;2",
     ]
-    seconds = str(int(EPOCH))
+    seconds = str(int(epoch_of(sim)))
     assert [e["Uniqueid"] for e in new] == [f"{seconds}.{n}" for n in range(4)]
     assert [e["Linkedid"] for e in new] == [f"{seconds}.0"] * 2 + [f"{seconds}.2"] * 2
     agent_enter = rec.named("BridgeEnter")[1]
@@ -583,10 +595,10 @@ async def test_a_synchronous_originate_answers_once_the_outcome_is_known() -> No
 
 
 async def test_status_variables_and_core_show_channels_duration() -> None:
-    async with running(Scenario(), scale=20) as (_, client, rec):
+    async with running(Scenario(), scale=20) as (sim, client, rec):
         await originate_caller(client, "13900000006")
         caller = (await rec.wait_for("UserEvent"))["Channel"]
-        await asyncio.sleep(3.2 / 20)
+        await sim.clock.sleep(3.2)
         status = await client.action(
             "Status", {"Channel": caller, "Variables": "HOTLINE_QUEUE,HOTLINE_TICKET"}
         )
@@ -653,9 +665,9 @@ async def test_pbx_connection_loss_keeps_the_calls_and_resync_sees_them() -> Non
         caller = (await rec.wait_for("UserEvent"))["Channel"]
         await originate_agent(client, AGENTS[0], caller)
         await rec.wait_for("BridgeEnter", Channel=caller)
+        generation = client.generation
         sim.server.drop_all()
-        await asyncio.sleep(0.05)
-        await client.wait_connected(5)
+        await spin_until(lambda: client.generation > generation, what="the client reconnected")
         shown = await client.action("CoreShowChannels")
         assert len(shown.events) == 4
         bridged = [e for e in shown.events if e["BridgeId"]]
@@ -713,7 +725,7 @@ async def test_asterisk_ami_client_in_a_thread() -> None:
             ready.set()
             deadline = time.monotonic() + 10
             while not events and time.monotonic() < deadline:
-                time.sleep(0.01)
+                time.sleep(0.01)  # polls: a blocking reference client, in its own thread
             ami.logoff()
             ami.disconnect()
 
@@ -779,13 +791,18 @@ async def test_a_client_that_stops_reading_is_dropped_without_stalling_the_other
         arrivals=Arrivals(bursts=(Burst(at=0, count=400, over=2),), patience=Fixed(4))
     )
     with contextlib.ExitStack() as cleanup:
-        async with running(scenario, scale=20, write_timeout=0.3) as (sim, client, rec):
+        # A real-time mechanism (the sim's write timeout, in wall seconds) on a scaled
+        # clock: on a virtual one the burst comes at once and every reader looks slow.
+        async with running(scenario, scale=20, write_timeout=0.3, virtual=False) as (
+            sim,
+            client,
+            rec,
+        ):
             stuck = socket.create_connection(("127.0.0.1", sim.port))
             cleanup.callback(stuck.close)
             stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             stuck.sendall(b"Action: Login\r\nUsername: hotline\r\nSecret: hotline-secret\r\n\r\n")
-            await asyncio.sleep(0.1)
-            assert len(sim.server.sessions) == 2
+            await eventually(lambda: len(sim.server.sessions) == 2)
             started = time.monotonic()
             sim.start_arrivals()
             await eventually(lambda: sim.server.slow_disconnects > 0)

@@ -30,6 +30,8 @@ from hotline.domain.sla import (
     within_rings,
 )
 
+pytestmark = pytest.mark.unit
+
 MINIMAL = {
     "queues": [{"name": "support"}],
     "agents": [{"id": "1001", "device": "PJSIP/1001", "queues": ["support"]}],

@@ -8,6 +8,8 @@ import pytest
 
 from hotline.config import ConfigError, DatabaseConfig, TicketsConfig, parse_settings
 
+pytestmark = pytest.mark.unit
+
 BASE: dict[str, Any] = {
     "queues": [{"name": "support"}],
     "agents": [{"id": "1001", "device": "PJSIP/1001", "queues": ["support"]}],

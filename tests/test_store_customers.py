@@ -9,6 +9,8 @@ from hotline.store.audit import AuditLog
 from hotline.store.customers import Customers
 from hotline.store.db import InvalidChange, NotFound, Pool
 
+pytestmark = pytest.mark.integration
+
 
 async def test_a_household_file_with_several_numbers(pg_pool: Pool) -> None:
     customers = Customers(pg_pool)

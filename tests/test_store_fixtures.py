@@ -11,6 +11,8 @@ import redis.asyncio as aioredis
 from hotline.store.db import Pool
 from tests.tcp_proxy import TcpProxy
 
+pytestmark = pytest.mark.integration
+
 BROKEN = (OSError, asyncpg.InterfaceError, asyncpg.PostgresError)
 """What a client sees of a refused or reset connection."""
 

@@ -11,6 +11,8 @@ from hotline.store.opentickets import OpenTickets
 from hotline.store.tickets import Ticket, TicketState
 from hotline.ticketno import MemorySequenceStore, TicketNumbers
 
+pytestmark = pytest.mark.unit
+
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC).timestamp()
 DAY = 86_400.0
 

@@ -25,6 +25,8 @@ from hotline.store.recordings import Recordings
 from hotline.store.records import Record, Recorder, apply_records
 from hotline.store.tickets import Tickets
 
+pytestmark = pytest.mark.integration
+
 T0 = 1_772_442_000.0  # 2026-03-02 09:00 UTC
 TICKET = "T20260302-A0001"
 

@@ -16,6 +16,8 @@ from hotline.store.rules import (
     timeliness_rate,
 )
 
+pytestmark = pytest.mark.unit
+
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 DAY = 86_400.0
 

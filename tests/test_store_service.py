@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from hotline.config import Settings, parse_settings
@@ -21,6 +20,9 @@ from hotline.store.tickets import Tickets
 from hotline.ticketno import MemorySequenceStore, TicketNumbers
 from hotline.web.app import create_app
 from hotline.web.keys import ENGINE
+from tests.support import eventually
+
+pytestmark = pytest.mark.integration
 
 T0 = 1_772_442_000.0
 
@@ -38,14 +40,6 @@ def settings_for(dsn: str, folder: Path, **database: Any) -> Settings:
         },
         env={},
     )
-
-
-async def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while True:
-            if condition():
-                return
-            await asyncio.sleep(0.02)
 
 
 def numbers() -> TicketNumbers:

@@ -13,6 +13,8 @@ from hotline.store.db import InvalidChange, NotFound, Pool
 from hotline.store.rules import RetryPolicy
 from hotline.store.tickets import Ticket, TicketFilter, Tickets
 
+pytestmark = pytest.mark.integration
+
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 

@@ -8,6 +8,8 @@ from argon2 import PasswordHasher
 from hotline.store.db import InvalidChange, NotFound, Pool
 from hotline.store.users import Users
 
+pytestmark = pytest.mark.integration
+
 FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 

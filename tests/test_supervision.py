@@ -36,6 +36,8 @@ from hotline.web.app import create_app
 from hotline.web.keys import ENGINE
 from tests.tcp_proxy import TcpProxy
 
+pytestmark = pytest.mark.e2e
+
 SCENARIO = Scenario(
     name="supervision",
     seed=5,

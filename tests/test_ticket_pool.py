@@ -18,6 +18,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from hotline.ami.client import AmiClient, AmiSettings
+from hotline.clock import SystemClock
 from hotline.config import QueueConfig, RoutingConfig
 from hotline.domain.effects import CallArrived
 from hotline.domain.events import CallerWaiting
@@ -25,6 +26,8 @@ from hotline.domain.routing import Router
 from hotline.engine import AgentCommand, Engine
 from hotline.ticketno import FileSequenceStore, MemorySequenceStore, SequenceStore, TicketNumbers
 from tests.routing_helpers import T0, Pbx, agent
+
+pytestmark = pytest.mark.integration
 
 UTC = ZoneInfo("UTC")
 MIDNIGHT = 1_795_737_600.0  # 2026-11-27 00:00 UTC
@@ -112,16 +115,12 @@ def test_router_handle_does_no_io_when_the_pool_is_topped_up(tmp_path: Path) -> 
     assert json.loads((tmp_path / "ticket-sequence.json").read_text()) == {"20261126": 101}
 
 
-class StillClock:
+class StillClock(SystemClock):
     """A clock that does not move (the engine's timers never fire here)."""
 
     def now(self) -> float:
         """Always T0."""
         return T0
-
-    def wall_delay(self, seconds: float) -> float:
-        """Real seconds for ``seconds``: the same."""
-        return seconds
 
 
 async def eventually(condition: Callable[[], bool], what: str) -> None:

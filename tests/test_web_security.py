@@ -37,6 +37,8 @@ from hotline.web.sessions import SessionIds
 from tests.api_support import BEARER, PASSWORD, RunningApi, Signed, running_api
 from tests.routing_helpers import Pbx
 
+pytestmark = pytest.mark.integration
+
 NEW_PASSWORD = "a fresh and long secret"
 
 

@@ -329,7 +329,7 @@ def _address(sockname: object) -> str:
 
 
 async def _refuse_login(session: AmiSession, message: Message) -> None:
-    await asyncio.sleep(session.server.auth_failure_delay)
+    await session.server.sleep(session.server.auth_failure_delay)
     session.send_error(message, "Authentication failed")
     session.close()
 
@@ -414,10 +414,13 @@ class AmiServer:
         auth_failure_delay: float = 1.0,
         write_timeout: float = 0.5,
         version: str = "11.0.0",
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        """``clock`` gives the epoch seconds written in ``Timestamp`` headers."""
+        """``clock`` gives the epoch seconds written in ``Timestamp`` headers; ``sleep``
+        waits ``auth_failure_delay`` on that clock's time."""
         self.credentials = credentials or ServerCredentials()
         self.now = clock
+        self.sleep = sleep
         self.auth_failure_delay = auth_failure_delay
         self.write_timeout = write_timeout
         self.version = version

@@ -124,7 +124,7 @@ class Core:
 
     def later(self, delay: float, callback: Callable[..., None], *args: Any) -> asyncio.TimerHandle:
         """Run ``callback(*args)`` after ``delay`` scenario seconds."""
-        return self._loop.call_later(self.clock.wall_delay(delay), self._run_timer, callback, args)
+        return self.clock.call_later(delay, self._run_timer, callback, args)
 
     def _run_timer(self, callback: Callable[..., None], args: tuple[Any, ...]) -> None:
         if self.closed:

@@ -82,7 +82,10 @@ class SimPbx:
         self.scenario = scenario or Scenario()
         self.clock: Clock = clock or ScaledClock(self.scenario.time_scale)
         self.server = AmiServer(
-            credentials=credentials, clock=self.clock.now, write_timeout=write_timeout
+            credentials=credentials,
+            clock=self.clock.now,
+            sleep=self.clock.sleep,
+            write_timeout=write_timeout,
         )
         self.server.security_events = True
         self._gt = GroundTruth(ground_truth_path, keep=keep_ground_truth)

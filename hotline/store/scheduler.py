@@ -15,7 +15,6 @@ scheduler per database).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -86,4 +85,4 @@ class CallbackScheduler:
                 await self.poll()
             except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("store.callback_poll_failed", error=f"{type(exc).__name__}: {exc}")
-            await asyncio.sleep(self.clock.wall_delay(self.interval))
+            await self.clock.sleep(self.interval)

@@ -120,7 +120,7 @@ async def _reconcile_forever(
     store: Store, clock: Clock, interval: float, overdue: OverdueSink | None
 ) -> None:
     while True:
-        await asyncio.sleep(clock.wall_delay(interval))
+        await clock.sleep(interval)
         try:
             await asyncio.wait_for(_reconcile_and_count(store, clock, overdue), timeout=30.0)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
