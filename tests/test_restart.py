@@ -20,6 +20,7 @@ import asyncpg
 import pytest
 from aiohttp import web
 
+from hotline.clock import virtual_clock_of
 from hotline.domain.effects import (
     AgentStateChanged,
     CallAnswered,
@@ -77,9 +78,12 @@ async def second_service(
     settings = build_settings(
         scenario, stack.sim.port, queues=QUEUES, secret=SECRET, **settings_options
     )
+    # On the virtual clock, reconnect at once (a real back-off would let scenario time
+    # run on meanwhile), as start_stack does.
+    reconnect = (0.0, 0.0) if virtual_clock_of() is not None else (0.01, 0.2)
     settings = replace(
         settings,
-        ami=replace(settings.ami, reconnect_min=0.01, reconnect_max=0.2),
+        ami=replace(settings.ami, reconnect_min=reconnect[0], reconnect_max=reconnect[1]),
         service=replace(settings.service, instance="R"),
     )
     facts: list[Fact] = []
