@@ -114,7 +114,6 @@ async def test_every_field_of_a_ring_lands_in_its_column(pg_pool: Pool) -> None:
     assert {key: got[key] for key in expected} == expected
 
 
-@pytest.mark.unit
 def test_ring_counts_come_from_sla_rings_only() -> None:
     """The recorder's rings are ``sla.rings()``; no other module divides by the cadence."""
     records, _ = record([OFFER])

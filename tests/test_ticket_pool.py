@@ -49,7 +49,6 @@ class WatchedStore:
         return self.inner.reserve(day, count)
 
 
-@pytest.mark.unit
 def test_a_topped_up_pool_serves_numbers_without_reserving() -> None:
     store = WatchedStore(MemorySequenceStore())
     numbers = TicketNumbers("A", UTC, store, block=10)
@@ -70,7 +69,6 @@ def test_a_topped_up_pool_serves_numbers_without_reserving() -> None:
     assert numbers.stalls == 0
 
 
-@pytest.mark.unit
 def test_an_empty_pool_reserves_inline_and_counts_a_stall() -> None:
     store = WatchedStore(MemorySequenceStore())
     numbers = TicketNumbers("B", UTC, store, block=3)
@@ -84,7 +82,6 @@ def test_an_empty_pool_reserves_inline_and_counts_a_stall() -> None:
     assert [call[:2] for call in store.calls] == [("20261126", 3), ("20261126", 3)]
 
 
-@pytest.mark.unit
 def test_tomorrow_is_reserved_before_midnight() -> None:
     store = WatchedStore(MemorySequenceStore())
     numbers = TicketNumbers("A", UTC, store, block=10, ahead=600.0)
@@ -99,7 +96,6 @@ def test_tomorrow_is_reserved_before_midnight() -> None:
     assert numbers.stalls == 0
 
 
-@pytest.mark.unit
 def test_router_handle_does_no_io_when_the_pool_is_topped_up(tmp_path: Path) -> None:
     store = WatchedStore(FileSequenceStore(tmp_path / "ticket-sequence.json"))
     numbers = TicketNumbers("A", UTC, store, block=100)
