@@ -149,7 +149,8 @@ def adopt_ringing_leg(
     agent.activity = Activity.RINGING
     agent.offer_id = offer.offer_id
     agents.refresh(r, agent, now, effects)
-    timers.schedule(r, now + ring_timeout + r.routing.originate_grace, "guard", offer.offer_id)
+    guard_at = now + ring_timeout + r.routing.originate_grace
+    timers.schedule(r, timers.OriginateGuard(guard_at, offer.offer_id))
 
 
 def attach_answered_leg(

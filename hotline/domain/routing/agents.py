@@ -114,7 +114,7 @@ def start_wrap_up(
         agent.wrap_up_until = now + wrap_up
         agent.wrap_up_started = now
         agent.wrap_up_call = (call.call_id, call.queue) if call is not None else None
-        timers.schedule(r, agent.wrap_up_until, "wrap_up", agent.id)
+        timers.schedule(r, timers.WrapUpEnds(agent.wrap_up_until, agent.id))
     else:
         agent.activity = Activity.IDLE
         agent.idle_since = now
@@ -137,7 +137,7 @@ def on_device_state(
             agent.unavailable_until = None
         else:
             agent.unavailable_until = agent.retry_not_before
-            timers.schedule(r, agent.retry_not_before, "cooldown", agent.id)
+            timers.schedule(r, timers.CooldownEnds(agent.retry_not_before, agent.id))
     refresh(r, agent, now, effects)
 
 

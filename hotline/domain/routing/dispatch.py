@@ -47,7 +47,7 @@ def dequeue(r: Router, call: Call) -> None:
 def schedule_max_wait(r: Router, call: Call, entered_at: float) -> None:
     max_wait = r.queues[call.queue].max_wait
     if max_wait is not None:
-        timers.schedule(r, entered_at + max_wait, "max_wait", f"{call.call_id}|{call.queue}")
+        timers.schedule(r, timers.MaxWaitReached(entered_at + max_wait, call.call_id, call.queue))
 
 
 def requeue(r: Router, call: Call, reason: str, now: float, effects: list[Effect]) -> None:
@@ -93,34 +93,35 @@ def dispatch(r: Router, now: float, effects: list[Effect]) -> None:
         return
     r._dirty = False
     while r._available:
-        best: tuple[QueueKey, Call, list[Agent]] | None = None
-        for queue_name, waiting in r._waiting.items():
-            if not waiting:
-                continue
-            members = [
-                r.agents[agent_id]
-                for agent_id in r.queue_members[queue_name]
-                if agent_id in r._available
-            ]
-            if not members:
-                continue
-            for key in waiting:
-                if best is not None and key >= best[0]:
-                    break
-                call = r.calls[key[3]]
-                eligible = [
-                    agent
-                    for agent in members
-                    if call.skills <= agent.skills
-                    and (call.assigned_agent is None or call.assigned_agent == agent.id)
-                ]
-                if eligible:
-                    best = (key, call, eligible)
-                    break
+        best = _best_match(r)
         if best is None:
             return
-        _, call, eligible = best
+        call, eligible = best
         offers.make_offer(r, call, pick_agent(r, call, eligible, now), now, effects)
+
+
+def _best_match(r: Router) -> tuple[Call, list[Agent]] | None:
+    """The best waiting call that has an eligible agent, with those agents."""
+    best: tuple[QueueKey, Call, list[Agent]] | None = None
+    for queue_name, waiting in r._waiting.items():
+        if not waiting:
+            continue
+        members = [
+            r.agents[agent_id]
+            for agent_id in r.queue_members[queue_name]
+            if agent_id in r._available
+        ]
+        if not members:
+            continue
+        for key in waiting:
+            if best is not None and key >= best[0]:
+                break
+            call = r.calls[key[3]]
+            eligible = [agent for agent in members if r.is_eligible(agent, call)]
+            if eligible:
+                best = (key, call, eligible)
+                break
+    return (best[1], best[2]) if best is not None else None
 
 
 def pick_agent(r: Router, call: Call, eligible: list[Agent], now: float) -> Agent:

@@ -65,7 +65,8 @@ def make_offer(r: Router, call: Call, agent: Agent, now: float, effects: list[Ef
     agent.activity = Activity.RINGING
     agent.offer_id = offer_id
     agents.refresh(r, agent, now, effects)
-    timers.schedule(r, now + queue.ring_timeout + r.routing.originate_grace, "guard", offer_id)
+    guard_at = now + queue.ring_timeout + r.routing.originate_grace
+    timers.schedule(r, timers.OriginateGuard(guard_at, offer_id))
     if call.is_callback:
         effects.append(
             OriginateAgentLeg(
@@ -249,7 +250,7 @@ def on_offer_failed(
     else:
         agent.unavailable_until = now + r.routing.unavailable_cooldown
         agent.retry_not_before = now + r.routing.busy_retry_after
-        timers.schedule(r, agent.unavailable_until, "cooldown", agent.id)
+        timers.schedule(r, timers.CooldownEnds(agent.unavailable_until, agent.id))
     if call is not None and call.state is CallState.RINGING:
         dispatch.requeue(r, call, f"ring {result.value}", now, effects)
 

@@ -134,7 +134,7 @@ class Router:
         self._allocate_ticket = allocate_ticket
         self._waiting: dict[str, list[dispatch.QueueKey]] = {name: [] for name in self.queues}
         self._available: set[str] = set()
-        self._deadlines: list[tuple[float, int, timers._Deadline]] = []
+        self._deadlines: list[tuple[float, int, timers.Deadline]] = []
         self._deadline_seq = itertools.count()
         self._call_seq = itertools.count()
         self._round_robin: dict[str, int] = {}
