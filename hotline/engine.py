@@ -58,7 +58,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Final
+from typing import Final, assert_never
 
 import structlog
 from structlog.contextvars import bound_contextvars
@@ -75,6 +75,7 @@ from hotline.ami.client import (
 )
 from hotline.ami.codec import Message
 from hotline.clock import Clock
+from hotline.domain.commands import AgentCommand, Login, Logout, Pause, Unpause
 from hotline.domain.effects import (
     CallEnded,
     Command,
@@ -132,15 +133,6 @@ class EngineError(RuntimeError):
 
 class EngineUnavailable(EngineError):
     """The engine task is not running, so nothing can be applied."""
-
-
-@dataclass(frozen=True, slots=True)
-class AgentCommand:
-    """An agent-control request: ``login``, ``logout``, ``pause`` (with a reason) or ``unpause``."""
-
-    kind: str
-    agent_id: str
-    reason: str = ""
 
 
 @dataclass(slots=True)
@@ -437,16 +429,17 @@ class Engine:
             return
         command, future = item.command, item.future
         try:
-            if command.kind == "login":
-                effects = self.router.login(command.agent_id, now)
-            elif command.kind == "logout":
-                effects = self.router.logout(command.agent_id, now)
-            elif command.kind == "pause":
-                effects = self.router.pause(command.agent_id, command.reason, now)
-            elif command.kind == "unpause":
-                effects = self.router.unpause(command.agent_id, now)
-            else:
-                raise ValueError(f"unknown agent command {command.kind!r}")
+            match command:
+                case Login(agent_id):
+                    effects = self.router.login(agent_id, now)
+                case Logout(agent_id):
+                    effects = self.router.logout(agent_id, now)
+                case Pause(agent_id, reason):
+                    effects = self.router.pause(agent_id, reason, now)
+                case Unpause(agent_id):
+                    effects = self.router.unpause(agent_id, now)
+                case _:
+                    assert_never(command)
         except (KeyError, ValueError) as exc:
             if not future.done():
                 future.set_exception(exc)

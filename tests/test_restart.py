@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from hotline.domain.commands import Login
 from hotline.domain.effects import (
     AgentStateChanged,
     CallAnswered,
@@ -27,7 +28,7 @@ from hotline.domain.effects import (
     OfferEnded,
 )
 from hotline.domain.model import Activity, AgentState, OfferResult, Outcome
-from hotline.engine import AgentCommand, Engine
+from hotline.engine import Engine
 from hotline.sim.amiserver import ServerCredentials
 from hotline.sim.scenario import AgentBehaviour, AgentGroup, Arrivals, Fixed, Scenario, Uniform
 from hotline.stack import Stack, build_settings, start_stack
@@ -57,7 +58,7 @@ class Service:
     async def login(self, *agent_ids: str) -> None:
         """Log agents in through the engine, as the API does."""
         for agent_id in agent_ids:
-            await self.engine.command(AgentCommand("login", agent_id))
+            await self.engine.command(Login(agent_id))
 
 
 def crash(stack: Stack) -> None:

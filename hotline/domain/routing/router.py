@@ -64,6 +64,7 @@ import heapq
 import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
+from typing import assert_never
 
 from hotline.domain.effects import (
     Effect,
@@ -222,6 +223,8 @@ class Router:
                 calls.on_dial_end(self, event, effects)
             case CallbackDue():
                 calls.on_callback_due(self, event, now, effects)
+            case _:
+                assert_never(event)
         dispatch.dispatch(self, now, effects)
         return effects
 
