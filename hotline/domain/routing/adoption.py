@@ -23,6 +23,7 @@ from hotline.domain.model import (
     Offer,
     OfferResult,
 )
+from hotline.domain.offerstate import OfferState
 from hotline.domain.routing import agents, calls, dispatch, offers, timers
 
 if TYPE_CHECKING:
@@ -173,7 +174,7 @@ def attach_answered_leg(
         ring_started_at=now - leg.duration,
         ring_start_source="resync",
         leg_channel=leg.channel,
-        response_received=True,
+        state=OfferState.CLOSED,
     )
     offer.leg_uniqueids.add(leg.uniqueid)
     r.offers[offer.offer_id] = offer

@@ -33,6 +33,7 @@ from hotline.domain.model import (
     OfferResult,
     Outcome,
 )
+from hotline.domain.offerstate import OfferEvent
 from hotline.domain.routing import agents, calls, dispatch, timers
 
 if TYPE_CHECKING:
@@ -112,7 +113,7 @@ def on_leg_channel(r: Router, event: LegChannelCreated, effects: list[Effect]) -
     if offer is None or event.uniqueid != offer.offer_id:
         return
     offer.leg_channel = event.channel
-    if offer.cancelling and not offer.leg_hung_up:
+    if offer.hangup_sent and not offer.leg_hung_up:
         effects.append(HangupChannel(event.channel))
 
 
@@ -133,9 +134,9 @@ def on_originate_result(
     r: Router, event: OriginateResult, now: float, effects: list[Effect]
 ) -> None:
     offer = r.offers.get(event.action_id)
-    if offer is None or offer.response_received:
+    if offer is None or not offer.open:
         return
-    offer.response_received = True
+    offer.advance(OfferEvent.RESPONSE)
     if event.success:
         on_answer(r, offer, event.at, event.source, now, effects)
     else:
@@ -148,11 +149,11 @@ def on_originate_rejected(
     r: Router, event: OriginateRejected, now: float, effects: list[Effect]
 ) -> None:
     offer = r.offers.get(event.action_id)
-    if offer is None or offer.response_received or event.connection_lost:
+    if offer is None or not offer.open or event.connection_lost:
         # Whether a lost Originate reached the PBX is unknown: the offer stays open
         # until the resync finds its leg (or not), or its guard timer writes it off.
         return
-    offer.response_received = True
+    offer.advance(OfferEvent.RESPONSE)
     effects.append(RoutingWarning("originate_rejected", event.message, offer.call_id))
     on_offer_failed(r, offer, OfferResult.UNAVAILABLE, event.at, event.source, now, effects)
     close_offer(r, offer, now, effects)
@@ -196,6 +197,7 @@ def end_offer(
     if offer.result is not None:
         return
     offer.result = result
+    offer.advance(OfferEvent.RESULT)
     offer.ended_at = at
     offer.end_source = source
     call = r.calls.get(offer.call_id)
@@ -276,8 +278,8 @@ def write_off(
 def cancel_offer(r: Router, offer: Offer, at: float, source: str, effects: list[Effect]) -> None:
     """The caller left while the agent rang: end the ring and hang up the leg."""
     end_offer(r, offer, OfferResult.CANCELLED, at, source, effects)
-    if not offer.cancelling and not offer.leg_hung_up:
-        offer.cancelling = True
+    if not offer.hangup_sent and not offer.leg_hung_up:
+        offer.advance(OfferEvent.HANGUP_SENT)
         effects.append(HangupChannel(offer.leg_channel or offer.offer_id))
 
 

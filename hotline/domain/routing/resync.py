@@ -17,6 +17,7 @@ from hotline.domain.model import (
     CallState,
     Offer,
 )
+from hotline.domain.offerstate import OfferEvent
 from hotline.domain.routing import adoption, agents, calls, dispatch, journal, offers
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ def resync_offer(
 ) -> None:
     leg = live.get(offer.offer_id)
     if leg is None:
-        offer.response_received = True
+        offer.advance(OfferEvent.RESPONSE)
         if offer.result is None:
             offers.write_off(r, offer, now, "resync", now, effects)
         offers.close_offer(r, offer, now, effects)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, assert_never
 
 from hotline.domain.effects import Effect, RoutingWarning, WrapUpEnded
 from hotline.domain.model import Activity, CallState
+from hotline.domain.offerstate import OfferEvent
 from hotline.domain.routing import agents, dispatch, offers
 
 if TYPE_CHECKING:
@@ -145,7 +146,7 @@ def _guard_expired(r: Router, offer_id: str, now: float, effects: list[Effect]) 
         offer.guard_extensions += 1
         schedule(r, OriginateGuard(now + r.routing.originate_grace, offer.offer_id))
         return
-    offer.response_received = True
+    offer.advance(OfferEvent.RESPONSE)
     if offer.result is None:
         effects.append(
             RoutingWarning(
