@@ -72,6 +72,7 @@ from hotline.ami.client import (
     AmiNotConnected,
     Connected,
     Disconnected,
+    SubscriptionItem,
 )
 from hotline.ami.codec import Message
 from hotline.clock import Clock
@@ -241,41 +242,10 @@ class Engine:
         """Process events, commands and timers until stopped or cancelled."""
         subscription = self._subscription
         self._running = True
-        if self.ticket_numbers is not None:
-            try:
-                self.ticket_numbers.top_up(self.clock.now())  # before the first call
-            except Exception as exc:  # retried off the hot path; allocating says why, too
-                log.error("engine.ticket_reserve_failed", error=str(exc))
-                self._top_up_after = self.clock.now() + 5.0
+        self._first_top_up()
         try:
             while not self._stopped:
-                processed = 0
-                while processed < _BATCH:
-                    if self._inbox:
-                        internal = self._inbox.popleft()
-                        try:
-                            if isinstance(internal, _RetryResync):
-                                await self._retry_resync(internal)
-                            else:
-                                self._apply_internal(internal)
-                        except Exception as exc:
-                            self._internal_failed(internal, exc)
-                    else:
-                        item = subscription.get_nowait()
-                        if item is None:
-                            break
-                        if isinstance(item, Message):
-                            try:
-                                self._apply_message(item)
-                            except PbxValueError as exc:
-                                self._rejected(item, exc)
-                            except Exception as exc:
-                                self._failed("ami_message", exc, ami_event=item.name)
-                        elif isinstance(item, Connected):
-                            await self._resync_supervised(item)
-                        elif isinstance(item, Disconnected):
-                            self._on_disconnected(item)
-                    processed += 1
+                processed = await self._process_batch()
                 self._fire_timers()
                 self._top_up_ticket_numbers()
                 if processed:
@@ -292,6 +262,51 @@ class Engine:
             subscription.close()
             if self._top_up_task is not None:
                 self._top_up_task.cancel()
+
+    def _first_top_up(self) -> None:
+        """Reserve ticket numbers before the first call; a failure is retried later."""
+        if self.ticket_numbers is not None:
+            try:
+                self.ticket_numbers.top_up(self.clock.now())  # before the first call
+            except Exception as exc:  # retried off the hot path; allocating says why, too
+                log.error("engine.ticket_reserve_failed", error=str(exc))
+                self._top_up_after = self.clock.now() + 5.0
+
+    async def _process_batch(self) -> int:
+        """Apply up to a batch of commands and PBX messages; how many were there."""
+        processed = 0
+        while processed < _BATCH:
+            if self._inbox:
+                await self._process_internal(self._inbox.popleft())
+            else:
+                item = self._subscription.get_nowait()
+                if item is None:
+                    break
+                await self._process_item(item)
+            processed += 1
+        return processed
+
+    async def _process_internal(self, internal: DomainEvent | _Pending | _RetryResync) -> None:
+        try:
+            if isinstance(internal, _RetryResync):
+                await self._retry_resync(internal)
+            else:
+                self._apply_internal(internal)
+        except Exception as exc:
+            self._internal_failed(internal, exc)
+
+    async def _process_item(self, item: SubscriptionItem) -> None:
+        if isinstance(item, Message):
+            try:
+                self._apply_message(item)
+            except PbxValueError as exc:
+                self._rejected(item, exc)
+            except Exception as exc:
+                self._failed("ami_message", exc, ami_event=item.name)
+        elif isinstance(item, Connected):
+            await self._resync_supervised(item)
+        elif isinstance(item, Disconnected):
+            self._on_disconnected(item)
 
     def _end(self) -> None:
         """The task is over: readiness turns red and every waiting command is answered."""

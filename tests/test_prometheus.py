@@ -118,7 +118,7 @@ def exported_metric_names() -> set[str]:
         env={},
     )
     router = Router(
-        settings.routing, dict(settings.queues), settings.agents.values(), lambda n, t: "T"
+        settings.routing, dict(settings.queues), settings.agents.values(), lambda _n, _t: "T"
     )
     metrics = Metrics(settings, CollectorRegistry(), clock=_Clock())
     engine = Engine(router, AmiClient(settings.ami), _Clock(), sinks=[metrics.sink])

@@ -390,7 +390,7 @@ class _Links(HTMLParser):
         super().__init__()
         self.links: list[str] = []
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:  # noqa: ARG002 (the HTMLParser callback)
         self.links += [
             value or "" for name, value in attrs if name in ("src", "href", "xlink:href")
         ]

@@ -130,7 +130,7 @@ async def test_an_exception_on_one_message_is_logged_counted_and_skipped(stack: 
 async def test_a_command_whose_handling_raised_gets_an_error_answer(stack: Stack) -> None:
     router = stack.engine.router
 
-    def failing(agent_id: str, reason: str, now: float) -> list[Effect]:
+    def failing(agent_id: str, reason: str, now: float) -> list[Effect]:  # noqa: ARG001 (the replaced function's signature)
         raise RuntimeError("pause exploded")
 
     pause = router.pause
@@ -370,7 +370,7 @@ def test_serve_exits_with_status_4_when_the_engine_stopped(
         'device = "Local/2001@agents"\nqueues = ["support"]\n'
     )
 
-    async def engine_died(settings: Settings) -> None:
+    async def engine_died(settings: Settings) -> None:  # noqa: ARG001 (the replaced function's signature)
         raise service.EngineStopped("CancelledError: ")
 
     monkeypatch.setattr(service, "serve", engine_died)

@@ -113,7 +113,7 @@ class AmiSession(asyncio.Protocol):
         for message in messages:
             self._handle(message)
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:  # noqa: ARG002 (asyncio.Protocol callback)
         """Forget the session."""
         self.closed = True
         self.server.sessions.discard(self)

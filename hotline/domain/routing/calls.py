@@ -78,7 +78,7 @@ def on_caller_waiting(
     dispatch.schedule_max_wait(r, call, call.queue_entered_at)
 
 
-def on_callback_due(r: Router, event: CallbackDue, now: float, effects: list[Effect]) -> None:
+def on_callback_due(r: Router, event: CallbackDue, now: float) -> None:
     """Queue a callback attempt; it waits for an agent behind every inbound caller."""
     if any(c.callback_id == event.callback_id for c in r.pending_callbacks()):
         return
@@ -115,11 +115,10 @@ def on_dial_end(r: Router, event: DialEnded, effects: list[Effect]) -> None:
         return
     call = r.calls.get(offer.call_id)
     if call is not None and call.is_callback:
-        finish_callback(r, call, offer, event.status.value, event.at, event.source, effects)
+        finish_callback(call, offer, event.status.value, event.at, event.source, effects)
 
 
 def finish_callback(
-    r: Router,
     call: Call,
     offer: Offer,
     result: str,

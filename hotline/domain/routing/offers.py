@@ -307,7 +307,7 @@ def on_leg_gone(
         if call is not None and call.talk_ended_at is None:
             call.talk_ended_at = event.at
         if call is not None and call.is_callback:
-            calls.finish_callback(r, call, offer, "failed", event.at, event.source, effects)
+            calls.finish_callback(call, offer, "failed", event.at, event.source, effects)
         if agent.activity is Activity.ON_CALL:
             agents.start_wrap_up(r, agent, call, now, effects)
     if call is not None:

@@ -9,6 +9,7 @@ from hotline.domain.effects import (
 )
 from hotline.domain.events import (
     ChannelInfo,
+    JournalEntry,
     PbxSnapshot,
 )
 from hotline.domain.model import (
@@ -44,27 +45,11 @@ def resync(r: Router, snapshot: PbxSnapshot, now: float) -> list[Effect]:
         # The snapshot counts every live channel's device as in use, so a device
         # it does not mention has no channel.
         agent.device_state = snapshot.device_states.get(agent.config.device, "NOT_INUSE")
-    for call in list(r.calls.values()):
-        if call.state is not CallState.ENDED and not call.is_callback and call.call_id not in live:
-            entry = entries.get(call.call_id)
-            if entry is not None and entry.ended_at is not None:
-                calls.on_caller_gone(r, call, entry.ended_at, "journal", now, effects)
-            else:
-                calls.on_caller_gone(r, call, now, "resync", now, effects)
+    _close_vanished_callers(r, live, entries, now, effects)
     for offer in list(r.offers.values()):
         if offer.open:
             resync_offer(r, offer, live, now, effects)
-    for agent in r.agents.values():
-        if agent.activity is Activity.ON_CALL and (
-            agent.offer_id is None or agent.offer_id not in live
-        ):
-            talking = call_of_offer(r, agent.offer_id)
-            if talking is not None and talking.talk_ended_at is None:
-                talking.talk_ended_at = now
-            if talking is not None and talking.is_callback and agent.offer_id is not None:
-                leg = r.offers[agent.offer_id]
-                calls.finish_callback(r, talking, leg, "failed", now, "resync", effects)
-            agents.start_wrap_up(r, agent, talking, now, effects)
+    _end_vanished_talks(r, live, now, effects)
     adoption.adopt_callers(r, snapshot, now, effects)
     adoption.adopt_legs(r, snapshot, now, effects)
     for entry in snapshot.journal:
@@ -75,6 +60,40 @@ def resync(r: Router, snapshot: PbxSnapshot, now: float) -> list[Effect]:
     r._dirty = True
     dispatch.dispatch(r, now, effects)
     return effects
+
+
+def _close_vanished_callers(
+    r: Router,
+    live: dict[str, ChannelInfo],
+    entries: dict[str, JournalEntry],
+    now: float,
+    effects: list[Effect],
+) -> None:
+    """Callers whose channel is gone: their call ends (at the journal's time if it has one)."""
+    for call in list(r.calls.values()):
+        if call.state is not CallState.ENDED and not call.is_callback and call.call_id not in live:
+            entry = entries.get(call.call_id)
+            if entry is not None and entry.ended_at is not None:
+                calls.on_caller_gone(r, call, entry.ended_at, "journal", now, effects)
+            else:
+                calls.on_caller_gone(r, call, now, "resync", now, effects)
+
+
+def _end_vanished_talks(
+    r: Router, live: dict[str, ChannelInfo], now: float, effects: list[Effect]
+) -> None:
+    """Agents on a call whose leg is gone: the talk ended, wrap-up starts."""
+    for agent in r.agents.values():
+        if agent.activity is Activity.ON_CALL and (
+            agent.offer_id is None or agent.offer_id not in live
+        ):
+            talking = call_of_offer(r, agent.offer_id)
+            if talking is not None and talking.talk_ended_at is None:
+                talking.talk_ended_at = now
+            if talking is not None and talking.is_callback and agent.offer_id is not None:
+                leg = r.offers[agent.offer_id]
+                calls.finish_callback(talking, leg, "failed", now, "resync", effects)
+            agents.start_wrap_up(r, agent, talking, now, effects)
 
 
 def call_of_offer(r: Router, offer_id: str | None) -> Call | None:

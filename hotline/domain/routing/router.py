@@ -222,7 +222,7 @@ class Router:
             case DialEnded():
                 calls.on_dial_end(self, event, effects)
             case CallbackDue():
-                calls.on_callback_due(self, event, now, effects)
+                calls.on_callback_due(self, event, now)
             case _:
                 assert_never(event)
         dispatch.dispatch(self, now, effects)
