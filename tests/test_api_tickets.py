@@ -9,7 +9,7 @@ from typing import Any
 
 from hotline.domain.effects import CallArrived
 from hotline.store.customers import Customers
-from hotline.store.service import STORE
+from hotline.web.keys import STORE
 from tests.api_support import RunningApi, running_api
 
 

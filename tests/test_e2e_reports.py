@@ -52,8 +52,8 @@ from hotline.sim.scenario import (
     Scenario,
 )
 from hotline.stack import Stack, start_stack
-from hotline.store.service import STORE
 from hotline.store.tickets import Tickets
+from hotline.web.keys import STORE
 from tests.e2e_support import MEASURED_QUEUES, OUTCOMES, measured_call_centre, wait_settled
 
 QUEUES = MEASURED_QUEUES

@@ -13,7 +13,7 @@ import asyncpg
 from hotline.domain.effects import CallAnswered
 from hotline.domain.model import Activity
 from hotline.stack import Stack, start_stack
-from hotline.store.service import STORE
+from hotline.web.keys import STORE
 from tests.e2e_support import OUTCOMES, QUEUES, call_centre, ground_truth_calls, wait_settled
 from tests.tcp_proxy import TcpProxy
 

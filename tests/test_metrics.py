@@ -33,12 +33,12 @@ from hotline.domain.model import AgentState, OfferResult, Outcome
 from hotline.domain.routing import Router
 from hotline.domain.sla import CallTally, service_level, tally_call
 from hotline.engine import Engine
-from hotline.metrics import MAX_PAUSE_REASONS, Metrics, ring_buckets, wait_buckets
+from hotline.prometheus import MAX_PAUSE_REASONS, Metrics, ring_buckets, wait_buckets
 from hotline.sim.scenario import (
     Scenario,
 )
 from hotline.stack import Stack, start_stack
-from hotline.web.metrics import CONTENT_TYPE
+from hotline.web.scrape import CONTENT_TYPE
 from tests.e2e_support import (
     MEASURED_MAX_WAIT,
     MEASURED_QUEUES,

@@ -32,7 +32,7 @@ from hotline.ami.client import AmiClient
 from hotline.config import parse_settings
 from hotline.domain.routing import Router
 from hotline.engine import Engine
-from hotline.metrics import Metrics
+from hotline.prometheus import Metrics
 from hotline.sim.scenario import AgentBehaviour, AgentGroup, Arrivals, Fixed, LogNormal, Scenario
 from hotline.stack import Stack, start_stack
 

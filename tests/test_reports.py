@@ -35,6 +35,7 @@ from hotline.domain.effects import (
     WrapUpEnded,
 )
 from hotline.domain.model import OfferResult, Outcome
+from hotline.main import create_app
 from hotline.reports.aggregate import (
     AgentRow,
     CallRow,
@@ -53,9 +54,8 @@ from hotline.reports.queries import build_report
 from hotline.reports.render import CSV_COLUMNS, render, render_csv, render_json, report_json
 from hotline.store.db import Pool, transaction
 from hotline.store.records import Record, Recorder, apply_records
-from hotline.store.service import STORE
 from hotline.store.tickets import Tickets
-from hotline.web.app import create_app
+from hotline.web.keys import STORE
 from hotline.web.reports import REPORT_SCHEMA
 from tests.api_support import running_api
 

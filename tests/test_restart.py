@@ -29,12 +29,11 @@ from hotline.domain.effects import (
 )
 from hotline.domain.model import Activity, AgentState, OfferResult, Outcome
 from hotline.engine import Engine
+from hotline.main import create_app
 from hotline.sim.amiserver import ServerCredentials
 from hotline.sim.scenario import AgentBehaviour, AgentGroup, Arrivals, Fixed, Scenario, Uniform
 from hotline.stack import Stack, build_settings, start_stack
-from hotline.store.service import STORE
-from hotline.web.app import create_app
-from hotline.web.keys import ENGINE
+from hotline.web.keys import ENGINE, STORE
 from tests.e2e_support import OUTCOMES, devices, ground_truth_calls
 
 RING_TIMEOUT = 25.0

@@ -32,6 +32,7 @@ from typing import Final
 
 import asyncpg
 
+from hotline.config import Settings
 from hotline.store.db import Conn
 
 __all__ = [
@@ -165,3 +166,8 @@ async def migrate(
         return await apply_migrations(conn, directory)
     finally:
         await conn.close()
+
+
+def migrations_dir(settings: Settings) -> str:
+    """The configured migrations directory, or the source tree's ``migrations/``."""
+    return settings.database.migrations_dir or str(DEFAULT_MIGRATIONS_DIR)

@@ -142,13 +142,7 @@ def adopt_ringing_leg(
         ring_start_source="resync",
         leg_channel=leg.channel,
     )
-    offer.leg_uniqueids.add(leg.uniqueid)
-    r.offers[offer.offer_id] = offer
-    r.offers_by_leg[leg.uniqueid] = offer.offer_id
-    call.offers.append(offer.offer_id)
-    call.state = CallState.RINGING
-    agent.activity = Activity.RINGING
-    agent.offer_id = offer.offer_id
+    offers.ring(r, offer, call, agent)
     agents.refresh(r, agent, now, effects)
     guard_at = now + ring_timeout + r.routing.originate_grace
     timers.schedule(r, timers.OriginateGuard(guard_at, offer.offer_id))
@@ -176,13 +170,7 @@ def attach_answered_leg(
         leg_channel=leg.channel,
         state=OfferState.CLOSED,
     )
-    offer.leg_uniqueids.add(leg.uniqueid)
-    r.offers[offer.offer_id] = offer
-    r.offers_by_leg[leg.uniqueid] = offer.offer_id
-    call.offers.append(offer.offer_id)
-    call.state = CallState.RINGING
-    agent.activity = Activity.RINGING
-    agent.offer_id = offer.offer_id
+    offers.ring(r, offer, call, agent)
     answered_at = leg.answered_at if leg.answered_at is not None else now
     offers.on_answer(r, offer, answered_at, "resync", now, effects)
 

@@ -45,6 +45,17 @@ LEG_ID_PREFIX = "hl-"
 _REASON_RESULTS = {DialResult.NO_ANSWER: OfferResult.NO_ANSWER, DialResult.BUSY: OfferResult.BUSY}
 
 
+def ring(r: Router, offer: Offer, call: Call, agent: Agent) -> None:
+    """Track a new offer: its leg's events find it, the call rings, the agent is reserved."""
+    offer.leg_uniqueids.add(offer.offer_id)
+    r.offers[offer.offer_id] = offer
+    r.offers_by_leg[offer.offer_id] = offer.offer_id
+    call.offers.append(offer.offer_id)
+    call.state = CallState.RINGING
+    agent.activity = Activity.RINGING
+    agent.offer_id = offer.offer_id
+
+
 def make_offer(r: Router, call: Call, agent: Agent, now: float, effects: list[Effect]) -> None:
     queue = r.queues[call.queue]
     offer_id = offer_id_for(call.ticket, call.call_id, len(call.offers) + 1, r.boot_id)
@@ -57,14 +68,8 @@ def make_offer(r: Router, call: Call, agent: Agent, now: float, effects: list[Ef
         requested_at=now,
         ring_timeout=queue.ring_timeout,
     )
-    offer.leg_uniqueids.add(offer_id)
-    r.offers[offer_id] = offer
-    r.offers_by_leg[offer_id] = offer_id
-    call.offers.append(offer_id)
     dispatch.dequeue(r, call)
-    call.state = CallState.RINGING
-    agent.activity = Activity.RINGING
-    agent.offer_id = offer_id
+    ring(r, offer, call, agent)
     agents.refresh(r, agent, now, effects)
     guard_at = now + queue.ring_timeout + r.routing.originate_grace
     timers.schedule(r, timers.OriginateGuard(guard_at, offer_id))
