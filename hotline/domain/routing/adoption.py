@@ -80,28 +80,27 @@ def adopt_legs(r: Router, snapshot: PbxSnapshot, now: float, effects: list[Effec
         ):
             adopt_ringing_leg(r, snapshot, leg, now, effects)
             continue
-        if leg.context != r.routing.bridge_context:
-            continue
-        call_id = r.calls_by_channel.get(leg.caller_channel)
-        call = r.calls.get(call_id) if call_id is not None else None
-        agent = r.agents_by_device.get(leg.device)
-        adoptable = (
-            leg.bridge_id
-            and call is not None
-            and call.state in (CallState.WAITING, CallState.RINGING)
-            and agent is not None
-            and agent.activity is Activity.IDLE
-        )
-        if not adoptable:
-            if not leg.bridge_id:
-                effects.append(HangupChannel(leg.channel))
-            effects.append(
-                RoutingWarning("stray_leg", f"agent leg {leg.channel} not tracked", call_id)
-            )
-            continue
-        assert call is not None
-        assert agent is not None
+        if leg.context == r.routing.bridge_context:
+            _adopt_bridge_leg(r, leg, now, effects)
+
+
+def _adopt_bridge_leg(r: Router, leg: ChannelInfo, now: float, effects: list[Effect]) -> None:
+    """A leg in the bridge context we do not track: attach it if bridged, else a stray."""
+    call_id = r.calls_by_channel.get(leg.caller_channel)
+    call = r.calls.get(call_id) if call_id is not None else None
+    agent = r.agents_by_device.get(leg.device)
+    if (
+        leg.bridge_id
+        and call is not None
+        and call.state in (CallState.WAITING, CallState.RINGING)
+        and agent is not None
+        and agent.activity is Activity.IDLE
+    ):
         attach_answered_leg(r, call, agent, leg, now, effects)
+        return
+    if not leg.bridge_id:
+        effects.append(HangupChannel(leg.channel))
+    effects.append(RoutingWarning("stray_leg", f"agent leg {leg.channel} not tracked", call_id))
 
 
 def adopt_ringing_leg(

@@ -125,30 +125,49 @@ def _best_match(r: Router) -> tuple[Call, list[Agent]] | None:
 
 
 def pick_agent(r: Router, call: Call, eligible: list[Agent], now: float) -> Agent:
+    """The agent the queue's strategy rings: fewest misses of this caller first, then the
+    caller's sticky agent, then by strategy."""
     queue = r.queues[call.queue]
     fewest_misses = min(call.missed_by.get(agent.id, 0) for agent in eligible)
     candidates = [a for a in eligible if call.missed_by.get(a.id, 0) == fewest_misses]
-    if queue.sticky and call.number in r.sticky:
-        agent_id, served_at = r.sticky[call.number]
-        if now - served_at <= r.routing.sticky_days * 86400:
-            for agent in candidates:
-                if agent.id == agent_id:
-                    return agent
+    sticky = _sticky_agent(r, call, candidates, now) if queue.sticky else None
+    if sticky is not None:
+        return sticky
     strategy = queue.strategy
     if strategy == "round_robin":
-        members = r.queue_members[queue.name]
-        start = r._round_robin.get(queue.name, -1)
-        ids = {agent.id for agent in candidates}
-        for step in range(1, len(members) + 1):
-            position = (start + step) % len(members)
-            if members[position] in ids:
-                r._round_robin[queue.name] = position
-                return r.agents[members[position]]
+        chosen = _next_in_turn(r, queue.name, candidates)
+        if chosen is not None:
+            return chosen
     if strategy == "fewest_calls":
         return min(candidates, key=lambda a: (a.calls_answered, a.idle_since, a.id))
     if strategy == "skill_level":
         return min(candidates, key=lambda a: (-skill_score(a, call), a.idle_since, a.id))
     return min(candidates, key=lambda a: (a.idle_since, a.id))
+
+
+def _sticky_agent(r: Router, call: Call, candidates: list[Agent], now: float) -> Agent | None:
+    """The agent who last served this number, if recent enough and among the candidates."""
+    if call.number not in r.sticky:
+        return None
+    agent_id, served_at = r.sticky[call.number]
+    if now - served_at <= r.routing.sticky_days * 86400:
+        for agent in candidates:
+            if agent.id == agent_id:
+                return agent
+    return None
+
+
+def _next_in_turn(r: Router, queue_name: str, candidates: list[Agent]) -> Agent | None:
+    """Round robin: the first candidate after the queue's last pick, in member order."""
+    members = r.queue_members[queue_name]
+    start = r._round_robin.get(queue_name, -1)
+    ids = {agent.id for agent in candidates}
+    for step in range(1, len(members) + 1):
+        position = (start + step) % len(members)
+        if members[position] in ids:
+            r._round_robin[queue_name] = position
+            return r.agents[members[position]]
+    return None
 
 
 def skill_score(agent: Agent, call: Call) -> int:
