@@ -116,6 +116,14 @@ def _check_history(
                 "write a new migration instead of editing an applied one"
             )
     pending = [m for m in migrations if m.version not in applied]
+    _check_order(pending, applied, folder)
+    return pending
+
+
+def _check_order(
+    pending: list[Migration], applied: dict[str, tuple[str, str]], folder: str
+) -> None:
+    """A pending migration must sort after every applied one."""
     if applied and pending:
         latest = max(applied, key=int)
         early = [m for m in pending if int(m.version) < int(latest)]
@@ -124,7 +132,6 @@ def _check_history(
                 f"{folder}/{early[0].name}: sorts before the applied {applied[latest][0]}; "
                 "give it a higher number"
             )
-    return pending
 
 
 async def apply_migrations(
