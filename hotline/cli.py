@@ -18,7 +18,7 @@ from hotline.log import configure_logging
 __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 
 COMMAND_MODULES = [
-    "hotline.service",
+    "hotline.serve",
     "hotline.bench.cli",
     "hotline.store.cli",
     "hotline.reports.cli",

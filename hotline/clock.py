@@ -179,7 +179,7 @@ class VirtualClock:
         """Epoch seconds on the virtual clock."""
         return self._now
 
-    def wall_delay(self, seconds: float) -> float:
+    def wall_delay(self, seconds: float) -> float:  # noqa: ARG002 (the Clock protocol's signature)
         """No wall time corresponds to virtual time: always 0 (schedule with :meth:`call_at`)."""
         return 0.0
 

@@ -57,7 +57,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Final
+from typing import Final, assert_never
 
 import structlog
 from structlog.contextvars import bound_contextvars
@@ -71,9 +71,11 @@ from hotline.ami.client import (
     AmiNotConnected,
     Connected,
     Disconnected,
+    SubscriptionItem,
 )
 from hotline.ami.codec import Message
 from hotline.clock import Clock
+from hotline.domain.commands import AgentCommand, Login, Logout, Pause, Unpause
 from hotline.domain.effects import (
     CallEnded,
     Command,
@@ -131,15 +133,6 @@ class EngineError(RuntimeError):
 
 class EngineUnavailable(EngineError):
     """The engine task is not running, so nothing can be applied."""
-
-
-@dataclass(frozen=True, slots=True)
-class AgentCommand:
-    """An agent-control request: ``login``, ``logout``, ``pause`` (with a reason) or ``unpause``."""
-
-    kind: str
-    agent_id: str
-    reason: str = ""
 
 
 @dataclass(slots=True)
@@ -253,41 +246,10 @@ class Engine:
         """Process events, commands and timers until stopped or cancelled."""
         subscription = self._subscription
         self._running = True
-        if self.ticket_numbers is not None:
-            try:
-                self.ticket_numbers.top_up(self.clock.now())  # before the first call
-            except Exception as exc:  # retried off the hot path; allocating says why, too
-                log.error("engine.ticket_reserve_failed", error=str(exc))
-                self._top_up_after = self.clock.now() + 5.0
+        self._first_top_up()
         try:
             while not self._stopped:
-                processed = 0
-                while processed < _BATCH:
-                    if self._inbox:
-                        internal = self._inbox.popleft()
-                        try:
-                            if isinstance(internal, _RetryResync):
-                                await self._retry_resync(internal)
-                            else:
-                                self._apply_internal(internal)
-                        except Exception as exc:
-                            self._internal_failed(internal, exc)
-                    else:
-                        item = subscription.get_nowait()
-                        if item is None:
-                            break
-                        if isinstance(item, Message):
-                            try:
-                                self._apply_message(item)
-                            except PbxValueError as exc:
-                                self._rejected(item, exc)
-                            except Exception as exc:
-                                self._failed("ami_message", exc, ami_event=item.name)
-                        elif isinstance(item, Connected):
-                            await self._resync_supervised(item)
-                        elif isinstance(item, Disconnected):
-                            self._on_disconnected(item)
-                    processed += 1
+                processed = await self._process_batch()
                 self._fire_timers()
                 self._top_up_ticket_numbers()
                 if processed:
@@ -304,6 +266,51 @@ class Engine:
             subscription.close()
             if self._top_up_task is not None:
                 self._top_up_task.cancel()
+
+    def _first_top_up(self) -> None:
+        """Reserve ticket numbers before the first call; a failure is retried later."""
+        if self.ticket_numbers is not None:
+            try:
+                self.ticket_numbers.top_up(self.clock.now())  # before the first call
+            except Exception as exc:  # retried off the hot path; allocating says why, too
+                log.error("engine.ticket_reserve_failed", error=str(exc))
+                self._top_up_after = self.clock.now() + 5.0
+
+    async def _process_batch(self) -> int:
+        """Apply up to a batch of commands and PBX messages; how many were there."""
+        processed = 0
+        while processed < _BATCH:
+            if self._inbox:
+                await self._process_internal(self._inbox.popleft())
+            else:
+                item = self._subscription.get_nowait()
+                if item is None:
+                    break
+                await self._process_item(item)
+            processed += 1
+        return processed
+
+    async def _process_internal(self, internal: DomainEvent | _Pending | _RetryResync) -> None:
+        try:
+            if isinstance(internal, _RetryResync):
+                await self._retry_resync(internal)
+            else:
+                self._apply_internal(internal)
+        except Exception as exc:
+            self._internal_failed(internal, exc)
+
+    async def _process_item(self, item: SubscriptionItem) -> None:
+        if isinstance(item, Message):
+            try:
+                self._apply_message(item)
+            except PbxValueError as exc:
+                self._rejected(item, exc)
+            except Exception as exc:
+                self._failed("ami_message", exc, ami_event=item.name)
+        elif isinstance(item, Connected):
+            await self._resync_supervised(item)
+        elif isinstance(item, Disconnected):
+            self._on_disconnected(item)
 
     def _end(self) -> None:
         """The task is over: readiness turns red and every waiting command is answered."""
@@ -438,16 +445,17 @@ class Engine:
             return
         command, future = item.command, item.future
         try:
-            if command.kind == "login":
-                effects = self.router.login(command.agent_id, now)
-            elif command.kind == "logout":
-                effects = self.router.logout(command.agent_id, now)
-            elif command.kind == "pause":
-                effects = self.router.pause(command.agent_id, command.reason, now)
-            elif command.kind == "unpause":
-                effects = self.router.unpause(command.agent_id, now)
-            else:
-                raise ValueError(f"unknown agent command {command.kind!r}")
+            match command:
+                case Login(agent_id):
+                    effects = self.router.login(agent_id, now)
+                case Logout(agent_id):
+                    effects = self.router.logout(agent_id, now)
+                case Pause(agent_id, reason):
+                    effects = self.router.pause(agent_id, reason, now)
+                case Unpause(agent_id):
+                    effects = self.router.unpause(agent_id, now)
+                case _:
+                    assert_never(command)
         except (KeyError, ValueError) as exc:
             if not future.done():
                 future.set_exception(exc)

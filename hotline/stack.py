@@ -25,10 +25,10 @@ from hotline.clock import Clock, ScaledClock, virtual_clock_of
 from hotline.config import Settings, parse_settings
 from hotline.domain.effects import Fact
 from hotline.engine import Engine
+from hotline.main import create_app
 from hotline.sim.amiserver import ServerCredentials
 from hotline.sim.pbx import SimPbx
 from hotline.sim.scenario import Scenario
-from hotline.web.app import create_app
 from hotline.web.keys import ENGINE
 
 __all__ = ["Stack", "scenario_agents", "start_stack"]

@@ -1,6 +1,6 @@
 """The JSON API on a real database for the ``test_api_*`` tests: settings, users, clients.
 
-:func:`running_api` serves :func:`hotline.web.app.create_app` on a loopback port
+:func:`running_api` serves :func:`hotline.main.create_app` on a loopback port
 (aiohttp's ``TestServer``) with a migrated PostgreSQL database, optionally Redis,
 and these users (password :data:`PASSWORD`):
 
@@ -29,10 +29,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from argon2 import PasswordHasher
 
 from hotline.config import Settings, parse_settings
+from hotline.main import create_app
 from hotline.store.db import Pool
-from hotline.store.service import STORE
 from hotline.store.users import Users
-from hotline.web.app import create_app
+from hotline.web.keys import STORE
 
 TOKEN = "integration-token-for-tests"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}

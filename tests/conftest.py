@@ -52,7 +52,7 @@ TIERS = ("unit", "integration", "e2e", "browser")
 """The test tiers (markers registered in pyproject.toml); one per test module."""
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Fail the run when a test module carries no tier marker, or several."""
     wrong: dict[str, list[str]] = {}
     for item in items:
@@ -68,7 +68,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_asyncio_loop_factories(
-    config: pytest.Config, item: pytest.Item
+    item: pytest.Item,
 ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
     """End-to-end tests run on a virtual-time loop (see the module docstring)."""
     if item.get_closest_marker("e2e") is not None:

@@ -142,7 +142,7 @@ def trace_stream(entries: Iterable[TraceEntry]) -> Stream:
     return stream
 
 
-async def replay(
+async def replay(  # noqa: C901 (one trace replay, step by step)
     name: str,
     port: int,
     clock: Clock,

@@ -43,8 +43,9 @@ from hotline.store.agentstate import (
     open_agent_state,
 )
 from hotline.store.records import Record, Recorder, apply_records
-from hotline.store.service import STORE, store_context
+from hotline.store.resources import store_context
 from hotline.ticketno import MemorySequenceStore, TicketNumbers
+from hotline.web.keys import STORE
 from tests.routing_helpers import T0, Pbx, agent, make_router, originates
 from tests.tcp_proxy import TcpProxy
 

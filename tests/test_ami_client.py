@@ -193,7 +193,7 @@ async def test_error_response_and_unknown_action(client: AmiClient) -> None:
 
 
 async def test_action_timeout(server: AmiServer, client: AmiClient) -> None:
-    server.register("Silent", lambda session, message: None)
+    server.register("Silent", lambda _session, _message: None)
     with pytest.raises(AmiActionTimeout, match="Silent"):
         await client.action("Silent", timeout=0.2)
 
@@ -220,10 +220,10 @@ async def test_pbx_restart_mid_stream_fails_the_inflight_originate_without_resen
 ) -> None:
     originates: list[str] = []
 
-    def originate(session: AmiSession, message: Message) -> None:
+    def originate(session: AmiSession, message: Message) -> None:  # noqa: ARG001 (the AMI server's handler signature)
         originates.append(message.get("ActionID") or "")
 
-    def command(session: AmiSession, message: Message) -> None:
+    def command(session: AmiSession, message: Message) -> None:  # noqa: ARG001 (the AMI server's handler signature)
         if message.get("Command") == "core restart now":
             server.drop_all()  # as in pbx_restart.jsonl: no Shutdown event, no reply
 
@@ -299,7 +299,7 @@ async def test_header_injection_never_reaches_the_socket(
     server: AmiServer, client: AmiClient
 ) -> None:
     seen: list[Message] = []
-    server.register("Originate", lambda session, message: seen.append(message))
+    server.register("Originate", lambda _session, message: seen.append(message))
     with pytest.raises(ValueError, match="header injection"):
         client.send("Originate", {"Channel": "PJSIP/1\r\nAction: Hangup"})
     assert (await client.action("Ping")).ok

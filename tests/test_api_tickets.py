@@ -11,7 +11,7 @@ import pytest
 
 from hotline.domain.effects import CallArrived
 from hotline.store.customers import Customers
-from hotline.store.service import STORE
+from hotline.web.keys import STORE
 from tests.api_support import RunningApi, running_api
 
 pytestmark = pytest.mark.integration

@@ -21,8 +21,8 @@ from hotline.sim.scenario import (
 )
 from hotline.stack import start_stack
 from hotline.store.callbacks import Callbacks
-from hotline.store.service import STORE
 from hotline.store.tickets import Tickets
+from hotline.web.keys import STORE
 from tests.support import eventually
 
 pytestmark = pytest.mark.e2e

@@ -51,8 +51,8 @@ from hotline.sim.scenario import (
     Scenario,
 )
 from hotline.stack import Stack, start_stack
-from hotline.store.service import STORE
 from hotline.store.tickets import Tickets
+from hotline.web.keys import STORE
 from tests.support import (
     MEASURED_QUEUES,
     OUTCOMES,

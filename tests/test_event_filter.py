@@ -38,9 +38,9 @@ from hotline.sim.pbx import SimPbx
 from hotline.sim.scenario import Scenario
 from hotline.stack import start_stack
 from hotline.store.callbacks import Callbacks
-from hotline.store.service import STORE
 from hotline.store.tickets import Tickets
 from hotline.traces import default_trace_dir, load_trace
+from hotline.web.keys import STORE
 from tests.e2e_support import OUTCOMES, QUEUES, call_centre, ground_truth_calls, wait_settled
 from tests.simtrace import NOISE, parse, replay
 from tests.test_deploy_artifacts import ASTERISK, read_conf

@@ -3,8 +3,9 @@
 ``hotline.domain`` is pure by construction, not by convention: importing every one
 of its submodules, in a fresh interpreter, must not load asyncio, ssl, socket,
 structlog, aiohttp, asyncpg or redis, nor any ``hotline.ami``, ``hotline.store``
-or ``hotline.web`` module (directly or through another module). A fresh
-interpreter is needed because this test process has imported them all already.
+or ``hotline.web`` module (directly or through another module). Storage
+(``hotline.store``) loads no web framework: no aiohttp, no ``hotline.web`` module.
+A fresh interpreter is needed because this test process has imported them all already.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 import hotline.domain
+import hotline.store
 
 pytestmark = pytest.mark.unit
 
@@ -91,10 +93,48 @@ def test_importing_the_domain_loads_no_io_framework_or_adapter_module() -> None:
         pytest.fail(f"hotline.domain loaded forbidden modules:\n{describe(offenders)}")
 
 
-def describe(offenders: dict[str, str]) -> str:
+STORE_FORBIDDEN_PACKAGES = ("aiohttp", "hotline.web")
+
+
+def store_modules() -> list[str]:
+    """``hotline.store`` and every module below it, found on disk."""
+    root = Path(hotline.store.__file__).parent
+    names = ["hotline.store"]
+    names += [info.name for info in pkgutil.walk_packages([str(root)], prefix="hotline.store.")]
+    return names
+
+
+def test_importing_the_store_loads_no_web_framework() -> None:
+    """A fresh interpreter imports every storage module; neither aiohttp nor the web layer
+    gets loaded (the composition root, not the store, knows the web application)."""
+    assert "hotline.store.resources" in store_modules()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-c",
+            _PROBE,
+            json.dumps(store_modules()),
+            json.dumps(STORE_FORBIDDEN_PACKAGES),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(hotline.store.__file__).parents[2],
+    )
+    assert result.returncode == 0, result.stderr
+    offenders: dict[str, str] = json.loads(result.stdout)
+    if offenders:
+        pytest.fail(
+            "hotline.store loaded forbidden modules:\n"
+            + describe(offenders, STORE_FORBIDDEN_PACKAGES)
+        )
+
+
+def describe(offenders: dict[str, str], packages: tuple[str, ...] = FORBIDDEN_PACKAGES) -> str:
     """One line per forbidden package: how many of its modules, and which domain import did it."""
     lines = []
-    for package in FORBIDDEN_PACKAGES:
+    for package in packages:
         hits = sorted(m for m in offenders if m == package or m.startswith(package + "."))
         if hits:
             via = sorted({offenders[m] for m in hits})

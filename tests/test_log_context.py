@@ -81,14 +81,14 @@ async def test_effect_lines_carry_the_call_context(captured: LogCapture) -> None
 
 
 async def test_a_failing_sink_logs_the_effects_context(captured: LogCapture) -> None:
-    def broken(fact: Fact) -> None:
+    def broken(fact: Fact) -> None:  # noqa: ARG001 (the sink signature)
         raise RuntimeError("disk on fire")
 
     router = Router(
         RoutingConfig(),
         {"support": QueueConfig("support")},
         [agent("1001")],
-        lambda n, t: "T20261126-A0042",
+        lambda _n, _t: "T20261126-A0042",
     )
     await run_engine(router, [broken], lambda: len(lines(captured, "engine.sink_failed")) >= 2)
     failures = lines(captured, "engine.sink_failed")

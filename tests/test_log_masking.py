@@ -15,7 +15,7 @@ import structlog
 from aiohttp.test_utils import TestClient, TestServer
 
 from hotline.log import mask_text, stdlib_handler
-from hotline.web.app import create_app
+from hotline.main import create_app
 from tests.api_support import PASSWORD, api_settings, running_api
 
 pytestmark = pytest.mark.integration

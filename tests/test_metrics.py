@@ -33,12 +33,12 @@ from hotline.domain.model import AgentState, OfferResult, Outcome
 from hotline.domain.routing import Router
 from hotline.domain.sla import CallTally, service_level, tally_call
 from hotline.engine import Engine
-from hotline.metrics import MAX_PAUSE_REASONS, Metrics, ring_buckets, wait_buckets
+from hotline.prometheus import MAX_PAUSE_REASONS, Metrics, ring_buckets, wait_buckets
 from hotline.sim.scenario import (
     Scenario,
 )
 from hotline.stack import Stack, start_stack
-from hotline.web.metrics import CONTENT_TYPE
+from hotline.web.scrape import CONTENT_TYPE
 from tests.support import (
     MEASURED_MAX_WAIT,
     MEASURED_QUEUES,
@@ -369,7 +369,7 @@ async def test_live_gauges_read_the_router_and_engine_at_scrape_time() -> None:
     clock = FixedClock(5000.0)
     registry = CollectorRegistry()
     metrics = Metrics(config, registry, clock=clock)
-    router = Router(config.routing, dict(config.queues), config.agents.values(), lambda n, t: "T")
+    router = Router(config.routing, dict(config.queues), config.agents.values(), lambda _n, _t: "T")
     engine = Engine(router, AmiClient(config.ami), clock, sinks=[metrics.sink])
     assert not any(
         name.startswith("hotline_queue_waiting") for name, _ in parse(metrics.render().decode())
@@ -465,7 +465,7 @@ def agent_times(facts: list[Fact], stack: Stack) -> dict[str, dict[str, float]]:
     return times
 
 
-async def test_metrics_match_the_ground_truth_of_a_simulated_call_centre() -> None:
+async def test_metrics_match_the_ground_truth_of_a_simulated_call_centre() -> None:  # noqa: C901 (one figure after another against the ground truth)
     stack = await start_stack(call_centre(), queues=QUEUES, agents=measured_agents())
     try:
         await stack.login_all()

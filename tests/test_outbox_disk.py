@@ -29,7 +29,7 @@ from hotline.ami.client import AmiClient
 from hotline.config import ConfigError, parse_settings
 from hotline.domain.routing import Router
 from hotline.engine import Engine
-from hotline.metrics import Metrics
+from hotline.prometheus import Metrics
 from hotline.store.db import Pool, create_pool
 from hotline.store.outbox import Outbox
 from hotline.store.records import Record, Recorder, apply_records

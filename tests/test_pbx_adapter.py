@@ -85,7 +85,7 @@ def test_callback_trace_replayed_through_the_router_records_the_customer_answer(
         RoutingConfig(),
         {"support": QueueConfig(name="support", wrap_up=0.0)},
         [agent("2002")],
-        lambda number, now: "unused",
+        lambda _number, _now: "unused",
     )
     start = float(next(m for m in messages if m.get("Timestamp"))["Timestamp"])
     router.login("2002", start - 1)
@@ -134,7 +134,7 @@ def test_backend_channelid_trace_replayed_through_the_router() -> None:
         RoutingConfig(),
         {"support": queue},
         [agent("2001"), agent("2002")],
-        lambda number, now: "T20261126-0010",
+        lambda _number, _now: "T20261126-0010",
     )
     start = float(next(m for m in messages if m.get("Timestamp"))["Timestamp"])
     router.login("2001", start - 10)
@@ -235,7 +235,7 @@ def test_router_resync_from_the_real_trace_adopts_the_bridged_call_and_both_wait
         RoutingConfig(),
         {"support": QueueConfig(name="support")},
         [agent("2001"), agent("2002")],
-        lambda number, now: "T20261126-9999",
+        lambda _number, _now: "T20261126-9999",
     )
     router.resync(snapshot, 1795712234.0)
     connected = router.calls["1795712229.36"]

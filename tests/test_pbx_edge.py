@@ -14,9 +14,9 @@ from hotline.config import parse_settings
 from hotline.domain.effects import CallEnded, OfferEnded
 from hotline.domain.events import CallerWaiting, ChannelHungUp
 from hotline.domain.model import OfferResult, Outcome
-from hotline.metrics import Metrics
 from hotline.pbx.resync import MAX_DURATION, build_snapshot, parse_duration, parse_journal
 from hotline.pbx.translate import PRIORITY_RANGE, PbxValueError, clean_text, translate
+from hotline.prometheus import Metrics
 
 pytestmark = pytest.mark.unit
 

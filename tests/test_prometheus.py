@@ -32,7 +32,7 @@ from hotline.clock import ScaledClock, SystemClock
 from hotline.config import parse_settings
 from hotline.domain.routing import Router
 from hotline.engine import Engine
-from hotline.metrics import Metrics
+from hotline.prometheus import Metrics
 from hotline.sim.scenario import Scenario
 from hotline.stack import Stack, start_stack
 from tests.support import STEADY_QUEUES, eventually, free_port, steady_call_centre
@@ -121,7 +121,7 @@ def exported_metric_names() -> set[str]:
         env={},
     )
     router = Router(
-        settings.routing, dict(settings.queues), settings.agents.values(), lambda n, t: "T"
+        settings.routing, dict(settings.queues), settings.agents.values(), lambda _n, _t: "T"
     )
     metrics = Metrics(settings, CollectorRegistry(), clock=_Clock())
     engine = Engine(router, AmiClient(settings.ami), _Clock(), sinks=[metrics.sink])

@@ -34,6 +34,7 @@ from hotline.domain.effects import (
     WrapUpEnded,
 )
 from hotline.domain.model import OfferResult, Outcome
+from hotline.main import create_app
 from hotline.reports.aggregate import (
     AgentRow,
     CallRow,
@@ -52,9 +53,8 @@ from hotline.reports.queries import build_report
 from hotline.reports.render import CSV_COLUMNS, render, render_csv, render_json, report_json
 from hotline.store.db import Pool, transaction
 from hotline.store.records import Record, Recorder, apply_records
-from hotline.store.service import STORE
 from hotline.store.tickets import Tickets
-from hotline.web.app import create_app
+from hotline.web.keys import STORE
 from hotline.web.reports import REPORT_SCHEMA
 from tests.api_support import running_api
 from tests.support import eventually, run_hotline
@@ -392,7 +392,7 @@ class _Links(HTMLParser):
         super().__init__()
         self.links: list[str] = []
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:  # noqa: ARG002 (the HTMLParser callback)
         self.links += [
             value or "" for name, value in attrs if name in ("src", "href", "xlink:href")
         ]

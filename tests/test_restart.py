@@ -21,6 +21,7 @@ import pytest
 from aiohttp import web
 
 from hotline.clock import virtual_clock_of
+from hotline.domain.commands import Login
 from hotline.domain.effects import (
     AgentStateChanged,
     CallAnswered,
@@ -29,13 +30,12 @@ from hotline.domain.effects import (
     OfferEnded,
 )
 from hotline.domain.model import Activity, AgentState, OfferResult, Outcome
-from hotline.engine import AgentCommand, Engine
+from hotline.engine import Engine
+from hotline.main import create_app
 from hotline.sim.amiserver import ServerCredentials
 from hotline.sim.scenario import AgentBehaviour, AgentGroup, Arrivals, Fixed, Scenario, Uniform
 from hotline.stack import Stack, build_settings, start_stack
-from hotline.store.service import STORE
-from hotline.web.app import create_app
-from hotline.web.keys import ENGINE
+from hotline.web.keys import ENGINE, STORE
 from tests.e2e_support import OUTCOMES, devices, ground_truth_calls
 
 pytestmark = pytest.mark.e2e
@@ -61,7 +61,7 @@ class Service:
     async def login(self, *agent_ids: str) -> None:
         """Log agents in through the engine, as the API does."""
         for agent_id in agent_ids:
-            await self.engine.command(AgentCommand("login", agent_id))
+            await self.engine.command(Login(agent_id))
 
 
 def crash(stack: Stack) -> None:

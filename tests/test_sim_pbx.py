@@ -719,7 +719,7 @@ async def test_asterisk_ami_client_in_a_thread() -> None:
             ami = AMIClient(address="127.0.0.1", port=sim.port)
             assert ami.login(username="hotline", secret="hotline-secret").response is not None
             ami.add_event_listener(
-                lambda event, **kwargs: events.append(event), white_list=["UserEvent"]
+                lambda event, **_kwargs: events.append(event), white_list=["UserEvent"]
             )
             replies.append(ami.send_action(SimpleAction("Ping")).response)
             ready.set()

@@ -12,14 +12,14 @@ from aiohttp.test_utils import TestClient, TestServer
 from hotline.config import Settings, parse_settings
 from hotline.domain.effects import CallArrived, CallEnded
 from hotline.domain.model import Outcome
+from hotline.main import create_app
 from hotline.store.calls import Calls
 from hotline.store.customers import Customers
 from hotline.store.db import create_pool
-from hotline.store.service import STORE, reconcile_once, store_context
+from hotline.store.resources import reconcile_once, store_context
 from hotline.store.tickets import Tickets
 from hotline.ticketno import MemorySequenceStore, TicketNumbers
-from hotline.web.app import create_app
-from hotline.web.keys import ENGINE
+from hotline.web.keys import ENGINE, STORE
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration

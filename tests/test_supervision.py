@@ -22,18 +22,17 @@ import yaml
 from aiohttp.test_utils import TestClient, TestServer
 from structlog.testing import capture_logs
 
-from hotline import service
+from hotline import serve
 from hotline.config import Settings, parse_settings
 from hotline.domain.effects import CallEnded, Effect
 from hotline.domain.events import CallbackDue, DomainEvent, PbxSnapshot
 from hotline.domain.model import Outcome
 from hotline.log import mask_phone_numbers
+from hotline.main import create_app
 from hotline.sim.amiserver import AmiSession
 from hotline.sim.scenario import AgentBehaviour, AgentGroup, Arrival, Fixed, Scenario
 from hotline.stack import Stack, build_settings, start_stack
-from hotline.store.service import STORE
-from hotline.web.app import create_app
-from hotline.web.keys import ENGINE
+from hotline.web.keys import ENGINE, STORE
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.e2e
@@ -132,7 +131,7 @@ async def test_an_exception_on_one_message_is_logged_counted_and_skipped(stack: 
 async def test_a_command_whose_handling_raised_gets_an_error_answer(stack: Stack) -> None:
     router = stack.engine.router
 
-    def failing(agent_id: str, reason: str, now: float) -> list[Effect]:
+    def failing(agent_id: str, reason: str, now: float) -> list[Effect]:  # noqa: ARG001 (the replaced function's signature)
         raise RuntimeError("pause exploded")
 
     pause = router.pause
@@ -352,12 +351,12 @@ async def test_serve_ends_with_engine_stopped_when_the_engine_task_dies() -> Non
         settings = replace(
             settings, service=replace(settings.service, http_listen=f"127.0.0.1:{free_port()}")
         )
-        serving = asyncio.create_task(service.serve(settings))
+        serving = asyncio.create_task(serve.serve(settings))
         await eventually(lambda: any(t.get_name() == "engine" for t in asyncio.all_tasks()))
         await eventually(lambda: bool(sim.server.sessions))
         [engine_task] = [t for t in asyncio.all_tasks() if t.get_name() == "engine"]
         engine_task.cancel()  # the engine task ends although nobody stopped the service
-        with pytest.raises(service.EngineStopped):
+        with pytest.raises(serve.EngineStopped):
             await asyncio.wait_for(serving, 30)
     finally:
         await sim.close()
@@ -372,12 +371,12 @@ def test_serve_exits_with_status_4_when_the_engine_stopped(
         'device = "Local/2001@agents"\nqueues = ["support"]\n'
     )
 
-    async def engine_died(settings: Settings) -> None:
-        raise service.EngineStopped("CancelledError: ")
+    async def engine_died(settings: Settings) -> None:  # noqa: ARG001 (the replaced function's signature)
+        raise serve.EngineStopped("CancelledError: ")
 
-    monkeypatch.setattr(service, "serve", engine_died)
-    status = service._serve(argparse.Namespace(config=str(config)))
-    assert status == service.EXIT_ENGINE_STOPPED == 4
+    monkeypatch.setattr(serve, "serve", engine_died)
+    status = serve._serve(argparse.Namespace(config=str(config)))
+    assert status == serve.EXIT_ENGINE_STOPPED == 4
 
 
 def compose_healthcheck(port: int) -> list[str]:

@@ -20,10 +20,11 @@ from structlog.testing import capture_logs
 from hotline.ami.client import AmiClient, AmiSettings
 from hotline.clock import SystemClock
 from hotline.config import QueueConfig, RoutingConfig
+from hotline.domain.commands import Login
 from hotline.domain.effects import CallArrived
 from hotline.domain.events import CallerWaiting
 from hotline.domain.routing import Router
-from hotline.engine import AgentCommand, Engine
+from hotline.engine import Engine
 from hotline.ticketno import FileSequenceStore, MemorySequenceStore, SequenceStore, TicketNumbers
 from tests.routing_helpers import T0, Pbx, agent
 
@@ -181,7 +182,7 @@ async def test_an_unreadable_sequence_file_is_logged_and_the_engine_keeps_runnin
     with capture_logs() as logs:
         task = asyncio.create_task(engine.run())
         try:
-            agent_after = await asyncio.wait_for(engine.command(AgentCommand("login", "1001")), 60)
+            agent_after = await asyncio.wait_for(engine.command(Login("1001")), 60)
         finally:
             engine.stop()
             await task

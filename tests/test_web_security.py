@@ -187,7 +187,7 @@ async def test_parallel_wrong_passwords_are_all_counted(
     tmp_path: Path,
     redis_server_url: str,
     redis_prefix: str,
-    redis_client: aioredis.Redis,
+    redis_client: aioredis.Redis,  # noqa: ARG001 (a fixture wanted for its set-up)
 ) -> None:
     options: dict[str, Any] = {"web": {"login_window": 300}}
     if store == "redis":
@@ -218,7 +218,7 @@ async def test_nobody_locks_a_named_user_out_from_elsewhere(
     tmp_path: Path,
     redis_server_url: str,
     redis_prefix: str,
-    redis_client: aioredis.Redis,
+    redis_client: aioredis.Redis,  # noqa: ARG001 (a fixture wanted for its set-up)
 ) -> None:
     async with running_api(
         migrated_database_url, tmp_path, redis_url=redis_server_url, redis_prefix=redis_prefix
@@ -289,7 +289,7 @@ async def test_a_new_password_ends_the_users_other_sessions(
     tmp_path: Path,
     redis_server_url: str,
     redis_prefix: str,
-    redis_client: aioredis.Redis,
+    redis_client: aioredis.Redis,  # noqa: ARG001 (a fixture wanted for its set-up)
 ) -> None:
     async with running_api(
         migrated_database_url, tmp_path, redis_url=redis_server_url, redis_prefix=redis_prefix
@@ -401,7 +401,7 @@ async def test_signed_session_ids_sign_in_and_out(
     tmp_path: Path,
     redis_server_url: str,
     redis_prefix: str,
-    redis_client: aioredis.Redis,
+    redis_client: aioredis.Redis,  # noqa: ARG001 (a fixture wanted for its set-up)
 ) -> None:
     async with running_api(
         migrated_database_url,
@@ -425,7 +425,7 @@ async def test_unauthenticated_load_does_not_starve_signed_in_users(
     tmp_path: Path,
     redis_server_url: str,
     redis_prefix: str,
-    redis_client: aioredis.Redis,
+    redis_client: aioredis.Redis,  # noqa: ARG001 (a fixture wanted for its set-up)
 ) -> None:
     """Three Redis connections for the whole process, 200 requests with well-formed but
     unknown cookies and 30 by a signed-in user, all at once: the pool makes them wait their

@@ -580,7 +580,7 @@ class AmiClient:
                 generation=self.generation,
                 greeting=self.greeting,
             )
-            keepalive = asyncio.create_task(self._keepalive(protocol), name="ami-keepalive")
+            keepalive = asyncio.create_task(self._keepalive(), name="ami-keepalive")
             await protocol.lost
         except asyncio.CancelledError:
             self._drop_reason = self._drop_reason or "client stopped"
@@ -630,7 +630,7 @@ class AmiClient:
         for subscription in self._subscriptions:
             subscription._push_signal(signal)
 
-    async def _keepalive(self, protocol: _AmiProtocol) -> None:
+    async def _keepalive(self) -> None:
         settings = self.settings
         while True:
             await asyncio.sleep(settings.ping_interval)

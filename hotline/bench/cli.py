@@ -24,9 +24,9 @@ def _routing(args: argparse.Namespace) -> int:
 
 
 def _metrics(args: argparse.Namespace) -> int:
-    from hotline.bench import metrics
+    from hotline.bench import scrape
 
-    metrics.run(renders=args.renders, reference_renders=args.reference_renders)
+    scrape.run(renders=args.renders, reference_renders=args.reference_renders)
     return 0
 
 

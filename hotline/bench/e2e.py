@@ -34,13 +34,13 @@ from aiohttp import web
 
 from hotline.bench.common import emit
 from hotline.clock import ScaledClock
+from hotline.domain.commands import Login
 from hotline.domain.effects import CallEnded, Fact
-from hotline.engine import AgentCommand
+from hotline.main import create_app
 from hotline.sim.amiserver import ServerCredentials
 from hotline.sim.pbx import SimPbx
 from hotline.sim.scenario import Scenario, load_scenario
 from hotline.stack import build_settings
-from hotline.web.app import create_app
 from hotline.web.keys import ENGINE
 
 __all__ = ["run"]
@@ -123,7 +123,7 @@ async def _run(calls: int, scale: float, noise: bool) -> dict[str, Any]:
     await engine.ami.wait_connected(30)
     await asyncio.wait_for(engine.synced.wait(), 30)
     for agent_id in settings.agents:
-        await engine.command(AgentCommand("login", agent_id))
+        await engine.command(Login(agent_id))
     rss_start = _rss_mb()
     wall, cpu = time.perf_counter(), time.process_time()
     events_before = engine.events_processed

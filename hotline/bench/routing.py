@@ -79,7 +79,7 @@ class _Bench:
         for i in range(WAITING):
             self._arrive(f"q{i % (QUEUES - IDLE_QUEUES):02d}")
 
-    def _ticket(self, number: str, now: float) -> str:
+    def _ticket(self, number: str, now: float) -> str:  # noqa: ARG002 (the TicketAllocator signature)
         self.sequence += 1
         return f"T20261126-B{self.sequence:06d}"
 
@@ -248,7 +248,7 @@ def _replay(stream: bytes, settings: Settings) -> tuple[int, float]:
         settings.routing,
         dict(settings.queues),
         settings.agents.values(),
-        lambda number, now: f"T20261126-R{number}",
+        lambda number, _now: f"T20261126-R{number}",
     )
     for agent_id in settings.agents:
         router.login(agent_id, 0.0)

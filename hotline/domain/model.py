@@ -9,6 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from hotline.domain.offerstate import (
+    HANGUP_SENT_STATES,
+    OPEN_STATES,
+    OfferEvent,
+    OfferState,
+    next_state,
+)
 from hotline.domain.settings import AgentConfig
 
 __all__ = [
@@ -223,12 +230,20 @@ class Offer:
     result: OfferResult | None = None
     leg_channel: str | None = None
     leg_uniqueids: set[str] = field(default_factory=set)
-    cancelling: bool = False
-    response_received: bool = False
-    leg_hung_up: bool = False
+    state: OfferState = OfferState.RINGING
+    leg_hung_up: bool = False  # the PBX's Hangup of the leg was seen
     guard_extensions: int = 0
 
     @property
     def open(self) -> bool:
         """True until the PBX has said how the Originate ended (or it was written off)."""
-        return not self.response_received
+        return self.state in OPEN_STATES
+
+    @property
+    def hangup_sent(self) -> bool:
+        """The router has already asked the PBX to hang this (cancelled) ring's leg up."""
+        return self.state in HANGUP_SENT_STATES
+
+    def advance(self, event: OfferEvent) -> None:
+        """Move along the lifecycle (:mod:`hotline.domain.offerstate`); a bad step raises."""
+        self.state = next_state(self.state, event)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import assert_never
+
 from hotline.domain.effects import (
     Command,
     DeleteJournalEntry,
@@ -67,3 +69,5 @@ def to_action(command: Command) -> Action:
                 ],
                 None,
             )
+        case _:
+            assert_never(command)

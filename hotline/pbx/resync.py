@@ -164,6 +164,37 @@ def _variables(status: Message | None) -> dict[str, str]:
     return variables
 
 
+def _channel_info(channel: Message, status: Message | None) -> ChannelInfo:
+    """One live channel: its ``CoreShowChannel`` item and its ``Status`` item (variables)."""
+    uniqueid = channel.get("Uniqueid") or ""
+    try:
+        state = line_state(int(channel.get("ChannelState") or "-1"))
+    except ValueError:
+        state = LineState.OTHER
+    variables = _variables(status)
+    name = channel.get("Channel") or ""
+    return ChannelInfo(
+        uniqueid=uniqueid,
+        channel=name,
+        linkedid=channel.get("Linkedid") or "",
+        context=channel.get("Context") or "",
+        exten=channel.get("Exten") or "",
+        state=state,
+        application=channel.get("Application") or "",
+        application_data=channel.get("ApplicationData") or "",
+        bridge_id=channel.get("BridgeId") or "",
+        duration=parse_duration(channel.get("Duration")),
+        number=clean_text(channel.get("CallerIDNum")),
+        name=clean_text(channel.get("CallerIDName")),
+        variables=variables,
+        device=device_of(name),
+        own_leg=uniqueid.startswith(LEG_ID_PREFIX) and ";" not in uniqueid,
+        caller_channel=variables.get("HOTLINE_CALLER", ""),
+        ticket=variables.get("HOTLINE_TICKET", ""),
+        answered_at=_epoch(variables.get("HOTLINE_ANSWERED_AT")),
+    )
+
+
 def build_snapshot(
     at: float,
     channels: Iterable[Message],
@@ -173,38 +204,10 @@ def build_snapshot(
 ) -> PbxSnapshot:
     """Merge ``CoreShowChannel`` and ``Status`` items by Uniqueid into a snapshot."""
     status_by_uid = {status.get("Uniqueid") or "": status for status in statuses}
-    infos = []
-    for channel in channels:
-        uniqueid = channel.get("Uniqueid") or ""
-        status = status_by_uid.get(uniqueid)
-        try:
-            state = line_state(int(channel.get("ChannelState") or "-1"))
-        except ValueError:
-            state = LineState.OTHER
-        variables = _variables(status)
-        name = channel.get("Channel") or ""
-        infos.append(
-            ChannelInfo(
-                uniqueid=uniqueid,
-                channel=name,
-                linkedid=channel.get("Linkedid") or "",
-                context=channel.get("Context") or "",
-                exten=channel.get("Exten") or "",
-                state=state,
-                application=channel.get("Application") or "",
-                application_data=channel.get("ApplicationData") or "",
-                bridge_id=channel.get("BridgeId") or "",
-                duration=parse_duration(channel.get("Duration")),
-                number=clean_text(channel.get("CallerIDNum")),
-                name=clean_text(channel.get("CallerIDName")),
-                variables=variables,
-                device=device_of(name),
-                own_leg=uniqueid.startswith(LEG_ID_PREFIX) and ";" not in uniqueid,
-                caller_channel=variables.get("HOTLINE_CALLER", ""),
-                ticket=variables.get("HOTLINE_TICKET", ""),
-                answered_at=_epoch(variables.get("HOTLINE_ANSWERED_AT")),
-            )
-        )
+    infos = [
+        _channel_info(channel, status_by_uid.get(channel.get("Uniqueid") or ""))
+        for channel in channels
+    ]
     states = {
         device.get("Device") or "": (device.get("State") or "").upper() for device in device_states
     }

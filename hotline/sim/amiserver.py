@@ -113,7 +113,7 @@ class AmiSession(asyncio.Protocol):
         for message in messages:
             self._handle(message)
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:  # noqa: ARG002 (asyncio.Protocol callback)
         """Forget the session."""
         self.closed = True
         self.server.sessions.discard(self)
@@ -195,6 +195,10 @@ class AmiSession(asyncio.Protocol):
         mask = self.event_classes
         if mask is not None and not (mask & classes):
             return False
+        return self._filters_pass(text, name)
+
+    def _filters_pass(self, text: str, name: str) -> bool:
+        """The name filters and ``Filter`` regexes let the event through."""
         names = self.event_filter
         if not self.filters:
             return not names or name in names

@@ -274,19 +274,19 @@ class BridgeTarget(Target):
         """The leg's Uniqueid is the ring's ``leg_id``."""
         self.ring.leg_id = leg.channel.uniqueid
 
-    def ringing(self, leg: Leg, stamp: float) -> None:
+    def ringing(self, leg: Leg, stamp: float) -> None:  # noqa: ARG002 (a leg-observer callback; this call kind ignores it)
         """Ring start."""
         if not self.ring.resolved:
             self.ring.ring_start = stamp
 
-    def answered(self, leg: Leg, stamp: float) -> None:
+    def answered(self, leg: Leg, stamp: float) -> None:  # noqa: ARG002 (a leg-observer callback; this call kind ignores it)
         """The agent answered."""
         if not self.ring.resolved:
             self.ring.resolve("answered", stamp)
             if self.call is not None:
                 self.call.ring_answered(self.ring)
 
-    def failed(self, leg: Leg, outcome: str, stamp: float) -> None:
+    def failed(self, leg: Leg, outcome: str, stamp: float) -> None:  # noqa: ARG002 (a leg-observer callback; this call kind ignores it)
         """No answer, busy, unavailable, cancelled."""
         self.ring.resolve(outcome, stamp)
         self._orphan()
@@ -316,7 +316,7 @@ class BridgeTarget(Target):
         self.core.run(channel, 4, "Hangup")
         self.core.teardown(channel, 16, soft=True, by=by)
 
-    def gone(self, leg: Leg, stamp: float, by: str) -> None:
+    def gone(self, leg: Leg, stamp: float, by: str) -> None:  # noqa: ARG002 (a leg-observer callback; this call kind ignores it)
         """The agent leg hung up."""
         self._orphan()
 
@@ -346,16 +346,16 @@ class OutboundTarget(Target):
         """The leg's Uniqueid is the callback's ``leg_id``."""
         self.record.leg_id = leg.channel.uniqueid
 
-    def ringing(self, leg: Leg, stamp: float) -> None:
+    def ringing(self, leg: Leg, stamp: float) -> None:  # noqa: ARG002 (a leg-observer callback; this call kind ignores it)
         """The agent's phone rings."""
         self.record.ring_start = stamp
 
-    def answered(self, leg: Leg, stamp: float) -> None:
+    def answered(self, leg: Leg, stamp: float) -> None:  # noqa: ARG002 (a leg-observer callback; this call kind ignores it)
         """The agent answered."""
         self.record.ring_end = stamp
         self.record.agent_outcome = "answered"
 
-    def failed(self, leg: Leg, outcome: str, stamp: float) -> None:
+    def failed(self, leg: Leg, outcome: str, stamp: float) -> None:  # noqa: ARG002 (a leg-observer callback; this call kind ignores it)
         """The agent leg failed: the callback is over."""
         record = self.record
         record.ring_end = stamp
@@ -407,7 +407,7 @@ class OutboundTarget(Target):
         customer = self.customer
         return customer.origin.caller if customer is not None else None
 
-    def customer_failed(self, kind: str, stamp: float) -> None:
+    def customer_failed(self, kind: str, stamp: float) -> None:  # noqa: ARG002 (a leg-observer callback; this call kind ignores it)
         """The customer did not answer (or was busy, or the dial was cancelled)."""
         record = self.record
         record.customer_outcome = {"timeout": "no_answer", "busy": "busy"}.get(kind)
@@ -421,7 +421,7 @@ class OutboundTarget(Target):
         self.core.run(channel, 4, "Hangup")
         self.core.teardown(channel, 16, soft=True, by=by)
 
-    def gone(self, leg: Leg, stamp: float, by: str) -> None:
+    def gone(self, leg: Leg, stamp: float, by: str) -> None:  # noqa: ARG002 (a leg-observer callback; this call kind ignores it)
         """The agent leg hung up after answering."""
         record = self.record
         record.ended_at = stamp
@@ -457,7 +457,7 @@ class DialedTarget(Target):
         self.callback = callback
         self.location = []
 
-    def gone(self, leg: Leg, stamp: float, by: str) -> None:
+    def gone(self, leg: Leg, stamp: float, by: str) -> None:  # noqa: ARG002 (a leg-observer callback; this call kind ignores it)
         """The customer hung up after answering."""
         self.callback.maybe_done()
 

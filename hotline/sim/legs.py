@@ -98,7 +98,7 @@ class Phone:
     exists = True
     answer_priority = 8
 
-    def plan(self, in_use: bool) -> PhonePlan:
+    def plan(self, in_use: bool) -> PhonePlan:  # noqa: ARG002 (the phone-behaviour interface; this behaviour ignores it)
         """Decide this offer; ``in_use`` says the device is already on a call."""
         return PhonePlan()
 
@@ -181,7 +181,7 @@ class CustomerPhone(Phone):
         self.rng = rng
         self.party = party
 
-    def plan(self, in_use: bool) -> PhonePlan:
+    def plan(self, in_use: bool) -> PhonePlan:  # noqa: ARG002 (the phone-behaviour interface; this behaviour ignores it)
         """Busy or no answer by chance; else answer after the delay (0: at once, no ringing)."""
         draw = self.rng.random()
         delay = self.answer_delay.sample(self.rng)
@@ -192,7 +192,7 @@ class CustomerPhone(Phone):
             return PhonePlan(answer_after=None, stay=patience)
         return PhonePlan(answer_after=delay, rings=delay > 0, stay=patience)
 
-    def dialplan(self, core: Core, leg: Leg, plan: PhonePlan) -> None:
+    def dialplan(self, core: Core, leg: Leg, plan: PhonePlan) -> None:  # noqa: ARG002 (the phone-behaviour interface; this behaviour ignores it)
         """NoOp, as in the traces' ``callers`` context."""
         if leg.ch2 is not None and core.wire.noise:
             core.run(leg.ch2, 1, "NoOp", f"customer {leg.ch2.exten}")
@@ -209,7 +209,7 @@ class SupervisorPhone(Phone):
         self.listen = listen
         self.rng = rng
 
-    def plan(self, in_use: bool) -> PhonePlan:
+    def plan(self, in_use: bool) -> PhonePlan:  # noqa: ARG002 (the phone-behaviour interface; this behaviour ignores it)
         """Answer at once."""
         return PhonePlan(answer_after=0.0, rings=False, stay=self.listen.sample(self.rng))
 
@@ -276,7 +276,7 @@ class OriginateOrigin:
         self.caller: Channel | None = None
         self.timeout = request.timeout
 
-    def answered(self, leg: Leg, stamp: float) -> None:
+    def answered(self, leg: Leg, stamp: float) -> None:  # noqa: ARG002 (the phone-behaviour interface; this behaviour ignores it)
         """``DialEnd`` ANSWER and the success reply."""
         ch1 = leg.channel
         self.core.wire.dial_end(None, ch1, "ANSWER")
@@ -625,7 +625,7 @@ class Leg:
         else:
             self.core.remote_hangup(ch1, 16, by=self.phone.party)
 
-    def _ch1_gone(self, channel: Channel, stamp: float, by: str) -> None:
+    def _ch1_gone(self, channel: Channel, stamp: float, by: str) -> None:  # noqa: ARG002 (the phone-behaviour interface; this behaviour ignores it)
         if self.state in (_DIALING, _RINGING):
             self._fail("hangup", by)
             return

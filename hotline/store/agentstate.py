@@ -43,7 +43,7 @@ from hotline.domain.effects import AgentPresenceChanged, CallAnswered, Fact
 from hotline.domain.model import AgentPresence
 from hotline.domain.routing import Router
 from hotline.store.db import Db
-from hotline.store.service import Store
+from hotline.store.resources import Store
 
 __all__ = [
     "AGENT_STATE_FILE",

@@ -9,15 +9,10 @@ from typing import Any
 
 import asyncpg
 
-from hotline.config import ConfigError, Settings, load_settings_with_database
-from hotline.store.migrate import DEFAULT_MIGRATIONS_DIR, MigrationError, migrate
+from hotline.config import ConfigError, load_settings_with_database
+from hotline.store.migrate import MigrationError, migrate, migrations_dir
 
 __all__ = ["migrations_dir", "register"]
-
-
-def migrations_dir(settings: Settings) -> str:
-    """The configured migrations directory, or the source tree's ``migrations/``."""
-    return settings.database.migrations_dir or str(DEFAULT_MIGRATIONS_DIR)
 
 
 def _migrate(args: argparse.Namespace) -> int:

@@ -32,6 +32,7 @@ from typing import Final
 
 import asyncpg
 
+from hotline.config import Settings
 from hotline.store.db import Conn
 
 __all__ = [
@@ -115,6 +116,14 @@ def _check_history(
                 "write a new migration instead of editing an applied one"
             )
     pending = [m for m in migrations if m.version not in applied]
+    _check_order(pending, applied, folder)
+    return pending
+
+
+def _check_order(
+    pending: list[Migration], applied: dict[str, tuple[str, str]], folder: str
+) -> None:
+    """A pending migration must sort after every applied one."""
     if applied and pending:
         latest = max(applied, key=int)
         early = [m for m in pending if int(m.version) < int(latest)]
@@ -123,7 +132,6 @@ def _check_history(
                 f"{folder}/{early[0].name}: sorts before the applied {applied[latest][0]}; "
                 "give it a higher number"
             )
-    return pending
 
 
 async def apply_migrations(
@@ -165,3 +173,8 @@ async def migrate(
         return await apply_migrations(conn, directory)
     finally:
         await conn.close()
+
+
+def migrations_dir(settings: Settings) -> str:
+    """The configured migrations directory, or the source tree's ``migrations/``."""
+    return settings.database.migrations_dir or str(DEFAULT_MIGRATIONS_DIR)

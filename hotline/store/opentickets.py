@@ -134,6 +134,16 @@ class OpenTickets:
         if state.customer_id is None or not phones:
             return
         key: CustomerKey = state.customer_id
+        self._map_phones(phones, key)
+        current = self._by_customer.get(key)
+        if current is not None and current.number == state.number:
+            current.last_activity = max(current.last_activity, state.last_activity)
+        elif current is None or current.last_activity <= state.last_activity:
+            self.forget(state.number)
+            self._set(OpenTicket(state.number, key, state.opened_at, state.last_activity))
+
+    def _map_phones(self, phones: list[str], key: CustomerKey) -> None:
+        """Point every phone at the customer, merging or unmapping what they pointed at."""
         for phone in phones:
             previous = self._by_phone.get(phone)
             if isinstance(previous, str):
@@ -141,12 +151,6 @@ class OpenTickets:
             elif previous is not None and previous != key:
                 self._unmap_phone(phone, previous)
             self._map_phone(phone, key)
-        current = self._by_customer.get(key)
-        if current is not None and current.number == state.number:
-            current.last_activity = max(current.last_activity, state.last_activity)
-        elif current is None or current.last_activity <= state.last_activity:
-            self.forget(state.number)
-            self._set(OpenTicket(state.number, key, state.opened_at, state.last_activity))
 
     def observe(self, ticket: Ticket) -> None:
         """The tickets repository's listener: a ticket that stops being open leaves the view,

@@ -11,9 +11,10 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from hotline.domain.commands import agent_command
 from hotline.domain.model import Agent
 from hotline.domain.routing import UnknownAgent
-from hotline.engine import AgentCommand, EngineError
+from hotline.engine import EngineError
 from hotline.web.auth import principal_of
 from hotline.web.errors import json_error
 from hotline.web.keys import ENGINE
@@ -100,7 +101,7 @@ async def _command(request: web.Request, action: str, agent_id: str, reason: str
     if not principal_of(request).controls(agent_id):
         raise json_error(403, "forbidden", message="agents may only control themselves")
     try:
-        agent = await request.app[ENGINE].command(AgentCommand(action, agent_id, reason))
+        agent = await request.app[ENGINE].command(agent_command(action, agent_id, reason))
     except UnknownAgent as exc:
         raise json_error(404, "not found", message="unknown agent", agent=agent_id) from exc
     except EngineError as exc:  # the engine logged the cause; the request never hangs

@@ -72,11 +72,11 @@ from aiohttp import web
 from hotline.config import Settings
 from hotline.store.audit import AuditLog
 from hotline.store.db import NotFound
-from hotline.store.service import STORE, Store
+from hotline.store.resources import Store
 from hotline.store.tickets import Ticket, TicketScope
 from hotline.store.users import MIN_PASSWORD_LENGTH, ROLES, User, Users, password_problem
 from hotline.web.errors import json_error
-from hotline.web.keys import SETTINGS
+from hotline.web.keys import SETTINGS, STORE
 from hotline.web.openapi import SAFE_METHODS, Api, Input
 from hotline.web.schema import Object, Text, ValidationFailed
 from hotline.web.sessions import (

@@ -21,8 +21,7 @@ from typing import Any, Final
 import structlog
 from aiohttp import web
 
-from hotline.store.service import STORE
-from hotline.web.keys import AMI, ENGINE, SETTINGS
+from hotline.web.keys import AMI, ENGINE, SETTINGS, STORE
 
 __all__ = [
     "CHECKS",

@@ -26,8 +26,8 @@ from hotline.store.calls import Call, Calls
 from hotline.store.customers import Customers
 from hotline.store.db import NotFound
 from hotline.store.recordings import Recording, Recordings
+from hotline.store.resources import retry_policy
 from hotline.store.rules import CATEGORIES, DISPATCH_PARTIES, STATUSES
-from hotline.store.service import retry_policy
 from hotline.store.tickets import Ticket, TicketEvent, TicketFilter
 from hotline.web.auth import Principal, principal_of, store_of
 from hotline.web.customers import check_customer_access

@@ -29,13 +29,11 @@ from typing import Any, Final
 
 import asyncpg
 import structlog
-from aiohttp import web
 
 from hotline.clock import Clock, SystemClock
 from hotline.config import Settings
-from hotline.store.cli import migrations_dir
 from hotline.store.db import Pool, create_pool
-from hotline.store.migrate import migrate
+from hotline.store.migrate import migrate, migrations_dir
 from hotline.store.opentickets import OpenTickets
 from hotline.store.outbox import Outbox
 from hotline.store.records import Recorder, apply_records
@@ -43,7 +41,7 @@ from hotline.store.rules import CATEGORIES, RetryPolicy
 from hotline.store.tickets import TicketFilter, Tickets
 from hotline.ticketno import TicketNumbers
 
-__all__ = ["STORE", "OverdueSink", "Store", "count_overdue", "reconcile_once", "store_context"]
+__all__ = ["OverdueSink", "Store", "count_overdue", "reconcile_once", "store_context"]
 
 log = structlog.get_logger("hotline.store")
 
@@ -73,9 +71,6 @@ class Store:
             "open_tickets": len(self.open_tickets),
             "reconciled_at": self.reconciled_at.isoformat() if self.reconciled_at else None,
         }
-
-
-STORE = web.AppKey("store", Store)
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:

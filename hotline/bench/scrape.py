@@ -5,12 +5,12 @@ facts have been counted (answers, misses, abandons, overflows, pauses with
 several reasons), and the router holds 1,000 callers (half ringing an agent,
 half waiting). One line is printed per renderer, timed over the same state:
 
-* ``render``: :meth:`hotline.metrics.Metrics.render`, the body ``/metrics``
+* ``render``: :meth:`hotline.prometheus.Metrics.render`, the body ``/metrics``
   serves (goal: 20 ms);
 * ``generate_latest``: ``prometheus_client.generate_latest(registry)`` on the
   same registry, the reference.
 
-A third line times :meth:`~hotline.metrics.Metrics.sink`, per fact.
+A third line times :meth:`~hotline.prometheus.Metrics.sink`, per fact.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from hotline.domain.events import CallerWaiting
 from hotline.domain.model import AgentState, OfferResult, Outcome
 from hotline.domain.routing import Router
 from hotline.engine import Engine
-from hotline.metrics import Metrics
+from hotline.prometheus import Metrics
 
 __all__ = ["run"]
 
@@ -136,7 +136,7 @@ def _live_state(settings: Settings, metrics: Metrics, now: float) -> Engine:
     return engine
 
 
-def _ticket(number: str, now: float) -> str:
+def _ticket(_number: str, _now: float) -> str:
     return "T"
 
 

@@ -16,8 +16,8 @@ from aiohttp import web
 
 from hotline.ami.client import AmiAuthError
 from hotline.config import ConfigError, Settings, load_settings
+from hotline.main import create_app
 from hotline.store.migrate import MigrationError
-from hotline.web.app import create_app
 from hotline.web.keys import AMI, ENGINE
 
 __all__ = ["EXIT_ENGINE_STOPPED", "EngineStopped", "HttpListenError", "register", "serve"]

@@ -245,7 +245,7 @@ class _HistogramFamily(_Family):
             self.lines[key] = lines
         return lines
 
-    def render(self, out: list[str], values: Mapping[_Key, float]) -> None:
+    def render(self, out: list[str], values: Mapping[_Key, float]) -> None:  # noqa: ARG002 (the signature every metric family shares)
         """Append the header and the bucket, count and sum lines of every series."""
         out.append(self.header())
         for key, series in self.series.items():
@@ -256,7 +256,7 @@ class _HistogramFamily(_Family):
                 out.append(f"{line}{cumulative}\n")
             out.append(f"{lines[-2]}{cumulative}\n{lines[-1]}{_number(series.total)}\n")
 
-    def to_client(self, values: Mapping[_Key, float]) -> Metric:
+    def to_client(self, values: Mapping[_Key, float]) -> Metric:  # noqa: ARG002 (the signature every metric family shares)
         """A prometheus_client histogram family with every series."""
         family = HistogramMetricFamily(self.name, self.help, labels=self.labels)
         for key, series in self.series.items():

@@ -1,4 +1,4 @@
-"""``GET /metrics``: the Prometheus exposition of :class:`hotline.metrics.Metrics`.
+"""``GET /metrics``: the Prometheus exposition of :class:`hotline.prometheus.Metrics`.
 
 Public, like ``/health`` (see :mod:`hotline.web.auth`). The body is rendered from memory:
 a scrape never waits on the network or the database.
@@ -13,7 +13,7 @@ from hotline.web.keys import METRICS
 __all__ = ["CONTENT_TYPE", "routes"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-"""The Prometheus text format that :meth:`hotline.metrics.Metrics.render` writes."""
+"""The Prometheus text format that :meth:`hotline.prometheus.Metrics.render` writes."""
 
 routes = web.RouteTableDef()
 

@@ -1,0 +1,67 @@
+"""Agent commands: what an agent (or a supervisor) asks the router to do, one type each.
+
+The engine applies them in its task (:meth:`hotline.engine.Engine.command`), matching
+on the type; :func:`agent_command` turns the API's verb into one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+__all__ = ["AgentCommand", "Login", "Logout", "Pause", "Unpause", "agent_command"]
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    """Log the agent in; they become available unless paused."""
+
+    agent_id: str
+    kind: ClassVar[str] = "login"
+
+
+@dataclass(frozen=True, slots=True)
+class Logout:
+    """Log the agent out: no new calls; a call in progress carries on."""
+
+    agent_id: str
+    kind: ClassVar[str] = "logout"
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """Pause the agent with a reason (``"paused"`` when empty)."""
+
+    agent_id: str
+    reason: str = ""
+    kind: ClassVar[str] = "pause"
+
+
+@dataclass(frozen=True, slots=True)
+class Unpause:
+    """End the agent's pause."""
+
+    agent_id: str
+    kind: ClassVar[str] = "unpause"
+
+
+AgentCommand = Login | Logout | Pause | Unpause
+"""Every agent command."""
+
+
+def agent_command(kind: str, agent_id: str, reason: str = "") -> AgentCommand:
+    """The command named by ``kind`` (``login``, ``logout``, ``pause``, ``unpause``).
+
+    Raises :class:`ValueError` for any other verb.
+    """
+    match kind:
+        case "login":
+            return Login(agent_id)
+        case "logout":
+            return Logout(agent_id)
+        case "pause":
+            return Pause(agent_id, reason)
+        case "unpause":
+            return Unpause(agent_id)
+        case _:
+            raise ValueError(f"unknown agent command {kind!r}")

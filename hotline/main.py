@@ -1,0 +1,148 @@
+"""The composition root: the one place that builds and wires the service.
+
+:func:`create_app` makes the aiohttp application and starts, as ``cleanup_ctx``
+entries in this order, the AMI client, the store (:mod:`hotline.store.resources`), the
+sessions, the engine task with its router, metrics, persisted agent states and callback
+scheduler, and finally the AMI connection; each entry's cleanup runs exactly when its
+startup succeeded. The HTTP surface it serves is :mod:`hotline.web.app`.
+
+Each resource (the AMI client, the store, the sessions, the engine task) is one
+``cleanup_ctx`` entry, so its cleanup runs exactly when its startup succeeded. The engine
+subscribes to the AMI client before the client connects, so it never misses a
+``Connected``. When a database is configured, the store starts before the engine:
+the engine then takes ticket numbers from the store's open-ticket view and
+records its facts through the store's outbox. Before the engine task starts, the
+agents' persisted states and sticky history are restored
+(:mod:`hotline.store.agentstate`). The metrics (on their own
+registry) count the engine's facts and read its live state at each scrape of
+``/metrics``. The JSON API (:mod:`hotline.web.auth` and the modules it guards)
+answers errors as JSON (:mod:`hotline.web.errors`) and describes itself at
+``/api/openapi.json``; only ``/health`` (liveness), ``/ready`` (readiness,
+:mod:`hotline.web.ready`), ``/metrics``, that document and the login are served
+without credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator, Callable, Sequence
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from hotline.ami.client import AmiClient
+from hotline.clock import Clock, SystemClock
+from hotline.config import Settings
+from hotline.domain.routing import Router
+from hotline.engine import Engine, FactSink
+from hotline.prometheus import Metrics
+from hotline.store.agentstate import open_agent_state
+from hotline.store.resources import store_context
+from hotline.store.scheduler import CallbackScheduler
+from hotline.ticketno import FileSequenceStore, MemorySequenceStore, SequenceStore, TicketNumbers
+from hotline.web import auth
+from hotline.web.app import MIDDLEWARES, install
+from hotline.web.errors import security_headers
+from hotline.web.keys import AMI, CLOCK, ENGINE, METRICS, SETTINGS, STORE, TICKET_NUMBERS
+
+__all__ = ["create_app"]
+
+
+def _sequence_store(settings: Settings) -> SequenceStore:
+    if settings.service.state_dir == ":memory:":
+        return MemorySequenceStore()
+    return FileSequenceStore(f"{settings.service.state_dir}/ticket-sequence.json")
+
+
+def _ticket_numbers(settings: Settings) -> TicketNumbers:
+    return TicketNumbers(
+        settings.service.instance, settings.service.zone, _sequence_store(settings)
+    )
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    sinks: Sequence[FactSink] = (),
+) -> web.Application:
+    """The application: AMI client, store, sessions, engine task, the JSON API, health and
+    metrics endpoints."""
+    app = web.Application(middlewares=MIDDLEWARES, client_max_size=1024 * 1024)
+    app.on_response_prepare.append(security_headers)
+    app[SETTINGS] = settings
+    app[CLOCK] = clock or SystemClock()
+    app[METRICS] = Metrics(settings, CollectorRegistry(), clock=app[CLOCK])
+
+    async def ami_client(app: web.Application) -> AsyncIterator[None]:
+        app[AMI] = AmiClient(settings.ami, name=f"hotline-{settings.service.instance}")
+        yield
+        await app[AMI].close()
+
+    async def store(app: web.Application) -> AsyncIterator[None]:
+        if not settings.database_url:
+            yield
+            return
+        app[TICKET_NUMBERS] = _ticket_numbers(settings)
+        async with store_context(
+            settings, app[TICKET_NUMBERS], clock=app[CLOCK], overdue=app[METRICS].set_overdue
+        ) as store:
+            app[STORE] = store
+            yield
+
+    async def engine(app: web.Application) -> AsyncIterator[None]:
+        allocate: Callable[[str, float], str]
+        engine_sinks: list[FactSink]
+        if STORE in app:
+            numbers = app[TICKET_NUMBERS]
+            allocate = app[STORE].open_tickets.ticket_for
+            engine_sinks = [*sinks, app[STORE].recorder]
+        else:
+            allocate = numbers = _ticket_numbers(settings)
+            engine_sinks = list(sinks)
+        engine_sinks.append(app[METRICS].sink)
+        router = Router(
+            settings.routing,
+            dict(settings.queues),
+            settings.agents.values(),
+            allocate,
+            boot_id=secrets.token_hex(4),  # offer ids unique across processes (contract §2.8)
+        )
+        persisted = await open_agent_state(settings, app.get(STORE), router, app[CLOCK])
+        engine_sinks.extend(persisted.sinks)
+        app[ENGINE] = Engine(
+            router, app[AMI], app[CLOCK], sinks=engine_sinks, ticket_numbers=numbers
+        )
+        app[ENGINE].restore(persisted.states, persisted.sticky)
+        outbox = app[STORE].outbox if STORE in app else None
+        app[METRICS].watch(
+            app[ENGINE],
+            outbox_backlog=(lambda: outbox.backlog) if outbox else None,
+            outbox_dropped=(lambda: outbox.dropped) if outbox else None,
+        )
+        tasks = [asyncio.create_task(app[ENGINE].run(), name="engine")]
+        if STORE in app:
+            scheduler = CallbackScheduler(
+                app[STORE].pool,
+                app[ENGINE].submit,
+                app[CLOCK],
+                interval=settings.tickets.callback_poll_interval,
+                default_queue=settings.routing.default_queue,
+            )
+            tasks.append(asyncio.create_task(scheduler.run(), name="callback-scheduler"))
+        yield
+        for task in reversed(tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await persisted.close()
+
+    async def connect(app: web.Application) -> AsyncIterator[None]:
+        await app[AMI].start()
+        yield
+
+    app.cleanup_ctx.extend([ami_client, store, auth.sessions_context, engine, connect])
+    install(app)
+    return app
