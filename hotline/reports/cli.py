@@ -4,7 +4,9 @@
         --to 2026-11-29 --format html --out november.html
 
 Dates are inclusive, in ``[service] time_zone``; ``--period`` groups by day, ISO
-week or month. Without ``--out`` the report goes to standard output.
+week or month, or by local 15-minute, 30-minute or hour slots (``15min``,
+``30min``, ``hour``; a range of at most 62 days). Without ``--out`` the report
+goes to standard output.
 ``HOTLINE_DATABASE_URL`` overrides ``[database] url``. A bad request (unknown
 period or format, a date that does not parse, ``--from`` after ``--to``, a range
 longer than :data:`~hotline.reports.period.MAX_DAYS` days), a bad configuration,
@@ -99,7 +101,10 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("--config", required=True, help="TOML configuration file")
     parser.add_argument(
-        "--period", required=True, metavar="|".join(PERIODS), help="group by day, week or month"
+        "--period",
+        required=True,
+        metavar="|".join(PERIODS),
+        help="group by day, week, month, or 15min/30min/hour slots",
     )
     parser.add_argument("--from", dest="start", required=True, metavar="YYYY-MM-DD")
     parser.add_argument("--to", dest="end", required=True, metavar="YYYY-MM-DD")

@@ -11,7 +11,7 @@ the satisfaction scores.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import date
+from datetime import date, datetime
 from html import escape
 from typing import Any, Final, TypeVar
 
@@ -63,7 +63,9 @@ def _secs(value: float | None) -> str:
 
 
 def _period(value: date | None) -> str:
-    return "Total" if value is None else value.isoformat()
+    if value is None:
+        return "Total"
+    return value.strftime("%Y-%m-%d %H:%M") if isinstance(value, datetime) else value.isoformat()
 
 
 def _name(value: str | None) -> str:
@@ -162,7 +164,7 @@ def _figure(svg: str) -> str:
 
 def _call_charts(report: Report) -> list[str]:
     starts = [p.start for p in report.periods]
-    labels = [start.isoformat() for start in starts]
+    labels = [_period(start) for start in starts]
     queues = sorted({r.queue for r in report.queues if r.queue is not None})
     levels = {(r.period, r.queue): r for r in report.queues}
     service_levels = [

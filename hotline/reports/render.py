@@ -100,6 +100,8 @@ def render_json(report: Report) -> bytes:
 def _cell(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, dict):
+        return ";".join(f"{_cell(key)}={_cell(seconds)}" for key, seconds in value.items())
     if isinstance(value, float):
         return repr(round(value, 6))
     if isinstance(value, date):

@@ -45,7 +45,10 @@ READERS: Final = frozenset({"supervisor", "admin", INTEGRATION})
 
 _DATE: Final = "[0-9]{4}-[0-9]{2}-[0-9]{2}"
 _QUERY: Final = {
-    "period": Text(enum=PERIODS, description="group by day, ISO week or month"),
+    "period": Text(
+        enum=PERIODS,
+        description="group by 15min, 30min, hour (local slots), day, ISO week or month",
+    ),
     "from": Text(max_length=10, pattern=_DATE, description="first date, included (YYYY-MM-DD)"),
     "to": Text(max_length=10, pattern=_DATE, description="last date, included (YYYY-MM-DD)"),
     "format": Text(enum=FORMATS, description="json (default), csv or html"),
@@ -54,13 +57,26 @@ _KINDS: Final[dict[str, dict[str, Any]]] = {
     "int": scalar("integer"),
     "float": scalar("number"),
     "float | None": scalar("number", nullable=True),
+    "int | None": scalar("integer", nullable=True),
+    "dict[str, float]": {"type": "object", "additionalProperties": scalar("number")},
     "str | None": string(nullable=True),
     "date | None": string(nullable=True, fmt="date"),
 }
 
 
+_PERIOD_LABEL: Final = {
+    **string(nullable=True),
+    "description": "the period's first date, or an interval's local start (YYYY-MM-DDTHH:MM:SS)",
+}
+
+
 def _row_schema(row_type: type[Any]) -> dict[str, Any]:
-    return record({f.name: _KINDS[str(f.type)] for f in fields(row_type)})
+    return record(
+        {
+            f.name: _PERIOD_LABEL if f.name == "period" else _KINDS[str(f.type)]
+            for f in fields(row_type)
+        }
+    )
 
 
 _DAY: Final = string(fmt="date")
@@ -80,7 +96,7 @@ REPORT_SCHEMA: Final = record(
                 "service_level_target": scalar("number"),
             }
         ),
-        "periods": array(record({"period": _DAY, "from": _DAY, "to": _DAY})),
+        "periods": array(record({"period": string(), "from": _DAY, "to": _DAY})),
         "queues": array(_row_schema(QueueRow)),
         "agents": array(_row_schema(AgentRow)),
         "tickets": array(_row_schema(TicketRow)),
