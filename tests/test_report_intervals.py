@@ -12,7 +12,7 @@ import pytest
 from hotline.config import QueueConfig, Settings, parse_settings
 from hotline.domain.effects import AgentPresenceChanged, Fact
 from hotline.domain.model import OfferResult, Outcome
-from hotline.reports.aggregate import CallRow, OfferRow, ReportBuilder
+from hotline.reports.aggregate import CallRow, CompletedRepair, OfferRow, RepairRow, ReportBuilder
 from hotline.reports.period import ReportError, ReportRequest, parse_request, periods
 from hotline.reports.presence import PresenceBuilder, StateChange
 from hotline.reports.queries import build_report
@@ -239,3 +239,29 @@ async def test_a_day_by_quarter_hour_hour_and_day_from_postgresql(
         (date(2026, 3, 3), 1),
         (None, 1),
     ]
+
+
+def test_repair_timeliness_by_responsible_party() -> None:
+    builder = ReportBuilder(ReportRequest("day", DAY, DAY + timedelta(days=1)), RULES, now=NOW)
+    for repair in (
+        CompletedRepair(DAY, True, "in_house"),
+        CompletedRepair(DAY, False, "in_house"),
+        CompletedRepair(DAY, True, "equipment_vendor"),
+        CompletedRepair(DAY + timedelta(days=1), None, "in_house"),  # no due time: not judged
+    ):
+        builder.add_repair(repair)
+    rows = {(r.period, r.party): r for r in builder.build(time_zone="UTC").repairs}
+    assert list(rows) == [
+        (DAY, "equipment_vendor"),
+        (DAY, "in_house"),
+        (DAY, None),
+        (DAY + timedelta(days=1), "in_house"),
+        (DAY + timedelta(days=1), None),
+        (None, "equipment_vendor"),
+        (None, "in_house"),
+        (None, None),
+    ]
+    assert rows[(DAY, "in_house")] == RepairRow(DAY, "in_house", 2, 1, 1, 0.5)
+    assert (rows[(None, "in_house")].completed, rows[(None, "in_house")].timeliness) == (3, 0.5)
+    assert rows[(None, None)].timeliness == 2 / 3
+    assert rows[(DAY + timedelta(days=1), None)].timeliness is None

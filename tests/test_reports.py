@@ -933,8 +933,16 @@ async def test_the_api_serves_reports_to_supervisors_and_admins(
         "application/json",
         "text/csv",
         "text/html",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "application/zip",
     }
-    assert {p["name"] for p in operation["parameters"]} == {"period", "from", "to", "format"}
+    assert {p["name"] for p in operation["parameters"]} == {
+        "period",
+        "from",
+        "to",
+        "format",
+        "section",
+    }
 
 
 @pytest.mark.parametrize(

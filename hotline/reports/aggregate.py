@@ -69,6 +69,7 @@ __all__ = [
     "OfferRow",
     "OpenedTicket",
     "QueueRow",
+    "RepairRow",
     "Report",
     "ReportBuilder",
     "SlaRules",
@@ -144,10 +145,12 @@ class OpenedTicket:
 
 @dataclass(frozen=True, slots=True)
 class CompletedRepair:
-    """A repair completed in ``period``: on time, late, or ``None`` (no due time)."""
+    """A repair completed in ``period``: on time, late, or ``None`` (no due time); ``party``
+    is who was responsible for it (``tickets.dispatch_party``)."""
 
     period: date
     on_time: bool | None
+    party: str | None = None
 
 
 # -- output rows --------------------------------------------------------------------------------
@@ -250,6 +253,19 @@ class TicketRow:
 
 
 @dataclass(frozen=True, slots=True)
+class RepairRow:
+    """Repairs completed in one period (``None``: the range) by one responsible party
+    (``None``: every party): 维修及时率 by party."""
+
+    period: date | None
+    party: str | None
+    completed: int
+    on_time: int
+    late: int
+    timeliness: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     """A finished report: what was asked, the rules, and the rows."""
 
@@ -261,6 +277,7 @@ class Report:
     queues: list[QueueRow]
     agents: list[AgentRow]
     tickets: list[TicketRow]
+    repairs: list[RepairRow] = field(default_factory=list)
 
     @property
     def has_calls(self) -> bool:
@@ -413,6 +430,7 @@ class ReportBuilder:
         self._agents: dict[tuple[date, str], _Calls] = {}
         self._tickets: dict[date | None, _Tickets] = {}
         self._logged_in: dict[date, set[str]] = {}
+        self._repairs: dict[tuple[date | None, str | None], list[int]] = {}
 
     def add_call(self, call: CallRow) -> None:
         """Count one call in its queue, and in its answering agent's figures."""
@@ -477,6 +495,12 @@ class ReportBuilder:
             if repair.on_time is not None:
                 sums.repairs_on_time += repair.on_time
                 sums.repairs_late += not repair.on_time
+        party = repair.party or "unassigned"
+        for group in ((repair.period, party), (repair.period, None), (None, party), (None, None)):
+            counts = self._repairs.setdefault(group, [0, 0, 0])
+            counts[0] += 1
+            if repair.on_time is not None:
+                counts[1 if repair.on_time else 2] += 1
 
     def _reply_on_time(self, complaint: OpenedTicket) -> bool | None:
         """On time (replied by the committed time), late (replied after it, or not replied
@@ -522,6 +546,10 @@ class ReportBuilder:
                 for period, s in sorted(
                     self._tickets.items(), key=lambda i: (i[0] is None, i[0] or date.min)
                 )
+            ],
+            repairs=[
+                RepairRow(g[0], g[1], done, on_time, late, timeliness_rate(on_time, late))
+                for g, (done, on_time, late) in sorted(self._repairs.items(), key=_order)
             ],
         )
 

@@ -26,7 +26,14 @@ import asyncpg
 
 from hotline.config import ConfigError, Settings, load_settings_with_database
 from hotline.reports.aggregate import Report
-from hotline.reports.period import FORMATS, PERIODS, ReportError, ReportRequest, parse_request
+from hotline.reports.period import (
+    FORMATS,
+    PERIODS,
+    SECTIONS,
+    ReportError,
+    ReportRequest,
+    parse_request,
+)
 from hotline.reports.queries import build_report
 from hotline.reports.render import render
 from hotline.store.db import create_pool
@@ -78,14 +85,20 @@ def _write(body: bytes, out: str | None) -> None:
 def _run(args: argparse.Namespace) -> int:
     try:
         try:
-            request = parse_request(args.period, args.start, args.end, args.format)
+            request = parse_request(args.period, args.start, args.end, args.format, args.section)
         except ReportError as exc:
-            names = {"from": "--from", "to": "--to", "period": "--period", "format": "--format"}
+            names = {
+                "from": "--from",
+                "to": "--to",
+                "period": "--period",
+                "format": "--format",
+                "section": "--section",
+            }
             raise _Refused(
                 "; ".join(f"{names[field]}: {problem}" for field, problem in exc.fields.items())
             ) from exc
         settings = _settings(args.config)
-        _write(render(_report(settings, request), request.format), args.out)
+        _write(render(_report(settings, request), request.format, request.section), args.out)
     except _Refused as exc:
         print(f"hotline report: {exc}", file=sys.stderr)
         return 2
@@ -109,5 +122,10 @@ def register(commands: Any) -> None:
     parser.add_argument("--from", dest="start", required=True, metavar="YYYY-MM-DD")
     parser.add_argument("--to", dest="end", required=True, metavar="YYYY-MM-DD")
     parser.add_argument("--format", default="json", metavar="|".join(FORMATS), help="default json")
+    parser.add_argument(
+        "--section",
+        metavar="|".join(SECTIONS),
+        help="with --format csv: only this section's table, rounded for people",
+    )
     parser.add_argument("--out", help="write to this file (default: standard output)")
     parser.set_defaults(handler=_run)

@@ -27,6 +27,7 @@ __all__ = [
     "MAX_DAYS",
     "MAX_INTERVAL_DAYS",
     "PERIODS",
+    "SECTIONS",
     "Period",
     "ReportError",
     "ReportRequest",
@@ -41,7 +42,8 @@ __all__ = [
 INTERVALS: Final = {"15min": 15, "30min": 30, "hour": 60}
 """The intervals shorter than a day, with their length in minutes."""
 PERIODS: Final = ("day", "week", "month", "15min", "30min", "hour")
-FORMATS: Final = ("csv", "json", "html")
+FORMATS: Final = ("csv", "json", "html", "xlsx", "zip")
+SECTIONS: Final = ("queues", "agents", "tickets", "repairs")
 MAX_DAYS: Final = 366
 """The longest range one report covers (a leap year): a bound on the work one request asks."""
 MAX_INTERVAL_DAYS: Final = 62
@@ -68,6 +70,7 @@ class ReportRequest:
     first: date
     last: date
     format: str = "json"
+    section: str | None = None
 
     @property
     def days(self) -> int:
@@ -101,9 +104,17 @@ def _date(name: str, text: str, problems: dict[str, str]) -> date | None:
     return day
 
 
-def parse_request(period: str, first: str, last: str, fmt: str = "json") -> ReportRequest:
-    """Check the raw values of a request; raises :class:`ReportError` naming every bad one."""
+def parse_request(
+    period: str, first: str, last: str, fmt: str = "json", section: str | None = None
+) -> ReportRequest:
+    """Check the raw values of a request; raises :class:`ReportError` naming every bad one.
+
+    ``section`` (queues, agents, tickets, repairs) asks for one table, in CSV only."""
     problems: dict[str, str] = {}
+    if section is not None and section not in SECTIONS:
+        problems["section"] = f"must be one of {', '.join(SECTIONS)}, got {section[:40]!r}"
+    elif section is not None and fmt != "csv":
+        problems["section"] = "is for format csv only"
     if period not in PERIODS:
         problems["period"] = f"must be one of {', '.join(PERIODS)}, got {period[:40]!r}"
     if fmt not in FORMATS:
@@ -121,7 +132,7 @@ def parse_request(period: str, first: str, last: str, fmt: str = "json") -> Repo
         raise ReportError(problems)
     assert first_date is not None
     assert last_date is not None
-    return ReportRequest(period, first_date, last_date, fmt)
+    return ReportRequest(period, first_date, last_date, fmt, section)
 
 
 def period_start(period: str, day: date) -> date:

@@ -85,7 +85,7 @@ _TICKETS_SQL: Final = _range_query(
 )
 _REPAIRS_SQL: Final = _range_query(
     """
-    select {period} as period, t.completed_on_time
+    select {period} as period, t.completed_on_time, t.dispatch_party
     from tickets t
     where {in_range}
     """,
@@ -195,7 +195,9 @@ async def build_report(
                 )
             )
         async for row in conn.cursor(_REPAIRS_SQL[slot], *args, prefetch=_PREFETCH):
-            builder.add_repair(CompletedRepair(row["period"], row["completed_on_time"]))
+            builder.add_repair(
+                CompletedRepair(row["period"], row["completed_on_time"], row["dispatch_party"])
+            )
         for sql in (_CALLBACKS_SQL[slot], _CALLBACK_ENDS_SQL[slot]):
             async for row in conn.cursor(sql, *args, prefetch=_PREFETCH):
                 builder.add_callback(row["period"], row["status"])

@@ -26,8 +26,8 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from hotline.reports.aggregate import AgentRow, QueueRow, TicketRow
-from hotline.reports.period import FORMATS, PERIODS, ReportError, parse_request
+from hotline.reports.aggregate import AgentRow, QueueRow, RepairRow, TicketRow
+from hotline.reports.period import FORMATS, PERIODS, SECTIONS, ReportError, parse_request
 from hotline.reports.queries import build_report
 from hotline.reports.render import CONTENT_TYPES, render
 from hotline.web.auth import INTEGRATION, principal_of, store_of
@@ -51,7 +51,10 @@ _QUERY: Final = {
     ),
     "from": Text(max_length=10, pattern=_DATE, description="first date, included (YYYY-MM-DD)"),
     "to": Text(max_length=10, pattern=_DATE, description="last date, included (YYYY-MM-DD)"),
-    "format": Text(enum=FORMATS, description="json (default), csv or html"),
+    "format": Text(
+        enum=FORMATS, description="json (default), csv, html, xlsx, or zip (a CSV per section)"
+    ),
+    "section": Text(enum=SECTIONS, description="with format=csv: only this section's table"),
 }
 _KINDS: Final[dict[str, dict[str, Any]]] = {
     "int": scalar("integer"),
@@ -100,6 +103,7 @@ REPORT_SCHEMA: Final = record(
         "queues": array(_row_schema(QueueRow)),
         "agents": array(_row_schema(AgentRow)),
         "tickets": array(_row_schema(TicketRow)),
+        "repairs": array(_row_schema(RepairRow)),
     }
 )
 """The JSON report (see :mod:`hotline.reports.render`)."""
@@ -115,7 +119,12 @@ _HTML_POLICY: Final = "default-src 'none'; style-src 'unsafe-inline'; frame-ance
     query=_QUERY,
     query_required=frozenset({"period", "from", "to"}),
     response=REPORT_SCHEMA,
-    other_media={"text/csv": {"type": "string"}, "text/html": {"type": "string"}},
+    other_media={
+        "text/csv": {"type": "string"},
+        "text/html": {"type": "string"},
+        CONTENT_TYPES["xlsx"]: {"type": "string", "format": "binary"},
+        CONTENT_TYPES["zip"]: {"type": "string", "format": "binary"},
+    },
 )
 async def report(request: web.Request, given: Input) -> web.Response:
     """The report, in the format asked for."""
@@ -124,19 +133,25 @@ async def report(request: web.Request, given: Input) -> web.Response:
     query = given.query
     try:
         wanted = parse_request(
-            query["period"], query["from"], query["to"], query.get("format", "json")
+            query["period"],
+            query["from"],
+            query["to"],
+            query.get("format", "json"),
+            query.get("section"),
         )
     except ReportError as exc:
         raise ValidationFailed(exc.fields) from exc
     now = datetime.fromtimestamp(request.app[CLOCK].now(), UTC)
     built = await build_report(store_of(request).pool, wanted, request.app[SETTINGS], now=now)
     media, _, _ = CONTENT_TYPES[wanted.format].partition(";")
-    body = await asyncio.to_thread(render, built, wanted.format)
+    body = await asyncio.to_thread(render, built, wanted.format, wanted.section)
     response = web.Response(body=body, content_type=media)
-    if wanted.format != "json":
+    if wanted.format in ("csv", "html"):
         response.charset = "utf-8"
-    if wanted.format == "csv":
-        name = f"hotline-report-{wanted.first.isoformat()}-{wanted.last.isoformat()}.csv"
+    if wanted.format in ("csv", "xlsx", "zip"):
+        part = f"-{wanted.section}" if wanted.section else ""
+        dates = f"{wanted.first.isoformat()}-{wanted.last.isoformat()}"
+        name = f"hotline-report-{dates}{part}.{wanted.format}"
         response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     if wanted.format == "html":
         response.headers["Content-Security-Policy"] = _HTML_POLICY
