@@ -942,6 +942,7 @@ async def test_the_api_serves_reports_to_supervisors_and_admins(
         "to",
         "format",
         "section",
+        "lang",
     }
 
 

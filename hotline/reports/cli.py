@@ -26,6 +26,7 @@ import asyncpg
 
 from hotline.config import ConfigError, Settings, load_settings_with_database
 from hotline.reports.aggregate import Report
+from hotline.reports.messages import LANGUAGES
 from hotline.reports.period import (
     FORMATS,
     PERIODS,
@@ -85,7 +86,9 @@ def _write(body: bytes, out: str | None) -> None:
 def _run(args: argparse.Namespace) -> int:
     try:
         try:
-            request = parse_request(args.period, args.start, args.end, args.format, args.section)
+            request = parse_request(
+                args.period, args.start, args.end, args.format, args.section, args.lang
+            )
         except ReportError as exc:
             names = {
                 "from": "--from",
@@ -93,12 +96,14 @@ def _run(args: argparse.Namespace) -> int:
                 "period": "--period",
                 "format": "--format",
                 "section": "--section",
+                "lang": "--lang",
             }
             raise _Refused(
                 "; ".join(f"{names[field]}: {problem}" for field, problem in exc.fields.items())
             ) from exc
         settings = _settings(args.config)
-        _write(render(_report(settings, request), request.format, request.section), args.out)
+        report = _report(settings, request)
+        _write(render(report, request.format, request.section, request.lang), args.out)
     except _Refused as exc:
         print(f"hotline report: {exc}", file=sys.stderr)
         return 2
@@ -126,6 +131,9 @@ def register(commands: Any) -> None:
         "--section",
         metavar="|".join(SECTIONS),
         help="with --format csv: only this section's table, rounded for people",
+    )
+    parser.add_argument(
+        "--lang", default="en", metavar="|".join(LANGUAGES), help="the HTML page's language"
     )
     parser.add_argument("--out", help="write to this file (default: standard output)")
     parser.set_defaults(handler=_run)

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Final
 
+from hotline.reports.messages import LANGUAGES
+
 __all__ = [
     "FORMATS",
     "INTERVALS",
@@ -71,6 +73,7 @@ class ReportRequest:
     last: date
     format: str = "json"
     section: str | None = None
+    lang: str = "en"
 
     @property
     def days(self) -> int:
@@ -105,12 +108,20 @@ def _date(name: str, text: str, problems: dict[str, str]) -> date | None:
 
 
 def parse_request(
-    period: str, first: str, last: str, fmt: str = "json", section: str | None = None
+    period: str,
+    first: str,
+    last: str,
+    fmt: str = "json",
+    section: str | None = None,
+    lang: str = "en",
 ) -> ReportRequest:
     """Check the raw values of a request; raises :class:`ReportError` naming every bad one.
 
-    ``section`` (queues, agents, tickets, repairs) asks for one table, in CSV only."""
+    ``section`` (queues, agents, tickets, repairs) asks for one table, in CSV only;
+    ``lang`` (en, zh) is the language of the HTML page."""
     problems: dict[str, str] = {}
+    if lang not in LANGUAGES:
+        problems["lang"] = f"must be one of {', '.join(LANGUAGES)}, got {lang[:40]!r}"
     if section is not None and section not in SECTIONS:
         problems["section"] = f"must be one of {', '.join(SECTIONS)}, got {section[:40]!r}"
     elif section is not None and fmt != "csv":
@@ -132,7 +143,7 @@ def parse_request(
         raise ReportError(problems)
     assert first_date is not None
     assert last_date is not None
-    return ReportRequest(period, first_date, last_date, fmt, section)
+    return ReportRequest(period, first_date, last_date, fmt, section, lang)
 
 
 def period_start(period: str, day: date) -> date:

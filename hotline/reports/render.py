@@ -144,9 +144,10 @@ def render_csv(report: Report) -> bytes:
     return out.getvalue().encode()
 
 
-def render(report: Report, fmt: str, section: str | None = None) -> bytes:
+def render(report: Report, fmt: str, section: str | None = None, lang: str = "en") -> bytes:
     """The report in ``fmt`` (``csv``, ``json``, ``html``, ``xlsx`` or ``zip``) as bytes;
-    ``section`` picks one table of CSV (see :mod:`hotline.reports.tables`)."""
+    ``section`` picks one table of CSV (see :mod:`hotline.reports.tables`); ``lang`` is
+    the HTML page's language."""
     if fmt == "json":
         return render_json(report)
     if fmt == "csv":
@@ -156,5 +157,5 @@ def render(report: Report, fmt: str, section: str | None = None) -> bytes:
     if fmt == "zip":
         return render_zip(report)
     if fmt == "html":
-        return render_html(report).encode()
+        return render_html(report, lang).encode()
     raise ValueError(f"unknown report format {fmt!r}")

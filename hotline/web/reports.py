@@ -27,6 +27,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from hotline.reports.aggregate import AgentRow, QueueRow, RepairRow, TicketRow
+from hotline.reports.messages import LANGUAGES
 from hotline.reports.period import FORMATS, PERIODS, SECTIONS, ReportError, parse_request
 from hotline.reports.queries import build_report
 from hotline.reports.render import CONTENT_TYPES, render
@@ -55,6 +56,7 @@ _QUERY: Final = {
         enum=FORMATS, description="json (default), csv, html, xlsx, or zip (a CSV per section)"
     ),
     "section": Text(enum=SECTIONS, description="with format=csv: only this section's table"),
+    "lang": Text(enum=LANGUAGES, description="the HTML page's language: en (default) or zh"),
 }
 _KINDS: Final[dict[str, dict[str, Any]]] = {
     "int": scalar("integer"),
@@ -138,13 +140,14 @@ async def report(request: web.Request, given: Input) -> web.Response:
             query["to"],
             query.get("format", "json"),
             query.get("section"),
+            query.get("lang", "en"),
         )
     except ReportError as exc:
         raise ValidationFailed(exc.fields) from exc
     now = datetime.fromtimestamp(request.app[CLOCK].now(), UTC)
     built = await build_report(store_of(request).pool, wanted, request.app[SETTINGS], now=now)
     media, _, _ = CONTENT_TYPES[wanted.format].partition(";")
-    body = await asyncio.to_thread(render, built, wanted.format, wanted.section)
+    body = await asyncio.to_thread(render, built, wanted.format, wanted.section, wanted.lang)
     response = web.Response(body=body, content_type=media)
     if wanted.format in ("csv", "html"):
         response.charset = "utf-8"
