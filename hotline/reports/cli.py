@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from hotline.reports.period import (
     parse_request,
 )
 from hotline.reports.queries import build_report
+from hotline.reports.queuelog import stream_queue_log
 from hotline.reports.render import render
 from hotline.store.db import create_pool
 
@@ -110,8 +112,71 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _queue_log(settings: Settings, first: date, last: date, out: Any) -> int:
+    names = {agent.id: agent.name for agent in settings.agents.values()}
+    conn = await asyncpg.connect(settings.database_url.reveal())
+    lines = 0
+    try:
+        batches = stream_queue_log(conn, first, last, settings.service.time_zone, names)
+        async for batch in batches:
+            for line in batch:
+                out.write(line + "\n")
+                lines += 1
+    finally:
+        await conn.close()
+    return lines
+
+
+def _run_queue_log(args: argparse.Namespace) -> int:
+    try:
+        try:
+            request = parse_request("day", args.start, args.end)
+        except ReportError as exc:
+            names = {"from": "--from", "to": "--to"}
+            raise _Refused(
+                "; ".join(f"{names[field]}: {problem}" for field, problem in exc.fields.items())
+            ) from exc
+        settings = _settings(args.config)
+        target = args.out or args.append
+        try:
+            out = (
+                open(target, "a" if args.append else "w", encoding="utf-8")  # noqa: SIM115
+                if target
+                else sys.stdout
+            )
+        except OSError as exc:
+            raise _Refused(f"cannot write {target}: {exc.strerror or exc}") from exc
+        try:
+            asyncio.run(_queue_log(settings, request.first, request.last, out))
+        except (OSError, TimeoutError) as exc:
+            raise _Refused(f"cannot reach the database: {exc}") from exc
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise _Refused(f"the export failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            if out is not sys.stdout:
+                out.close()
+            else:
+                out.flush()
+    except _Refused as exc:
+        print(f"hotline queue-log: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def register(commands: Any) -> None:
-    """Add ``report``."""
+    """Add ``report`` and ``queue-log``."""
+    log = commands.add_parser(
+        "queue-log",
+        help="the recorded calls in Asterisk's queue_log format",
+        description="Dates are inclusive, in [service] time_zone; calls by arrival.",
+    )
+    log.add_argument("--config", required=True, help="TOML configuration file")
+    log.add_argument("--from", dest="start", required=True, metavar="YYYY-MM-DD")
+    log.add_argument("--to", dest="end", required=True, metavar="YYYY-MM-DD")
+    where = log.add_mutually_exclusive_group()
+    where.add_argument("--out", help="write to this file (default: standard output)")
+    where.add_argument("--append", metavar="FILE", help="append to this file")
+    log.set_defaults(handler=_run_queue_log)
     parser = commands.add_parser(
         "report",
         help="calls per queue and agent, and ticket figures, over a range of dates",
