@@ -8,9 +8,10 @@ import csv
 import io
 import json
 import zipfile
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from openpyxl import load_workbook
@@ -184,3 +185,32 @@ queues = ["support", "sales"]
     )
     assert render(sample(), "csv", "tickets").decode().startswith("period,tickets,")
     assert date(2026, 3, 2).isoformat() in {r["period"][:10] for r in rows}
+
+
+async def test_without_dates_the_command_reports_today_and_this_month_so_far(
+    migrated_database_url: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "hotline.toml"
+    config.write_text(
+        f'[service]\nstate_dir = "{tmp_path}"\ntime_zone = "Asia/Shanghai"\n'
+        '[ami]\nurl = "ami://hotline:secret@127.0.0.1:1"\n'
+        f'[database]\noutbox_dir = "{tmp_path / "outbox"}"\n'
+        '[[queues]]\nname = "support"\n',
+        encoding="utf-8",
+    )
+    today, month, since = await asyncio.gather(
+        asyncio.to_thread(run_report, config, migrated_database_url),
+        asyncio.to_thread(run_report, config, migrated_database_url, "--period", "month"),
+        asyncio.to_thread(
+            run_report, config, migrated_database_url, "--period", "week", "--to", "2026-03-04"
+        ),
+    )
+    for result in (today, month, since):
+        assert result.returncode == 0, result.stderr
+    now = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    day = json.loads(today.stdout)
+    assert (day["period"], day["from"], day["to"]) == ("day", now.isoformat(), now.isoformat())
+    so_far = json.loads(month.stdout)
+    assert (so_far["from"], so_far["to"]) == (now.replace(day=1).isoformat(), now.isoformat())
+    week = json.loads(since.stdout)
+    assert (week["from"], week["to"]) == ("2026-03-02", "2026-03-04")  # that Monday on

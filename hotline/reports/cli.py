@@ -19,9 +19,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
@@ -35,6 +36,7 @@ from hotline.reports.period import (
     ReportError,
     ReportRequest,
     parse_request,
+    period_start,
 )
 from hotline.reports.queries import build_report
 from hotline.reports.queuelog import stream_queue_log
@@ -85,12 +87,28 @@ def _write(body: bytes, out: str | None) -> None:
         raise _Refused(f"cannot write {out}: {exc.strerror or exc}") from exc
 
 
+def _default_start(period: str, last: str) -> str:
+    """Without ``--from``: the start of the day, ISO week or month of ``last`` (today by
+    default), so ``--period month`` alone is this month so far; ``last`` itself when it
+    is not a date (:func:`parse_request` then says so)."""
+    try:
+        day = date.fromisoformat(last)
+    except ValueError:
+        return last
+    if period not in ("week", "month"):
+        return day.isoformat()
+    return period_start(period, day).isoformat()
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
         try:
-            request = parse_request(
-                args.period, args.start, args.end, args.format, args.section, args.lang
-            )
+            first, last = args.start, args.end
+            if first is None or last is None:
+                today = datetime.now(ZoneInfo(_settings(args.config).service.time_zone)).date()
+                last = last or today.isoformat()
+                first = first or _default_start(args.period, last)
+            request = parse_request(args.period, first, last, args.format, args.section, args.lang)
         except ReportError as exc:
             names = {
                 "from": "--from",
@@ -185,12 +203,14 @@ def register(commands: Any) -> None:
     parser.add_argument("--config", required=True, help="TOML configuration file")
     parser.add_argument(
         "--period",
-        required=True,
+        default="day",
         metavar="|".join(PERIODS),
         help="group by day, week, month, or 15min/30min/hour slots",
     )
-    parser.add_argument("--from", dest="start", required=True, metavar="YYYY-MM-DD")
-    parser.add_argument("--to", dest="end", required=True, metavar="YYYY-MM-DD")
+    parser.add_argument(
+        "--from", dest="start", metavar="YYYY-MM-DD", help="default: the start of --to's period"
+    )
+    parser.add_argument("--to", dest="end", metavar="YYYY-MM-DD", help="default: today")
     parser.add_argument("--format", default="json", metavar="|".join(FORMATS), help="default json")
     parser.add_argument(
         "--section",
