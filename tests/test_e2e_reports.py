@@ -37,6 +37,7 @@ import pytest
 
 from hotline.domain.effects import CallArrived, CallEnded, OfferEnded, WrapUpEnded
 from hotline.domain.model import Outcome
+from hotline.domain.routing import NO_ANSWER_PAUSE
 from hotline.domain.sla import (
     CallTally,
     OfferTally,
@@ -95,6 +96,7 @@ class Expected:
     truth_talk: float = 0.0
     rings: Counter[str] = field(default_factory=Counter)
     within_rings: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
 
     @property
     def offers(self) -> OfferTally:
@@ -117,6 +119,8 @@ def queue_figures(expected: Expected) -> dict[str, Any]:
         "offered": tally.calls,
         "answered": tally.answered,
         "abandoned": tally.abandoned,
+        "abandoned_waiting": expected.outcomes["abandoned_waiting"],
+        "abandoned_ringing": expected.outcomes["abandoned_ringing"],
         "short_abandoned": tally.short_abandoned,
         "overflowed": tally.overflowed,
         "in_progress": 0,
@@ -139,6 +143,9 @@ def agent_figures(expected: Expected) -> dict[str, Any]:
         "answered": offers.answered,
         "answered_within_rings": offers.answered_within,
         "missed": offers.missed,
+        "missed_no_answer": expected.rings["no_answer"],
+        "missed_busy": expected.rings["busy"],
+        "missed_unavailable": expected.rings["unavailable"],
         "abandoned": offers.cancelled,
         "within_rings_rate": ring_service_level(offers),
         "calls_handled": tally.answered,
@@ -349,6 +356,7 @@ async def test_the_report_equals_the_ground_truth_of_a_simulated_call_centre(
             handlers += [agents[g] for g in groups(period, agent)]
         for expected in handlers:
             expected.tally += tally
+            expected.outcomes[outcome.value] += 1
             if outcome is Outcome.ANSWERED:
                 assert fact.talk_ended_at is not None
                 assert fact.answered_at is not None
@@ -387,8 +395,23 @@ async def test_the_report_equals_the_ground_truth_of_a_simulated_call_centre(
     assert set(everything.rings) >= {"answered", "no_answer", "busy", "cancelled"}
     assert agents[(None, "2009")].rings["no_answer"] > 0  # a never-answering agent
     assert agents[(None, "2009")].rings["answered"] == 0
+    assert everything.outcomes["abandoned_waiting"] > 0
+    assert everything.outcomes["abandoned_ringing"] > 0
     check_rows(report["queues"], "queue", queues, queue_figures)
     check_rows(report["agents"], "agent", agents, agent_figures)
+    # Every agent was logged in (login_all) from before the first call to the report; the
+    # only pauses are the router's own after missed rings; occupancy from talk + wrap-up.
+    for row in report["agents"]:
+        assert row["login_seconds"] > 0, (row["period"], row["agent"])
+        assert set(row["paused_by_reason"]) <= {NO_ANSWER_PAUSE}
+        assert row["paused_seconds"] == pytest.approx(sum(row["paused_by_reason"].values()))
+        busy = row["talk_seconds"] + row["wrap_up_seconds"]
+        working = row["login_seconds"] - row["paused_seconds"]
+        assert row["occupancy"] == pytest.approx(busy / working, rel=1e-9)
+    never = next(r for r in report["agents"] if (r["period"], r["agent"]) == (None, "2009"))
+    assert never["paused_seconds"] > 0  # paused by the router after its missed rings
+    every_queue = next(r for r in report["queues"] if (r["period"], r["queue"]) == (None, None))
+    assert every_queue["agents_logged_in"] == len(stack.settings.agents)
 
     # Tickets: one per first call of each ticket, and exactly the complaints, repair and
     # scores given to some of them.
@@ -409,4 +432,11 @@ async def test_the_report_equals_the_ground_truth_of_a_simulated_call_centre(
     assert int(total["answered"]) == answered
     weekly = json.loads(week_body)
     assert weekly["queues"][-1] == report["queues"][-1]
-    assert weekly["agents"][-1] == report["agents"][-1]
+    # Open sessions count up to each report's own "now": the later weekly one has more.
+    clock = {"login_seconds", "paused_seconds", "paused_by_reason", "available_seconds",
+             "occupancy"}  # fmt: skip
+    week_all, day_all = weekly["agents"][-1], report["agents"][-1]
+    assert {k: v for k, v in week_all.items() if k not in clock} == {
+        k: v for k, v in day_all.items() if k not in clock
+    }
+    assert week_all["login_seconds"] >= day_all["login_seconds"]

@@ -178,6 +178,10 @@ def test_queue_figures_by_hand() -> None:
         short_abandoned=1,
         overflowed=1,
         in_progress=1,
+        abandoned_waiting=1,
+        abandoned_ringing=1,
+        longest_wait=60.0,  # the overflowed call
+        agents_logged_in=None,  # no presence recorded
         answered_within_threshold=1,
         service_level=1 / 4,  # 1 within / (5 ended - 1 short abandon)
         abandon_rate=1 / 4,  # (2 abandoned - 1 short) / (5 - 1)
@@ -213,12 +217,21 @@ def test_agent_figures_by_hand() -> None:
     assert rows[(D1, "1001")] == AgentRow(
         period=D1,
         agent="1001",
+        agent_name=None,
         offered=1,
         answered=1,
         answered_within_rings=1,
         missed=0,
+        missed_no_answer=0,
+        missed_busy=0,
+        missed_unavailable=0,
         abandoned=0,
         within_rings_rate=1.0,
+        login_seconds=0.0,
+        paused_seconds=0.0,
+        paused_by_reason={},
+        available_seconds=0.0,
+        occupancy=None,  # no logged-in time recorded
         calls_handled=1,
         answered_within_threshold=1,
         service_level=1.0,
@@ -234,6 +247,7 @@ def test_agent_figures_by_hand() -> None:
     never = rows[(D1, "1003")]
     assert (never.offered, never.answered, never.missed, never.abandoned) == (2, 0, 1, 1)
     assert never.within_rings_rate == 0.0  # 0 / (0 answered + 1 busy); the cancelled ring is out
+    assert (never.missed_no_answer, never.missed_busy, slow.missed_no_answer) == (0, 1, 1)
     assert (never.calls_handled, never.service_level, never.asa, never.aht) == (0, None, None, None)
     over_range = rows[(None, "1001")]
     assert (over_range.offered, over_range.calls_handled) == (2, 2)
@@ -290,6 +304,9 @@ def test_ticket_figures_by_hand() -> None:
         satisfaction_3=0,
         satisfaction_4=0,
         satisfaction_5=1,
+        callbacks_scheduled=0,
+        callbacks_done=0,
+        callbacks_failed=0,
     )
     second = rows[D2]
     assert (second.complaints, second.complaints_pending, second.reply_on_time_rate) == (2, 2, None)
@@ -911,8 +928,17 @@ async def test_the_api_serves_reports_to_supervisors_and_admins(
         "application/json",
         "text/csv",
         "text/html",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "application/zip",
     }
-    assert {p["name"] for p in operation["parameters"]} == {"period", "from", "to", "format"}
+    assert {p["name"] for p in operation["parameters"]} == {
+        "period",
+        "from",
+        "to",
+        "format",
+        "section",
+        "lang",
+    }
 
 
 @pytest.mark.parametrize(

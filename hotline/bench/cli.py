@@ -45,6 +45,23 @@ def _e2e(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    import os
+
+    from hotline.bench import report
+
+    dsn = (
+        args.database_url
+        or os.environ.get("HOTLINE_DATABASE_URL")
+        or os.environ.get("HOTLINE_TEST_DATABASE_URL")
+    )
+    if not dsn:
+        print("hotline bench report: --database-url or HOTLINE_DATABASE_URL is required")
+        return 2
+    report.run(dsn=dsn, calls=args.calls, rounds=args.rounds)
+    return 0
+
+
 def register(commands: Any) -> None:
     """Add ``bench`` and its sub-commands."""
     bench = commands.add_parser("bench", help="benchmarks that print JSON lines")
@@ -84,3 +101,12 @@ def register(commands: Any) -> None:
     sim.add_argument("--noise", choices=["both", "on", "off"], default="both")
     sim.add_argument("--timeout", type=float, default=600.0, help="give up after (wall seconds)")
     sim.set_defaults(handler=_sim)
+    report = benches.add_parser(
+        "report", help="the month report over --calls synthetic calls loaded with COPY, per format"
+    )
+    report.add_argument("--calls", type=int, default=1_000_000, help="calls in the month")
+    report.add_argument("--rounds", type=int, default=2, help="timed runs per format, best kept")
+    report.add_argument(
+        "--database-url", help="a server to create the throw-away database on (its user may)"
+    )
+    report.set_defaults(handler=_report)

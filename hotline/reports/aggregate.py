@@ -23,6 +23,15 @@ for (``original_queue``, as the metrics count it). Tickets belong to the period
 they were opened in, except repair completions, which belong to the period of
 the completion (as :meth:`hotline.store.tickets.Tickets.repair_timeliness`).
 
+An agent's logged-in and paused time comes from :mod:`hotline.reports.presence`,
+cut at the period boundaries (time, not arrivals); their talk and wrap-up time
+belong to the arrival period of the call, so in a short interval ``occupancy``
+((talk + wrap-up) / (logged in - paused)) can exceed 1 for a call that spans
+intervals; over a day or longer the two agree but for calls across midnight.
+``available_seconds`` is logged in, less paused, talk and wrap-up (at least 0).
+``agents_logged_in`` of a queue row counts the agents configured for the queue
+(every agent for "every queue") logged in at some time in the period.
+
 Rows exist only for groups with something in them, so a range without calls or
 tickets gives a report with empty lists. A ratio with an empty denominator is
 ``None`` (see :mod:`hotline.domain.sla`).
@@ -49,6 +58,7 @@ from hotline.domain.sla import (
     tally_call,
 )
 from hotline.reports.period import Period, ReportRequest, periods
+from hotline.reports.presence import AgentTime
 from hotline.store.rules import timeliness_rate
 
 __all__ = [
@@ -59,6 +69,7 @@ __all__ = [
     "OfferRow",
     "OpenedTicket",
     "QueueRow",
+    "RepairRow",
     "Report",
     "ReportBuilder",
     "SlaRules",
@@ -134,10 +145,12 @@ class OpenedTicket:
 
 @dataclass(frozen=True, slots=True)
 class CompletedRepair:
-    """A repair completed in ``period``: on time, late, or ``None`` (no due time)."""
+    """A repair completed in ``period``: on time, late, or ``None`` (no due time); ``party``
+    is who was responsible for it (``tickets.dispatch_party``)."""
 
     period: date
     on_time: bool | None
+    party: str | None = None
 
 
 # -- output rows --------------------------------------------------------------------------------
@@ -156,6 +169,10 @@ class QueueRow:
     short_abandoned: int
     overflowed: int
     in_progress: int
+    abandoned_waiting: int
+    abandoned_ringing: int
+    longest_wait: float | None
+    agents_logged_in: int | None
     answered_within_threshold: int
     service_level: float | None
     abandon_rate: float | None
@@ -182,12 +199,21 @@ class AgentRow:
 
     period: date | None
     agent: str | None
+    agent_name: str | None
     offered: int
     answered: int
     answered_within_rings: int
     missed: int
+    missed_no_answer: int
+    missed_busy: int
+    missed_unavailable: int
     abandoned: int
     within_rings_rate: float | None
+    login_seconds: float
+    paused_seconds: float
+    paused_by_reason: dict[str, float]
+    available_seconds: float
+    occupancy: float | None
     calls_handled: int
     answered_within_threshold: int
     service_level: float | None
@@ -221,6 +247,22 @@ class TicketRow:
     satisfaction_3: int
     satisfaction_4: int
     satisfaction_5: int
+    callbacks_scheduled: int
+    callbacks_done: int
+    callbacks_failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class RepairRow:
+    """Repairs completed in one period (``None``: the range) by one responsible party
+    (``None``: every party): 维修及时率 by party."""
+
+    period: date | None
+    party: str | None
+    completed: int
+    on_time: int
+    late: int
+    timeliness: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +277,7 @@ class Report:
     queues: list[QueueRow]
     agents: list[AgentRow]
     tickets: list[TicketRow]
+    repairs: list[RepairRow] = field(default_factory=list)
 
     @property
     def has_calls(self) -> bool:
@@ -256,6 +299,14 @@ class _Calls:
     offers_within: int = 0
     offers_missed: int = 0
     offers_cancelled: int = 0
+    abandoned_waiting: int = 0
+    abandoned_ringing: int = 0
+    longest_wait: float | None = None
+    missed_no_answer: int = 0
+    missed_busy: int = 0
+    missed_unavailable: int = 0
+    time: AgentTime = field(default_factory=AgentTime)
+    logged_in: set[str] = field(default_factory=set)
 
     def add_offer(self, offer: OfferRow, rules: SlaRules) -> None:
         self.offers += 1
@@ -266,6 +317,9 @@ class _Calls:
             )
         elif offer.result in MISSES:
             self.offers_missed += 1
+            self.missed_no_answer += offer.result is OfferResult.NO_ANSWER
+            self.missed_busy += offer.result is OfferResult.BUSY
+            self.missed_unavailable += offer.result is OfferResult.UNAVAILABLE
         else:
             self.offers_cancelled += 1
 
@@ -276,6 +330,13 @@ class _Calls:
         self.tally += tally
         self.talk += call.talk_seconds or 0.0
         self.wrap_up += call.wrap_up_seconds or 0.0
+        self.abandoned_waiting += call.outcome is Outcome.ABANDONED_WAITING
+        self.abandoned_ringing += call.outcome is Outcome.ABANDONED_RINGING
+        self._wait(call.wait_seconds)
+
+    def _wait(self, wait: float | None) -> None:
+        if wait is not None and (self.longest_wait is None or wait > self.longest_wait):
+            self.longest_wait = wait
 
     def absorb(self, other: _Calls) -> None:
         self.tally += other.tally
@@ -287,6 +348,14 @@ class _Calls:
         self.offers_within += other.offers_within
         self.offers_missed += other.offers_missed
         self.offers_cancelled += other.offers_cancelled
+        self.abandoned_waiting += other.abandoned_waiting
+        self.abandoned_ringing += other.abandoned_ringing
+        self._wait(other.longest_wait)
+        self.missed_no_answer += other.missed_no_answer
+        self.missed_busy += other.missed_busy
+        self.missed_unavailable += other.missed_unavailable
+        self.time.absorb(other.time)
+        self.logged_in |= other.logged_in
 
     @property
     def offer_tally(self) -> OfferTally:
@@ -306,6 +375,7 @@ class _Tickets:
     repairs_on_time: int = 0
     repairs_late: int = 0
     scores: dict[int, int] = field(default_factory=lambda: dict.fromkeys(SATISFACTION_SCORES, 0))
+    callbacks: dict[str, int] = field(default_factory=dict)
 
 
 def _sums(sums: dict[tuple[date, str], _Calls], period: date, key: str) -> _Calls:
@@ -338,14 +408,29 @@ def _order(item: tuple[tuple[date | None, str | None], object]) -> tuple[bool, d
 class ReportBuilder:
     """Running sums of the rows of one report; see the module docstring."""
 
-    def __init__(self, request: ReportRequest, rules: SlaRules, *, now: datetime) -> None:
-        """A report for ``request``; ``now`` (aware) judges complaints not replied to yet."""
+    def __init__(
+        self,
+        request: ReportRequest,
+        rules: SlaRules,
+        *,
+        now: datetime,
+        names: dict[str, str] | None = None,
+        members: dict[str, frozenset[str]] | None = None,
+    ) -> None:
+        """A report for ``request``; ``now`` (aware) judges complaints not replied to yet.
+
+        ``names`` maps agent ids to names; ``members`` each queue to the ids of its
+        agents (for ``agents_logged_in``)."""
         self.request = request
         self.rules = rules
         self.now = now
+        self.names = names or {}
+        self.members = members or {}
         self._queues: dict[tuple[date, str], _Calls] = {}
         self._agents: dict[tuple[date, str], _Calls] = {}
         self._tickets: dict[date | None, _Tickets] = {}
+        self._logged_in: dict[date, set[str]] = {}
+        self._repairs: dict[tuple[date | None, str | None], list[int]] = {}
 
     def add_call(self, call: CallRow) -> None:
         """Count one call in its queue, and in its answering agent's figures."""
@@ -365,6 +450,23 @@ class ReportBuilder:
         """Count one ring in its call's queue and in its agent's figures."""
         _sums(self._queues, offer.period, offer.queue).add_offer(offer, self.rules)
         _sums(self._agents, offer.period, offer.agent).add_offer(offer, self.rules)
+
+    def add_presence(
+        self, times: dict[tuple[date, str], AgentTime], logged_in: dict[date, set[str]]
+    ) -> None:
+        """The agents' time per (period, agent), and who was logged in in each period."""
+        for (period, agent), time in times.items():
+            _sums(self._agents, period, agent).time.absorb(time)
+        for period, agents in logged_in.items():
+            for queue, part in self._queues.items():
+                if queue[0] == period:
+                    part.logged_in |= agents & self.members.get(queue[1], frozenset())
+            self._logged_in.setdefault(period, set()).update(agents)
+
+    def add_callback(self, period: date, status: str) -> None:
+        """A callback scheduled (``scheduled``), or ended ``done`` or ``failed``, in ``period``."""
+        for sums in self._ticket_sums(period):
+            sums.callbacks[status] = sums.callbacks.get(status, 0) + 1
 
     def _ticket_sums(self, period: date) -> tuple[_Tickets, _Tickets]:
         """The sums of ``period`` and of the whole range."""
@@ -393,6 +495,12 @@ class ReportBuilder:
             if repair.on_time is not None:
                 sums.repairs_on_time += repair.on_time
                 sums.repairs_late += not repair.on_time
+        party = repair.party or "unassigned"
+        for group in ((repair.period, party), (repair.period, None), (None, party), (None, None)):
+            counts = self._repairs.setdefault(group, [0, 0, 0])
+            counts[0] += 1
+            if repair.on_time is not None:
+                counts[1 if repair.on_time else 2] += 1
 
     def _reply_on_time(self, complaint: OpenedTicket) -> bool | None:
         """On time (replied by the committed time), late (replied after it, or not replied
@@ -405,8 +513,20 @@ class ReportBuilder:
             return False
         return None
 
+    def _queue_groups(self) -> dict[tuple[date | None, str | None], _Calls]:
+        groups = _with_totals(self._queues)
+        for (period, queue), part in groups.items():
+            if queue is None:
+                part.logged_in = (
+                    set().union(*self._logged_in.values())
+                    if period is None
+                    else set(self._logged_in.get(period, ()))
+                )
+        return groups
+
     def build(self, *, time_zone: str) -> Report:
         """The report of everything added so far, made at ``now``."""
+        presence = bool(self._logged_in)
         return Report(
             request=self.request,
             time_zone=time_zone,
@@ -414,10 +534,12 @@ class ReportBuilder:
             generated_at=self.now,
             periods=periods(self.request),
             queues=[
-                _queue_row(g, s) for g, s in sorted(_with_totals(self._queues).items(), key=_order)
+                _queue_row(g, s, presence)
+                for g, s in sorted(self._queue_groups().items(), key=_order)
             ],
             agents=[
-                _agent_row(g, s) for g, s in sorted(_with_totals(self._agents).items(), key=_order)
+                _agent_row(g, s, self.names)
+                for g, s in sorted(_with_totals(self._agents).items(), key=_order)
             ],
             tickets=[
                 _ticket_row(period, s)
@@ -425,10 +547,14 @@ class ReportBuilder:
                     self._tickets.items(), key=lambda i: (i[0] is None, i[0] or date.min)
                 )
             ],
+            repairs=[
+                RepairRow(g[0], g[1], done, on_time, late, timeliness_rate(on_time, late))
+                for g, (done, on_time, late) in sorted(self._repairs.items(), key=_order)
+            ],
         )
 
 
-def _queue_row(group: tuple[date | None, str | None], sums: _Calls) -> QueueRow:
+def _queue_row(group: tuple[date | None, str | None], sums: _Calls, presence: bool) -> QueueRow:
     tally = sums.tally
     return QueueRow(
         period=group[0],
@@ -439,6 +565,10 @@ def _queue_row(group: tuple[date | None, str | None], sums: _Calls) -> QueueRow:
         short_abandoned=tally.short_abandoned,
         overflowed=tally.overflowed,
         in_progress=sums.in_progress,
+        abandoned_waiting=sums.abandoned_waiting,
+        abandoned_ringing=sums.abandoned_ringing,
+        longest_wait=sums.longest_wait,
+        agents_logged_in=len(sums.logged_in) if presence else None,
         answered_within_threshold=tally.answered_within,
         service_level=service_level(tally),
         abandon_rate=abandon_rate(tally),
@@ -456,17 +586,31 @@ def _queue_row(group: tuple[date | None, str | None], sums: _Calls) -> QueueRow:
     )
 
 
-def _agent_row(group: tuple[date | None, str | None], sums: _Calls) -> AgentRow:
+def _agent_row(
+    group: tuple[date | None, str | None], sums: _Calls, names: dict[str, str]
+) -> AgentRow:
     tally = sums.tally
+    time = sums.time
+    paused = time.paused_total
+    working = time.logged_in - paused
     return AgentRow(
         period=group[0],
         agent=group[1],
+        agent_name=names.get(group[1]) if group[1] is not None else None,
         offered=sums.offers,
         answered=sums.offers_answered,
         answered_within_rings=sums.offers_within,
         missed=sums.offers_missed,
+        missed_no_answer=sums.missed_no_answer,
+        missed_busy=sums.missed_busy,
+        missed_unavailable=sums.missed_unavailable,
         abandoned=sums.offers_cancelled,
         within_rings_rate=ring_service_level(sums.offer_tally),
+        login_seconds=time.logged_in,
+        paused_seconds=paused,
+        paused_by_reason=dict(sorted(time.paused.items())),
+        available_seconds=max(working - sums.talk - sums.wrap_up, 0.0),
+        occupancy=ratio(sums.talk + sums.wrap_up, working) if working > 0 else None,
         calls_handled=tally.answered,
         answered_within_threshold=tally.answered_within,
         service_level=service_level(tally),
@@ -501,4 +645,7 @@ def _ticket_row(period: date | None, sums: _Tickets) -> TicketRow:
         satisfaction_3=scores[3],
         satisfaction_4=scores[4],
         satisfaction_5=scores[5],
+        callbacks_scheduled=sums.callbacks.get("scheduled", 0),
+        callbacks_done=sums.callbacks.get("done", 0),
+        callbacks_failed=sums.callbacks.get("failed", 0),
     )

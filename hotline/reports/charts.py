@@ -2,8 +2,10 @@
 
 :func:`bar_chart` draws one group of bars per category (a period, a score),
 one bar per series side by side, or the series stacked. Every text is escaped;
-the chart has a ``<title>`` and an ``aria-label`` for screen readers, and each
-bar a ``<title>`` with its value (a tooltip).
+the chart shows its title above the plot (and has a ``<title>`` and an
+``aria-label`` for screen readers), optional axis labels, a legend with every
+series and the target line, and scales to the width of the page; each bar has a
+``<title>`` with its value (a tooltip).
 """
 
 from __future__ import annotations
@@ -29,12 +31,14 @@ PALETTE: Final = (
 """Series colours, in order."""
 
 _HEIGHT: Final = 200
-_TOP: Final = 16
-_LEFT: Final = 52
-_BOTTOM: Final = 40
+_TOP: Final = 34
+_LEFT: Final = 64
+_BOTTOM: Final = 52
 _LEGEND_ROW: Final = 18
 _MAX_LABELS: Final = 24
 _LEGEND_WIDTH: Final = 150
+_MIN_PLOT: Final = 900
+"""The narrowest plot (px): the chart is scaled to the page's width anyway."""
 _LEGEND_CHARS: Final = 22
 _CHAR_WIDTH: Final = 6.5
 """About the width of one character of an 11 px label."""
@@ -68,6 +72,22 @@ def _attr(text: str) -> str:
     return escape(text, quote=True)
 
 
+def _axis_labels(x_label: str, y_label: str, plot_width: int) -> list[str]:
+    """The axes' names, where given (the y one turned upright)."""
+    parts = []
+    if y_label:
+        parts.append(
+            f'<text x="14" y="{_TOP + _HEIGHT / 2:.0f}" class="axis-label" text-anchor="middle" '
+            f'transform="rotate(-90 14 {_TOP + _HEIGHT / 2:.0f})">{escape(y_label)}</text>'
+        )
+    if x_label:
+        parts.append(
+            f'<text x="{_LEFT + plot_width / 2:.0f}" y="{_TOP + _HEIGHT + 32}" '
+            f'class="axis-label" text-anchor="middle">{escape(x_label)}</text>'
+        )
+    return parts
+
+
 def bar_chart(
     title: str,
     categories: Sequence[str],
@@ -77,9 +97,12 @@ def bar_chart(
     top: float | None = None,
     label: Callable[[float], str] = lambda v: f"{v:g}",
     target: tuple[str, float] | None = None,
+    x_label: str = "",
+    y_label: str = "",
 ) -> str:
     """An SVG bar chart; ``top`` fixes the axis maximum (else a round one above the data);
-    ``label`` formats values; ``target`` draws a named horizontal line."""
+    ``label`` formats values; ``target`` draws a named horizontal line (in the legend too);
+    ``x_label`` and ``y_label`` name the axes."""
     if stacked:
         heights = [sum(s.values[i] or 0.0 for s in series) for i in range(len(categories))]
     else:
@@ -88,9 +111,13 @@ def bar_chart(
     per_group = 1 if stacked else max(len(series), 1)
     bar_width = 14 if per_group * len(categories) <= 60 else 6
     group_width = per_group * bar_width + 8
-    plot_width = max(group_width * len(categories), 360)
+    if categories and group_width * len(categories) < _MIN_PLOT:
+        group_width = min(_MIN_PLOT // len(categories), 4 * group_width)
+    plot_width = max(group_width * len(categories), _MIN_PLOT)
+    inset = (group_width - 8 - per_group * bar_width) // 2
     per_row = plot_width // _LEGEND_WIDTH
-    legend_height = _LEGEND_ROW * math.ceil(len(series) / per_row)
+    keys = len(series) + (target is not None)
+    legend_height = _LEGEND_ROW * math.ceil(keys / per_row)
     width = _LEFT + plot_width + 16
     height = _TOP + _HEIGHT + _BOTTOM + legend_height
     base = _TOP + _HEIGHT
@@ -100,8 +127,11 @@ def bar_chart(
 
     parts = [
         f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-        f'role="img" aria-label="{_attr(title)}"><title>{escape(title)}</title>'
+        f'style="width:100%;height:auto" role="img" aria-label="{_attr(title)}">'
+        f"<title>{escape(title)}</title>"
+        f'<text x="{_LEFT}" y="18" class="title">{escape(title)}</text>'
     ]
+    parts.extend(_axis_labels(x_label, y_label, plot_width))
     for tick in range(5):
         level = axis_top * tick / 4
         parts.append(
@@ -114,16 +144,17 @@ def bar_chart(
     every = max(1, math.ceil(widest / group_width), math.ceil(len(categories) / _MAX_LABELS))
     for index, category in enumerate(categories):
         x0 = _LEFT + index * group_width + 4
+        bars = x0 + inset
         stack = 0.0
         for number, one in enumerate(series):
             value = one.values[index]
             if value is None:
                 continue
             if stacked:
-                x, low, high = x0, stack, stack + value
+                x, low, high = bars, stack, stack + value
                 stack = high
             else:
-                x, low, high = x0 + number * bar_width, 0.0, value
+                x, low, high = bars + number * bar_width, 0.0, value
             parts.append(
                 f'<rect x="{x}" y="{y(high):.1f}" width="{bar_width - 1}" '
                 f'height="{y(low) - y(high):.1f}" fill="{_attr(one.colour)}">'
@@ -146,6 +177,15 @@ def bar_chart(
         parts.append(
             f'<rect x="{x}" y="{row_y - 10}" width="10" height="10" fill="{_attr(one.colour)}"/>'
             f'<text x="{x + 14}" y="{row_y}" class="legend">{escape(_short(one.name))}</text>'
+        )
+    if target is not None:
+        number = len(series)
+        x = _LEFT + (number % per_row) * _LEGEND_WIDTH
+        row_y = base + _BOTTOM + (number // per_row) * _LEGEND_ROW
+        parts.append(
+            f'<line x1="{x}" x2="{x + 10}" y1="{row_y - 5}" y2="{row_y - 5}" class="target"/>'
+            f'<text x="{x + 14}" y="{row_y}" class="legend">'
+            f"{escape(_short(f'{target[0]} {label(target[1])}'))}</text>"
         )
     parts.append(f'<line x1="{_LEFT}" x2="{_LEFT}" y1="{_TOP}" y2="{base}" class="axis"/>')
     parts.append("</svg>")

@@ -6,31 +6,50 @@ included: ``from`` 2026-11-02 ``to`` 2026-11-08 covers 2026-11-02 00:00 to
 (PostgreSQL's ``date_trunc``): days, ISO weeks (Monday to Sunday) or months; the
 first and last periods are partial when the range does not start or end on their
 boundaries, and :func:`periods` says which dates of each are covered.
+
+The intervals ``15min``, ``30min`` and ``hour`` cut each local day into slots
+(PostgreSQL's ``date_bin`` on local time) for staffing against the arrival
+curve; their label is the slot's local start (a naive :class:`datetime`, which
+is a :class:`date` too), and a range of intervals covers at most
+:data:`MAX_INTERVAL_DAYS` days.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Final
+
+from hotline.reports.messages import LANGUAGES
 
 __all__ = [
     "FORMATS",
+    "INTERVALS",
     "MAX_DAYS",
+    "MAX_INTERVAL_DAYS",
     "PERIODS",
+    "SECTIONS",
     "Period",
     "ReportError",
     "ReportRequest",
+    "interval_sql",
+    "local_start",
     "parse_request",
+    "period_end",
     "period_start",
     "periods",
 ]
 
-PERIODS: Final = ("day", "week", "month")
-FORMATS: Final = ("csv", "json", "html")
+INTERVALS: Final = {"15min": 15, "30min": 30, "hour": 60}
+"""The intervals shorter than a day, with their length in minutes."""
+PERIODS: Final = ("day", "week", "month", "15min", "30min", "hour")
+FORMATS: Final = ("csv", "json", "html", "xlsx", "zip")
+SECTIONS: Final = ("queues", "agents", "tickets", "repairs")
 MAX_DAYS: Final = 366
 """The longest range one report covers (a leap year): a bound on the work one request asks."""
+MAX_INTERVAL_DAYS: Final = 62
+"""The longest range a report by interval covers (two months of slots)."""
 _DATE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _EARLIEST: Final = date(1900, 1, 1)
 _LATEST: Final = date(9998, 12, 31)
@@ -53,6 +72,8 @@ class ReportRequest:
     first: date
     last: date
     format: str = "json"
+    section: str | None = None
+    lang: str = "en"
 
     @property
     def days(self) -> int:
@@ -62,7 +83,10 @@ class ReportRequest:
 
 @dataclass(frozen=True, slots=True)
 class Period:
-    """One calendar period: its ``start`` (its label), and the dates of it the range covers."""
+    """One calendar period: its ``start`` (its label), and the dates of it the range covers.
+
+    For an interval, ``start`` is the slot's local start (a naive datetime) and
+    ``first`` and ``last`` its date."""
 
     start: date
     first: date
@@ -83,9 +107,25 @@ def _date(name: str, text: str, problems: dict[str, str]) -> date | None:
     return day
 
 
-def parse_request(period: str, first: str, last: str, fmt: str = "json") -> ReportRequest:
-    """Check the raw values of a request; raises :class:`ReportError` naming every bad one."""
+def parse_request(
+    period: str,
+    first: str,
+    last: str,
+    fmt: str = "json",
+    section: str | None = None,
+    lang: str = "en",
+) -> ReportRequest:
+    """Check the raw values of a request; raises :class:`ReportError` naming every bad one.
+
+    ``section`` (queues, agents, tickets, repairs) asks for one table, in CSV only;
+    ``lang`` (en, zh) is the language of the HTML page."""
     problems: dict[str, str] = {}
+    if lang not in LANGUAGES:
+        problems["lang"] = f"must be one of {', '.join(LANGUAGES)}, got {lang[:40]!r}"
+    if section is not None and section not in SECTIONS:
+        problems["section"] = f"must be one of {', '.join(SECTIONS)}, got {section[:40]!r}"
+    elif section is not None and fmt != "csv":
+        problems["section"] = "is for format csv only"
     if period not in PERIODS:
         problems["period"] = f"must be one of {', '.join(PERIODS)}, got {period[:40]!r}"
     if fmt not in FORMATS:
@@ -97,11 +137,13 @@ def parse_request(period: str, first: str, last: str, fmt: str = "json") -> Repo
             problems["to"] = f"must not be before from ({first_date.isoformat()})"
         elif (last_date - first_date).days + 1 > MAX_DAYS:
             problems["to"] = f"the range may cover at most {MAX_DAYS} days"
+        elif period in INTERVALS and (last_date - first_date).days + 1 > MAX_INTERVAL_DAYS:
+            problems["to"] = f"a range by {period} may cover at most {MAX_INTERVAL_DAYS} days"
     if problems:
         raise ReportError(problems)
     assert first_date is not None
     assert last_date is not None
-    return ReportRequest(period, first_date, last_date, fmt)
+    return ReportRequest(period, first_date, last_date, fmt, section, lang)
 
 
 def period_start(period: str, day: date) -> date:
@@ -123,8 +165,37 @@ def _next_start(period: str, start: date) -> date:
     return (start.replace(day=28) + timedelta(days=4)).replace(day=1)
 
 
+def interval_sql(period: str) -> timedelta | None:
+    """The ``date_bin`` stride of an interval, None for a calendar period."""
+    minutes = INTERVALS.get(period)
+    return None if minutes is None else timedelta(minutes=minutes)
+
+
+def period_end(period: str, start: date) -> date:
+    """The start of the period after the one starting at ``start`` (a datetime for slots)."""
+    minutes = INTERVALS.get(period)
+    if minutes is not None:
+        assert isinstance(start, datetime)
+        return start + timedelta(minutes=minutes)
+    return _next_start(period, start)
+
+
+def local_start(start: date) -> datetime:
+    """A period's label as a naive local datetime (midnight for a calendar period)."""
+    return start if isinstance(start, datetime) else datetime.combine(start, time())
+
+
 def periods(request: ReportRequest) -> list[Period]:
     """Every calendar period the range touches, in order, with the dates of it covered."""
+    minutes = INTERVALS.get(request.period)
+    if minutes is not None:
+        slot = datetime.combine(request.first, time())
+        end = datetime.combine(request.last + timedelta(days=1), time())
+        slots: list[Period] = []
+        while slot < end:
+            slots.append(Period(slot, slot.date(), slot.date()))
+            slot += timedelta(minutes=minutes)
+        return slots
     found: list[Period] = []
     start = period_start(request.period, request.first)
     while start <= request.last:

@@ -9,7 +9,10 @@ and :class:`~hotline.reports.aggregate.TicketRow`. A ``null`` period is the whol
 range, a ``null`` queue or agent is all of them, and a ``null`` ratio has nothing
 to measure. Seconds and ratios are full-precision numbers.
 
-CSV: one table, one header. ``section`` is ``queue``, ``agent`` or ``tickets``;
+CSV: one table, one header (the legacy export; ``section`` gives one section's
+table, and ``zip`` every section's, rounded for people, see
+:mod:`hotline.reports.tables`; ``xlsx`` is a workbook of the same tables). The
+column ``section`` is ``queue``, ``agent`` or ``tickets``;
 ``period`` is the period's first date or ``total``; ``name`` is the queue or agent,
 or ``*`` for all of them; then the union of the sections' fields, empty where a
 field does not apply to the section or has nothing to measure. A text cell that a
@@ -26,8 +29,9 @@ from dataclasses import fields
 from datetime import date
 from typing import Any, Final
 
-from hotline.reports.aggregate import AgentRow, QueueRow, Report, TicketRow
+from hotline.reports.aggregate import AgentRow, QueueRow, RepairRow, Report, TicketRow
 from hotline.reports.page import render_html
+from hotline.reports.tables import render_csv_section, render_xlsx, render_zip
 
 __all__ = ["CONTENT_TYPES", "CSV_COLUMNS", "render", "render_csv", "render_json", "report_json"]
 
@@ -35,6 +39,8 @@ CONTENT_TYPES: Final = {
     "json": "application/json",
     "csv": "text/csv; charset=utf-8",
     "html": "text/html; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "zip": "application/zip",
 }
 """The media type of each format."""
 
@@ -68,7 +74,7 @@ def _value(value: Any) -> Any:
     return value
 
 
-def _row_json(row: QueueRow | AgentRow | TicketRow) -> dict[str, Any]:
+def _row_json(row: QueueRow | AgentRow | TicketRow | RepairRow) -> dict[str, Any]:
     return {f.name: _value(getattr(row, f.name)) for f in fields(row)}
 
 
@@ -89,6 +95,7 @@ def report_json(report: Report) -> dict[str, Any]:
         "queues": [_row_json(row) for row in report.queues],
         "agents": [_row_json(row) for row in report.agents],
         "tickets": [_row_json(row) for row in report.tickets],
+        "repairs": [_row_json(row) for row in report.repairs],
     }
 
 
@@ -100,6 +107,8 @@ def render_json(report: Report) -> bytes:
 def _cell(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, dict):
+        return ";".join(f"{_cell(key)}={_cell(seconds)}" for key, seconds in value.items())
     if isinstance(value, float):
         return repr(round(value, 6))
     if isinstance(value, date):
@@ -135,12 +144,18 @@ def render_csv(report: Report) -> bytes:
     return out.getvalue().encode()
 
 
-def render(report: Report, fmt: str) -> bytes:
-    """The report in ``fmt`` (``csv``, ``json`` or ``html``), as bytes in UTF-8."""
+def render(report: Report, fmt: str, section: str | None = None, lang: str = "en") -> bytes:
+    """The report in ``fmt`` (``csv``, ``json``, ``html``, ``xlsx`` or ``zip``) as bytes;
+    ``section`` picks one table of CSV (see :mod:`hotline.reports.tables`); ``lang`` is
+    the HTML page's language."""
     if fmt == "json":
         return render_json(report)
     if fmt == "csv":
-        return render_csv(report)
+        return render_csv(report) if section is None else render_csv_section(report, section)
+    if fmt == "xlsx":
+        return render_xlsx(report)
+    if fmt == "zip":
+        return render_zip(report)
     if fmt == "html":
-        return render_html(report).encode()
+        return render_html(report, lang).encode()
     raise ValueError(f"unknown report format {fmt!r}")

@@ -26,8 +26,9 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from hotline.reports.aggregate import AgentRow, QueueRow, TicketRow
-from hotline.reports.period import FORMATS, PERIODS, ReportError, parse_request
+from hotline.reports.aggregate import AgentRow, QueueRow, RepairRow, TicketRow
+from hotline.reports.messages import LANGUAGES
+from hotline.reports.period import FORMATS, PERIODS, SECTIONS, ReportError, parse_request
 from hotline.reports.queries import build_report
 from hotline.reports.render import CONTENT_TYPES, render
 from hotline.web.auth import INTEGRATION, principal_of, store_of
@@ -45,22 +46,42 @@ READERS: Final = frozenset({"supervisor", "admin", INTEGRATION})
 
 _DATE: Final = "[0-9]{4}-[0-9]{2}-[0-9]{2}"
 _QUERY: Final = {
-    "period": Text(enum=PERIODS, description="group by day, ISO week or month"),
+    "period": Text(
+        enum=PERIODS,
+        description="group by 15min, 30min, hour (local slots), day, ISO week or month",
+    ),
     "from": Text(max_length=10, pattern=_DATE, description="first date, included (YYYY-MM-DD)"),
     "to": Text(max_length=10, pattern=_DATE, description="last date, included (YYYY-MM-DD)"),
-    "format": Text(enum=FORMATS, description="json (default), csv or html"),
+    "format": Text(
+        enum=FORMATS, description="json (default), csv, html, xlsx, or zip (a CSV per section)"
+    ),
+    "section": Text(enum=SECTIONS, description="with format=csv: only this section's table"),
+    "lang": Text(enum=LANGUAGES, description="the HTML page's language: en (default) or zh"),
 }
 _KINDS: Final[dict[str, dict[str, Any]]] = {
     "int": scalar("integer"),
     "float": scalar("number"),
     "float | None": scalar("number", nullable=True),
+    "int | None": scalar("integer", nullable=True),
+    "dict[str, float]": {"type": "object", "additionalProperties": scalar("number")},
     "str | None": string(nullable=True),
     "date | None": string(nullable=True, fmt="date"),
 }
 
 
+_PERIOD_LABEL: Final = {
+    **string(nullable=True),
+    "description": "the period's first date, or an interval's local start (YYYY-MM-DDTHH:MM:SS)",
+}
+
+
 def _row_schema(row_type: type[Any]) -> dict[str, Any]:
-    return record({f.name: _KINDS[str(f.type)] for f in fields(row_type)})
+    return record(
+        {
+            f.name: _PERIOD_LABEL if f.name == "period" else _KINDS[str(f.type)]
+            for f in fields(row_type)
+        }
+    )
 
 
 _DAY: Final = string(fmt="date")
@@ -80,10 +101,11 @@ REPORT_SCHEMA: Final = record(
                 "service_level_target": scalar("number"),
             }
         ),
-        "periods": array(record({"period": _DAY, "from": _DAY, "to": _DAY})),
+        "periods": array(record({"period": string(), "from": _DAY, "to": _DAY})),
         "queues": array(_row_schema(QueueRow)),
         "agents": array(_row_schema(AgentRow)),
         "tickets": array(_row_schema(TicketRow)),
+        "repairs": array(_row_schema(RepairRow)),
     }
 )
 """The JSON report (see :mod:`hotline.reports.render`)."""
@@ -99,7 +121,12 @@ _HTML_POLICY: Final = "default-src 'none'; style-src 'unsafe-inline'; frame-ance
     query=_QUERY,
     query_required=frozenset({"period", "from", "to"}),
     response=REPORT_SCHEMA,
-    other_media={"text/csv": {"type": "string"}, "text/html": {"type": "string"}},
+    other_media={
+        "text/csv": {"type": "string"},
+        "text/html": {"type": "string"},
+        CONTENT_TYPES["xlsx"]: {"type": "string", "format": "binary"},
+        CONTENT_TYPES["zip"]: {"type": "string", "format": "binary"},
+    },
 )
 async def report(request: web.Request, given: Input) -> web.Response:
     """The report, in the format asked for."""
@@ -108,19 +135,26 @@ async def report(request: web.Request, given: Input) -> web.Response:
     query = given.query
     try:
         wanted = parse_request(
-            query["period"], query["from"], query["to"], query.get("format", "json")
+            query["period"],
+            query["from"],
+            query["to"],
+            query.get("format", "json"),
+            query.get("section"),
+            query.get("lang", "en"),
         )
     except ReportError as exc:
         raise ValidationFailed(exc.fields) from exc
     now = datetime.fromtimestamp(request.app[CLOCK].now(), UTC)
     built = await build_report(store_of(request).pool, wanted, request.app[SETTINGS], now=now)
     media, _, _ = CONTENT_TYPES[wanted.format].partition(";")
-    body = await asyncio.to_thread(render, built, wanted.format)
+    body = await asyncio.to_thread(render, built, wanted.format, wanted.section, wanted.lang)
     response = web.Response(body=body, content_type=media)
-    if wanted.format != "json":
+    if wanted.format in ("csv", "html"):
         response.charset = "utf-8"
-    if wanted.format == "csv":
-        name = f"hotline-report-{wanted.first.isoformat()}-{wanted.last.isoformat()}.csv"
+    if wanted.format in ("csv", "xlsx", "zip"):
+        part = f"-{wanted.section}" if wanted.section else ""
+        dates = f"{wanted.first.isoformat()}-{wanted.last.isoformat()}"
+        name = f"hotline-report-{dates}{part}.{wanted.format}"
         response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     if wanted.format == "html":
         response.headers["Content-Security-Policy"] = _HTML_POLICY
