@@ -11,10 +11,14 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from hotline.reports.period import parse_request
 from hotline.reports.queries import build_report
 from hotline.store.db import Pool
 from tests.test_report_intervals import settings_with_names, store_day
+
+pytestmark = pytest.mark.integration
 
 TRACE = Path(__file__).parent / "traces" / "queue_log.txt"
 CONFIG = """

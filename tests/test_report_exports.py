@@ -25,6 +25,8 @@ from hotline.store.db import Pool
 from tests.test_report_intervals import settings_with_names, store_day
 from tests.test_reports import D1, hand_made, run_report
 
+pytestmark = pytest.mark.integration
+
 SECTIONS = ["queues", "agents", "tickets", "repairs"]
 
 

@@ -20,6 +20,8 @@ from hotline.store.db import Pool
 from tests.routing_helpers import agent, make_router
 from tests.test_reports import RULES, SHANGHAI, abandoned_call, answered_call, local, write
 
+pytestmark = pytest.mark.integration
+
 DAY = date(2026, 3, 2)
 NOW = datetime(2026, 3, 3, 12, tzinfo=SHANGHAI)  # after the range: open sessions end at 24:00
 

@@ -17,6 +17,8 @@ from hotline.reports.presence import AgentTime
 from hotline.reports.render import render
 from tests.test_reports import D1, NOW, hand_made
 
+pytestmark = pytest.mark.unit
+
 
 def page(lang: str) -> str:
     builder = hand_made()
