@@ -135,7 +135,8 @@ class EngineUnavailable(EngineError):
 
 @dataclass(frozen=True, slots=True)
 class AgentCommand:
-    """An agent-control request: ``login``, ``logout``, ``pause`` (with a reason) or ``unpause``."""
+    """An agent-control request: ``login``, ``logout``, ``pause`` (with a reason), ``unpause``
+    or ``ready`` (end the wrap-up now)."""
 
     kind: str
     agent_id: str
@@ -446,6 +447,8 @@ class Engine:
                 effects = self.router.pause(command.agent_id, command.reason, now)
             elif command.kind == "unpause":
                 effects = self.router.unpause(command.agent_id, now)
+            elif command.kind == "ready":
+                effects = self.router.end_wrap_up(command.agent_id, now)
             else:
                 raise ValueError(f"unknown agent command {command.kind!r}")
         except (KeyError, ValueError) as exc:

@@ -332,6 +332,15 @@ class Router:
             self._dispatch(now, effects)
         return effects
 
+    def end_wrap_up(self, agent_id: str, now: float) -> list[Effect]:
+        """End an agent's wrap-up now (the panel's "ready now"); nothing otherwise."""
+        agent = self._agent(agent_id)
+        effects: list[Effect] = []
+        if agent.activity is Activity.WRAP_UP and agent.wrap_up_until is not None:
+            self._fire(_Deadline(agent.wrap_up_until, "wrap_up", agent.id), now, effects)
+            self._dispatch(now, effects)
+        return effects
+
     def restore(
         self,
         states: Iterable[AgentPresence],

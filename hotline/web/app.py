@@ -36,7 +36,20 @@ from hotline.store.agentstate import open_agent_state
 from hotline.store.scheduler import CallbackScheduler
 from hotline.store.service import STORE, store_context
 from hotline.ticketno import FileSequenceStore, MemorySequenceStore, SequenceStore, TicketNumbers
-from hotline.web import agents, auth, customers, metrics, openapi, ready, reports, tickets, users
+from hotline.web import (
+    agents,
+    auth,
+    customers,
+    live,
+    metrics,
+    openapi,
+    pages,
+    panels,
+    ready,
+    reports,
+    tickets,
+    users,
+)
 from hotline.web.errors import json_errors, security_headers
 from hotline.web.keys import AMI, CLOCK, ENGINE, METRICS, SETTINGS, TICKET_NUMBERS
 
@@ -82,6 +95,7 @@ def create_app(
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[METRICS] = Metrics(settings, CollectorRegistry(), clock=app[CLOCK])
+    hub = live.new_hub(app)
 
     async def ami_client(app: web.Application) -> AsyncIterator[None]:
         app[AMI] = AmiClient(settings.ami, name=f"hotline-{settings.service.instance}")
@@ -109,7 +123,7 @@ def create_app(
         else:
             allocate = numbers = _ticket_numbers(settings)
             engine_sinks = list(sinks)
-        engine_sinks.append(app[METRICS].sink)
+        engine_sinks.extend([app[METRICS].sink, hub.sink])
         router = Router(
             settings.routing,
             dict(settings.queues),
@@ -150,13 +164,17 @@ def create_app(
         await app[AMI].start()
         yield
 
-    app.cleanup_ctx.extend([ami_client, store, auth.sessions_context, engine, connect])
+    app.cleanup_ctx.extend(
+        [ami_client, store, auth.sessions_context, engine, live.live_context, connect]
+    )
     app.router.add_get("/health", health)
     openapi.install(
         app,
-        [auth.api, tickets.api, customers.api, users.api, agents.api, reports.api],
+        [auth.api, tickets.api, customers.api, users.api, agents.api, reports.api, panels.api],
         version="1",
     )
     app.router.add_routes(metrics.routes)
     app.router.add_routes(ready.routes)
+    app.router.add_routes(live.routes)
+    pages.install(app)
     return app
