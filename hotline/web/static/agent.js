@@ -70,7 +70,10 @@ function onFrame(frame) {
   agent = mine;
   showState();
   tick();
-  if (mine.state === "ringing" && before !== "ringing") refreshPop().catch(() => {});
+  // The screen-pop: when the phone starts ringing, or on opening the page mid-call.
+  const entered = before !== mine.state;
+  const popNow = mine.state === "ringing" || (mine.state === "on_call" && before !== "ringing");
+  if (entered && popNow) refreshPop().catch(() => {});
 }
 
 async function command(path, body) {
@@ -98,6 +101,7 @@ async function saveTicket(event) {
           ...body,
           ...(pop?.customer ? { customer_id: pop.customer.id } : {}),
         });
+    await refreshPop();
     setText("ticket-number", saved.number);
     setText("ticket-result", t("ticket.saved", { number: saved.number }));
   } catch (error) {
