@@ -170,11 +170,19 @@ def create_app(
     app.router.add_get("/health", health)
     openapi.install(
         app,
-        [auth.api, tickets.api, customers.api, users.api, agents.api, reports.api, panels.api],
+        [
+            auth.api,
+            tickets.api,
+            customers.api,
+            users.api,
+            agents.api,
+            reports.api,
+            panels.api,
+            live.api,
+        ],
         version="1",
     )
     app.router.add_routes(metrics.routes)
     app.router.add_routes(ready.routes)
-    app.router.add_routes(live.routes)
     pages.install(app)
     return app

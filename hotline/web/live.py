@@ -69,16 +69,19 @@ from hotline.domain.sla import MISSES, CallTally, ratio, tally_call, within_ring
 from hotline.web.auth import Principal, principal_of
 from hotline.web.errors import json_error
 from hotline.web.keys import CLOCK, ENGINE, SETTINGS
+from hotline.web.openapi import Api, Input
+from hotline.web.schema import Text
 
 __all__ = [
     "CLIENT_BUFFER",
     "FACT_BUFFER",
     "HUB",
     "LiveHub",
+    "api",
+    "close_pages",
     "live_context",
     "mask_number",
     "new_hub",
-    "routes",
 ]
 
 log = structlog.get_logger("hotline.web.live")
@@ -90,7 +93,7 @@ FACT_BUFFER: Final = 10_000
 SUPERVISING_ROLES: Final = frozenset({"supervisor", "admin", "integration"})
 """Roles that see every queue and full caller numbers."""
 
-routes = web.RouteTableDef()
+api = Api()
 
 
 def mask_number(number: str) -> str:
@@ -387,8 +390,22 @@ def _same_origin(request: web.Request) -> bool:
     return origin is None or origin == f"{request.scheme}://{request.host}"
 
 
-@routes.get("/api/live")
-async def live(request: web.Request) -> web.WebSocketResponse:
+@api.operation(
+    "GET",
+    "/api/live",
+    summary="The live feed: a WebSocket (snapshot, then deltas with a sequence number)",
+    tag="panels",
+    query={
+        "queues": Text(
+            max_length=1000,
+            min_length=1,
+            single_line=True,
+            description="comma-separated; default: every queue the user may see",
+        )
+    },
+    status=101,
+)
+async def live(request: web.Request, _: Input) -> web.WebSocketResponse:
     """The page's WebSocket: a snapshot, then deltas (see the module docstring)."""
     principal = principal_of(request)
     if not _same_origin(request):
@@ -427,8 +444,7 @@ async def _write(page: _Page) -> None:
 
 
 async def live_context(app: web.Application) -> AsyncIterator[None]:
-    """``cleanup_ctx``: the hub's task, bound to the engine's router; on shutdown every page
-    is closed with GOING_AWAY."""
+    """``cleanup_ctx``: the hub's task, bound to the engine's router."""
     hub = app[HUB]
     hub.router = app[ENGINE].router
     task = asyncio.create_task(hub.run(), name="live-hub")
@@ -436,7 +452,13 @@ async def live_context(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    for page in list(hub.pages):
+
+
+async def close_pages(app: web.Application) -> None:
+    """``on_shutdown`` (before aiohttp drops the connections): every page is closed with
+    GOING_AWAY."""
+    for page in list(app[HUB].pages):
+        page.dropped = True
         await page.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
 
 
@@ -444,4 +466,5 @@ def new_hub(app: web.Application) -> LiveHub:
     """The app's hub (its sink must go to the engine before the engine starts)."""
     hub = LiveHub(app[SETTINGS], app[CLOCK])
     app[HUB] = hub
+    app.on_shutdown.append(close_pages)
     return hub

@@ -105,12 +105,6 @@ def _render(request: web.Request, template: str, **context: Any) -> web.Response
     return response
 
 
-@routes.get("/")
-async def home(_request: web.Request) -> web.Response:
-    """To the login page."""
-    raise web.HTTPFound("/login")
-
-
 @routes.get("/login")
 async def login_page(request: web.Request) -> web.Response:
     """The sign-in form (it posts to ``/api/login``)."""
