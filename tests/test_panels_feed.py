@@ -195,5 +195,5 @@ async def _check_feeds(stack: Stack, client: aiohttp.ClientSession) -> None:
     assert '"sales"' not in text
     await stack.stop_service()  # shutdown: pages closed with GOING_AWAY
     closing = await asyncio.wait_for(boss_ws.receive(), 30)
-    assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
-    assert boss_ws.close_code == WSCloseCode.GOING_AWAY
+    assert closing.type is aiohttp.WSMsgType.CLOSE
+    assert closing.data == WSCloseCode.GOING_AWAY
