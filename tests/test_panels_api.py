@@ -187,3 +187,11 @@ async def test_the_screen_pop_is_empty_without_a_caller(api: RunningApi) -> None
         "recent_tickets": [],
         "preselected": None,
     }
+
+
+async def test_ready_now_is_the_agents_own_and_harmless_outside_wrap_up(api: RunningApi) -> None:
+    alice = await api.sign_in("alice")
+    response = await alice.call("POST", "/api/agents/1001/ready")
+    assert response.status == 200
+    assert (await response.json())["state"] == "logged_out"  # not wrapping up: unchanged
+    assert (await alice.call("POST", "/api/agents/1002/ready")).status == 403

@@ -188,4 +188,11 @@ async def _scenario_in_browser(stack: Stack, browser: Browser) -> None:
     await agent.screenshot(path=str(DOCS / "panel-agent-zh.png"), full_page=True)
     await board.screenshot(path=str(DOCS / "panel-wallboard-zh.png"), full_page=True)
 
+    # The big-screen mode: the same tiles, no controls.
+    await board.goto(f"{stack.base_url}/wallboard?big=1")
+    await expect(board.locator('[data-agent="2001"]')).to_have_attribute(
+        "data-state", "on_call", timeout=WAIT_MS
+    )
+    assert await board.locator("button.act").count() == 0
+
     assert dialogs == []  # no alert(1) ever ran

@@ -151,6 +151,7 @@ class LiveHub:
         self._day = ""
         self._queues_today: dict[str, _QueueToday] = {}
         self._agents_today: dict[str, _AgentToday] = {}
+        self._views: dict[tuple[str, str, bool], dict[str, Any]] | None = None
 
     # -- the engine's side: never blocks ---------------------------------------------------
 
@@ -189,11 +190,15 @@ class LiveHub:
             agent = router.agents.get(agent_id)
             if agent is not None:
                 queues.update(agent.config.queues)
-        for page in list(self.pages):
-            if overflowed:
-                self.send_snapshot(page)
-            else:
-                self._send_delta(page, queues, agents)
+        self._views = {}  # one view of each queue and agent per flush, shared by the pages
+        try:
+            for page in list(self.pages):
+                if overflowed:
+                    self.send_snapshot(page)
+                else:
+                    self._send_delta(page, queues, agents)
+        finally:
+            self._views = None
 
     def _today(self) -> None:
         day = datetime.fromtimestamp(self.clock.now(), self.settings.service.zone).date()
@@ -288,6 +293,15 @@ class LiveHub:
         page.frames.put_nowait("")  # wakes the writer, which closes the socket
 
     def _queue_view(self, router: Router, name: str, page: _Page) -> dict[str, Any]:
+        key = ("queue", name, page.supervising)
+        if self._views is not None and key in self._views:
+            return self._views[key]
+        view = self._build_queue_view(router, name, page.supervising)
+        if self._views is not None:
+            self._views[key] = view
+        return view
+
+    def _build_queue_view(self, router: Router, name: str, supervising: bool) -> dict[str, Any]:
         waiting = sorted(
             (
                 call
@@ -308,7 +322,7 @@ class LiveHub:
             "waiting": [
                 {
                     "call_id": call.call_id,
-                    "number": call.number if page.supervising else mask_number(call.number),
+                    "number": call.number if supervising else mask_number(call.number),
                     "priority": call.priority,
                     "since": call.queue_entered_at,
                 }
@@ -332,6 +346,15 @@ class LiveHub:
         }
 
     def _agent_view(self, agent: Agent) -> dict[str, Any]:
+        key = ("agent", agent.id, False)
+        if self._views is not None and key in self._views:
+            return self._views[key]
+        view = self._build_agent_view(agent)
+        if self._views is not None:
+            self._views[key] = view
+        return view
+
+    def _build_agent_view(self, agent: Agent) -> dict[str, Any]:
         today = self._agents_today.get(agent.id, _AgentToday())
         call_since = None
         if agent.state is AgentState.ON_CALL and self.router is not None and agent.offer_id:
