@@ -104,6 +104,9 @@ async def test_an_agent_cannot_subscribe_to_another_queue(api: RunningApi) -> No
     with pytest.raises(aiohttp.WSServerHandshakeError) as unknown:
         await _feed(alice, "?queues=nowhere")
     assert unknown.value.status == 422
+    plain = await alice.call("GET", "/api/live")  # no upgrade: a clear error
+    assert plain.status == 400
+    assert "WebSocket" in (await plain.json())["message"]
     client = await api.client()
     with pytest.raises(aiohttp.WSServerHandshakeError) as anonymous:
         await client.ws_connect("/api/live")

@@ -427,6 +427,7 @@ def _same_origin(request: web.Request) -> bool:
         )
     },
     status=101,
+    errors=(400,),
 )
 async def live(request: web.Request, _: Input) -> web.WebSocketResponse:
     """The page's WebSocket: a snapshot, then deltas (see the module docstring)."""
@@ -436,6 +437,8 @@ async def live(request: web.Request, _: Input) -> web.WebSocketResponse:
     queues = _subscribed(request, principal)
     hub = request.app[HUB]
     ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=4096)
+    if not ws.can_prepare(request).ok:
+        raise json_error(400, "bad request", message="send a WebSocket upgrade request")
     await ws.prepare(request)
     page = _Page(ws, principal, queues, principal.role in SUPERVISING_ROLES)
     hub.pages.add(page)
