@@ -11,9 +11,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from hotline.web.live import mask_number
-from hotline.web.pages import CSP, choose_language
+from hotline.web.pages import CSP
 from tests.api_support import RunningApi, Signed, running_api
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
@@ -28,24 +29,6 @@ async def _audit(api: RunningApi, action: str) -> list[Any]:
             "select actor, object_id, detail from audit_log where action = $1", action
         )
     )
-
-
-@pytest.mark.unit
-def test_language_is_chosen_by_query_then_cookie_then_accept_language() -> None:
-    assert choose_language(None, None, "zh-CN,zh;q=0.9,en;q=0.8") == "zh-CN"
-    assert choose_language(None, None, "en-US,zh;q=0.5") == "en"
-    assert choose_language(None, None, "fr, zh;q=0.3") == "zh-CN"
-    assert choose_language(None, None, "") == "en"
-    assert choose_language(None, "zh-CN", "en") == "zh-CN"
-    assert choose_language("en", "zh-CN", "zh") == "en"
-    assert choose_language("xx", None, "q=;;,") == "en"
-
-
-@pytest.mark.unit
-def test_mask_number_keeps_the_last_four_digits() -> None:
-    assert mask_number("13900139003") == "*******9003"
-    assert mask_number("123") == "123"
-    assert mask_number("") == ""
 
 
 async def test_pages_are_served_with_a_strict_csp_in_the_chosen_language(api: RunningApi) -> None:
