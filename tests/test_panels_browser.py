@@ -9,9 +9,8 @@ a browser. Run alone with ``pytest -m browser``.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -30,6 +29,7 @@ from hotline.store.customers import Customers
 from hotline.store.service import STORE
 from hotline.store.users import Users
 from tests.api_support import FAST, PASSWORD
+from tests.support import eventually
 
 pytestmark = [
     pytest.mark.browser,
@@ -94,15 +94,6 @@ async def stack(migrated_database_url: str, tmp_path: Path) -> AsyncIterator[Sta
         yield running
     finally:
         await running.close()
-
-
-async def _until(condition: Callable[[], bool], what: str, limit: float = 30.0) -> None:
-    """Poll ``condition`` (generous wall-clock limit; not a timing assertion)."""
-    deadline = asyncio.get_running_loop().time() + limit
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"never happened: {what}")
-        await asyncio.sleep(0.05)
 
 
 def _spied(stack: Stack, data: str) -> bool:
@@ -172,7 +163,7 @@ async def _scenario_in_browser(stack: Stack, browser: Browser) -> None:
     # Listen: the PBX receives the ChanSpy Originate for the supervisor's device.
     await tile.locator("button.listen").click()
     await expect(board.locator("#action-result")).to_have_text("Listen: sent", timeout=WAIT_MS)
-    await _until(lambda: _spied(stack, f"{AGENT_DEVICE},q"), "the ChanSpy Originate")
+    await eventually(lambda: _spied(stack, f"{AGENT_DEVICE},q"), what="the ChanSpy Originate")
 
     DOCS.mkdir(exist_ok=True)
     await agent.screenshot(path=str(DOCS / "panel-agent-en.png"), full_page=True)
