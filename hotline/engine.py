@@ -75,7 +75,7 @@ from hotline.ami.client import (
 )
 from hotline.ami.codec import Message
 from hotline.clock import Clock
-from hotline.domain.commands import AgentCommand, Login, Logout, Pause, Unpause
+from hotline.domain.commands import AgentCommand, Login, Logout, Pause, Ready, Unpause
 from hotline.domain.effects import (
     CallEnded,
     Command,
@@ -454,6 +454,8 @@ class Engine:
                     effects = self.router.pause(agent_id, reason, now)
                 case Unpause(agent_id):
                     effects = self.router.unpause(agent_id, now)
+                case Ready(agent_id):
+                    effects = self.router.end_wrap_up(agent_id, now)
                 case _:
                     assert_never(command)
         except (KeyError, ValueError) as exc:

@@ -42,7 +42,7 @@ from hotline.store.agentstate import open_agent_state
 from hotline.store.resources import store_context
 from hotline.store.scheduler import CallbackScheduler
 from hotline.ticketno import FileSequenceStore, MemorySequenceStore, SequenceStore, TicketNumbers
-from hotline.web import auth
+from hotline.web import auth, live
 from hotline.web.app import MIDDLEWARES, install
 from hotline.web.errors import security_headers
 from hotline.web.keys import AMI, CLOCK, ENGINE, METRICS, SETTINGS, STORE, TICKET_NUMBERS
@@ -75,6 +75,7 @@ def create_app(
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[METRICS] = Metrics(settings, CollectorRegistry(), clock=app[CLOCK])
+    hub = live.new_hub(app)
 
     async def ami_client(app: web.Application) -> AsyncIterator[None]:
         app[AMI] = AmiClient(settings.ami, name=f"hotline-{settings.service.instance}")
@@ -102,7 +103,7 @@ def create_app(
         else:
             allocate = numbers = _ticket_numbers(settings)
             engine_sinks = list(sinks)
-        engine_sinks.append(app[METRICS].sink)
+        engine_sinks.extend([app[METRICS].sink, hub.sink])
         router = Router(
             settings.routing,
             dict(settings.queues),
@@ -143,6 +144,8 @@ def create_app(
         await app[AMI].start()
         yield
 
-    app.cleanup_ctx.extend([ami_client, store, auth.sessions_context, engine, connect])
+    app.cleanup_ctx.extend(
+        [ami_client, store, auth.sessions_context, engine, live.live_context, connect]
+    )
     install(app)
     return app

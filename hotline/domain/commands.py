@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-__all__ = ["AgentCommand", "Login", "Logout", "Pause", "Unpause", "agent_command"]
+__all__ = ["AgentCommand", "Login", "Logout", "Pause", "Ready", "Unpause", "agent_command"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,12 +45,21 @@ class Unpause:
     kind: ClassVar[str] = "unpause"
 
 
-AgentCommand = Login | Logout | Pause | Unpause
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """End the agent's wrap-up now (the panel's "ready now"); nothing otherwise."""
+
+    agent_id: str
+    kind: ClassVar[str] = "ready"
+
+
+AgentCommand = Login | Logout | Pause | Unpause | Ready
 """Every agent command."""
 
 
 def agent_command(kind: str, agent_id: str, reason: str = "") -> AgentCommand:
-    """The command named by ``kind`` (``login``, ``logout``, ``pause``, ``unpause``).
+    """The command named by ``kind`` (``login``, ``logout``, ``pause``, ``unpause``,
+    ``ready``).
 
     Raises :class:`ValueError` for any other verb.
     """
@@ -63,5 +72,7 @@ def agent_command(kind: str, agent_id: str, reason: str = "") -> AgentCommand:
             return Pause(agent_id, reason)
         case "unpause":
             return Unpause(agent_id)
+        case "ready":
+            return Ready(agent_id)
         case _:
             raise ValueError(f"unknown agent command {kind!r}")

@@ -39,12 +39,12 @@ MIN_PASSWORD_LENGTH: Final = 8
 _SELECT: Final = """
 select
     id, username, display_name, role, agent_id, queues, active, created_at,
-    last_login_at,
+    last_login_at, device,
     left(md5(password_hash), 16) as password_stamp,
     password_hash
 from users
 """
-_EDITABLE: Final = frozenset({"display_name", "role", "agent_id", "queues", "active"})
+_EDITABLE: Final = frozenset({"display_name", "role", "agent_id", "queues", "active", "device"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +60,8 @@ class User:
     active: bool
     created_at: datetime
     last_login_at: datetime | None
+    device: str | None = None
+    """The user's own phone (a supervisor's, rung for listen / whisper / barge)."""
     password_stamp: str = field(default="", repr=False)
     """A digest of the current password hash: it changes with every new password."""
 
@@ -122,6 +124,7 @@ class Users:
         agent_id: str | None = None,
         queues: Sequence[str] = (),
         display_name: str = "",
+        device: str | None = None,
     ) -> User:
         """A new user; the name is unique regardless of case."""
         if role not in ROLES:
@@ -131,13 +134,14 @@ class Users:
         try:
             user_id = await self.db.fetchval(
                 "insert into users (username, display_name, role, agent_id, queues, "
-                "password_hash) values ($1, $2, $3, $4, $5, $6) returning id",
+                "password_hash, device) values ($1, $2, $3, $4, $5, $6, $7) returning id",
                 username,
                 display_name,
                 role,
                 agent_id,
                 list(queues),
                 password_hash,
+                device,
             )
         except asyncpg.UniqueViolationError as exc:
             raise InvalidChange(
@@ -211,7 +215,7 @@ class Users:
             raise NotFound(f"user {user_id} not found")
 
     async def update(self, user_id: int, **changes: Any) -> User:
-        """Change ``display_name``, ``role``, ``agent_id``, ``queues`` or ``active``."""
+        """Change ``display_name``, ``role``, ``agent_id``, ``queues``, ``active`` or ``device``."""
         unknown = sorted(set(changes) - _EDITABLE)
         if unknown:
             raise InvalidChange(f"user field {unknown[0]!r} cannot be changed")

@@ -162,3 +162,16 @@ async def pause_agent(request: web.Request, given: Input) -> web.Response:
 async def unpause_agent(request: web.Request, given: Input) -> web.Response:
     """Unpause the agent."""
     return await _command(request, "unpause", given.path["agent_id"], "")
+
+
+@api.operation(
+    "POST",
+    "/api/agents/{agent_id}/ready",
+    summary="End the agent's wrap-up now (ready for the next call)",
+    tag="agents",
+    path_params=_ID,
+    response=AGENT_SCHEMA,
+)
+async def ready_agent(request: web.Request, given: Input) -> web.Response:
+    """End the agent's wrap-up now; nothing changes when not wrapping up."""
+    return await _command(request, "ready", given.path["agent_id"], "")

@@ -12,7 +12,20 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hotline.web import agents, auth, customers, openapi, ready, reports, scrape, tickets, users
+from hotline.web import (
+    agents,
+    auth,
+    customers,
+    live,
+    openapi,
+    pages,
+    panels,
+    ready,
+    reports,
+    scrape,
+    tickets,
+    users,
+)
 from hotline.web.errors import json_errors
 from hotline.web.keys import AMI, ENGINE, STORE
 
@@ -37,12 +50,23 @@ async def health(request: web.Request) -> web.Response:
 
 
 def install(app: web.Application) -> None:
-    """Add ``/health``, the JSON API with its OpenAPI document, ``/metrics`` and ``/ready``."""
+    """Add ``/health``, the JSON API with its OpenAPI document, the live feed, the pages,
+    ``/metrics`` and ``/ready``."""
     app.router.add_get("/health", health)
     openapi.install(
         app,
-        [auth.api, tickets.api, customers.api, users.api, agents.api, reports.api],
+        [
+            auth.api,
+            tickets.api,
+            customers.api,
+            users.api,
+            agents.api,
+            reports.api,
+            panels.api,
+            live.api,
+        ],
         version="1",
     )
     app.router.add_routes(scrape.routes)
     app.router.add_routes(ready.routes)
+    pages.install(app)

@@ -95,11 +95,13 @@ __all__ = [
     "CSRF_HEADER",
     "INTEGRATION",
     "LIMITER",
+    "PAGE_PATHS",
     "PRINCIPAL",
     "PUBLIC_PATHS",
     "REDIS_POOL_SIZE",
     "REDIS_POOL_TIMEOUT",
     "SESSIONS",
+    "STATIC_PREFIX",
     "USERS",
     "Principal",
     "api",
@@ -114,6 +116,9 @@ log = structlog.get_logger("hotline.web.auth")
 
 COOKIE: Final = "hotline_session"
 CSRF_HEADER: Final = "X-CSRF-Token"
+PAGE_PATHS: Final = frozenset({"/login", "/agent", "/wallboard"})
+"""The web pages' shells (see :mod:`hotline.web.pages`), public like ``/static/``."""
+STATIC_PREFIX: Final = "/static/"
 PUBLIC_PATHS: Final = frozenset(
     {"/health", "/ready", "/metrics", "/api/openapi.json", "/api/login"}
 )
@@ -243,10 +248,15 @@ async def _identify(request: web.Request) -> Principal:
     raise _unauthorized("sign in (POST /api/login) or send Authorization: Bearer <token>")
 
 
+def _is_page(path: str) -> bool:
+    """A page shell or a static file: public, they carry no data (:mod:`hotline.web.pages`)."""
+    return path in PAGE_PATHS or path.startswith(STATIC_PREFIX)
+
+
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Set the request's :class:`Principal` or answer 401; check the CSRF token (403)."""
-    if request.path in PUBLIC_PATHS:
+    if request.path in PUBLIC_PATHS or _is_page(request.path):
         return await handler(request)
     principal = await _identify(request)
     if principal.session is not None and request.method not in SAFE_METHODS:

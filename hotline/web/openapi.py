@@ -56,6 +56,7 @@ ERROR_SCHEMA: Final[Mapping[str, Any]] = {
     },
 }
 _ERROR_TEXT: Final[Mapping[int, str]] = {
+    400: "not a WebSocket upgrade request",
     401: "no valid session cookie or bearer token",
     403: "not allowed for this user, or the CSRF token is missing or wrong",
     404: "no such object",

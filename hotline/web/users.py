@@ -42,6 +42,7 @@ USER_SCHEMA: Final = record(
         "active": scalar("boolean"),
         "created_at": string(fmt="date-time"),
         "last_login_at": string(fmt="date-time", nullable=True),
+        "device": string(nullable=True),
     }
 )
 _PASSWORD: Final = Text(max_length=1024, min_length=MIN_PASSWORD_LENGTH)
@@ -51,6 +52,7 @@ _FIELDS: Final = {
     "agent_id": Text(max_length=64, pattern=NAME_PATTERN, nullable=True),
     "queues": Array(Text(max_length=64, pattern=NAME_PATTERN), max_items=50),
     "password": _PASSWORD,
+    "device": Text(max_length=100, min_length=1, single_line=True, nullable=True),
 }
 
 
@@ -66,6 +68,7 @@ def user_json(user: User) -> dict[str, Any]:
         "active": user.active,
         "created_at": user.created_at.isoformat(),
         "last_login_at": user.last_login_at.isoformat() if user.last_login_at else None,
+        "device": user.device,
     }
 
 

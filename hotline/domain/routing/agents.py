@@ -87,6 +87,16 @@ def unpause(r: Router, agent_id: str, now: float) -> list[Effect]:
     return effects
 
 
+def end_wrap_up(r: Router, agent_id: str, now: float) -> list[Effect]:
+    """End an agent's wrap-up now, as its timer would; nothing otherwise."""
+    agent = agent_named(r, agent_id)
+    effects: list[Effect] = []
+    if agent.activity is Activity.WRAP_UP and agent.wrap_up_until is not None:
+        timers.fire(r, timers.WrapUpEnds(agent.wrap_up_until, agent.id), now, effects)
+        dispatch.dispatch(r, now, effects)
+    return effects
+
+
 def prune_sticky(r: Router, now: float) -> None:
     """Hourly, forget sticky history older than ``sticky_days`` (memory stays bounded)."""
     if now - r._sticky_pruned_at >= 3600:

@@ -255,6 +255,10 @@ class Router:
         """End an agent's pause."""
         return agents.unpause(self, agent_id, now)
 
+    def end_wrap_up(self, agent_id: str, now: float) -> list[Effect]:
+        """End an agent's wrap-up now (the panel's "ready now"); nothing otherwise."""
+        return agents.end_wrap_up(self, agent_id, now)
+
     def restore(
         self,
         states: Iterable[AgentPresence],

@@ -1,0 +1,496 @@
+"""The live feed: one WebSocket per page (``GET /api/live``), a snapshot, then deltas.
+
+Theory of operation
+-------------------
+The engine hands every fact to :meth:`LiveHub.sink`, which only appends it to a
+bounded deque and wakes the hub's task: the engine never waits for a browser.
+When the deque overflows (the hub fell behind), the facts it lost are not
+replayed: every page gets a fresh snapshot instead.
+
+The hub task drains the facts, notes which queues and agents they touch, keeps
+today's tallies (service level, within-3-rings, abandons per queue; answered and
+missed per agent, reset at midnight in ``[service] time_zone``), and then builds
+one frame per page from the router's live state, filtered for that page's
+principal:
+
+- a page subscribes to queues (``?queues=a,b``; default: every queue it may
+  see). An agent may see only their own queues (asking for another is 403
+  before the upgrade), and sees callers' numbers masked; supervisors, admins
+  and the integration token see every queue and full numbers;
+- supervisors see every agent; an agent sees the agents serving one of the
+  page's queues, and their own tile always.
+
+Frames are JSON objects with a ``seq`` that grows by one per page:
+``{"type": "snapshot", ...}`` first, then ``{"type": "delta", ...}`` carrying
+only the queues and agents that changed. A page that sees a gap in ``seq``, or
+reconnects, asks again (``{"type": "snapshot"}``) or reconnects, and gets a
+fresh snapshot.
+
+Each page has a bounded buffer of frames (:data:`CLIENT_BUFFER`) drained by its
+own writer task; a page whose buffer is full (a slow or dead browser) is closed
+(``1013 try again later``) and forgotten, never slowing the hub. Pages are
+tracked in a :class:`weakref.WeakSet` and closed with ``GOING_AWAY`` on
+shutdown. The feed is per instance: fan-out across instances through Redis
+pub/sub is not built yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import weakref
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+import structlog
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from hotline.clock import Clock
+from hotline.config import Settings
+from hotline.domain.effects import (
+    AgentPresenceChanged,
+    AgentStateChanged,
+    CallAnswered,
+    CallArrived,
+    CallEnded,
+    CallRequeued,
+    Fact,
+    OfferEnded,
+    OfferStarted,
+    WrapUpEnded,
+)
+from hotline.domain.model import Agent, AgentState, CallState, OfferResult
+from hotline.domain.routing import Router
+from hotline.domain.sla import MISSES, CallTally, ratio, tally_call, within_rings
+from hotline.web.auth import Principal, principal_of
+from hotline.web.errors import json_error
+from hotline.web.keys import CLOCK, ENGINE, SETTINGS
+from hotline.web.openapi import Api, Input
+from hotline.web.schema import Text
+
+__all__ = [
+    "CLIENT_BUFFER",
+    "FACT_BUFFER",
+    "HUB",
+    "LiveHub",
+    "api",
+    "close_pages",
+    "live_context",
+    "mask_number",
+    "new_hub",
+]
+
+log = structlog.get_logger("hotline.web.live")
+
+CLIENT_BUFFER: Final = 64
+"""Frames queued for one page before it counts as too slow and is closed."""
+FACT_BUFFER: Final = 10_000
+"""Facts the hub holds between two wake-ups; past that, every page gets a snapshot."""
+SUPERVISING_ROLES: Final = frozenset({"supervisor", "admin", "integration"})
+"""Roles that see every queue and full caller numbers."""
+
+api = Api()
+
+
+def mask_number(number: str) -> str:
+    """A caller number as an agent's feed shows it: the last four digits only."""
+    if not number:
+        return ""
+    return "*" * max(len(number) - 4, 0) + number[-4:]
+
+
+@dataclass
+class _QueueToday:
+    calls: CallTally = field(default_factory=CallTally)
+    ring_answered: int = 0
+    ring_answered_within: int = 0
+    ring_missed: int = 0
+
+
+@dataclass
+class _AgentToday:
+    answered: int = 0
+    missed: int = 0
+
+
+@dataclass(eq=False)
+class _Page:
+    """One connected page: its principal's view and its bounded frame buffer."""
+
+    ws: web.WebSocketResponse
+    principal: Principal
+    queues: frozenset[str]
+    supervising: bool
+    frames: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(CLIENT_BUFFER))
+    seq: int = 0
+    dropped: bool = False
+
+    def sees_agent(self, agent: Agent) -> bool:
+        if self.supervising or agent.id == self.principal.agent_id:
+            return True
+        return bool(self.queues & set(agent.config.queues))
+
+
+class LiveHub:
+    """The feed's state: the facts not yet sent, today's tallies and the connected pages."""
+
+    def __init__(self, settings: Settings, clock: Clock) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.router: Router | None = None
+        self.pages: weakref.WeakSet[_Page] = weakref.WeakSet()
+        self.frames_sent = 0
+        self.pages_dropped = 0
+        self._facts: deque[Fact] = deque(maxlen=FACT_BUFFER)
+        self._overflowed = False
+        self._wake = asyncio.Event()
+        self._day = ""
+        self._queues_today: dict[str, _QueueToday] = {}
+        self._agents_today: dict[str, _AgentToday] = {}
+        self._views: dict[tuple[str, str, bool], dict[str, Any]] | None = None
+
+    # -- the engine's side: never blocks ---------------------------------------------------
+
+    def sink(self, fact: Fact) -> None:
+        """The engine's fact sink: append and wake the hub (O(1), never waits)."""
+        if len(self._facts) == FACT_BUFFER:
+            self._overflowed = True
+        self._facts.append(fact)
+        self._wake.set()
+
+    # -- the hub task -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Send each batch of facts to the pages, until cancelled."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            self.flush()
+
+    def flush(self) -> None:
+        """Tally the pending facts and queue one frame for each page they concern."""
+        facts = list(self._facts)
+        self._facts.clear()
+        overflowed, self._overflowed = self._overflowed, False
+        queues: set[str] = set()
+        agents: set[str] = set()
+        for fact in facts:
+            self._tally(fact)
+            _touched(fact, queues, agents)
+        router = self.router
+        if router is None or not (facts or overflowed):
+            return
+        if any(isinstance(fact, CallRequeued) for fact in facts):
+            queues.update(router.queues)  # the queue it left is not in the fact
+        for agent_id in agents:
+            agent = router.agents.get(agent_id)
+            if agent is not None:
+                queues.update(agent.config.queues)
+        self._views = {}  # one view of each queue and agent per flush, shared by the pages
+        try:
+            for page in list(self.pages):
+                if overflowed:
+                    self.send_snapshot(page)
+                else:
+                    self._send_delta(page, queues, agents)
+        finally:
+            self._views = None
+
+    def _today(self) -> None:
+        day = datetime.fromtimestamp(self.clock.now(), self.settings.service.zone).date()
+        if day.isoformat() != self._day:
+            self._day = day.isoformat()
+            self._queues_today.clear()
+            self._agents_today.clear()
+
+    def _tally(self, fact: Fact) -> None:
+        self._today()
+        sla = self.settings.sla
+        if isinstance(fact, CallEnded):
+            today = self._queues_today.setdefault(fact.queue, _QueueToday())
+            today.calls += tally_call(
+                fact.outcome,
+                fact.wait_seconds,
+                sla.service_level_threshold,
+                sla.short_abandon_threshold,
+            )
+        elif isinstance(fact, OfferEnded):
+            queue = self._queues_today.setdefault(fact.queue, _QueueToday())
+            agent = self._agents_today.setdefault(fact.agent_id, _AgentToday())
+            routing = self.settings.routing
+            if fact.result is OfferResult.ANSWERED:
+                agent.answered += 1
+                queue.ring_answered += 1
+                queue.ring_answered_within += within_rings(
+                    fact.ring_seconds, routing.sla_rings, routing.ring_cadence
+                )
+            elif fact.result in MISSES:
+                agent.missed += 1
+                queue.ring_missed += 1
+
+    # -- frames -----------------------------------------------------------------------------
+
+    def send_snapshot(self, page: _Page) -> None:
+        """Queue a full snapshot of what ``page`` may see."""
+        router = self.router
+        if router is None:
+            return
+        self._queue_frame(
+            page,
+            {
+                "type": "snapshot",
+                "queues": [self._queue_view(router, name, page) for name in sorted(page.queues)],
+                "agents": [
+                    self._agent_view(agent)
+                    for agent in router.agents.values()
+                    if page.sees_agent(agent)
+                ],
+            },
+        )
+
+    def _send_delta(self, page: _Page, queues: set[str], agents: set[str]) -> None:
+        router = self.router
+        assert router is not None
+        shown_queues = sorted(page.queues & queues)
+        shown_agents = [
+            router.agents[agent_id]
+            for agent_id in sorted(agents)
+            if agent_id in router.agents and page.sees_agent(router.agents[agent_id])
+        ]
+        if not shown_queues and not shown_agents:
+            return
+        self._queue_frame(
+            page,
+            {
+                "type": "delta",
+                "queues": [self._queue_view(router, name, page) for name in shown_queues],
+                "agents": [self._agent_view(agent) for agent in shown_agents],
+            },
+        )
+
+    def _queue_frame(self, page: _Page, frame: dict[str, Any]) -> None:
+        if page.dropped:
+            return
+        page.seq += 1
+        frame = {**frame, "seq": page.seq, "at": self.clock.now()}
+        try:
+            page.frames.put_nowait(json.dumps(frame))
+        except asyncio.QueueFull:
+            self.drop(page)
+
+    def drop(self, page: _Page) -> None:
+        """Forget a page whose buffer is full and close it (its writer task ends)."""
+        page.dropped = True
+        self.pages.discard(page)
+        self.pages_dropped += 1
+        log.info("web.live_dropped", user=page.principal.name)
+        while not page.frames.empty():
+            page.frames.get_nowait()
+        page.frames.put_nowait("")  # wakes the writer, which closes the socket
+
+    def _queue_view(self, router: Router, name: str, page: _Page) -> dict[str, Any]:
+        key = ("queue", name, page.supervising)
+        if self._views is not None and key in self._views:
+            return self._views[key]
+        view = self._build_queue_view(router, name, page.supervising)
+        if self._views is not None:
+            self._views[key] = view
+        return view
+
+    def _build_queue_view(self, router: Router, name: str, supervising: bool) -> dict[str, Any]:
+        waiting = sorted(
+            (
+                call
+                for call in router.calls.values()
+                if call.queue == name and call.state is CallState.WAITING and not call.is_callback
+            ),
+            key=lambda call: call.queue_entered_at,
+        )
+        states: dict[str, int] = dict.fromkeys((state.value for state in AgentState), 0)
+        for agent in router.agents.values():
+            if name in agent.config.queues:
+                states[agent.state.value] += 1
+        today = self._queues_today.get(name, _QueueToday())
+        counted = today.calls.answered + today.calls.abandoned - today.calls.short_abandoned
+        sla = self.settings.sla
+        return {
+            "name": name,
+            "waiting": [
+                {
+                    "call_id": call.call_id,
+                    "number": call.number if supervising else mask_number(call.number),
+                    "priority": call.priority,
+                    "since": call.queue_entered_at,
+                }
+                for call in waiting
+            ],
+            "longest_since": waiting[0].queue_entered_at if waiting else None,
+            "agents": states,
+            "today": {
+                "answered": today.calls.answered,
+                "abandoned": today.calls.abandoned,
+                "service_level": ratio(today.calls.answered_within, counted),
+                "within_rings": ratio(
+                    today.ring_answered_within, today.ring_answered + today.ring_missed
+                ),
+                "abandon_rate": ratio(today.calls.abandoned, today.calls.calls),
+            },
+            "targets": {
+                "service_level": sla.service_level_target,
+                "longest_wait": sla.longest_wait_limit,
+            },
+        }
+
+    def _agent_view(self, agent: Agent) -> dict[str, Any]:
+        key = ("agent", agent.id, False)
+        if self._views is not None and key in self._views:
+            return self._views[key]
+        view = self._build_agent_view(agent)
+        if self._views is not None:
+            self._views[key] = view
+        return view
+
+    def _build_agent_view(self, agent: Agent) -> dict[str, Any]:
+        today = self._agents_today.get(agent.id, _AgentToday())
+        call_since = None
+        if agent.state is AgentState.ON_CALL and self.router is not None and agent.offer_id:
+            offer = self.router.offers.get(agent.offer_id)
+            call = self.router.calls.get(offer.call_id) if offer is not None else None
+            call_since = call.answered_at if call is not None else None
+        return {
+            "id": agent.id,
+            "name": agent.config.name or agent.id,
+            "queues": list(agent.config.queues),
+            "state": agent.state.value,
+            "since": agent.state_since,
+            "pause_reason": agent.pause_reason,
+            "call_since": call_since,
+            "wrap_up_until": agent.wrap_up_until,
+            "answered_today": today.answered,
+            "missed_today": today.missed,
+        }
+
+
+def _touched(fact: Fact, queues: set[str], agents: set[str]) -> None:
+    """Add the queues and agents whose view ``fact`` changes."""
+    if isinstance(fact, CallArrived | CallRequeued | CallEnded):
+        queues.add(fact.queue)
+    if isinstance(fact, OfferStarted | OfferEnded | CallAnswered):
+        queues.add(fact.queue)
+        agents.add(fact.agent_id)
+    elif isinstance(fact, AgentStateChanged | WrapUpEnded):
+        agents.add(fact.agent_id)
+    elif isinstance(fact, AgentPresenceChanged):
+        agents.add(fact.presence.agent_id)
+
+
+HUB: Final = web.AppKey("live_hub", LiveHub)
+
+
+def _subscribed(request: web.Request, principal: Principal) -> frozenset[str]:
+    """The queues the page asks for (``?queues=a,b``), checked against what it may see."""
+    configured = request.app[SETTINGS].queues
+    allowed = set(configured) if principal.role in SUPERVISING_ROLES else set(principal.queues)
+    asked = request.query.get("queues", "")
+    if not asked:
+        return frozenset(allowed)
+    names = {name.strip() for name in asked.split(",") if name.strip()}
+    unknown = sorted(names - set(configured))
+    if unknown:
+        raise json_error(422, "validation", fields={"queues": f"unknown queue {unknown[0]!r}"})
+    if not names <= allowed:
+        raise json_error(403, "forbidden", message="this feed is not among your queues")
+    return frozenset(names)
+
+
+def _same_origin(request: web.Request) -> bool:
+    """No cross-site page may open the feed with the user's cookie."""
+    origin = request.headers.get("Origin")
+    return origin is None or origin == f"{request.scheme}://{request.host}"
+
+
+@api.operation(
+    "GET",
+    "/api/live",
+    summary="The live feed: a WebSocket (snapshot, then deltas with a sequence number)",
+    tag="panels",
+    query={
+        "queues": Text(
+            max_length=1000,
+            min_length=1,
+            single_line=True,
+            description="comma-separated; default: every queue the user may see",
+        )
+    },
+    status=101,
+    errors=(400,),
+)
+async def live(request: web.Request, _: Input) -> web.WebSocketResponse:
+    """The page's WebSocket: a snapshot, then deltas (see the module docstring)."""
+    principal = principal_of(request)
+    if not _same_origin(request):
+        raise json_error(403, "forbidden", message="cross-origin feed refused")
+    queues = _subscribed(request, principal)
+    hub = request.app[HUB]
+    ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=4096)
+    if not ws.can_prepare(request).ok:
+        raise json_error(400, "bad request", message="send a WebSocket upgrade request")
+    await ws.prepare(request)
+    page = _Page(ws, principal, queues, principal.role in SUPERVISING_ROLES)
+    hub.pages.add(page)
+    hub.send_snapshot(page)
+    writer = asyncio.create_task(_write(page), name="live-writer")
+    try:
+        async for message in ws:
+            if message.type is not WSMsgType.TEXT:
+                continue
+            with contextlib.suppress(ValueError, AttributeError):
+                if json.loads(message.data).get("type") == "snapshot":
+                    hub.send_snapshot(page)
+    finally:
+        hub.pages.discard(page)
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
+    return ws
+
+
+async def _write(page: _Page) -> None:
+    """Send the page's frames in order; close it when it was dropped."""
+    while True:
+        text = await page.frames.get()
+        if page.dropped:
+            await page.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow")
+            return
+        await page.ws.send_str(text)
+
+
+async def live_context(app: web.Application) -> AsyncIterator[None]:
+    """``cleanup_ctx``: the hub's task, bound to the engine's router."""
+    hub = app[HUB]
+    hub.router = app[ENGINE].router
+    task = asyncio.create_task(hub.run(), name="live-hub")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def close_pages(app: web.Application) -> None:
+    """``on_shutdown`` (before aiohttp drops the connections): every page is closed with
+    GOING_AWAY."""
+    for page in list(app[HUB].pages):
+        page.dropped = True
+        await page.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+
+
+def new_hub(app: web.Application) -> LiveHub:
+    """The app's hub (its sink must go to the engine before the engine starts)."""
+    hub = LiveHub(app[SETTINGS], app[CLOCK])
+    app[HUB] = hub
+    app.on_shutdown.append(close_pages)
+    return hub

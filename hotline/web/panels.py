@@ -1,0 +1,218 @@
+"""The panels' own API: the agent's screen-pop and the supervisor's actions.
+
+- ``GET /api/panel/pop``: for a signed-in agent, the caller ringing on or talking
+  to their phone right now (:meth:`Router.caller_on_phone`): the customer file
+  (its read audited), the open tickets (the newest preselected) and recent ones.
+  No caller, or an anonymous one: ``customer`` is null (the panel shows an empty
+  form).
+- ``POST /api/supervise/{agent_id}/{listen|whisper|barge}``: ring the
+  supervisor's own device (``device`` of their user profile) into ChanSpy on the
+  agent's device, as ``supervisor_spy.jsonl`` shows: ``Originate
+  Channel=<supervisor device> Application=ChanSpy Data=<agent device>,q`` (``qw``
+  to whisper, ``qB`` to barge), ``Async: true``.
+- ``POST /api/supervise/{agent_id}/pause`` (with a reason) and ``.../logout``:
+  force an agent's state.
+
+Supervisor actions are for supervisors and admins only (403 for agents and the
+integration token, which has no phone); every one is written to the audit log
+(``supervisor.listen``, ``supervisor.pause``, ...).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from aiohttp import web
+
+from hotline.ami.client import AmiError
+from hotline.domain.commands import agent_command
+from hotline.domain.routing import UnknownAgent
+from hotline.engine import EngineError
+from hotline.store.audit import AuditLog
+from hotline.store.customers import Customers
+from hotline.store.tickets import TicketFilter
+from hotline.web.agents import AGENT_SCHEMA, agent_json
+from hotline.web.auth import USERS, principal_of, store_of
+from hotline.web.customers import customer_json
+from hotline.web.errors import json_error
+from hotline.web.keys import AMI, ENGINE
+from hotline.web.openapi import Api, Input, record, string
+from hotline.web.schema import Object, Text
+from hotline.web.tickets import ticket_json
+
+__all__ = ["SPY_OPTIONS", "api"]
+
+api = Api()
+
+SPY_OPTIONS: Final = {"listen": "q", "whisper": "qw", "barge": "qB"}
+"""ChanSpy's options per action (``supervisor_spy.jsonl``)."""
+SPY_TIMEOUT_MS: Final = 10_000
+"""How long the supervisor's phone rings (the Originate's ``Timeout``)."""
+_SUPERVISORS: Final = frozenset({"supervisor", "admin"})
+_AGENT: Final = {"agent_id": Text(max_length=64, min_length=1, single_line=True)}
+_OBJECT: Final = {"type": "object"}
+
+
+def _supervisor_only(request: web.Request) -> None:
+    if principal_of(request).role not in _SUPERVISORS:
+        raise json_error(403, "forbidden", message="only supervisors may do this")
+
+
+def _agent_device(request: web.Request, agent_id: str) -> str:
+    agent = request.app[ENGINE].router.agents.get(agent_id)
+    if agent is None:
+        raise json_error(404, "not found", message="unknown agent", agent=agent_id)
+    return agent.config.device
+
+
+@api.operation(
+    "GET",
+    "/api/panel/pop",
+    summary="The screen-pop: the file of the caller on the agent's phone now",
+    tag="panels",
+    response=record(
+        {
+            "number": string(nullable=True),
+            "customer": {**_OBJECT, "nullable": True},
+            "open_tickets": {"type": "array", "items": _OBJECT},
+            "recent_tickets": {"type": "array", "items": _OBJECT},
+            "preselected": string(nullable=True),
+        }
+    ),
+)
+async def screen_pop(request: web.Request, _: Input) -> web.Response:
+    """The caller's customer file (audited), open and recent tickets; empty for none."""
+    principal = principal_of(request)
+    number = None
+    if principal.agent_id is not None:
+        number = request.app[ENGINE].router.caller_on_phone(principal.agent_id)
+    body: dict[str, Any] = {
+        "number": number,
+        "customer": None,
+        "open_tickets": [],
+        "recent_tickets": [],
+        "preselected": None,
+    }
+    if not number:
+        return web.json_response(body)
+    store = store_of(request)
+    customers = Customers(store.pool)
+    found = await customers.find_by_phone(number)
+    if found is None:
+        return web.json_response(body)
+    customer = await customers.read(found.id, actor=principal.name)
+    now = request.app[ENGINE].clock.now()
+    moment = datetime.fromtimestamp(now, UTC)
+    opened = await store.tickets.find(TicketFilter(customer_id=customer.id, open_only=True))
+    recent = await store.tickets.find(TicketFilter(customer_id=customer.id), limit=5)
+    body.update(
+        customer=customer_json(customer),
+        open_tickets=[ticket_json(ticket, moment) for ticket in opened],
+        recent_tickets=[ticket_json(ticket, moment) for ticket in recent],
+        preselected=opened[0].number if opened else None,
+    )
+    return web.json_response(body)
+
+
+async def _spy(request: web.Request, action: str, agent_id: str) -> web.Response:
+    _supervisor_only(request)
+    principal = principal_of(request)
+    target = _agent_device(request, agent_id)
+    assert principal.user_id is not None  # supervisors and admins are users
+    user = await request.app[USERS].get(principal.user_id)
+    if not user.device:
+        raise json_error(409, "conflict", message="your user profile has no device to ring")
+    store = store_of(request)
+    await AuditLog(store.pool).write(
+        principal.name,
+        f"supervisor.{action}",
+        "agent",
+        agent_id,
+        {"device": user.device, "target": target},
+    )
+    try:
+        result = await request.app[AMI].action(
+            "Originate",
+            [
+                ("Channel", user.device),
+                ("Application", "ChanSpy"),
+                ("Data", f"{target},{SPY_OPTIONS[action]}"),
+                ("Async", "true"),
+                ("Timeout", str(SPY_TIMEOUT_MS)),
+            ],
+        )
+    except (AmiError, OSError) as exc:
+        raise json_error(503, "pbx unavailable", message=str(exc)) from exc
+    if not result.ok:
+        message = result.response.get("Message") or "refused"
+        raise json_error(503, "pbx refused", message=message)
+    return web.json_response({"action": action, "agent_id": agent_id, "device": user.device})
+
+
+def _spy_operation(action: str) -> None:
+    async def handler(request: web.Request, given: Input) -> web.Response:
+        return await _spy(request, action, given.path["agent_id"])
+
+    handler.__doc__ = f"Ring the supervisor's device to {action} on the agent's call."
+    handler.__name__ = handler.__qualname__ = f"supervise_{action}"  # the route's name
+    api.operation(
+        "POST",
+        f"/api/supervise/{{agent_id}}/{action}",
+        summary=f"{action.capitalize()} on an agent's call (ChanSpy; audited)",
+        tag="panels",
+        path_params=_AGENT,
+        response=record(
+            {"action": string(), "agent_id": string(), "device": string()},
+        ),
+        errors=(409,),
+    )(handler)
+
+
+for _action in SPY_OPTIONS:
+    _spy_operation(_action)
+
+
+async def _force(request: web.Request, action: str, agent_id: str, reason: str) -> web.Response:
+    _supervisor_only(request)
+    principal = principal_of(request)
+    _agent_device(request, agent_id)
+    await AuditLog(store_of(request).pool).write(
+        principal.name, f"supervisor.{action}", "agent", agent_id, {"reason": reason}
+    )
+    try:
+        agent = await request.app[ENGINE].command(agent_command(action, agent_id, reason))
+    except UnknownAgent as exc:
+        raise json_error(404, "not found", message="unknown agent", agent=agent_id) from exc
+    except EngineError as exc:
+        raise json_error(503, "engine unavailable", message=str(exc)) from exc
+    return web.json_response(agent_json(agent))
+
+
+@api.operation(
+    "POST",
+    "/api/supervise/{agent_id}/pause",
+    summary="Force-pause an agent (audited)",
+    tag="panels",
+    path_params=_AGENT,
+    body=Object({"reason": Text(max_length=64, single_line=True)}),
+    body_required=False,
+    response=AGENT_SCHEMA,
+)
+async def force_pause(request: web.Request, given: Input) -> web.Response:
+    """Pause the agent on a supervisor's order."""
+    reason = given.body.get("reason", "").strip() or "supervisor"
+    return await _force(request, "pause", given.path["agent_id"], reason)
+
+
+@api.operation(
+    "POST",
+    "/api/supervise/{agent_id}/logout",
+    summary="Force-log-out an agent (audited)",
+    tag="panels",
+    path_params=_AGENT,
+    response=AGENT_SCHEMA,
+)
+async def force_logout(request: web.Request, given: Input) -> web.Response:
+    """Log the agent out on a supervisor's order."""
+    return await _force(request, "logout", given.path["agent_id"], "")

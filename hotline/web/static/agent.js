@@ -1,0 +1,133 @@
+import { api, connectLive, duration, el, serverNow, setText, t, whoAmI } from "./common.js";
+
+let me = null;
+let agent = null;
+let pop = null;
+
+function showState() {
+  if (!agent) return;
+  const state = document.getElementById("state");
+  state.textContent = t(`state.${agent.state}`);
+  state.dataset.state = agent.state;
+  setText("pause-reason", agent.pause_reason ? t(`reason.${agent.pause_reason}`) : "");
+}
+
+function tick() {
+  if (!agent) return;
+  setText("state-timer", duration(serverNow() - agent.since));
+  const wrap = document.getElementById("wrap-up");
+  wrap.hidden = agent.state !== "wrap_up" || !agent.wrap_up_until;
+  if (!wrap.hidden) {
+    const left = Math.ceil(agent.wrap_up_until - serverNow());
+    setText("wrap-up-left", t("agent.wrap_up_left", { seconds: Math.max(0, left) }));
+  }
+}
+
+function ticketLine(ticket) {
+  return el(
+    "li",
+    { dataset: { number: ticket.number } },
+    el("strong", {}, ticket.number),
+    " ",
+    t(`category.${ticket.category}`),
+    " · ",
+    ticket.subject ?? "",
+  );
+}
+
+function showPop(data) {
+  pop = data;
+  setText("pop-number", data.number ?? "");
+  const file = document.getElementById("pop-file");
+  const customer = data.customer;
+  document.getElementById("pop-empty").textContent = data.number
+    ? t("pop.anonymous")
+    : t("pop.none");
+  document.getElementById("pop-empty").hidden = Boolean(customer);
+  file.hidden = !customer;
+  for (const field of ["name", "household", "unit", "address", "notes"]) {
+    setText(`pop-${field}`, customer?.[field] ?? "");
+  }
+  setText("pop-tags", (customer?.tags ?? []).join(", "));
+  document.getElementById("pop-open").replaceChildren(...data.open_tickets.map(ticketLine));
+  document.getElementById("pop-recent").replaceChildren(...data.recent_tickets.map(ticketLine));
+  const selected = data.open_tickets.find((ticket) => ticket.number === data.preselected);
+  setText("ticket-number", selected?.number ?? "");
+  document.getElementById("ticket-category").value = selected?.category ?? "consultation";
+  document.getElementById("ticket-subject").value = selected?.subject ?? "";
+  document.getElementById("ticket-notes").value = selected?.description ?? "";
+  setText("ticket-result", "");
+}
+
+async function refreshPop() {
+  showPop(await api("GET", "/api/panel/pop"));
+}
+
+function onFrame(frame) {
+  const mine = frame.agents.find((item) => item.id === me.agent_id);
+  if (!mine) return;
+  const before = agent?.state;
+  agent = mine;
+  showState();
+  tick();
+  // The screen-pop: when the phone starts ringing, or on opening the page mid-call.
+  const entered = before !== mine.state;
+  const popNow = mine.state === "ringing" || (mine.state === "on_call" && before !== "ringing");
+  if (entered && popNow) refreshPop().catch(() => {});
+}
+
+async function command(path, body) {
+  setText("agent-error", "");
+  try {
+    agent = await api("POST", path, body).then((data) => ({ ...agent, ...data, since: data.state_since }));
+    showState();
+  } catch (error) {
+    setText("agent-error", error.message);
+  }
+}
+
+async function saveTicket(event) {
+  event.preventDefault();
+  const body = {
+    category: document.getElementById("ticket-category").value,
+    subject: document.getElementById("ticket-subject").value,
+    description: document.getElementById("ticket-notes").value,
+  };
+  try {
+    const number = pop?.preselected;
+    const saved = number
+      ? await api("PATCH", `/api/tickets/${encodeURIComponent(number)}`, body)
+      : await api("POST", "/api/tickets", {
+          ...body,
+          ...(pop?.customer ? { customer_id: pop.customer.id } : {}),
+        });
+    await refreshPop();
+    setText("ticket-number", saved.number);
+    setText("ticket-result", t("ticket.saved", { number: saved.number }));
+  } catch (error) {
+    setText("ticket-result", t("ticket.failed", { error: error.message }));
+  }
+}
+
+async function main() {
+  me = await whoAmI();
+  if (!me.agent_id) {
+    setText("agent-error", t("agent.no_agent"));
+    return;
+  }
+  const base = `/api/agents/${encodeURIComponent(me.agent_id)}`;
+  document.getElementById("ready").addEventListener("click", async () => {
+    await command(`${base}/login`);
+    if (agent?.pause_reason) await command(`${base}/unpause`);
+  });
+  document.getElementById("pause").addEventListener("click", () =>
+    command(`${base}/pause`, { reason: document.getElementById("reason").value }),
+  );
+  document.getElementById("logout").addEventListener("click", () => command(`${base}/logout`));
+  document.getElementById("ready-now").addEventListener("click", () => command(`${base}/ready`));
+  document.getElementById("ticket-form").addEventListener("submit", saveTicket);
+  setInterval(tick, 1000);
+  connectLive(onFrame);
+}
+
+main();
