@@ -46,6 +46,7 @@ __all__ = [
     "measured_agents",
     "measured_call_centre",
     "run_hotline",
+    "scenario_until",
     "spin_until",
     "steady_call_centre",
     "wait_settled",
@@ -111,6 +112,30 @@ async def spin_until(condition: Callable[[], bool], timeout: float = 30.0, *, wh
         async with asyncio.timeout(timeout):
             while not condition():  # noqa: ASYNC110 - no event says it; see the docstring
                 await asyncio.sleep(0)
+    except TimeoutError:
+        raise AssertionError(f"{what} did not hold within {timeout} s") from None
+
+
+async def scenario_until(
+    clock: Clock,
+    condition: Callable[[], bool],
+    timeout: float = 60.0,
+    *,
+    what: str,
+    step: float = 0.05,
+) -> None:
+    """Return as soon as ``condition()`` holds, letting scenario time pass ``step`` seconds
+    (on ``clock``) between checks; fail after ``timeout`` wall seconds.
+
+    For waits on the scenario (a caller arriving, an agent answering): on a virtual clock a
+    wall-time poll would let the clock run on by as much as the machine computes between
+    two checks, so a state that lasts seconds of scenario time could pass unseen. Here at
+    most ``step`` scenario seconds pass between checks.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            while not condition():
+                await clock.sleep(step)
     except TimeoutError:
         raise AssertionError(f"{what} did not hold within {timeout} s") from None
 
