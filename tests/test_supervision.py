@@ -34,6 +34,7 @@ from hotline.stack import Stack, build_settings, start_stack
 from hotline.store.service import STORE
 from hotline.web.app import create_app
 from hotline.web.keys import ENGINE
+from tests.support import hold, scenario_until
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.e2e
@@ -59,6 +60,12 @@ async def eventually(condition: Callable[[], bool], timeout: float = 30.0) -> No
             await asyncio.sleep(0.02)
 
 
+async def until(stack: Stack, condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Wait for ``condition`` that the scenario makes true, checking it every 50 ms of
+    scenario time: a wall-time poll would let the virtual clock run on unseen."""
+    await scenario_until(stack.clock, condition, timeout, what="the condition")
+
+
 def caller(number: str) -> Arrival:
     return Arrival(
         at=0.0,
@@ -79,7 +86,7 @@ async def answered(stack: Stack, number: str) -> CallEnded:
     def ended() -> list[CallEnded]:
         return [f for f in stack.facts if isinstance(f, CallEnded) and f.number == number]
 
-    await eventually(lambda: bool(ended()))
+    await until(stack, lambda: bool(ended()))
     [call] = ended()
     assert call.outcome is Outcome.ANSWERED, call
     return call
@@ -114,7 +121,7 @@ async def test_an_exception_on_one_message_is_logged_counted_and_skipped(stack: 
     router.handle = failing  # type: ignore[method-assign]
     with capture_logs() as logs:
         stack.sim.core.arrive(caller("13900000666"))
-        await eventually(lambda: stack.engine.errors["ami_message"] == 1)
+        await until(stack, lambda: stack.engine.errors["ami_message"] == 1)
         # The engine goes on: the next caller is routed and answered.
         await answered(stack, "13900000777")
     [entry] = [e for e in logs if e["event"] == "engine.error"]
@@ -164,9 +171,9 @@ async def test_a_timer_that_raises_is_skipped_and_timers_go_on(stack: Stack) -> 
 
     router.tick = failing_once  # type: ignore[method-assign]
     await answered(stack, "13900000101")  # its wrap-up is a timer
-    await eventually(lambda: stack.engine.errors["timer"] == 1)
+    await until(stack, lambda: stack.engine.errors["timer"] == 1)
     # Wrap-up timers still end: both agents become available again, and route again.
-    await eventually(lambda: len(router.available_agents()) == 2)
+    await until(stack, lambda: len(router.available_agents()) == 2)
     await answered(stack, "13900000102")
 
 
@@ -182,7 +189,7 @@ async def test_an_inbox_event_that_raises_is_skipped(stack: Stack) -> None:
     router.handle = failing  # type: ignore[method-assign]
     due = CallbackDue(stack.clock.now(), "recv", 666, "T-1", "13900000999", "support", 1)
     stack.engine.submit(due)
-    await eventually(lambda: stack.engine.errors["domain_event"] == 1)
+    await until(stack, lambda: stack.engine.errors["domain_event"] == 1)
     await answered(stack, "13900000888")
 
 
@@ -199,10 +206,12 @@ async def test_a_resync_that_raises_is_counted_and_retried(stack: Stack) -> None
 
     router.resync = failing_once  # type: ignore[method-assign]
     resyncs = stack.engine.resyncs
-    stack.sim.server.drop_all()
-    await eventually(lambda: stack.engine.errors["resync"] == 1)
-    generation = stack.engine.ami.generation
-    await eventually(lambda: stack.engine.synced.is_set())
+    # The retry waits a real back-off: the scenario stands still meanwhile.
+    with hold(stack.clock):
+        stack.sim.server.drop_all()
+        await eventually(lambda: stack.engine.errors["resync"] == 1)
+        generation = stack.engine.ami.generation
+        await eventually(lambda: stack.engine.synced.is_set())
     assert stack.engine.ami.generation == generation  # retried on the same connection
     assert stack.engine.resyncs >= resyncs + 1
     await answered(stack, "13900000889")
@@ -224,7 +233,8 @@ async def test_a_failed_resync_is_retried_while_the_connection_stays_up(stack: S
     server.register("Status", silent_once)
     stack.engine.action_timeout = 0.5
     resyncs = stack.engine.resyncs
-    with capture_logs() as logs:
+    # The Status times out and the retry waits in real time: the scenario stands still.
+    with capture_logs() as logs, hold(stack.clock):
         server.drop_all()
         await eventually(lambda: bool(ignored))
         generation = stack.engine.ami.generation
@@ -401,7 +411,8 @@ async def run_healthcheck(port: int) -> int:
 
 async def test_the_compose_healthcheck_follows_readiness(stack: Stack) -> None:
     port = int(stack.base_url.rsplit(":", 1)[1])
-    assert await run_healthcheck(port) == 0
-    stack.engine.stop()
-    await asyncio.wait_for(stack.engine.ended.wait(), 10)
-    assert await run_healthcheck(port) != 0
+    with hold(stack.clock):  # waiting on another process only
+        assert await run_healthcheck(port) == 0
+        stack.engine.stop()
+        await asyncio.wait_for(stack.engine.ended.wait(), 10)
+        assert await run_healthcheck(port) != 0
