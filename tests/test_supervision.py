@@ -4,16 +4,18 @@ resyncs are retried; a dead engine turns /ready red, answers commands and ends `
 The service runs for real (aiohttp app, AMI client, engine) against the simulated PBX over
 loopback TCP. Faults the PBX cannot provoke any more (the edge validates its values now) are
 injected into the router, the engine's collaborator, never into the engine itself.
+
+On the e2e tier's virtual clock, waits for the scenario run in scenario time, and the clock
+is held while a test waits on real-time retries or another process. ``serve`` itself runs on
+the system clock: that test is in tests/test_supervision_serve.py (integration tier).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import sys
 from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ from hotline.domain.model import Outcome
 from hotline.log import mask_phone_numbers
 from hotline.sim.amiserver import AmiSession
 from hotline.sim.scenario import AgentBehaviour, AgentGroup, Arrival, Fixed, Scenario
-from hotline.stack import Stack, build_settings, start_stack
+from hotline.stack import Stack, start_stack
 from hotline.store.service import STORE
 from hotline.web.app import create_app
 from hotline.web.keys import ENGINE
@@ -341,36 +343,6 @@ async def test_health_hides_the_addresses_of_a_failing_database(tmp_path: Path) 
         health = await (await client.get("/health")).json()
         assert "127.0.0.1" not in str(health)
         assert health["store"]["outbox"]["last_error"]  # still says what went wrong
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-async def test_serve_ends_with_engine_stopped_when_the_engine_task_dies() -> None:
-    from hotline.clock import ScaledClock
-    from hotline.sim.amiserver import ServerCredentials
-    from hotline.sim.pbx import SimPbx
-
-    sim = SimPbx(SCENARIO, clock=ScaledClock(1.0), credentials=ServerCredentials("hotline", "pw"))
-    await sim.start(host="127.0.0.1", port=0)
-    try:
-        settings = build_settings(SCENARIO, sim.port, secret="pw")
-        settings = replace(
-            settings, service=replace(settings.service, http_listen=f"127.0.0.1:{free_port()}")
-        )
-        serving = asyncio.create_task(service.serve(settings))
-        await eventually(lambda: any(t.get_name() == "engine" for t in asyncio.all_tasks()))
-        await eventually(lambda: bool(sim.server.sessions))
-        [engine_task] = [t for t in asyncio.all_tasks() if t.get_name() == "engine"]
-        engine_task.cancel()  # the engine task ends although nobody stopped the service
-        with pytest.raises(service.EngineStopped):
-            await asyncio.wait_for(serving, 30)
-    finally:
-        await sim.close()
 
 
 def test_serve_exits_with_status_4_when_the_engine_stopped(
