@@ -46,6 +46,7 @@ __all__ = [
     "measured_agents",
     "measured_call_centre",
     "run_hotline",
+    "scenario_until",
     "spin_until",
     "steady_call_centre",
     "wait_settled",
@@ -111,6 +112,37 @@ async def spin_until(condition: Callable[[], bool], timeout: float = 30.0, *, wh
         async with asyncio.timeout(timeout):
             while not condition():  # noqa: ASYNC110 - no event says it; see the docstring
                 await asyncio.sleep(0)
+    except TimeoutError:
+        raise AssertionError(f"{what} did not hold within {timeout} s") from None
+
+
+async def scenario_until(
+    clock: Clock,
+    condition: Callable[[], bool],
+    timeout: float = 60.0,
+    *,
+    what: str,
+    step: float = 0.05,
+    interval: float = 0.01,
+) -> None:
+    """Return as soon as ``condition()`` holds, checking it whenever ``step`` seconds of
+    scenario time (on ``clock``) or ``interval`` wall seconds have passed, whichever comes
+    first; fail after ``timeout`` wall seconds.
+
+    For waits on the scenario (a caller arriving, an agent answering): on a virtual clock a
+    wall-time poll would let the clock run on by as much as the machine computes between
+    two checks, so a state that lasts seconds of scenario time could pass unseen. Here at
+    most ``step`` scenario seconds pass between checks. The wall ``interval`` covers a loop
+    that is never idle (a flood, a reconnect storm), where the virtual clock stands still.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            while not condition():
+                scenario_step = asyncio.ensure_future(clock.sleep(step))
+                try:
+                    await asyncio.wait({scenario_step}, timeout=interval)
+                finally:
+                    scenario_step.cancel()
     except TimeoutError:
         raise AssertionError(f"{what} did not hold within {timeout} s") from None
 

@@ -47,6 +47,7 @@ from hotline.store.resources import store_context
 from hotline.ticketno import MemorySequenceStore, TicketNumbers
 from hotline.web.keys import STORE
 from tests.routing_helpers import T0, Pbx, agent, make_router, originates
+from tests.support import hold, scenario_until
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.e2e
@@ -386,13 +387,9 @@ def arrive(stack: Stack, number: str) -> None:
 
 
 async def wait_for(stack: Stack, found: Callable[[list[Fact]], bool], what: str) -> None:
-    try:
-        async with asyncio.timeout(60):
-            # Polling is fine here: the test waits on the service's facts.
-            while not found(stack.facts):  # noqa: ASYNC110
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        pytest.fail(f"timed out waiting for {what}")
+    """Wait for the service's facts to show ``what``, checking every 50 ms of scenario time
+    (a wall-time poll would let the virtual clock run on unseen)."""
+    await scenario_until(stack.clock, lambda: found(stack.facts), 60, what=what)
 
 
 async def agents_view(stack: Stack) -> dict[str, dict[str, Any]]:
@@ -442,15 +439,19 @@ async def restart_keeps_logins_pauses_and_sticky_agents(
         assert await call_and_wait(first, "13900000001") == "2001"
         before = await agents_view(first)
         if with_database:
-            assert await first.app[STORE].outbox.flush(30)
+            with hold(first.clock):
+                assert await first.app[STORE].outbox.flush(30)
     finally:
         await first.stop_service()
     second: Stack | None = None
     try:
         if not with_database:
             assert (tmp_path / AGENT_STATE_FILE).exists()
-        arrive(first, "13900000003")  # waits at the PBX while the service is down
-        second = await start_stack(restart_scenario(), sim=first.sim, **options)
+        # The restart takes no scenario time: the clock stands still while the new
+        # process reads its state (from PostgreSQL, say) and connects.
+        with hold(first.clock):
+            arrive(first, "13900000003")  # waits at the PBX while the service is down
+            second = await start_stack(restart_scenario(), sim=first.sim, **options)
         after = await agents_view(second)
         for agent_id in ("2001", "2002", "2003", "2004"):
             for key in ("logged_in", "pause_reason"):

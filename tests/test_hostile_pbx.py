@@ -31,6 +31,7 @@ from hotline.pbx.translate import PRIORITY_RANGE
 from hotline.sim.amiserver import AmiSession
 from hotline.sim.scenario import AgentBehaviour, AgentGroup, Arrival, Fixed, Scenario
 from hotline.stack import Stack, start_stack
+from tests.support import hold, scenario_until
 
 pytestmark = pytest.mark.e2e
 
@@ -50,11 +51,11 @@ SCENARIO = Scenario(
 )
 
 
-async def eventually(condition: Callable[[], bool], timeout: float = 60.0) -> None:
-    """Poll ``condition`` (the state of other tasks) with a generous limit."""
-    async with asyncio.timeout(timeout):
-        while not condition():  # noqa: ASYNC110 - polling other tasks' state
-            await asyncio.sleep(0.02)
+async def eventually(stack: Stack, condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Wait for ``condition`` (the state of other tasks) with a generous limit, checking it
+    every 50 ms of scenario time: on the virtual clock a wall-time poll would let a waiting
+    caller's patience run out unseen."""
+    await scenario_until(stack.clock, condition, timeout, what="the condition")
 
 
 def caller(number: str, name: str = "Normal Caller", priority: int = 0) -> Arrival:
@@ -77,7 +78,7 @@ def ended(stack: Stack, number: str) -> list[CallEnded]:
 async def answered(stack: Stack, number: str) -> CallEnded:
     """Place a normal caller on the sim; wait until the service records it answered."""
     stack.sim.core.arrive(caller(number))
-    await eventually(lambda: bool(ended(stack, number)))
+    await eventually(stack, lambda: bool(ended(stack, number)))
     [call] = ended(stack, number)
     assert call.outcome is Outcome.ANSWERED, call
     return call
@@ -213,7 +214,7 @@ async def test_malformed_callers_are_cleaned_or_dropped_and_routing_goes_on(
     ]
     inject(stack, b"".join(raw(pairs) for pairs in hostile))
     for number in ("13900000001", "13900000002", "13900000003"):
-        await eventually(lambda number=number: bool(ended(stack, number)))  # type: ignore[misc]
+        await eventually(stack, lambda number=number: bool(ended(stack, number)))  # type: ignore[misc]
     assert tamper.rewritten == 3
     assert stack.engine.rejected["caller_without_id"] == 3
     assert stack.engine.alive
@@ -235,12 +236,14 @@ async def test_malformed_callers_are_cleaned_or_dropped_and_routing_goes_on(
     query = "select caller_number, outcome from calls where caller_number like '1390000000%'"
     connection = await asyncpg.connect(migrated_database_url)
     try:
-        async with asyncio.timeout(60):
-            while True:
-                calls = {row[0]: row[1] for row in await connection.fetch(query)}
-                if len(calls) >= 3 and all(calls.values()):
-                    break
-                await asyncio.sleep(0.05)  # the outbox writes in its own task
+        # Waiting on PostgreSQL only: the scenario stands still meanwhile.
+        with hold(stack.clock):
+            async with asyncio.timeout(60):
+                while True:
+                    calls = {row[0]: row[1] for row in await connection.fetch(query)}
+                    if len(calls) >= 3 and all(calls.values()):
+                        break
+                    await asyncio.sleep(0.05)  # the outbox writes in its own task
     finally:
         await connection.close()
     assert calls == dict.fromkeys(("13900000001", "13900000002", "13900000003"), "answered")
@@ -279,19 +282,19 @@ class _RewritingSession:
 async def test_a_resync_with_an_overflowing_duration_adopts_the_caller(stack: Stack) -> None:
     stack.sim.core.arrive(caller("13900000200"))  # nobody is logged in: the caller waits
     await eventually(
-        lambda: any(c.number == "13900000200" for c in stack.engine.router.live_calls())
+        stack, lambda: any(c.number == "13900000200" for c in stack.engine.router.live_calls())
     )
     server = stack.sim.server
     bomb = DurationBomb(server.handlers["coreshowchannels"])
     server.register("CoreShowChannels", bomb)
     resyncs = stack.engine.resyncs
     server.drop_all()
-    await eventually(lambda: stack.engine.resyncs > resyncs)
+    await eventually(stack, lambda: stack.engine.resyncs > resyncs)
     assert bomb.served >= 1
     assert stack.engine.alive
     assert stack.engine.errors["resync"] == 0  # the edge read the Duration as unreadable
     await stack.login_all()
-    await eventually(lambda: bool(ended(stack, "13900000200")))
+    await eventually(stack, lambda: bool(ended(stack, "13900000200")))
     [call] = ended(stack, "13900000200")
     assert call.outcome is Outcome.ANSWERED
     assert math.isfinite(call.wait_seconds)
@@ -345,10 +348,10 @@ async def test_a_list_that_never_ends_is_cut_and_the_service_recovers(stack: Sta
     server.register("CoreShowChannels", endless)
     generation = client.generation
     server.drop_all()
-    await eventually(lambda: endless.streams >= 1 and client.generation >= generation + 2)
+    await eventually(stack, lambda: endless.streams >= 1 and client.generation >= generation + 2)
     server.register("CoreShowChannels", normal)
     # The next reconnect (or the one after) resyncs normally.
-    await eventually(lambda: stack.engine.synced.is_set() and not client._lists)
+    await eventually(stack, lambda: stack.engine.synced.is_set() and not client._lists)
     assert endless.sent_items > 2000
     assert endless.peak_items <= 2000
     assert stack.engine.alive
@@ -396,8 +399,8 @@ async def test_an_event_flood_is_absorbed_and_routing_goes_on(stack: Stack) -> N
             flood_bytes += len(data)
             await asyncio.sleep(0)
             peak = max(peak, len(subscription))
-        await eventually(lambda: stack.engine.rejected["caller_without_id"] == events // 4)
-        await eventually(lambda: len(subscription) == 0)
+        await eventually(stack, lambda: stack.engine.rejected["caller_without_id"] == events // 4)
+        await eventually(stack, lambda: len(subscription) == 0)
         gc.collect()
         retained = tracemalloc.get_traced_memory()[0] - before
     finally:

@@ -4,7 +4,12 @@ A crash is the first service losing the PBX for good: the sim drops every AMI
 session and changes its secret, so the old process, still running without its
 cleanup or outbox flush, can never act on the PBX again. A second service with a
 new boot id (and the new secret) then connects to the same simulated PBX, on the
-same scaled clock. Everything is checked against the sim's ground truth.
+same clock. Everything is checked against the sim's ground truth.
+
+On the e2e tier's virtual clock the tests wait for scenario states in scenario time
+(:func:`tests.support.scenario_until`), and keep the clock still while a process
+starts or flushes to PostgreSQL (:func:`tests.support.hold`): a restart takes no
+scenario time, as it took next to none on the scaled clock.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from hotline.sim.scenario import AgentBehaviour, AgentGroup, Arrivals, Fixed, Sc
 from hotline.stack import Stack, build_settings, start_stack
 from hotline.web.keys import ENGINE, STORE
 from tests.e2e_support import OUTCOMES, devices, ground_truth_calls
+from tests.support import hold, scenario_until
 
 pytestmark = pytest.mark.e2e
 
@@ -92,24 +98,26 @@ async def second_service(
     await runner.setup()
     service = Service(app, runner, facts)
     try:
-        await service.engine.ami.wait_connected(10)
-        await asyncio.wait_for(service.engine.synced.wait(), 10)
+        # The new process starts at once in scenario time: nothing the PBX does meanwhile
+        # waits for the (real-time) connection, login and resync.
+        with hold(stack.clock):
+            await service.engine.ami.wait_connected(10)
+            await asyncio.wait_for(service.engine.synced.wait(), 10)
         yield service
     finally:
         await runner.cleanup()
 
 
-async def until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    """Poll a condition that other tasks make true."""
-    async with asyncio.timeout(timeout):
-        while not condition():  # noqa: ASYNC110 - waiting on other tasks' state
-            await asyncio.sleep(0.02)
+async def until(stack: Stack, condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Wait for a condition that the scenario makes true, checking it every 50 ms of
+    scenario time."""
+    await scenario_until(stack.clock, condition, timeout, what="the condition")
 
 
 async def settled(stack: Stack, service: Service) -> None:
     """Every call is over on the PBX and the second service has applied every event."""
     await stack.sim.wait_idle(60)
-    await until(lambda: not service.engine.router.live_calls())
+    await until(stack, lambda: not service.engine.router.live_calls())
 
 
 def ended_by_call(facts: list[Fact]) -> dict[str, CallEnded]:
@@ -144,7 +152,9 @@ async def test_a_restart_while_agent_legs_ring_keeps_every_ring_and_cuts_nobody_
         await stack.login_all()
         stack.sim.start_arrivals()
         first = stack.engine.router
-        await until(lambda: sum(1 for o in first.offers.values() if o.leg_channel and o.open) == 3)
+        await until(
+            stack, lambda: sum(1 for o in first.offers.values() if o.leg_channel and o.open) == 3
+        )
         ringing = {o.offer_id: o.agent_id for o in first.offers.values() if o.open}
         crash(stack)
         async with second_service(stack, scenario) as service:
@@ -211,7 +221,7 @@ async def test_callers_who_come_and_go_while_the_service_is_down_are_recorded() 
     stack = await start_stack(scenario, queues=QUEUES)
     try:
         stack.sim.start_arrivals()
-        await until(lambda: len(stack.engine.router.live_calls()) >= 1)
+        await until(stack, lambda: len(stack.engine.router.live_calls()) >= 1)
         crash(stack)
         down_since = stack.clock.now()
 
@@ -225,13 +235,13 @@ async def test_callers_who_come_and_go_while_the_service_is_down_are_recorded() 
                 if call.record is not None and call.record.arrived_at > down_since
             ]
 
-        await until(lambda: bool(gone_unseen()) and bool(waiting_unseen()), 60)
+        await until(stack, lambda: bool(gone_unseen()) and bool(waiting_unseen()), 60)
         came_and_went = {r["call_id"] for r in gone_unseen()}
         adopted = set(waiting_unseen())
         async with second_service(stack, scenario) as service:
             await service.login("2001", "2002")
             await settled(stack, service)
-            await until(lambda: not stack.sim.core.db.get("hotline_journal"))
+            await until(stack, lambda: not stack.sim.core.db.get("hotline_journal"))
             facts = service.facts
     finally:
         await stack.close()
@@ -302,17 +312,19 @@ async def test_a_call_answered_before_a_crash_and_ended_in_the_gap_is_recorded_a
     try:
         await stack.login_all()
         stack.sim.start_arrivals()
-        await until(lambda: any(isinstance(f, CallAnswered) for f in stack.facts))
+        await until(stack, lambda: any(isinstance(f, CallAnswered) for f in stack.facts))
         (answered,) = [f for f in stack.facts if isinstance(f, CallAnswered)]
         # The previous process had written the answer to PostgreSQL before it died.
-        assert await stack.app[STORE].outbox.flush(30)
+        with hold(stack.clock):
+            assert await stack.app[STORE].outbox.flush(30)
         crash(stack)
         await stack.sim.wait_idle(60)
         async with second_service(
             stack, scenario, database_url=dsn, state_dir=str(tmp_path / "second")
         ) as service:
-            await until(lambda: bool(ended_by_call(service.facts)))
-            assert await service.app[STORE].outbox.flush(30)
+            await until(stack, lambda: bool(ended_by_call(service.facts)))
+            with hold(stack.clock):
+                assert await service.app[STORE].outbox.flush(30)
             rows = await call_row(dsn, answered.call_id)
             facts = service.facts
     finally:
@@ -356,7 +368,7 @@ async def test_a_call_answered_before_a_crash_and_still_talking_keeps_its_answer
     try:
         await stack.login_all()
         stack.sim.start_arrivals()
-        await until(lambda: any(isinstance(f, CallAnswered) for f in stack.facts))
+        await until(stack, lambda: any(isinstance(f, CallAnswered) for f in stack.facts))
         crash(stack)
         async with second_service(stack, scenario) as service:
             assert stack.sim.core.calls, "still talking at the restart"

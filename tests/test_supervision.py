@@ -4,16 +4,18 @@ resyncs are retried; a dead engine turns /ready red, answers commands and ends `
 The service runs for real (aiohttp app, AMI client, engine) against the simulated PBX over
 loopback TCP. Faults the PBX cannot provoke any more (the edge validates its values now) are
 injected into the router, the engine's collaborator, never into the engine itself.
+
+On the e2e tier's virtual clock, waits for the scenario run in scenario time, and the clock
+is held while a test waits on real-time retries or another process. ``serve`` itself runs on
+the system clock: that test is in tests/test_supervision_serve.py (integration tier).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import sys
 from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +33,9 @@ from hotline.log import mask_phone_numbers
 from hotline.main import create_app
 from hotline.sim.amiserver import AmiSession
 from hotline.sim.scenario import AgentBehaviour, AgentGroup, Arrival, Fixed, Scenario
-from hotline.stack import Stack, build_settings, start_stack
+from hotline.stack import Stack, start_stack
 from hotline.web.keys import ENGINE, STORE
+from tests.support import hold, scenario_until
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.e2e
@@ -58,6 +61,12 @@ async def eventually(condition: Callable[[], bool], timeout: float = 30.0) -> No
             await asyncio.sleep(0.02)
 
 
+async def until(stack: Stack, condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Wait for ``condition`` that the scenario makes true, checking it every 50 ms of
+    scenario time: a wall-time poll would let the virtual clock run on unseen."""
+    await scenario_until(stack.clock, condition, timeout, what="the condition")
+
+
 def caller(number: str) -> Arrival:
     return Arrival(
         at=0.0,
@@ -78,7 +87,7 @@ async def answered(stack: Stack, number: str) -> CallEnded:
     def ended() -> list[CallEnded]:
         return [f for f in stack.facts if isinstance(f, CallEnded) and f.number == number]
 
-    await eventually(lambda: bool(ended()))
+    await until(stack, lambda: bool(ended()))
     [call] = ended()
     assert call.outcome is Outcome.ANSWERED, call
     return call
@@ -113,7 +122,7 @@ async def test_an_exception_on_one_message_is_logged_counted_and_skipped(stack: 
     router.handle = failing  # type: ignore[method-assign]
     with capture_logs() as logs:
         stack.sim.core.arrive(caller("13900000666"))
-        await eventually(lambda: stack.engine.errors["ami_message"] == 1)
+        await until(stack, lambda: stack.engine.errors["ami_message"] == 1)
         # The engine goes on: the next caller is routed and answered.
         await answered(stack, "13900000777")
     [entry] = [e for e in logs if e["event"] == "engine.error"]
@@ -163,9 +172,9 @@ async def test_a_timer_that_raises_is_skipped_and_timers_go_on(stack: Stack) -> 
 
     router.tick = failing_once  # type: ignore[method-assign]
     await answered(stack, "13900000101")  # its wrap-up is a timer
-    await eventually(lambda: stack.engine.errors["timer"] == 1)
+    await until(stack, lambda: stack.engine.errors["timer"] == 1)
     # Wrap-up timers still end: both agents become available again, and route again.
-    await eventually(lambda: len(router.available_agents()) == 2)
+    await until(stack, lambda: len(router.available_agents()) == 2)
     await answered(stack, "13900000102")
 
 
@@ -181,7 +190,7 @@ async def test_an_inbox_event_that_raises_is_skipped(stack: Stack) -> None:
     router.handle = failing  # type: ignore[method-assign]
     due = CallbackDue(stack.clock.now(), "recv", 666, "T-1", "13900000999", "support", 1)
     stack.engine.submit(due)
-    await eventually(lambda: stack.engine.errors["domain_event"] == 1)
+    await until(stack, lambda: stack.engine.errors["domain_event"] == 1)
     await answered(stack, "13900000888")
 
 
@@ -198,10 +207,12 @@ async def test_a_resync_that_raises_is_counted_and_retried(stack: Stack) -> None
 
     router.resync = failing_once  # type: ignore[method-assign]
     resyncs = stack.engine.resyncs
-    stack.sim.server.drop_all()
-    await eventually(lambda: stack.engine.errors["resync"] == 1)
-    generation = stack.engine.ami.generation
-    await eventually(lambda: stack.engine.synced.is_set())
+    # The retry waits a real back-off: the scenario stands still meanwhile.
+    with hold(stack.clock):
+        stack.sim.server.drop_all()
+        await eventually(lambda: stack.engine.errors["resync"] == 1)
+        generation = stack.engine.ami.generation
+        await eventually(lambda: stack.engine.synced.is_set())
     assert stack.engine.ami.generation == generation  # retried on the same connection
     assert stack.engine.resyncs >= resyncs + 1
     await answered(stack, "13900000889")
@@ -223,7 +234,8 @@ async def test_a_failed_resync_is_retried_while_the_connection_stays_up(stack: S
     server.register("Status", silent_once)
     stack.engine.action_timeout = 0.5
     resyncs = stack.engine.resyncs
-    with capture_logs() as logs:
+    # The Status times out and the retry waits in real time: the scenario stands still.
+    with capture_logs() as logs, hold(stack.clock):
         server.drop_all()
         await eventually(lambda: bool(ignored))
         generation = stack.engine.ami.generation
@@ -332,36 +344,6 @@ async def test_health_hides_the_addresses_of_a_failing_database(tmp_path: Path) 
         assert health["store"]["outbox"]["last_error"]  # still says what went wrong
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-async def test_serve_ends_with_engine_stopped_when_the_engine_task_dies() -> None:
-    from hotline.clock import ScaledClock
-    from hotline.sim.amiserver import ServerCredentials
-    from hotline.sim.pbx import SimPbx
-
-    sim = SimPbx(SCENARIO, clock=ScaledClock(1.0), credentials=ServerCredentials("hotline", "pw"))
-    await sim.start(host="127.0.0.1", port=0)
-    try:
-        settings = build_settings(SCENARIO, sim.port, secret="pw")
-        settings = replace(
-            settings, service=replace(settings.service, http_listen=f"127.0.0.1:{free_port()}")
-        )
-        serving = asyncio.create_task(serve.serve(settings))
-        await eventually(lambda: any(t.get_name() == "engine" for t in asyncio.all_tasks()))
-        await eventually(lambda: bool(sim.server.sessions))
-        [engine_task] = [t for t in asyncio.all_tasks() if t.get_name() == "engine"]
-        engine_task.cancel()  # the engine task ends although nobody stopped the service
-        with pytest.raises(serve.EngineStopped):
-            await asyncio.wait_for(serving, 30)
-    finally:
-        await sim.close()
-
-
 def test_serve_exits_with_status_4_when_the_engine_stopped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -400,7 +382,8 @@ async def run_healthcheck(port: int) -> int:
 
 async def test_the_compose_healthcheck_follows_readiness(stack: Stack) -> None:
     port = int(stack.base_url.rsplit(":", 1)[1])
-    assert await run_healthcheck(port) == 0
-    stack.engine.stop()
-    await asyncio.wait_for(stack.engine.ended.wait(), 10)
-    assert await run_healthcheck(port) != 0
+    with hold(stack.clock):  # waiting on another process only
+        assert await run_healthcheck(port) == 0
+        stack.engine.stop()
+        await asyncio.wait_for(stack.engine.ended.wait(), 10)
+        assert await run_healthcheck(port) != 0
