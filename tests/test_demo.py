@@ -184,3 +184,39 @@ def test_figures_follow_the_service_level_formula() -> None:
     assert (figures.answered, figures.abandoned, figures.waiting) == (8, 3, 3)
     assert figures.service_level == 6 / (12 - 2)
     assert figures.line() == ("waiting 3  answered 8  abandoned 3  service level 60% (target 80%)")
+
+
+@pytest.mark.timeout(600)
+def test_ctrl_c_on_the_terminal_stops_everything_and_removes_the_data() -> None:
+    # Ctrl-C signals the whole foreground process group, the embedded servers too.
+    process = subprocess.Popen(
+        [*_readme_demo_command(), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_environment(),
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    banner: list[str] = []
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            banner.append(line)
+            if line.startswith("Running until Ctrl-C"):
+                break
+        text = "".join(banner)
+        data = re.search(r"data\s+(\S+) \(removed at exit\)", text)
+        assert data, text
+        assert _processes_mentioning(data.group(1)) != []
+        os.killpg(process.pid, signal.SIGINT)
+        rest, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, stderr
+    assert "Summary:" in rest
+    assert rest.rstrip().endswith("Stopped.")
+    assert not Path(data.group(1)).exists()
+    assert _processes_mentioning(data.group(1)) == []
