@@ -16,7 +16,7 @@ __all__ = ["migrations_dir", "register"]
 
 
 def migrations_dir(settings: Settings) -> str:
-    """The configured migrations directory, or the source tree's ``migrations/``."""
+    """The configured migrations directory, or the package's own ``hotline/migrations/``."""
     return settings.database.migrations_dir or str(DEFAULT_MIGRATIONS_DIR)
 
 
