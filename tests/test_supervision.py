@@ -374,7 +374,7 @@ def test_serve_exits_with_status_4_when_the_engine_stopped(
         raise service.EngineStopped("CancelledError: ")
 
     monkeypatch.setattr(service, "serve", engine_died)
-    status = service._serve(argparse.Namespace(config=str(config)))
+    status = service._serve(argparse.Namespace(config=str(config), without_database=True))
     assert status == service.EXIT_ENGINE_STOPPED == 4
 
 

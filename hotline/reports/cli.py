@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +76,14 @@ def _write(body: bytes, out: str | None) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     try:
+        start, end = args.start, args.end
+        if start is None or end is None:
+            # Omitted dates default to today in [service] time_zone.
+            today = datetime.now(_settings(args.config).service.zone).date().isoformat()
+            end = end or (today if start is None or start <= today else start)
+            start = start or end
         try:
-            request = parse_request(args.period, args.start, args.end, args.format)
+            request = parse_request(args.period, start, end, args.format)
         except ReportError as exc:
             names = {"from": "--from", "to": "--to", "period": "--period", "format": "--format"}
             raise _Refused(
@@ -95,14 +102,27 @@ def register(commands: Any) -> None:
     parser = commands.add_parser(
         "report",
         help="calls per queue and agent, and ticket figures, over a range of dates",
-        description="Dates are inclusive, in [service] time_zone.",
+        description=(
+            "Dates are inclusive, in [service] time_zone; without --from/--to, today there."
+        ),
+        epilog=(
+            "examples:\n"
+            "  hotline report --config hotline.toml --period day\n"
+            "  hotline report --config hotline.toml --period week --from 2026-11-02 "
+            "--to 2026-11-29 --format html --out november.html"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", required=True, help="TOML configuration file")
     parser.add_argument(
         "--period", required=True, metavar="|".join(PERIODS), help="group by day, week or month"
     )
-    parser.add_argument("--from", dest="start", required=True, metavar="YYYY-MM-DD")
-    parser.add_argument("--to", dest="end", required=True, metavar="YYYY-MM-DD")
+    parser.add_argument(
+        "--from", dest="start", metavar="YYYY-MM-DD", help="first date (default: today)"
+    )
+    parser.add_argument(
+        "--to", dest="end", metavar="YYYY-MM-DD", help="last date (default: today, or --from)"
+    )
     parser.add_argument("--format", default="json", metavar="|".join(FORMATS), help="default json")
     parser.add_argument("--out", help="write to this file (default: standard output)")
     parser.set_defaults(handler=_run)
