@@ -51,6 +51,10 @@ from tests.e2e_support import (
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 BOUNDED_LABELS = {"queue", "agent", "outcome", "state", "reason", "le", "category", "stage"}
 # stage: the engine-error stages, hotline.engine.ENGINE_STAGES (five fixed values)
+# The exporter conventions (one series each, or one per configured agent or GC generation):
+# hotline_build_info{version,python}, hotline_agent_info{agent,name}, python_info, python_gc_*.
+BOUNDED_LABELS |= {"version", "python", "name", "generation"}
+BOUNDED_LABELS |= {"implementation", "major", "minor", "patchlevel"}
 
 
 class FixedClock:
