@@ -110,7 +110,7 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--scenario",
         required=True,
-        help="scenario TOML file, or a bundled name (balanced, demo, load)",
+        help="scenario TOML file, or a bundled name (balanced, demo, load, sample)",
     )
     parser.add_argument("--ground-truth", help="write the ground truth to this JSONL file")
     parser.add_argument(
