@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from hotline.cli import main
 from hotline.sim.amiserver import ServerCredentials
 
 CONFIG = """
@@ -64,10 +63,11 @@ def test_global_options_are_accepted_after_the_sub_command_and_validated(tmp_pat
     after = _hotline("report", "--config", missing, "--period", "day", "--log-level", "debug")
     assert after.returncode == 2
     assert "file not found" in after.stderr
-    assert main(["users", "list", "--config", missing, "--log-json"]) == 2
-    with pytest.raises(SystemExit) as caught:
-        main(["serve", "--config", missing, "--log-level", "loud"])
-    assert caught.value.code == 2
+    # In subprocesses: main() configures the process-wide logging.
+    assert _hotline("users", "list", "--config", missing, "--log-json").returncode == 2
+    late = _hotline("serve", "--config", missing, "--log-level", "loud")
+    assert late.returncode == 2
+    assert "--log-level: must be one of" in late.stderr
     bad = _hotline("--log-level", "loud", "serve", "--config", missing)
     assert bad.returncode == 2
     assert "--log-level: must be one of DEBUG, INFO, WARNING, ERROR, got 'loud'" in bad.stderr
