@@ -17,11 +17,9 @@ RUN useradd --system --uid 10001 --user-group --no-create-home \
 WORKDIR /usr/src/hotline
 COPY pyproject.toml README.md ./
 COPY hotline ./hotline
-COPY migrations /usr/share/hotline/migrations
 # Dependencies all ship wheels for CPython 3.11 on Linux, so no compiler is
 # needed; the source tree is removed once the package is installed. The SQL
-# migrations stay in /usr/share/hotline/migrations (config: [database]
-# migrations_dir).
+# migrations are package data (hotline/migrations), installed with it.
 RUN pip install . \
     && rm -rf /usr/src/hotline
 

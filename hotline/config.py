@@ -122,8 +122,8 @@ class DatabaseConfig:
     disk refuses writes (full), up to ``outbox_max_held`` more records wait in memory;
     past that they are dropped and counted.
     ``reconcile_interval`` is how often the in-memory view of open tickets is
-    refreshed from the database. ``migrations_dir`` defaults to the source tree's
-    ``migrations/``.
+    refreshed from the database. ``migrations_dir`` defaults to the package's
+    ``hotline/migrations/``.
     """
 
     migrate_on_start: bool = False

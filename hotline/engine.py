@@ -176,6 +176,8 @@ class Engine:
         self.resyncs = 0
         # synced: set once the state has been rebuilt from the PBX after a connect
         self.decision_latency: dict[str, deque[float]] = {}
+        # called with (trigger event kind, seconds) at each decision (the metrics' histogram)
+        self.decision_observers: list[Callable[[str, float], None]] = []
         self.synced = asyncio.Event()
         self._wake = asyncio.Event()
         self._inbox: deque[DomainEvent | _Pending | _RetryResync] = deque()
@@ -437,6 +439,8 @@ class Engine:
             self.decision_latency.setdefault(
                 type(event).__name__, deque(maxlen=_LATENCY_SAMPLES)
             ).append(latency)
+            for observe in self.decision_observers:
+                observe(type(event).__name__, latency)
 
     def _apply_internal(self, item: DomainEvent | _Pending) -> None:
         now = self.clock.now()

@@ -82,6 +82,7 @@ if TYPE_CHECKING:
     from hotline.engine import Engine
 
 __all__ = [
+    "DECISION_BUCKETS",
     "MAX_PAUSE_REASONS",
     "RING_BUCKETS",
     "WAIT_BUCKETS",
@@ -96,7 +97,8 @@ WAIT_BUCKETS: Final = (1, 2, 3, 4, 6, 12, 24, 60)
 """Wait histogram buckets, in rings (with a 5 s cadence: 5 s to 5 min)."""
 MAX_PAUSE_REASONS: Final = 20
 """Distinct pause reasons with a label value of their own; later ones are ``"other"``."""
-_DECISION_WINDOW: Final = 1000
+DECISION_BUCKETS: Final = (0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.1, 0.25, 1.0)
+"""Routing decision time histogram buckets, in (wall) seconds."""
 _STATE_INDEX: Final = {state: n for n, state in enumerate(AgentState)}
 _Key = tuple[str, ...]
 _TimeCounters = tuple[
@@ -523,16 +525,14 @@ class Metrics:
             (),
             [()],
         )
-        self.decision_p50 = gauge(
-            "hotline_routing_decision_p50_seconds",
-            f"Median event-in to Originate-written time (last {_DECISION_WINDOW} decisions of "
-            "each kind).",
+        self.decision = _HistogramFamily(
+            "hotline_routing_decision_seconds",
+            "Routing decision time: the triggering event's bytes in to the Originate written.",
+            (),
+            DECISION_BUCKETS,
+            [()],
         )
-        self.decision_p99 = gauge(
-            "hotline_routing_decision_p99_seconds",
-            f"99th percentile event-in to Originate-written time (last {_DECISION_WINDOW} "
-            "decisions of each kind).",
-        )
+        self._family(self.decision)
         self.overdue = gauge(
             "hotline_tickets_overdue",
             "Open tickets past their committed reply time, by category (set by the store).",
@@ -578,6 +578,7 @@ class Metrics:
         """Read the live gauges from ``engine`` (and the outbox backlog and losses) at every
         scrape."""
         self._engine = engine
+        engine.decision_observers.append(lambda _kind, seconds: self.decision.observe((), seconds))
         self._outbox_backlog = outbox_backlog
         self._outbox_dropped = outbox_dropped
 
@@ -757,16 +758,6 @@ class Metrics:
             (self.engine_errors, {(stage,): float(n) for stage, n in engine.errors.items()}),
             (self.rejected_events, {(reason,): float(n) for reason, n in engine.rejected.items()}),
         ]
-        samples = sorted(
-            itertools.chain.from_iterable(
-                itertools.islice(reversed(latencies), _DECISION_WINDOW)
-                for latencies in engine.decision_latency.values()
-            )
-        )
-        if samples:
-            last = len(samples) - 1
-            gauges.append((self.decision_p50, {(): samples[last // 2]}))
-            gauges.append((self.decision_p99, {(): samples[min(last, int(0.99 * len(samples)))]}))
         return gauges
 
     def _snapshot(self) -> list[tuple[_Family, Mapping[_Key, float]]]:

@@ -90,11 +90,29 @@ async def _until(stop: asyncio.Event, work: Awaitable[object]) -> None:
         working.result()
 
 
+def _database_refusal(settings: Settings, without_database: bool) -> str | None:
+    """Why ``serve`` will not start as configured (database-wise), or ``None``."""
+    if settings.database_url.reveal():
+        return None
+    if not without_database:
+        return (
+            "no database configured ([database] url or HOTLINE_DATABASE_URL); "
+            "pass --without-database to route calls without tickets, users or reports"
+        )
+    if settings.database.migrate_on_start:
+        return "[database] migrate_on_start = true needs a database; unset it or configure one"
+    return None
+
+
 def _serve(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
         print(f"hotline: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    refusal = _database_refusal(settings, getattr(args, "without_database", False))
+    if refusal:
+        print(f"hotline: {refusal}", file=sys.stderr)
         return 2
     try:
         asyncio.run(serve(settings))
@@ -120,6 +138,25 @@ def _serve(args: argparse.Namespace) -> int:
 
 def register(commands: Any) -> None:
     """Add ``serve``."""
-    serve_parser = commands.add_parser("serve", help="run the service")
+    serve_parser = commands.add_parser(
+        "serve",
+        help="run the service",
+        description=(
+            "Run the service: the AMI connection, routing, the JSON API and /metrics, until "
+            "SIGTERM or SIGINT. It refuses to start without a database unless "
+            "--without-database is given."
+        ),
+        epilog=(
+            "examples:\n"
+            "  hotline serve --config /etc/hotline/hotline.toml\n"
+            "  hotline serve --config hotline.toml --without-database --log-level DEBUG"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     serve_parser.add_argument("--config", required=True, help="TOML configuration file")
+    serve_parser.add_argument(
+        "--without-database",
+        action="store_true",
+        help="route calls with no database (no tickets, users, reports: those answer 503)",
+    )
     serve_parser.set_defaults(handler=_serve)

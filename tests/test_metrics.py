@@ -8,7 +8,7 @@ every counter and histogram against what the sim's ground truth implies.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict, deque
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 import pytest
@@ -55,6 +55,10 @@ pytestmark = pytest.mark.e2e
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 BOUNDED_LABELS = {"queue", "agent", "outcome", "state", "reason", "le", "category", "stage"}
 # stage: the engine-error stages, hotline.engine.ENGINE_STAGES (five fixed values)
+# The exporter conventions (one series each, or one per configured agent or GC generation):
+# hotline_build_info{version,python}, hotline_agent_info{agent,name}, python_info, python_gc_*.
+BOUNDED_LABELS |= {"version", "python", "name", "generation"}
+BOUNDED_LABELS |= {"implementation", "major", "minor", "patchlevel"}
 
 
 class FixedClock(SystemClock):
@@ -385,7 +389,9 @@ async def test_live_gauges_read_the_router_and_engine_at_scrape_time() -> None:
     engine._execute(router.login("1001", clock.now()), clock.now())  # rings c1 at once
     engine._execute(router.login("1002", clock.now()), clock.now())  # rings c2
     engine._execute(router.pause("1002", "training", clock.now()), clock.now())
-    engine.decision_latency["CallerWaiting"] = deque([0.001] * 98 + [0.004, 0.009])
+    for seconds in [0.001] * 98 + [0.004, 0.009]:
+        for observe in engine.decision_observers:
+            observe("CallerWaiting", seconds)
     s = parse(metrics.render().decode())
     assert value(s, "hotline_queue_waiting_calls", queue="sales") == 2  # both ringing
     assert value(s, "hotline_queue_longest_wait_seconds", queue="sales") == 100.0
@@ -401,8 +407,11 @@ async def test_live_gauges_read_the_router_and_engine_at_scrape_time() -> None:
     assert value(s, "hotline_agent_state", agent="1001", state="available") == 0
     assert value(s, "hotline_ami_up") == 0
     assert value(s, "hotline_outbox_backlog") == 42
-    assert value(s, "hotline_routing_decision_p50_seconds") == 0.001
-    assert value(s, "hotline_routing_decision_p99_seconds") == 0.009
+    assert value(s, "hotline_routing_decision_seconds_bucket", le="0.001") == 98
+    assert value(s, "hotline_routing_decision_seconds_bucket", le="0.005") == 99
+    assert value(s, "hotline_routing_decision_seconds_bucket", le="0.01") == 100
+    assert value(s, "hotline_routing_decision_seconds_count") == 100
+    assert value(s, "hotline_routing_decision_seconds_sum") == pytest.approx(0.111)
     assert value(s, "hotline_service_level_threshold_seconds") == 15.0
     assert value(s, "hotline_service_level_target_ratio") == 0.8
     assert s == parse(generate_latest(registry).decode())  # the live gauges render alike

@@ -61,6 +61,7 @@ async def start_serve(config: Path) -> asyncio.subprocess.Process:
         "serve",
         "--config",
         str(config),
+        "--without-database",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=environment(),

@@ -357,7 +357,7 @@ def test_serve_exits_with_status_4_when_the_engine_stopped(
         raise serve.EngineStopped("CancelledError: ")
 
     monkeypatch.setattr(serve, "serve", engine_died)
-    status = serve._serve(argparse.Namespace(config=str(config)))
+    status = serve._serve(argparse.Namespace(config=str(config), without_database=True))
     assert status == serve.EXIT_ENGINE_STOPPED == 4
 
 

@@ -198,7 +198,16 @@ def register(commands: Any) -> None:
     parser = commands.add_parser(
         "report",
         help="calls per queue and agent, and ticket figures, over a range of dates",
-        description="Dates are inclusive, in [service] time_zone.",
+        description=(
+            "Dates are inclusive, in [service] time_zone; without --from/--to, today there."
+        ),
+        epilog=(
+            "examples:\n"
+            "  hotline report --config hotline.toml --period day\n"
+            "  hotline report --config hotline.toml --period week --from 2026-11-02 "
+            "--to 2026-11-29 --format html --out november.html"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", required=True, help="TOML configuration file")
     parser.add_argument(

@@ -108,14 +108,19 @@ def register(commands: Any) -> None:
         "--listen", type=_listen_address, default=("127.0.0.1", 5038), help="HOST:PORT to listen on"
     )
     parser.add_argument(
-        "--scenario", required=True, help="scenario TOML file, or a bundled name (demo, load)"
+        "--scenario",
+        required=True,
+        help="scenario TOML file, or a bundled name (balanced, demo, load, sample)",
     )
     parser.add_argument("--ground-truth", help="write the ground truth to this JSONL file")
     parser.add_argument(
         "--time-scale", type=_positive, help="clock speed-up (default: the scenario's)"
     )
     parser.add_argument("--username", default="hotline", help="AMI username (default: hotline)")
-    parser.add_argument("--secret", help="AMI secret (default: $HOTLINE_SIM_SECRET)")
+    parser.add_argument(
+        "--secret",
+        help=f"AMI secret (default: $HOTLINE_SIM_SECRET, else {ServerCredentials().secret!r})",
+    )
     parser.add_argument(
         "--write-timeout",
         type=_positive,

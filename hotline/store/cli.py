@@ -12,7 +12,7 @@ import asyncpg
 from hotline.config import ConfigError, load_settings_with_database
 from hotline.store.migrate import MigrationError, migrate, migrations_dir
 
-__all__ = ["migrations_dir", "register"]
+__all__ = ["register"]
 
 
 def _migrate(args: argparse.Namespace) -> int:

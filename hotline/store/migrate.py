@@ -44,8 +44,8 @@ __all__ = [
     "migrate",
 ]
 
-DEFAULT_MIGRATIONS_DIR: Final = Path(__file__).resolve().parents[2] / "migrations"
-"""``migrations/`` at the top of the source tree."""
+DEFAULT_MIGRATIONS_DIR: Final = Path(__file__).resolve().parents[1] / "migrations"
+"""``hotline/migrations/``: shipped inside the package (package data)."""
 
 _FILE: Final = re.compile(r"^(\d{4,})_([a-z0-9_]+)\.sql$")
 _LOCK_KEY: Final = 0x686F746C696E65  # "hotline"

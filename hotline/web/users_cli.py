@@ -1,4 +1,4 @@
-"""``hotline users add|list``: manage user accounts from the command line.
+"""``hotline users add|list|passwd|disable|enable``: manage user accounts from the command line.
 
 The first admin is created here (the API lets only admins manage users):
 
@@ -7,8 +7,11 @@ The first admin is created here (the API lets only admins manage users):
 The password comes from ``--password-file`` (its first line), or from the
 terminal without echo, or from the first line of standard input when that is not
 a terminal. ``HOTLINE_DATABASE_URL`` overrides ``[database] url``. An agent id
-and queues must be configured ones. Problems are explained on stderr, exit
-status 2.
+and queues must be configured ones. ``passwd`` sets a new password (same
+source), ``disable`` and ``enable`` switch an account off and on; ``passwd`` and
+``disable`` end the user's sessions (each is refused at its next request: a
+session is bound to the password stamp and to an active user). The last active
+admin cannot be disabled. Problems are explained on stderr, exit status 2.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import asyncpg
 from hotline.config import ConfigError, Settings, load_settings_with_database
 from hotline.store.db import InvalidChange, create_pool
 from hotline.store.users import ROLES, User, Users
+from hotline.web.users import _keep_an_admin
 
 __all__ = ["register"]
 
@@ -124,6 +128,49 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _named(users: Users, username: str) -> User:
+    user = await users.by_username(username)
+    if user is None:
+        raise _Refused(f"--username: no user {username!r}")
+    return user
+
+
+def _passwd(args: argparse.Namespace) -> int:
+    settings = _settings(args.config)
+    password = _password(args.password_file)
+
+    async def change(users: Users) -> User:
+        user = await _named(users, args.username)
+        await users.set_password(user.id, password)
+        return user
+
+    try:
+        user = _database_errors(
+            "changing the password", lambda: asyncio.run(_run(settings, change))
+        )
+    except InvalidChange as exc:
+        raise _Refused(str(exc)) from exc
+    print(f"password changed for {user.username}; their sessions are ended")
+    return 0
+
+
+def _set_active(args: argparse.Namespace) -> int:
+    settings = _settings(args.config)
+    active = args.users_command == "enable"
+
+    async def switch(users: Users) -> User:
+        user = await _named(users, args.username)
+        await _keep_an_admin(users, user, {"active": active})
+        return await users.update(user.id, active=active)
+
+    try:
+        user = _database_errors("changing the user", lambda: asyncio.run(_run(settings, switch)))
+    except InvalidChange as exc:
+        raise _Refused(str(exc)) from exc
+    print(f"{'enabled' if active else 'disabled'} {_describe(user)}")
+    return 0
+
+
 def _handle(args: argparse.Namespace) -> int:
     try:
         status: int = args.users_handler(args)
@@ -134,8 +181,19 @@ def _handle(args: argparse.Namespace) -> int:
 
 
 def register(commands: Any) -> None:
-    """Add ``users add`` and ``users list``."""
-    parser = commands.add_parser("users", help="manage user accounts (agents, supervisors, admins)")
+    """Add ``users add|list|passwd|disable|enable``."""
+    parser = commands.add_parser(
+        "users",
+        help="manage user accounts (agents, supervisors, admins)",
+        description="Create, list, re-password, disable and enable user accounts.",
+        epilog=(
+            "examples:\n"
+            "  hotline users add --config hotline.toml --role admin --username root\n"
+            "  hotline users passwd --config hotline.toml --username root --password-file pw\n"
+            "  hotline users disable --config hotline.toml --username lilei"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     actions = parser.add_subparsers(dest="users_command", required=True, metavar="ACTION")
     add = actions.add_parser("add", help="create a user")
     add.add_argument("--config", required=True, help="TOML configuration file")
@@ -151,3 +209,18 @@ def register(commands: Any) -> None:
     listing = actions.add_parser("list", help="list the users")
     listing.add_argument("--config", required=True, help="TOML configuration file")
     listing.set_defaults(handler=_handle, users_handler=_list)
+    passwd = actions.add_parser("passwd", help="set a user's password (ends their sessions)")
+    passwd.add_argument("--config", required=True, help="TOML configuration file")
+    passwd.add_argument("--username", required=True, help="the login name")
+    passwd.add_argument(
+        "--password-file", help="read the password from this file (default: ask, or stdin)"
+    )
+    passwd.set_defaults(handler=_handle, users_handler=_passwd)
+    for name, what in (
+        ("disable", "switch a user off (ends their sessions)"),
+        ("enable", "switch a user on again"),
+    ):
+        switch = actions.add_parser(name, help=what)
+        switch.add_argument("--config", required=True, help="TOML configuration file")
+        switch.add_argument("--username", required=True, help="the login name")
+        switch.set_defaults(handler=_handle, users_handler=_set_active)
