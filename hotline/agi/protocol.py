@@ -51,7 +51,7 @@ MAX_ENV_LINES: Final = 200
 MAX_USAGE_LINES: Final = 200
 """Most lines in one ``520-`` usage reply."""
 
-_REPLY_200: Final = re.compile(r"200 result=(-?\d+)(?: \((.*)\))?(?: endpos=(-?\d+))?")
+_REPLY_200: Final = re.compile(r"200 result=(-?[0-9*#A-D]*)(?: \((.*)\))?(?: endpos=(-?\d+))?")
 _REPLY_CODE: Final = re.compile(r"([1-5]\d\d)([ -])(.*)")
 _ENV_LINE: Final = re.compile(r"(agi_[A-Za-z0-9_]+):(?: (.*))?")
 _ARG_SAFE: Final = re.compile(r"[^\s\"\\]+")
@@ -110,8 +110,10 @@ class AgiReply:
     """Asterisk's reply to one command.
 
     ``code`` is 200 for a command that ran; then ``result`` is its ``result=``
-    value, ``data`` the text in parentheses (or ``None``) and ``endpos`` the
-    ``endpos=`` offset (or ``None``). For a 5xx reply ``text`` is the message
+    value as a number (``None`` when it is not one, e.g. ``GET DATA``'s
+    ``result= (timeout)`` or ``result=12*``), ``raw_result`` its exact text,
+    ``data`` the text in parentheses (or ``None``) and ``endpos`` the ``endpos=``
+    offset (or ``None``). For a 5xx reply ``text`` is the message
     after the code and, for 520, ``usage`` the usage lines between its first and
     last line.
     """
@@ -122,6 +124,7 @@ class AgiReply:
     endpos: int | None = None
     text: str = ""
     usage: tuple[str, ...] = field(default=())
+    raw_result: str = field(default="", compare=False)
 
     @property
     def ok(self) -> bool:
@@ -273,10 +276,11 @@ class AgiConnection:
         match = _REPLY_200.fullmatch(line)
         if match:
             self._pending -= 1
-            endpos = match.group(3)
+            endpos, raw = match.group(3), match.group(1)
             return AgiReply(
                 code=200,
-                result=int(match.group(1)),
+                result=int(raw) if re.fullmatch(r"-?\d+", raw) else None,
+                raw_result=raw,
                 data=match.group(2),
                 endpos=None if endpos is None else int(endpos),
             )
