@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "hotline.reports.cli",
     "hotline.web.users_cli",
     "hotline.sim.cli",
+    "hotline.ivr.cli",
 ]
 
 
