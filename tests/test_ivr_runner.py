@@ -26,14 +26,16 @@ class MemoryServices:
 
     moment: datetime = OPEN
     callers: dict[str, CallerInfo] = field(default_factory=dict)
-    callbacks: list[tuple[str, str, str]] = field(default_factory=list)
+    callbacks: list[tuple[str, str, str, datetime]] = field(default_factory=list)
     scores: dict[str, int] = field(default_factory=dict)
 
     async def caller(self, number: str) -> CallerInfo:
         return self.callers.get(number, CallerInfo())
 
-    async def schedule_callback(self, number: str, queue: str, language: str) -> str | None:
-        self.callbacks.append((number, queue, language))
+    async def schedule_callback(
+        self, number: str, queue: str, language: str, due_at: datetime
+    ) -> str | None:
+        self.callbacks.append((number, queue, language, due_at))
         return "T-1"
 
     async def record_survey(self, uniqueid: str, score: int) -> bool:
@@ -128,7 +130,11 @@ async def test_after_hours_on_a_holiday_schedules_a_callback(ivr: Ivr) -> None:
     """On 1 October (a holiday in the calendar) the caller is offered a callback and hung up."""
     ivr.services.moment = HOLIDAY
     result = await ivr.call(["2"], number="13900139000")
-    assert ivr.services.callbacks == [("13900139000", "support", "en")]
+    # Due when the office next opens: 2026-10-08 (the first working day after the
+    # National Day holidays), 09:00 in Shanghai.
+    assert ivr.services.callbacks == [
+        ("13900139000", "support", "en", datetime(2026, 10, 8, 1, 0, tzinfo=UTC))
+    ]
     assert result.variables["HOTLINE_CALLBACK_TICKET"] == "T-1"
     assert result.variables["HOTLINE_IVR_RESULT"] == "callback"
     assert result.prompts[-1] == "hotline/en/after_hours"

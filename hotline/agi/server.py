@@ -58,10 +58,11 @@ _HANGUP_ON_MINUS_ONE: Final = frozenset({"WAIT FOR DIGIT", "CHANNEL STATUS", "AN
 
 @dataclass(frozen=True, slots=True)
 class AgiConfig:
-    """``[agi]``: where the FastAGI server listens and its limits."""
+    """``[agi]``: whether the FastAGI server runs, where it listens, its flows, its limits."""
 
     enabled: bool = True
     listen: str = "127.0.0.1:4573"
+    flows: str = "ivr_flows"
     command_timeout: float = 10.0
     max_sessions: int = 200
 

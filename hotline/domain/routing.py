@@ -1086,6 +1086,10 @@ class Router:
                 for agent in candidates:
                     if agent.id == agent_id:
                         return agent
+        # The caller's language (HotlineLang, set by the IVR): agents who speak it (a
+        # skill named like the language, e.g. "en") are offered first.
+        speakers = [a for a in candidates if call.lang and call.lang in a.skills]
+        candidates = speakers or candidates
         strategy = queue.strategy
         if strategy == "round_robin":
             members = self.queue_members[queue.name]

@@ -14,7 +14,7 @@ from datetime import date, datetime, time
 from typing import Final
 from zoneinfo import ZoneInfo
 
-__all__ = ["WEEKDAYS", "BusinessCalendar", "parse_hours"]
+__all__ = ["WEEKDAYS", "BusinessCalendar", "next_open", "parse_hours"]
 
 WEEKDAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -53,3 +53,26 @@ class BusinessCalendar:
         if window is None:
             return False
         return window[0] <= local.time().replace(tzinfo=None) < window[1]
+
+
+def next_open(calendar: BusinessCalendar, moment: datetime, *, days: int = 60) -> datetime:
+    """The first time at or after ``moment`` the hotline is staffed (``moment`` if none soon)."""
+    zone = ZoneInfo(calendar.time_zone)
+    local = moment.astimezone(zone)
+    for offset in range(days + 1):
+        day = local.date().toordinal() + offset
+        current = date.fromordinal(day)
+        if current in calendar.workdays:
+            window: tuple[time, time] | None = calendar.workday_hours
+        elif current in calendar.holidays:
+            window = None
+        else:
+            window = calendar.hours.get(WEEKDAYS[current.weekday()])
+        if window is None:
+            continue
+        opens = datetime.combine(current, window[0], zone)
+        closes = datetime.combine(current, window[1], zone)
+        if closes <= local:
+            continue
+        return max(opens, local)
+    return moment

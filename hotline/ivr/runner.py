@@ -26,6 +26,7 @@ from typing import Final, Protocol
 import structlog
 
 from hotline.agi.server import AgiSession
+from hotline.ivr.calendar import next_open
 from hotline.ivr.flow import Flow, FlowError, FlowSet, Node, load_flows
 
 __all__ = ["MAX_STEPS", "CallerInfo", "FlowHolder", "IvrRunner", "IvrServices", "prompt_file"]
@@ -51,8 +52,10 @@ class IvrServices(Protocol):
     async def caller(self, number: str) -> CallerInfo:
         """The caller's open ticket (and its agent) and customer tags."""
 
-    async def schedule_callback(self, number: str, queue: str, language: str) -> str | None:
-        """Schedule a callback on the caller's ticket; the ticket number, None if impossible."""
+    async def schedule_callback(
+        self, number: str, queue: str, language: str, due_at: datetime
+    ) -> str | None:
+        """Schedule a callback at ``due_at`` on the caller's ticket; its number, None if not."""
 
     async def record_survey(self, uniqueid: str, score: int) -> bool:
         """Store a survey score on the call ``uniqueid`` and its ticket; False if no such call."""
@@ -198,8 +201,9 @@ class IvrRunner:
                     await session.set_variable("HOTLINE_STICKY_AGENT", info.agent)
             return nodes[node.text("next")]
         if kind == "callback":
+            due_at = next_open(call.flow.calendar, self.services.now())
             ticket = await self.services.schedule_callback(
-                call.number, call.queue or "support", call.language
+                call.number, call.queue or "support", call.language, due_at
             )
             await session.set_variable("HOTLINE_CALLBACK_TICKET", ticket or "")
             await self._result(call, "callback")

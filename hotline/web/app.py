@@ -31,6 +31,7 @@ from hotline.clock import Clock, SystemClock
 from hotline.config import Settings
 from hotline.domain.routing import Router
 from hotline.engine import Engine, FactSink
+from hotline.ivr import service as ivr
 from hotline.metrics import Metrics
 from hotline.store.agentstate import open_agent_state
 from hotline.store.scheduler import CallbackScheduler
@@ -151,10 +152,11 @@ def create_app(
         yield
 
     app.cleanup_ctx.extend([ami_client, store, auth.sessions_context, engine, connect])
+    app.cleanup_ctx.append(ivr.ivr_context)
     app.router.add_get("/health", health)
     openapi.install(
         app,
-        [auth.api, tickets.api, customers.api, users.api, agents.api, reports.api],
+        [auth.api, tickets.api, customers.api, users.api, agents.api, reports.api, ivr.api],
         version="1",
     )
     app.router.add_routes(metrics.routes)

@@ -1,0 +1,40 @@
+"""The router prefers an agent who speaks the caller's language (HotlineLang, set by the IVR)."""
+
+from __future__ import annotations
+
+from tests.routing_helpers import Pbx, agent, make_router, originates
+
+
+def _router_with_two_idle_agents() -> tuple[Pbx, list[str]]:
+    # 2001 (Chinese only) has been idle longest, so without a language it is offered first.
+    router = make_router([agent("2001", zh=5), agent("2002", en=5, zh=3)])
+    pbx = Pbx(router)
+    router.login("2001", pbx.now)
+    pbx.now += 1.0
+    router.login("2002", pbx.now)
+    pbx.now += 1.0
+    return pbx, ["2001", "2002"]
+
+
+def test_an_english_caller_is_offered_to_the_english_speaker_first() -> None:
+    """HotlineLang en: the en-skilled agent is offered although the other idled longer."""
+    pbx, _ = _router_with_two_idle_agents()
+    _, effects = pbx.caller(lang="en")
+    [offer] = originates(effects)
+    assert offer.device == "Local/2002@agents"
+
+
+def test_without_a_language_the_strategy_decides() -> None:
+    """No HotlineLang: least recent (the longest idle agent) as before."""
+    pbx, _ = _router_with_two_idle_agents()
+    _, effects = pbx.caller()
+    [offer] = originates(effects)
+    assert offer.device == "Local/2001@agents"
+
+
+def test_a_language_nobody_speaks_still_reaches_an_agent() -> None:
+    """HotlineLang fr: no speaker, so any eligible agent (the preference never blocks a call)."""
+    pbx, _ = _router_with_two_idle_agents()
+    _, effects = pbx.caller(lang="fr")
+    [offer] = originates(effects)
+    assert offer.device == "Local/2001@agents"
