@@ -33,7 +33,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-__all__ = ["HANG_UP", "AgiCallResult", "run_agi"]
+from hotline.sim.scenario import Arrival
+
+__all__ = ["HANG_UP", "AgiCallResult", "arrival_after_ivr", "run_agi"]
 
 HANG_UP: Final = "hangup"
 """A ``dtmf`` entry: the caller hangs up during that input command."""
@@ -212,3 +214,29 @@ async def _answer(
         result.hung_up = True
         return "200 result=1\n", True
     return "510 Invalid or unknown command\n", False
+
+
+def arrival_after_ivr(
+    result: AgiCallResult,
+    number: str,
+    *,
+    name: str = "Caller",
+    patience: float = 120.0,
+    default_queue: str = "support",
+) -> Arrival | None:
+    """The caller who finished the flow, waiting with the variables it set (the
+    dialplan's defaults for the rest); ``None`` when the flow hung up or transferred."""
+    if result.hung_up or result.location is not None:
+        return None
+    variables = result.variables
+    skills = tuple(s for s in variables.get("HOTLINE_SKILLS", "").split(",") if s)
+    return Arrival(
+        0.0,
+        number,
+        name,
+        variables.get("HOTLINE_QUEUE") or default_queue,
+        int(variables.get("HOTLINE_PRIORITY") or 0),
+        skills,
+        variables.get("HOTLINE_LANG") or None,
+        patience,
+    )
