@@ -114,6 +114,16 @@ class Ivr:
         finally:
             await conn.close()
 
+    async def recorded(self, call_id: str) -> None:
+        """Wait until the outbox has written the call as completed."""
+        rows: list[asyncpg.Record] = []
+        async with asyncio.timeout(LIMIT):
+            while not rows:
+                rows = await self.rows(
+                    "select 1 from calls where call_id = $1 and state = 'completed'", call_id
+                )
+                await asyncio.sleep(0.05)  # polling the database the outbox writes
+
     async def reload(self) -> dict[str, object]:
         async with self.stack.session.post(
             f"{self.stack.base_url}/api/ivr/reload",
@@ -141,7 +151,7 @@ async def ivr(migrated_database_url: str, tmp_path: Path) -> AsyncIterator[Ivr]:
         sim.port,
         secret=SECRET,
         queues=[
-            {"name": "support", "wrap_up": 0},
+            {"name": "support", "wrap_up": 0, "sticky": False},
             {"name": "repair", "wrap_up": 0, "skills": ["repair"]},
             {"name": "complaint", "wrap_up": 0},
         ],
@@ -199,15 +209,7 @@ async def test_repair_english_survey_and_holiday_callback(ivr: Ivr) -> None:
     assert truth_zh["outcome"] == "answered"
 
     # The survey after the English call: 4 lands on its call row and ticket, once.
-    rows: list[asyncpg.Record] = []
-    async with asyncio.timeout(LIMIT):
-        while not rows:
-            rows = await ivr.rows(
-                "select c.call_id, t.number from calls c join tickets t on t.id = c.ticket_id"
-                " where c.call_id = $1 and c.state = 'completed'",
-                end.call_id,
-            )
-            await asyncio.sleep(0.05)
+    await ivr.recorded(end.call_id)
     survey = await ivr.run("13700000002", ["4"], script="survey", uniqueid=end.call_id)
     assert survey.variables["HOTLINE_SURVEY_SCORE"] == "4"
     await ivr.run("13700000002", ["5"], script="survey", uniqueid=end.call_id)
@@ -219,6 +221,18 @@ async def test_repair_english_survey_and_holiday_callback(ivr: Ivr) -> None:
     assert [(r["call_id"], r["call_score"], r["ticket_score"]) for r in scored] == [
         (end.call_id, 4, 4)
     ]
+
+    # The Chinese caller calls again: with an open ticket they are offered "press 1 for
+    # the agent handling your case", and that agent (2001, who answered them) is offered
+    # first, although 2002 has been idle longer and the queue is not sticky.
+    assert end_zh.answered_by == "2001"
+    await ivr.recorded(end_zh.call_id)
+    again, end_again = await ivr.call("13700000001", ["1", "1", "3"])
+    assert again.variables["HOTLINE_STICKY_AGENT"] == "2001"
+    assert again.variables["HOTLINE_QUEUE"] == "support"
+    assert end_again.answered_by == "2001"
+    truth_again = ground_truth_calls(ivr.stack)[end_again.call_id]
+    assert [ring["agent"] for ring in truth_again["rings"]] == ["Local/2001@agents"]
 
     # A holiday today (Shanghai): reload the flows; the caller is offered a callback on
     # their ticket, due when the office next opens.

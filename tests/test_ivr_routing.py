@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hotline.ami.codec import Message
+from hotline.domain.events import CallerWaiting
+from hotline.pbx.translate import translate
 from tests.routing_helpers import Pbx, agent, make_router, originates
 
 
@@ -38,3 +41,40 @@ def test_a_language_nobody_speaks_still_reaches_an_agent() -> None:
     _, effects = pbx.caller(lang="fr")
     [offer] = originates(effects)
     assert offer.device == "Local/2001@agents"
+
+
+def test_the_agent_the_caller_asked_for_is_offered_first() -> None:
+    """HotlineAgent 2002 (the IVR's "agent handling your case") beats idle time and language."""
+    pbx, _ = _router_with_two_idle_agents()
+    _, effects = pbx.caller(preferred_agent="2002")
+    [offer] = originates(effects)
+    assert offer.device == "Local/2002@agents"
+
+
+def test_an_unavailable_asked_for_agent_does_not_block_the_call() -> None:
+    """The asked-for agent is busy: the call goes to another eligible agent at once."""
+    pbx, _ = _router_with_two_idle_agents()
+    pbx.router.logout("2002", pbx.now)
+    _, effects = pbx.caller(preferred_agent="2002")
+    [offer] = originates(effects)
+    assert offer.device == "Local/2001@agents"
+
+
+def test_the_translator_reads_hotline_agent() -> None:
+    """The UserEvent's HotlineAgent header becomes CallerWaiting.preferred_agent."""
+    headers = [
+        ("Event", "UserEvent"),
+        ("UserEvent", "HotlineCallWaiting"),
+        ("Channel", "Local/13900139000@callers-00000001;1"),
+        ("Uniqueid", "1795711228.1"),
+        ("Linkedid", "1795711228.1"),
+        ("CallerIDNum", "13900139000"),
+        ("HotlineQueue", "repair"),
+        ("HotlinePriority", "1"),
+        ("HotlineLang", "en"),
+        ("HotlineAgent", "2002"),
+    ]
+    message = Message("".join(f"{key}: {value}\r\n" for key, value in headers) + "\r\n")
+    event = translate(message, 0.0)
+    assert isinstance(event, CallerWaiting)
+    assert (event.preferred_agent, event.lang, event.queue) == ("2002", "en", "repair")

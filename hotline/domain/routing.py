@@ -405,6 +405,7 @@ class Router:
             priority=event.priority,
             skills=frozenset(self.queues[queue].skills) | event.skills,
             lang=event.lang,
+            preferred_agent=event.preferred_agent,
             arrived_at=event.at,
             arrival_source=event.source,
             queue_entered_at=now - elapsed,
@@ -1086,8 +1087,12 @@ class Router:
                 for agent in candidates:
                     if agent.id == agent_id:
                         return agent
-        # The caller's language (HotlineLang, set by the IVR): agents who speak it (a
-        # skill named like the language, e.g. "en") are offered first.
+        # The IVR's choices: the agent of the caller's ticket when asked for (HotlineAgent),
+        # else agents who speak the caller's language (HotlineLang; a skill named like
+        # the language, e.g. "en") are offered first.
+        for agent in candidates:
+            if agent.id == call.preferred_agent:
+                return agent
         speakers = [a for a in candidates if call.lang and call.lang in a.skills]
         candidates = speakers or candidates
         strategy = queue.strategy

@@ -80,7 +80,8 @@ class StoreIvrServices(NoStoreServices):
         self.max_attempts = max_attempts
 
     async def caller(self, number: str) -> CallerInfo:
-        """The open ticket of the view, its assignee, and the customer's tags."""
+        """The open ticket of the view, its agent (the assignee, else who last answered a
+        call on it), and the customer's tags."""
         ticket = self.store.open_tickets.lookup(number)
         agent = None
         tickets = Tickets(self.store.pool)
@@ -89,6 +90,13 @@ class StoreIvrServices(NoStoreServices):
                 agent = (await tickets.get(ticket.number)).assigned_to
             except NotFound:
                 agent = None
+            if agent is None:  # the agent who last answered a call on it, as sticky routing
+                agent = await self.store.pool.fetchval(
+                    "select c.answered_by from calls c join tickets t on t.id = c.ticket_id"
+                    " where t.number = $1 and c.answered_by is not null"
+                    " order by c.answered_at desc limit 1",
+                    ticket.number,
+                )
         customer = await Customers(self.store.pool).find_by_phone(number)
         tags = frozenset(customer.tags) if customer is not None else frozenset()
         return CallerInfo(ticket=ticket.number if ticket else None, agent=agent, tags=tags)

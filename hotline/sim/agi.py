@@ -239,4 +239,5 @@ def arrival_after_ivr(
         skills,
         variables.get("HOTLINE_LANG") or None,
         patience,
+        variables.get("HOTLINE_STICKY_AGENT") or None,
     )
