@@ -124,6 +124,15 @@ class Ivr:
                 )
                 await asyncio.sleep(0.05)  # polling the database the outbox writes
 
+    async def status(self) -> dict[str, object]:
+        async with self.stack.session.get(
+            f"{self.stack.base_url}/api/ivr",
+            headers={"Authorization": f"Bearer {self.stack.token}"},
+        ) as response:
+            assert response.status == 200
+            body: dict[str, object] = await response.json()
+            return body
+
     async def reload(self) -> dict[str, object]:
         async with self.stack.session.post(
             f"{self.stack.base_url}/api/ivr/reload",
@@ -221,6 +230,15 @@ async def test_repair_english_survey_and_holiday_callback(ivr: Ivr) -> None:
     assert [(r["call_id"], r["call_score"], r["ticket_score"]) for r in scored] == [
         (end.call_id, 4, 4)
     ]
+    history = await ivr.rows(
+        "select e.detail from ticket_events e join calls c on c.ticket_id = e.ticket_id"
+        " where c.call_id = $1 and e.kind = 'survey'",
+        end.call_id,
+    )
+    assert len(history) == 1
+    status = await ivr.status()
+    # Three surveys offered, two answered (4, then a 5 the store ignored), one hang-up.
+    assert (status["survey_offered"], status["survey_responses"]) == (3, 2)
 
     # The Chinese caller calls again: with an open ticket they are offered "press 1 for
     # the agent handling your case", and that agent (2001, who answered them) is offered

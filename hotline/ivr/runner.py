@@ -122,7 +122,10 @@ class IvrRunner:
         self.holder = holder
         self.services = services
         self.default_flow = default_flow
-        self.surveys = 0
+        self.survey_offered = 0
+        """Survey nodes reached (callers asked for a score)."""
+        self.survey_responses = 0
+        """Valid scores given (stored or not)."""
 
     async def __call__(self, session: AgiSession) -> None:
         """Run the flow the session's AGI script names (``main`` when none)."""
@@ -246,6 +249,8 @@ class IvrRunner:
         nodes = call.flow.nodes
         retries = int(node.spec.get("retries", 2))
         timeout = node.number("timeout", 5)
+        if node.type == "survey":
+            self.survey_offered += 1
         for _ in range(retries + 1):
             if node.type == "menu":
                 digits = await self._ask(call, node.text("prompt"), timeout, 1)
@@ -258,7 +263,7 @@ class IvrRunner:
                         call.session.environment.uniqueid, int(digits)
                     )
                     log.info("ivr.survey", score=int(digits), stored=stored)
-                    self.surveys += 1
+                    self.survey_responses += 1
                     await call.session.set_variable("HOTLINE_SURVEY_SCORE", digits)
                     await self._result(call, "survey")
                     await self._play(call, node.text("thanks"))

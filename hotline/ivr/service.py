@@ -35,12 +35,21 @@ from hotline.web.errors import json_error
 from hotline.web.keys import CLOCK, SETTINGS
 from hotline.web.openapi import Api, Input, array, record, scalar, string
 
-__all__ = ["IVR", "IVR_SERVER", "NoStoreServices", "StoreIvrServices", "api", "ivr_context"]
+__all__ = [
+    "IVR",
+    "IVR_RUNNER",
+    "IVR_SERVER",
+    "NoStoreServices",
+    "StoreIvrServices",
+    "api",
+    "ivr_context",
+]
 
 log = structlog.get_logger("hotline.ivr")
 
 IVR: Final = web.AppKey("ivr", FlowHolder)
 IVR_SERVER: Final = web.AppKey("ivr_server", AgiServer)
+IVR_RUNNER: Final = web.AppKey("ivr_runner", IvrRunner)
 ACTOR: Final = "ivr"
 
 
@@ -168,9 +177,11 @@ async def ivr_context(app: web.Application) -> AsyncIterator[None]:
         services = StoreIvrServices(app[STORE], app[CLOCK], max_attempts=policy.max_attempts)
     else:
         services = NoStoreServices(app[CLOCK])
-    server = AgiServer(IvrRunner(holder, services), settings.agi)
+    runner = IvrRunner(holder, services)
+    server = AgiServer(runner, settings.agi)
     await server.start()
     app[IVR] = holder
+    app[IVR_RUNNER] = runner
     app[IVR_SERVER] = server
     try:
         yield
@@ -196,21 +207,47 @@ _STATUS: Final = record(
         "problems": array(string()),
         "sessions_active": scalar("integer"),
         "sessions_started": scalar("integer"),
+        "sessions_failed": scalar("integer"),
+        "hangups": scalar("integer"),
+        "survey_offered": scalar("integer"),
+        "survey_responses": scalar("integer"),
+        "survey_response_rate": scalar("number", nullable=True),
     }
 )
 
 
 def _status(app: web.Application, problems: list[str]) -> dict[str, Any]:
-    holder = app[IVR]
+    holder, stats, runner = app[IVR], app[IVR_SERVER].stats, app[IVR_RUNNER]
+    offered = runner.survey_offered
     return {
         "flows": sorted(holder.flows.flows),
         "loads": holder.loads,
         "failures": holder.failures,
         "last_error": holder.last_error,
         "problems": problems,
-        "sessions_active": app[IVR_SERVER].stats.active,
-        "sessions_started": app[IVR_SERVER].stats.started,
+        "sessions_active": stats.active,
+        "sessions_started": stats.started,
+        "sessions_failed": stats.failed,
+        "hangups": stats.hangups,
+        "survey_offered": offered,
+        "survey_responses": runner.survey_responses,
+        "survey_response_rate": runner.survey_responses / offered if offered else None,
     }
+
+
+@api.operation(
+    "GET",
+    "/api/ivr",
+    summary="The IVR: flows in service, reload results, sessions, survey responses",
+    tag="ivr",
+    response=_STATUS,
+    errors=(409,),
+)
+async def status(request: web.Request, _: Input) -> web.Response:
+    """The IVR's state since this process started (any signed-in principal)."""
+    if IVR not in request.app:
+        raise json_error(409, "ivr_disabled", message="the IVR is off ([agi] enabled = false)")
+    return web.json_response(_status(request.app, []))
 
 
 @api.operation(
