@@ -21,6 +21,8 @@ from hotline.agi.protocol import (
 )
 from hotline.traces import load_trace, recv_stream
 
+pytestmark = pytest.mark.unit
+
 TRACE = load_trace("fastagi_session")
 COMMANDS = [entry.raw for entry in TRACE if entry.dir == "send"]
 STREAM = recv_stream(TRACE)

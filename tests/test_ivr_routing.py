@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from hotline.ami.codec import Message
 from hotline.domain.events import CallerWaiting
 from hotline.pbx.translate import translate
 from tests.routing_helpers import Pbx, agent, make_router, originates
+
+pytestmark = pytest.mark.unit
 
 
 def _router_with_two_idle_agents() -> tuple[Pbx, list[str]]:
