@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "hotline.web.users_cli",
     "hotline.sim.cli",
     "hotline.demo",
+    "hotline.ivr.cli",
 ]
 
 

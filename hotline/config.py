@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from hotline.agi.server import AgiConfig
 from hotline.ami.client import AmiSettings
 from hotline.domain.settings import STRATEGIES, AgentConfig, QueueConfig, RoutingConfig
 from hotline.secret import Secret
@@ -203,6 +204,7 @@ class Settings:
     sla: SlaConfig = field(default_factory=SlaConfig)
     web: WebConfig = field(default_factory=WebConfig)
     redis_prefix: str = "hotline:"
+    agi: AgiConfig = field(default_factory=AgiConfig)
 
 
 class _Reader:
@@ -557,6 +559,9 @@ def parse_settings(
     web_reader = root.sub("web")
     web = _parse_web(web_reader, env)
     web_reader.finish()
+    agi_reader = root.sub("agi")
+    agi = _parse_agi(agi_reader)
+    agi_reader.finish()
     root.finish()
     return Settings(
         source=source,
@@ -572,6 +577,22 @@ def parse_settings(
         database=database,
         tickets=tickets,
         sla=sla,
+        agi=agi,
+    )
+
+
+def _parse_agi(reader: _Reader) -> AgiConfig:
+    """``[agi]``: the FastAGI server of the IVR (off unless ``enabled``)."""
+    listen = reader.string("listen", "127.0.0.1:4573")
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise reader.error("listen", f"must be HOST:PORT, got {listen!r}")
+    return AgiConfig(
+        enabled=reader.boolean("enabled", False),
+        listen=listen,
+        flows=reader.string("flows", "ivr_flows"),
+        command_timeout=reader.number("command_timeout", 10.0, minimum=0.1, maximum=600.0),
+        max_sessions=reader.integer("max_sessions", 200, minimum=1),
     )
 
 

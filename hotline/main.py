@@ -37,6 +37,7 @@ from hotline.clock import Clock, SystemClock
 from hotline.config import Settings
 from hotline.domain.routing import Router
 from hotline.engine import Engine, FactSink
+from hotline.ivr import service as ivr
 from hotline.prometheus import Metrics
 from hotline.store.agentstate import open_agent_state
 from hotline.store.resources import store_context
@@ -147,5 +148,6 @@ def create_app(
     app.cleanup_ctx.extend(
         [ami_client, store, auth.sessions_context, engine, live.live_context, connect]
     )
+    app.cleanup_ctx.append(ivr.ivr_context)
     install(app)
     return app

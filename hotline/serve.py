@@ -16,6 +16,8 @@ from aiohttp import web
 
 from hotline.ami.client import AmiAuthError
 from hotline.config import ConfigError, Settings, load_settings
+from hotline.ivr.flow import FlowError
+from hotline.ivr.service import reload_flows
 from hotline.main import create_app
 from hotline.store.migrate import MigrationError
 from hotline.web.keys import AMI, ENGINE
@@ -51,6 +53,7 @@ async def serve(settings: Settings) -> None:
     for signum in _STOP_SIGNALS:
         loop.add_signal_handler(signum, stop.set)
     app = create_app(settings)
+    loop.add_signal_handler(signal.SIGHUP, reload_flows, app)
     runner = web.AppRunner(app, handle_signals=False)
     try:
         await runner.setup()
@@ -73,7 +76,7 @@ async def serve(settings: Settings) -> None:
         log.info("service.stopping", reason="signal")
     finally:
         await runner.cleanup()
-        for signum in _STOP_SIGNALS:
+        for signum in (*_STOP_SIGNALS, signal.SIGHUP):
             loop.remove_signal_handler(signum)
 
 
@@ -122,6 +125,9 @@ def _serve(args: argparse.Namespace) -> int:
     except HttpListenError as exc:
         print(f"hotline: {exc}", file=sys.stderr)
         return 3
+    except FlowError as exc:
+        print(f"hotline: invalid IVR flows ([agi] flows):\n{exc}", file=sys.stderr)
+        return 2
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         print(f"hotline: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 3

@@ -67,6 +67,7 @@ class CallerWaiting:
     priority: int
     skills: frozenset[str] = frozenset()
     lang: str | None = None
+    preferred_agent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

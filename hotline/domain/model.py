@@ -200,6 +200,7 @@ class Call:
     callback_attempt: int = 0
     callback_result: str | None = None
     assigned_agent: str | None = None
+    preferred_agent: str | None = None
 
     @property
     def is_callback(self) -> bool:

@@ -188,6 +188,7 @@ def _user_event(message: Message, received_at: float) -> DomainEvent | None:
         priority=clamp_priority(message.get("HotlinePriority")),
         skills=frozenset(skill for skill in skills if skill),
         lang=clean_text(message.get("HotlineLang")) or None,
+        preferred_agent=clean_text(message.get("HotlineAgent")).strip() or None,
     )
 
 

@@ -100,6 +100,8 @@ class InboundCall(Target):
             headers.append(("HotlineSkills", skills))
         if lang:
             headers.append(("HotlineLang", lang))
+        if variables.get("HOTLINE_STICKY_AGENT"):
+            headers.append(("HotlineAgent", variables["HOTLINE_STICKY_AGENT"]))
         data = ",".join(["HotlineCallWaiting", *(f"{k}: {v}" for k, v in headers)])
         core.run(channel, 5, "UserEvent", data)
         stamp = core.wire.user_event(channel, "HotlineCallWaiting", headers)

@@ -563,6 +563,8 @@ class Core:
             preset.append(("HOTLINE_SKILLS", ",".join(arrival.skills)))
         if arrival.lang:
             preset.append(("HOTLINE_LANG", arrival.lang))
+        if arrival.agent:
+            preset.append(("HOTLINE_STICKY_AGENT", arrival.agent))
         request = OriginateRequest(
             channel=f"Local/{arrival.number}@callers",
             context="hotline-inbound",

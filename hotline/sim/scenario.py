@@ -625,6 +625,8 @@ class Arrival:
     skills: tuple[str, ...]
     lang: str | None
     patience: float
+    agent: str | None = None
+    """The agent the caller asked for in the IVR (``HOTLINE_STICKY_AGENT``)."""
 
 
 _SURNAMES: Final = (

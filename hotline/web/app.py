@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from hotline.ivr import service as ivr
 from hotline.web import (
     agents,
     auth,
@@ -64,6 +65,7 @@ def install(app: web.Application) -> None:
             reports.api,
             panels.api,
             live.api,
+            ivr.api,
         ],
         version="1",
     )

@@ -60,6 +60,7 @@ def on_caller_waiting(
         priority=event.priority,
         skills=frozenset(r.queues[queue].skills) | event.skills,
         lang=event.lang,
+        preferred_agent=event.preferred_agent,
         arrived_at=event.at,
         arrival_source=event.source,
         queue_entered_at=now - elapsed,

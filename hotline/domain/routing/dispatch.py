@@ -126,13 +126,22 @@ def _best_match(r: Router) -> tuple[Call, list[Agent]] | None:
 
 def pick_agent(r: Router, call: Call, eligible: list[Agent], now: float) -> Agent:
     """The agent the queue's strategy rings: fewest misses of this caller first, then the
-    caller's sticky agent, then by strategy."""
+    caller's sticky agent, then the agent the IVR asked for, then speakers of the caller's
+    language, then by strategy."""
     queue = r.queues[call.queue]
     fewest_misses = min(call.missed_by.get(agent.id, 0) for agent in eligible)
     candidates = [a for a in eligible if call.missed_by.get(a.id, 0) == fewest_misses]
     sticky = _sticky_agent(r, call, candidates, now) if queue.sticky else None
     if sticky is not None:
         return sticky
+    # The IVR's choices: the agent of the caller's ticket when asked for (HotlineAgent),
+    # else agents who speak the caller's language (HotlineLang; a skill named like the
+    # language, e.g. "en") are offered first.
+    for agent in candidates:
+        if agent.id == call.preferred_agent:
+            return agent
+    speakers = [a for a in candidates if call.lang and call.lang in a.skills]
+    candidates = speakers or candidates
     strategy = queue.strategy
     if strategy == "round_robin":
         chosen = _next_in_turn(r, queue.name, candidates)

@@ -1,0 +1,1 @@
+"""FastAGI: a sans-I/O protocol module (:mod:`.protocol`) and an asyncio server (:mod:`.server`)."""

@@ -1,0 +1,1 @@
+"""The IVR: flows (:mod:`.flow`), the calendar (:mod:`.calendar`), the runner (:mod:`.runner`)."""
