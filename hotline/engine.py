@@ -46,6 +46,16 @@ counted in :attr:`Engine.rejected` by reason and dropped with a warning. Should
 the task end anyway, :attr:`Engine.ended` is set, waiting and later commands get
 :class:`EngineUnavailable`, ``/ready`` turns red and ``hotline serve`` exits
 non-zero.
+
+**Active or standby.** With a ``lease`` (:class:`Gate`, e.g.
+:class:`hotline.store.lease.Lease`), the engine routes only while the lease says
+it is active. A standby (or a fenced former active) drops the PBX's events,
+runs no timers, answers agent commands with :class:`EngineStandby`, and refuses
+every action before it leaves the process (:attr:`Engine.refused_actions`): the
+gate is read on each message and each action, so a process that wakes from a
+pause past its lease sends nothing. When a standby becomes active it takes over
+as a restarted process would: ``reload`` gives it the agents' persisted states,
+then it resyncs from the PBX (journal and adoption of ringing legs).
 """
 
 from __future__ import annotations
@@ -55,10 +65,10 @@ import contextlib
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Final
+from typing import Final, Protocol
 
 import structlog
 from structlog.contextvars import bound_contextvars
@@ -101,8 +111,11 @@ __all__ = [
     "AgentCommand",
     "Engine",
     "EngineError",
+    "EngineStandby",
     "EngineUnavailable",
     "FactSink",
+    "Gate",
+    "Reload",
 ]
 
 log = structlog.get_logger("hotline.engine")
@@ -132,6 +145,23 @@ class EngineError(RuntimeError):
 
 class EngineUnavailable(EngineError):
     """The engine task is not running, so nothing can be applied."""
+
+
+class EngineStandby(EngineError):
+    """This instance does not hold the PBX's lease (standby or fenced): it does not route."""
+
+
+class Gate(Protocol):
+    """What the engine asks before routing: may this instance act on the PBX now?"""
+
+    @property
+    def active(self) -> bool:
+        """True while this instance holds the lease."""
+        ...  # pragma: no cover
+
+
+Reload = Callable[[], Awaitable[tuple[Iterable[AgentPresence], Mapping[str, tuple[str, float]]]]]
+"""At a takeover: the agents' persisted states and sticky history, read afresh."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,11 +197,21 @@ class Engine:
         queue_size: int = 200_000,
         action_timeout: float = 10.0,
         ticket_numbers: TicketNumbers | None = None,
+        lease: Gate | None = None,
+        reload: Reload | None = None,
     ) -> None:
         """Subscribe to ``ami`` right away, so no ``Connected`` is missed.
 
         ``ticket_numbers``, the router's number pool, is topped up off the hot path.
+        ``lease``: route only while it is active (None: always); ``reload``: what a
+        takeover restores (see the module docstring).
         """
+        self.lease = lease
+        self._reload = reload
+        self._routing = lease is None
+        self._connected: Connected | None = None
+        self.refused_actions = 0
+        self.standby_events = 0
         self.router = router
         self.ticket_numbers = ticket_numbers
         self._top_up_task: asyncio.Task[None] | None = None
@@ -218,6 +258,8 @@ class Engine:
         """
         if self.ended.is_set():
             raise EngineUnavailable("the engine is not running")
+        if not self.may_act():
+            raise EngineStandby("this instance is a standby: the active one routes")
         future: asyncio.Future[Agent] = asyncio.get_running_loop().create_future()
         self._post(_Pending(command, future))
         return await future
@@ -237,6 +279,25 @@ class Engine:
         :meth:`run`, so they hold before the first routing decision."""
         now = self.clock.now()
         self._execute(self.router.restore(states, sticky, now), now)
+
+    def may_act(self) -> bool:
+        """True when this instance may change calls (no lease, or the lease is active)."""
+        return self.lease is None or self.lease.active
+
+    def wake(self) -> None:
+        """Have the loop look at the lease again (it became active)."""
+        self._wake.set()
+
+    async def _take_over(self) -> None:
+        """The lease became active: restore the agents' states, then resync from the PBX."""
+        self._routing = True
+        log.info("engine.takeover", connected=self.ami.connected)
+        if self._reload is not None:
+            states, sticky = await self._reload()
+            now = self.clock.now()
+            self._execute(self.router.restore(states, sticky, now), now)
+        if self._connected is not None and self.ami.connected:
+            await self._resync_supervised(self._connected)
 
     def stop(self) -> None:
         """Ask :meth:`run` to return after the current batch."""
@@ -258,6 +319,8 @@ class Engine:
         try:
             while not self._stopped:
                 processed = 0
+                if not self._routing and self.may_act():
+                    await self._take_over()
                 while processed < _BATCH:
                     if self._inbox:
                         internal = self._inbox.popleft()
@@ -272,7 +335,9 @@ class Engine:
                         item = subscription.get_nowait()
                         if item is None:
                             break
-                        if isinstance(item, Message):
+                        if not self.may_act():
+                            self._standby_item(item)
+                        elif isinstance(item, Message):
                             try:
                                 self._apply_message(item)
                             except PbxValueError as exc:
@@ -280,6 +345,7 @@ class Engine:
                             except Exception as exc:
                                 self._failed("ami_message", exc, ami_event=item.name)
                         elif isinstance(item, Connected):
+                            self._connected = item
                             await self._resync_supervised(item)
                         elif isinstance(item, Disconnected):
                             self._on_disconnected(item)
@@ -300,6 +366,16 @@ class Engine:
             subscription.close()
             if self._top_up_task is not None:
                 self._top_up_task.cancel()
+
+    def _standby_item(self, item: object) -> None:
+        """Not active: PBX events are dropped; the connection state is kept for a takeover."""
+        if isinstance(item, Message):
+            self.standby_events += 1
+        elif isinstance(item, Connected):
+            self._connected = item
+        elif isinstance(item, Disconnected):
+            self._connected = None
+            self._on_disconnected(item)
 
     def _end(self) -> None:
         """The task is over: readiness turns red and every waiting command is answered."""
@@ -370,7 +446,7 @@ class Engine:
         self._wake.clear()
         if self._inbox or len(self._subscription) or self._stopped:
             return
-        deadline = self.router.next_deadline()
+        deadline = self.router.next_deadline() if self.may_act() else None
         timeout = None
         if deadline is not None:
             timeout = max(0.0, self.clock.wall_delay(deadline - self.clock.now()))
@@ -380,6 +456,8 @@ class Engine:
                 await self._wake.wait()
 
     def _fire_timers(self) -> None:
+        if not self.may_act():
+            return
         if self._timers_blocked_until and time.monotonic() < self._timers_blocked_until:
             return
         try:
@@ -431,6 +509,10 @@ class Engine:
             ).append(latency)
 
     def _apply_internal(self, item: DomainEvent | _Pending) -> None:
+        if not self.may_act():
+            if isinstance(item, _Pending) and not item.future.done():
+                item.future.set_exception(EngineStandby("this instance is a standby"))
+            return
         now = self.clock.now()
         if not isinstance(item, _Pending):
             self._execute(self.router.handle(item, now), now)
@@ -562,6 +644,10 @@ class Engine:
                         )
 
     def _send(self, command: Command, now: float) -> None:
+        if not self.may_act():  # fenced: nothing leaves the process
+            self.refused_actions += 1
+            log.warning("engine.action_refused_standby", action=type(command).__name__)
+            return
         name, headers, action_id = to_action(command)
         try:
             future = self.ami.send(name, headers, action_id=action_id, timeout=self.action_timeout)

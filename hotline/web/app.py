@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -29,16 +29,18 @@ from prometheus_client import CollectorRegistry
 from hotline.ami.client import AmiClient
 from hotline.clock import Clock, SystemClock
 from hotline.config import Settings
+from hotline.domain.model import AgentPresence
 from hotline.domain.routing import Router
 from hotline.engine import Engine, FactSink
 from hotline.metrics import Metrics
-from hotline.store.agentstate import open_agent_state
+from hotline.store.agentstate import PersistedAgents, open_agent_state
+from hotline.store.lease import Lease
 from hotline.store.scheduler import CallbackScheduler
 from hotline.store.service import STORE, store_context
 from hotline.ticketno import FileSequenceStore, MemorySequenceStore, SequenceStore, TicketNumbers
 from hotline.web import agents, auth, customers, metrics, openapi, ready, reports, tickets, users
 from hotline.web.errors import json_errors, security_headers
-from hotline.web.keys import AMI, CLOCK, ENGINE, METRICS, SETTINGS, TICKET_NUMBERS
+from hotline.web.keys import AMI, CLOCK, ENGINE, LEASE, METRICS, SETTINGS, TICKET_NUMBERS
 
 __all__ = ["create_app"]
 
@@ -67,6 +69,22 @@ def _ticket_numbers(settings: Settings) -> TicketNumbers:
     return TicketNumbers(
         settings.service.instance, settings.service.zone, _sequence_store(settings)
     )
+
+
+async def _wake_when_active(lease: Lease, engine: Engine) -> None:
+    await lease.became_active.wait()
+    engine.wake()
+
+
+async def _when_active(lease: Lease | None, work: Coroutine[object, object, None]) -> None:
+    """Run ``work`` once this instance routes (a standby's scheduler would submit to nobody)."""
+    if lease is not None:
+        try:
+            await lease.became_active.wait()
+        except asyncio.CancelledError:
+            work.close()
+            raise
+    await work
 
 
 def create_app(
@@ -119,8 +137,30 @@ def create_app(
         )
         persisted = await open_agent_state(settings, app.get(STORE), router, app[CLOCK])
         engine_sinks.extend(persisted.sinks)
+        lease = None
+        if settings.service.pbx_id and STORE in app:  # an active/standby pair (issue 14)
+            lease = app[LEASE] = Lease(
+                settings.database_url.reveal(),
+                settings.service.pbx_id,
+                ttl=settings.service.lease_ttl,
+                holder=f"{settings.service.instance}-{router.boot_id}",
+            )
+            app[STORE].recorder.epoch = lease.current_epoch
+
+        async def reload() -> tuple[list[AgentPresence], dict[str, tuple[str, float]]]:
+            again: PersistedAgents = await open_agent_state(
+                settings, app.get(STORE), router, app[CLOCK]
+            )
+            return list(again.states), dict(again.sticky)
+
         app[ENGINE] = Engine(
-            router, app[AMI], app[CLOCK], sinks=engine_sinks, ticket_numbers=numbers
+            router,
+            app[AMI],
+            app[CLOCK],
+            sinks=engine_sinks,
+            ticket_numbers=numbers,
+            lease=lease,
+            reload=reload,
         )
         app[ENGINE].restore(persisted.states, persisted.sticky)
         outbox = app[STORE].outbox if STORE in app else None
@@ -130,6 +170,9 @@ def create_app(
             outbox_dropped=(lambda: outbox.dropped) if outbox else None,
         )
         tasks = [asyncio.create_task(app[ENGINE].run(), name="engine")]
+        if lease is not None:
+            lease.start()
+            tasks.append(asyncio.create_task(_wake_when_active(lease, app[ENGINE]), name="wake"))
         if STORE in app:
             scheduler = CallbackScheduler(
                 app[STORE].pool,
@@ -138,8 +181,12 @@ def create_app(
                 interval=settings.tickets.callback_poll_interval,
                 default_queue=settings.routing.default_queue,
             )
-            tasks.append(asyncio.create_task(scheduler.run(), name="callback-scheduler"))
+            tasks.append(
+                asyncio.create_task(_when_active(lease, scheduler.run()), name="callback-scheduler")
+            )
         yield
+        if lease is not None:
+            await lease.close()  # a graceful stop hands the lease over at once
         for task in reversed(tasks):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

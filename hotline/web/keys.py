@@ -9,9 +9,10 @@ from hotline.clock import Clock
 from hotline.config import Settings
 from hotline.engine import Engine
 from hotline.metrics import Metrics
+from hotline.store.lease import Lease
 from hotline.ticketno import TicketNumbers
 
-__all__ = ["AMI", "CLOCK", "ENGINE", "METRICS", "SETTINGS", "TICKET_NUMBERS"]
+__all__ = ["AMI", "CLOCK", "ENGINE", "LEASE", "METRICS", "SETTINGS", "TICKET_NUMBERS"]
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
@@ -19,3 +20,4 @@ AMI = web.AppKey("ami", AmiClient)
 ENGINE = web.AppKey("engine", Engine)
 METRICS = web.AppKey("metrics", Metrics)
 TICKET_NUMBERS = web.AppKey("ticket_numbers", TicketNumbers)
+LEASE = web.AppKey("lease", Lease)
