@@ -55,6 +55,7 @@ async def health(request: web.Request) -> web.Response:
             "events_processed": engine.events_processed,
             "resyncs": engine.resyncs,
             **({"store": ready.redact(request.app[STORE].stats())} if STORE in request.app else {}),
+            "router": ready.router_status(request.app),
         }
     )
 
@@ -168,6 +169,7 @@ def create_app(
             app[ENGINE],
             outbox_backlog=(lambda: outbox.backlog) if outbox else None,
             outbox_dropped=(lambda: outbox.dropped) if outbox else None,
+            lease=lease,
         )
         tasks = [asyncio.create_task(app[ENGINE].run(), name="engine")]
         if lease is not None:
