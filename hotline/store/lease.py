@@ -212,7 +212,8 @@ class Lease:
         self.became_active.set()
 
     async def _renew(self) -> None:
-        async with asyncio.timeout(self.ttl / 3):
+        # A slow renewal may take as long as the lease still holds (a loaded database).
+        async with asyncio.timeout(max(self.ttl / 3, self._valid_until - self._monotonic())):
             conn = await self._connection()
             sent = self._monotonic()
             epoch = await conn.fetchval(_RENEW, self.pbx_id, self.holder, self.epoch, self.ttl)
