@@ -32,6 +32,7 @@ from hotline.sim.amiserver import ServerCredentials
 from hotline.sim.pbx import SimPbx
 from hotline.sim.scenario import AgentBehaviour, AgentGroup, Arrivals, Fixed, Scenario, Uniform
 from tests.e2e_support import devices
+from tests.tcp_proxy import TcpProxy
 
 SECRET = "failover-secret"
 TOKEN = "failover-token"
@@ -216,7 +217,7 @@ class Pair:
 async def pair(migrated_database_url: str, tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     made: list[Pair] = []
 
-    async def make(scenario: Scenario) -> Pair:
+    async def make(scenario: Scenario, dsn_a: str | None = None) -> Pair:
         clock = ScaledClock(1.0)
         sim = SimPbx(scenario, clock=clock, credentials=ServerCredentials("hotline", SECRET))
         await sim.start(host="127.0.0.1", port=0)
@@ -224,7 +225,8 @@ async def pair(migrated_database_url: str, tmp_path: Path) -> AsyncIterator[Call
         for name in ("A", "B"):
             config = tmp_path / f"{name}.toml"
             port = _free_port()
-            _config(config, name, port, sim.port, migrated_database_url)
+            dsn = dsn_a if name == "A" and dsn_a else migrated_database_url
+            _config(config, name, port, sim.port, dsn)
             instances.append(Instance(name, config, port))
         made_pair = Pair(
             sim, instances[0], instances[1], aiohttp.ClientSession(), migrated_database_url
@@ -325,3 +327,81 @@ async def test_a_standby_routes_nothing_and_refuses_agent_commands(
     body = await p.status(p.a)
     assert body is not None
     assert (body["ready"], body["role"], body["epoch"]) == (True, "active", 1)
+
+
+CALL_CHANGING = frozenset({"originate", "hangup", "redirect", "dbdel", "dbdeltree"})
+
+
+def record_actions(sim: SimPbx) -> list[tuple[float, object, str]]:
+    """Every action the sim receives that changes a call: (wall time, session, name)."""
+    seen: list[tuple[float, object, str]] = []
+    for name, handler in list(sim.server.handlers.items()):
+        if name not in CALL_CHANGING:
+            continue
+
+        def recording(session: Any, message: Any, _h: Any = handler, _n: str = name) -> Any:
+            seen.append((time.time(), session, _n))
+            return _h(session, message)
+
+        sim.server.handlers[name] = recording
+    return seen
+
+
+async def test_a_paused_active_is_fenced_none_of_its_actions_or_writes_lands(
+    pair: Callable[..., Any],
+) -> None:
+    p: Pair = await pair(burst(30, seed=7))
+    actions = record_actions(p.sim)
+    await p.login_all(p.a)
+    p.sim.start_arrivals()
+    await until_async(lambda: bool(actions))
+    await asyncio.sleep(2.0)  # into the burst
+    (a_session,) = {session for _, session, _ in actions}  # only the active acts
+    paused_at = time.time()
+    p.a.signal(signal.SIGSTOP)
+    await p.wait_role(p.b, "active")
+    await asyncio.sleep(TTL)  # well past A's lease
+    resumed_at = time.time()
+    p.a.signal(signal.SIGCONT)
+    assert p.a.process is not None
+    assert await asyncio.to_thread(p.a.process.wait, LIMIT) == 5  # stepped down
+    await p.sim.wait_idle(LIMIT * 2)
+    truth = p.sim.ground_truth
+    rows = await wait_recorded(p.dsn, {r["call_id"] for r in truth if r["type"] == "call"})
+    check_against_ground_truth(truth, rows)
+    assert not [a for a in actions if a[1] is a_session and a[0] >= resumed_at]
+    ended = {r["call_id"]: r["ended_at"] for r in truth if r["type"] == "call"}
+    for call_id, row in rows.items():
+        if row["epoch"] == 1:  # A's rows: only calls over before it was paused
+            assert ended[call_id] < paused_at, call_id
+
+
+async def test_losing_the_database_makes_the_active_step_down_and_the_standby_takes_over(
+    pair: Callable[..., Any], migrated_database_url: str
+) -> None:
+    proxy, dsn = await TcpProxy.for_postgres(migrated_database_url)
+    try:
+        p: Pair = await pair(burst(20, seed=9), dsn_a=dsn)
+        await p.login_all(p.a)
+        p.sim.start_arrivals()
+        await asyncio.sleep(3.0)
+        proxy.break_("stall")
+        assert p.a.process is not None
+        assert await asyncio.to_thread(p.a.process.wait, LIMIT) == 5
+        body = await p.wait_role(p.b, "active")
+        assert body["epoch"] == 2
+        await p.sim.wait_idle(LIMIT * 2)
+        truth = p.sim.ground_truth
+        rows = await wait_recorded(p.dsn, {r["call_id"] for r in truth if r["type"] == "call"})
+        check_against_ground_truth(truth, rows)
+    finally:
+        proxy.heal()
+        await proxy.close()
+
+
+async def until_async(condition: Callable[[], bool]) -> None:
+    """Poll a condition other tasks make true."""
+    deadline = time.monotonic() + LIMIT
+    while not condition():
+        assert time.monotonic() < deadline, "condition never held"
+        await asyncio.sleep(0.02)
