@@ -137,6 +137,7 @@ RESYNC_RETRY_MAX: Final = 30.0
 """The longest wait between two resync attempts."""
 _TIMER_BACKOFF: Final = 1.0
 _LOG_EVERY: Final = 1.0
+_DELETE_POLL: Final = 0.05
 
 
 class EngineError(RuntimeError):
@@ -199,13 +200,19 @@ class Engine:
         ticket_numbers: TicketNumbers | None = None,
         lease: Gate | None = None,
         reload: Reload | None = None,
+        durable: Callable[[], bool] | None = None,
     ) -> None:
         """Subscribe to ``ami`` right away, so no ``Connected`` is missed.
 
         ``ticket_numbers``, the router's number pool, is topped up off the hot path.
         ``lease``: route only while it is active (None: always); ``reload``: what a
-        takeover restores (see the module docstring).
+        takeover restores (see the module docstring). ``durable``: True when every
+        record the sinks took so far is stored; a call's journal entry is deleted on
+        the PBX only then, so a crash before the store has its end leaves the entry
+        for the next process to record the call from.
         """
+        self._durable = durable
+        self._held_deletes: list[DeleteJournalEntry] = []
         self.lease = lease
         self._reload = reload
         self._routing = lease is None
@@ -351,6 +358,7 @@ class Engine:
                             self._on_disconnected(item)
                     processed += 1
                 self._fire_timers()
+                self._release_journal_deletes()
                 self._top_up_ticket_numbers()
                 if processed:
                     await asyncio.sleep(0)
@@ -366,6 +374,14 @@ class Engine:
             subscription.close()
             if self._top_up_task is not None:
                 self._top_up_task.cancel()
+
+    def _release_journal_deletes(self) -> None:
+        """Send the held journal deletions once the store has every record taken so far."""
+        if self._held_deletes and self._durable is not None and self._durable():
+            held, self._held_deletes = self._held_deletes, []
+            now = self.clock.now()
+            for command in held:
+                self._send(command, now)
 
     def _standby_item(self, item: object) -> None:
         """Not active: PBX events are dropped; the connection state is kept for a takeover."""
@@ -451,6 +467,8 @@ class Engine:
         if deadline is not None:
             timeout = max(0.0, self.clock.wall_delay(deadline - self.clock.now()))
         timeout = self._timer_wait(timeout)
+        if self._held_deletes:  # look at the store's progress again soon
+            timeout = _DELETE_POLL if timeout is None else min(timeout, _DELETE_POLL)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 await self._wake.wait()
@@ -618,6 +636,9 @@ class Engine:
 
     def _execute(self, effects: list[Effect], now: float) -> None:
         for effect in effects:
+            if isinstance(effect, DeleteJournalEntry) and self._durable is not None:
+                self._held_deletes.append(effect)  # after the call's records are stored
+                continue
             if isinstance(
                 effect, OriginateAgentLeg | HangupChannel | RedirectChannel | DeleteJournalEntry
             ):

@@ -90,7 +90,13 @@ async def serve(settings: Settings) -> None:
             raise EngineStopped(why)
         log.info("service.stopping", reason="signal")
     finally:
-        await runner.cleanup()
+        try:
+            await runner.cleanup()
+        except Exception as exc:  # stepping down: the database may be what failed
+            lease = app.get(LEASE)
+            if lease is None or not lease.stepped_down.is_set():
+                raise
+            log.warning("service.cleanup_failed", error=f"{type(exc).__name__}: {exc}")
         for signum in _STOP_SIGNALS:
             loop.remove_signal_handler(signum)
 

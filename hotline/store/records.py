@@ -43,7 +43,9 @@ the same row whichever of its records arrive, and in whatever order; ``answer``
 only fills what is still empty. An ``end`` for a row that exists (a call a
 previous process saw arrive or answered, recorded again from the journal) keeps
 the row's arrival and answer, the larger offer count, and computes the wait from
-the row's own times. ``wrap_up`` updates the row by ``call_id``: the
+the row's own times; an ``end`` recorded from the journal (``end_source``
+``journal``: a reconstruction after a crash) never overwrites a completed row.
+``wrap_up`` updates the row by ``call_id``: the
 wrap-up starts when the talk ends, so the call's ``arrival`` (put when the
 caller started waiting) is always written before it; repeating it writes the
 same values.
@@ -222,6 +224,7 @@ on conflict (call_id) do update set
     offers = greatest(c.offers, excluded.offers),
     wait_seconds = greatest(0, extract(epoch from
         coalesce(c.answered_at, excluded.answered_at, excluded.ended_at) - c.arrived_at))::float8
+where c.state <> 'completed' or excluded.end_source <> 'journal'
 """  # noqa: S608 (column names and placeholders from _END_FIELDS only)
 )
 

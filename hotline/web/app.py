@@ -162,6 +162,7 @@ def create_app(
             ticket_numbers=numbers,
             lease=lease,
             reload=reload,
+            durable=(lambda: app[STORE].outbox.in_memory == 0) if STORE in app else None,
         )
         app[ENGINE].restore(persisted.states, persisted.sticky)
         outbox = app[STORE].outbox if STORE in app else None
