@@ -56,6 +56,10 @@ gate is read on each message and each action, so a process that wakes from a
 pause past its lease sends nothing. When a standby becomes active it takes over
 as a restarted process would: ``reload`` gives it the agents' persisted states,
 then it resyncs from the PBX (journal and adoption of ringing legs).
+
+With ``durable`` (the store's "everything taken so far is stored"), a call's
+journal entry is deleted on the PBX only once that holds, so a process killed
+before its outbox wrote a call's end leaves the entry for the next one.
 """
 
 from __future__ import annotations
