@@ -50,6 +50,7 @@ from tests.e2e_support import (
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 BOUNDED_LABELS = {"queue", "agent", "outcome", "state", "reason", "le", "category", "stage"}
+BOUNDED_LABELS |= {"pbx_id", "role"}  # failover: the one configured pbx_id; 3 roles
 # stage: the engine-error stages, hotline.engine.ENGINE_STAGES (five fixed values)
 
 
