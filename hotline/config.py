@@ -13,6 +13,7 @@ Environment overrides (applied after the file, before validation):
 ``HOTLINE_API_TOKEN``      ``[service] api_token`` (``HOTLINE_API_TOKEN_FILE`` likewise)
 ``HOTLINE_HTTP_LISTEN``    ``[service] http_listen``
 ``HOTLINE_INSTANCE``       ``[service] instance``
+``HOTLINE_PBX_ID``         ``[service] pbx_id``
 ``HOTLINE_STATE_DIR``      ``[service] state_dir``
 ``HOTLINE_DATABASE_URL``   ``[database] url``
 ``HOTLINE_REDIS_URL``      ``[redis] url``
@@ -98,6 +99,9 @@ class ServiceConfig:
     """Process-level settings: identity, HTTP listener, API token, state directory, time zone.
 
     ``pbx_down_grace``: seconds without a PBX connection that ``/ready`` tolerates.
+    ``pbx_id``: instances with the same one form an active/standby pair (a lease in
+    the database, :mod:`hotline.store.lease`); empty: no lease, always active.
+    ``lease_ttl``: seconds the lease lasts without a renewal (the takeover bound).
     """
 
     instance: str = "A"
@@ -106,6 +110,8 @@ class ServiceConfig:
     state_dir: str = "var"
     time_zone: str = "UTC"
     pbx_down_grace: float = 30.0
+    pbx_id: str = ""
+    lease_ttl: float = 3.0
 
     @property
     def zone(self) -> ZoneInfo:
@@ -480,7 +486,13 @@ def parse_settings(
         state_dir=_override(env, "HOTLINE_STATE_DIR", service_reader.string("state_dir", "var")),
         time_zone=time_zone,
         pbx_down_grace=service_reader.number("pbx_down_grace", 30.0, maximum=3600.0),
+        pbx_id=_override(env, "HOTLINE_PBX_ID", service_reader.string("pbx_id", "")),
+        lease_ttl=service_reader.number("lease_ttl", 3.0, minimum=0.5, maximum=60.0),
     )
+    if service.pbx_id and not _NAME.fullmatch(service.pbx_id):
+        raise service_reader.error(
+            "pbx_id", f"must be a name (letters, digits, _.-), got {service.pbx_id!r}"
+        )
     service_reader.raw("api_token")
     service_reader.finish()
     _check_listen(source, "service.http_listen", service.http_listen)
@@ -547,6 +559,10 @@ def parse_settings(
     file_database_url = database_reader.optional_string("url")
     database_url = env.get("HOTLINE_DATABASE_URL") or file_database_url or ""
     database = _parse_database(database_reader, service.state_dir, bool(database_url))
+    if service.pbx_id and not database_url:
+        raise ConfigError(
+            source, "service.pbx_id", "needs [database] url (the lease is held there)"
+        )
     database_reader.finish()
     tickets_reader = root.sub("tickets")
     tickets = _parse_tickets(tickets_reader)

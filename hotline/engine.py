@@ -46,6 +46,20 @@ counted in :attr:`Engine.rejected` by reason and dropped with a warning. Should
 the task end anyway, :attr:`Engine.ended` is set, waiting and later commands get
 :class:`EngineUnavailable`, ``/ready`` turns red and ``hotline serve`` exits
 non-zero.
+
+**Active or standby.** With a ``lease`` (:class:`Gate`, e.g.
+:class:`hotline.store.lease.Lease`), the engine routes only while the lease says
+it is active. A standby (or a fenced former active) drops the PBX's events,
+runs no timers, answers agent commands with :class:`EngineStandby`, and refuses
+every action before it leaves the process (:attr:`Engine.refused_actions`): the
+gate is read on each message and each action, so a process that wakes from a
+pause past its lease sends nothing. When a standby becomes active it takes over
+as a restarted process would: ``reload`` gives it the agents' persisted states,
+then it resyncs from the PBX (journal and adoption of ringing legs).
+
+With ``durable`` (the store's "everything taken so far is stored"), a call's
+journal entry is deleted on the PBX only once that holds, so a process killed
+before its outbox wrote a call's end leaves the entry for the next one.
 """
 
 from __future__ import annotations
@@ -54,10 +68,10 @@ import asyncio
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Final, assert_never
+from typing import Final, Protocol, assert_never
 
 import structlog
 from structlog.contextvars import bound_contextvars
@@ -102,8 +116,11 @@ __all__ = [
     "AgentCommand",
     "Engine",
     "EngineError",
+    "EngineStandby",
     "EngineUnavailable",
     "FactSink",
+    "Gate",
+    "Reload",
 ]
 
 log = structlog.get_logger("hotline.engine")
@@ -125,6 +142,7 @@ RESYNC_RETRY_MAX: Final = 30.0
 """The longest wait between two resync attempts."""
 _TIMER_BACKOFF: Final = 1.0
 _LOG_EVERY: Final = 1.0
+_DELETE_POLL: Final = 0.05
 
 
 class EngineError(RuntimeError):
@@ -133,6 +151,23 @@ class EngineError(RuntimeError):
 
 class EngineUnavailable(EngineError):
     """The engine task is not running, so nothing can be applied."""
+
+
+class EngineStandby(EngineError):
+    """This instance does not hold the PBX's lease (standby or fenced): it does not route."""
+
+
+class Gate(Protocol):
+    """What the engine asks before routing: may this instance act on the PBX now?"""
+
+    @property
+    def active(self) -> bool:
+        """True while this instance holds the lease."""
+        ...  # pragma: no cover
+
+
+Reload = Callable[[], Awaitable[tuple[Iterable[AgentPresence], Mapping[str, tuple[str, float]]]]]
+"""At a takeover: the agents' persisted states and sticky history, read afresh."""
 
 
 @dataclass(slots=True)
@@ -159,11 +194,27 @@ class Engine:
         queue_size: int = 200_000,
         action_timeout: float = 10.0,
         ticket_numbers: TicketNumbers | None = None,
+        lease: Gate | None = None,
+        reload: Reload | None = None,
+        durable: Callable[[], bool] | None = None,
     ) -> None:
         """Subscribe to ``ami`` right away, so no ``Connected`` is missed.
 
         ``ticket_numbers``, the router's number pool, is topped up off the hot path.
+        ``lease``: route only while it is active (None: always); ``reload``: what a
+        takeover restores (see the module docstring). ``durable``: True when every
+        record the sinks took so far is stored; a call's journal entry is deleted on
+        the PBX only then, so a crash before the store has its end leaves the entry
+        for the next process to record the call from.
         """
+        self._durable = durable
+        self._held_deletes: list[DeleteJournalEntry] = []
+        self.lease = lease
+        self._reload = reload
+        self._routing = lease is None
+        self._connected: Connected | None = None
+        self.refused_actions = 0
+        self.standby_events = 0
         self.router = router
         self.ticket_numbers = ticket_numbers
         self._top_up_task: asyncio.Task[None] | None = None
@@ -212,6 +263,8 @@ class Engine:
         """
         if self.ended.is_set():
             raise EngineUnavailable("the engine is not running")
+        if not self.may_act():
+            raise EngineStandby("this instance is a standby: the active one routes")
         future: asyncio.Future[Agent] = asyncio.get_running_loop().create_future()
         self._post(_Pending(command, future))
         return await future
@@ -237,6 +290,25 @@ class Engine:
         """Events and commands received but not applied yet (0: the engine has caught up)."""
         return len(self._inbox) + len(self._subscription)
 
+    def may_act(self) -> bool:
+        """True when this instance may change calls (no lease, or the lease is active)."""
+        return self.lease is None or self.lease.active
+
+    def wake(self) -> None:
+        """Have the loop look at the lease again (it became active)."""
+        self._wake.set()
+
+    async def _take_over(self) -> None:
+        """The lease became active: restore the agents' states, then resync from the PBX."""
+        self._routing = True
+        log.info("engine.takeover", connected=self.ami.connected)
+        if self._reload is not None:
+            states, sticky = await self._reload()
+            now = self.clock.now()
+            self._execute(self.router.restore(states, sticky, now), now)
+        if self._connected is not None and self.ami.connected:
+            await self._resync_supervised(self._connected)
+
     def stop(self) -> None:
         """Ask :meth:`run` to return after the current batch."""
         self._stopped = True
@@ -251,8 +323,12 @@ class Engine:
         self._first_top_up()
         try:
             while not self._stopped:
+                processed = 0
+                if not self._routing and self.may_act():
+                    await self._take_over()
                 processed = await self._process_batch()
                 self._fire_timers()
+                self._release_journal_deletes()
                 self._top_up_ticket_numbers()
                 if processed:
                     await asyncio.sleep(0)
@@ -302,6 +378,9 @@ class Engine:
             self._internal_failed(internal, exc)
 
     async def _process_item(self, item: SubscriptionItem) -> None:
+        if not self.may_act():
+            self._standby_item(item)
+            return
         if isinstance(item, Message):
             try:
                 self._apply_message(item)
@@ -310,8 +389,27 @@ class Engine:
             except Exception as exc:
                 self._failed("ami_message", exc, ami_event=item.name)
         elif isinstance(item, Connected):
+            self._connected = item
             await self._resync_supervised(item)
         elif isinstance(item, Disconnected):
+            self._on_disconnected(item)
+
+    def _release_journal_deletes(self) -> None:
+        """Send the held journal deletions once the store has every record taken so far."""
+        if self._held_deletes and self._durable is not None and self._durable():
+            held, self._held_deletes = self._held_deletes, []
+            now = self.clock.now()
+            for command in held:
+                self._send(command, now)
+
+    def _standby_item(self, item: object) -> None:
+        """Not active: PBX events are dropped; the connection state is kept for a takeover."""
+        if isinstance(item, Message):
+            self.standby_events += 1
+        elif isinstance(item, Connected):
+            self._connected = item
+        elif isinstance(item, Disconnected):
+            self._connected = None
             self._on_disconnected(item)
 
     def _end(self) -> None:
@@ -376,20 +474,25 @@ class Engine:
         self._wake.clear()
         if self._inbox or len(self._subscription) or self._stopped:
             return
-        deadline = self.router.next_deadline()
+        deadline = self.router.next_deadline() if self.may_act() else None
         blocked = self._timers_blocked_until - time.monotonic()
-        timer: asyncio.TimerHandle | None
+        loop = asyncio.get_running_loop()
+        timers: list[asyncio.TimerHandle] = []
         if blocked > 0:  # a timer raised: real-time back-off before the next try
-            timer = asyncio.get_running_loop().call_later(blocked, self._wake.set)
-        else:
-            timer = None if deadline is None else self.clock.call_at(deadline, self._wake.set)
+            timers.append(loop.call_later(blocked, self._wake.set))
+        elif deadline is not None:
+            timers.append(self.clock.call_at(deadline, self._wake.set))
+        if self._held_deletes:  # look at the store's progress again soon
+            timers.append(loop.call_later(_DELETE_POLL, self._wake.set))
         try:
             await self._wake.wait()
         finally:
-            if timer is not None:
+            for timer in timers:
                 timer.cancel()
 
     def _fire_timers(self) -> None:
+        if not self.may_act():
+            return
         if self._timers_blocked_until and time.monotonic() < self._timers_blocked_until:
             return
         try:
@@ -443,6 +546,10 @@ class Engine:
                 observe(type(event).__name__, latency)
 
     def _apply_internal(self, item: DomainEvent | _Pending) -> None:
+        if not self.may_act():
+            if isinstance(item, _Pending) and not item.future.done():
+                item.future.set_exception(EngineStandby("this instance is a standby"))
+            return
         now = self.clock.now()
         if not isinstance(item, _Pending):
             self._execute(self.router.handle(item, now), now)
@@ -551,6 +658,9 @@ class Engine:
 
     def _execute(self, effects: list[Effect], now: float) -> None:
         for effect in effects:
+            if isinstance(effect, DeleteJournalEntry) and self._durable is not None:
+                self._held_deletes.append(effect)  # after the call's records are stored
+                continue
             if isinstance(
                 effect, OriginateAgentLeg | HangupChannel | RedirectChannel | DeleteJournalEntry
             ):
@@ -577,6 +687,10 @@ class Engine:
                         )
 
     def _send(self, command: Command, now: float) -> None:
+        if not self.may_act():  # fenced: nothing leaves the process
+            self.refused_actions += 1
+            log.warning("engine.action_refused_standby", action=type(command).__name__)
+            return
         name, headers, action_id = to_action(command)
         try:
             future = self.ami.send(name, headers, action_id=action_id, timeout=self.action_timeout)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -35,18 +35,20 @@ from prometheus_client import CollectorRegistry
 from hotline.ami.client import AmiClient
 from hotline.clock import Clock, SystemClock
 from hotline.config import Settings
+from hotline.domain.model import AgentPresence
 from hotline.domain.routing import Router
 from hotline.engine import Engine, FactSink
 from hotline.ivr import service as ivr
 from hotline.prometheus import Metrics
-from hotline.store.agentstate import open_agent_state
+from hotline.store.agentstate import PersistedAgents, open_agent_state
+from hotline.store.lease import Lease
 from hotline.store.resources import store_context
 from hotline.store.scheduler import CallbackScheduler
 from hotline.ticketno import FileSequenceStore, MemorySequenceStore, SequenceStore, TicketNumbers
 from hotline.web import auth, live
 from hotline.web.app import MIDDLEWARES, install
 from hotline.web.errors import security_headers
-from hotline.web.keys import AMI, CLOCK, ENGINE, METRICS, SETTINGS, STORE, TICKET_NUMBERS
+from hotline.web.keys import AMI, CLOCK, ENGINE, LEASE, METRICS, SETTINGS, STORE, TICKET_NUMBERS
 
 __all__ = ["create_app"]
 
@@ -61,6 +63,22 @@ def _ticket_numbers(settings: Settings) -> TicketNumbers:
     return TicketNumbers(
         settings.service.instance, settings.service.zone, _sequence_store(settings)
     )
+
+
+async def _wake_when_active(lease: Lease, engine: Engine) -> None:
+    await lease.became_active.wait()
+    engine.wake()
+
+
+async def _when_active(lease: Lease | None, work: Coroutine[object, object, None]) -> None:
+    """Run ``work`` once this instance routes (a standby's scheduler would submit to nobody)."""
+    if lease is not None:
+        try:
+            await lease.became_active.wait()
+        except asyncio.CancelledError:
+            work.close()
+            raise
+    await work
 
 
 def create_app(
@@ -114,8 +132,31 @@ def create_app(
         )
         persisted = await open_agent_state(settings, app.get(STORE), router, app[CLOCK])
         engine_sinks.extend(persisted.sinks)
+        lease = None
+        if settings.service.pbx_id and STORE in app:  # an active/standby pair (issue 14)
+            lease = app[LEASE] = Lease(
+                settings.database_url.reveal(),
+                settings.service.pbx_id,
+                ttl=settings.service.lease_ttl,
+                holder=f"{settings.service.instance}-{router.boot_id}",
+            )
+            app[STORE].recorder.epoch = lease.current_epoch
+
+        async def reload() -> tuple[list[AgentPresence], dict[str, tuple[str, float]]]:
+            again: PersistedAgents = await open_agent_state(
+                settings, app.get(STORE), router, app[CLOCK]
+            )
+            return list(again.states), dict(again.sticky)
+
         app[ENGINE] = Engine(
-            router, app[AMI], app[CLOCK], sinks=engine_sinks, ticket_numbers=numbers
+            router,
+            app[AMI],
+            app[CLOCK],
+            sinks=engine_sinks,
+            ticket_numbers=numbers,
+            lease=lease,
+            reload=reload,
+            durable=(lambda: app[STORE].outbox.in_memory == 0) if STORE in app else None,
         )
         app[ENGINE].restore(persisted.states, persisted.sticky)
         outbox = app[STORE].outbox if STORE in app else None
@@ -123,8 +164,12 @@ def create_app(
             app[ENGINE],
             outbox_backlog=(lambda: outbox.backlog) if outbox else None,
             outbox_dropped=(lambda: outbox.dropped) if outbox else None,
+            lease=lease,
         )
         tasks = [asyncio.create_task(app[ENGINE].run(), name="engine")]
+        if lease is not None:
+            lease.start()
+            tasks.append(asyncio.create_task(_wake_when_active(lease, app[ENGINE]), name="wake"))
         if STORE in app:
             scheduler = CallbackScheduler(
                 app[STORE].pool,
@@ -133,8 +178,12 @@ def create_app(
                 interval=settings.tickets.callback_poll_interval,
                 default_queue=settings.routing.default_queue,
             )
-            tasks.append(asyncio.create_task(scheduler.run(), name="callback-scheduler"))
+            tasks.append(
+                asyncio.create_task(_when_active(lease, scheduler.run()), name="callback-scheduler")
+            )
         yield
+        if lease is not None:
+            await lease.close()  # a graceful stop hands the lease over at once
         for task in reversed(tasks):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

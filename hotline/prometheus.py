@@ -80,6 +80,7 @@ from hotline.domain.sla import ABANDONED, answered_within_rings, is_short_abando
 
 if TYPE_CHECKING:
     from hotline.engine import Engine
+    from hotline.store.lease import Lease
 
 __all__ = [
     "DECISION_BUCKETS",
@@ -317,6 +318,7 @@ class Metrics:
         self.short_abandon = sla.short_abandon_threshold
         self.agent_queues = {agent.id: agent.queues for agent in settings.agents.values()}
         self._engine: Engine | None = None
+        self._lease: Lease | None = None
         self._outbox_backlog: Callable[[], int] | None = None
         self._outbox_dropped: Callable[[], int] | None = None
         self._overdue: dict[_Key, float] | None = None
@@ -565,6 +567,27 @@ class Metrics:
                 sla.longest_wait_limit,
             ),
         ]
+        # Failover (issue 14): present once watch() got a lease, or always 1 without one.
+        self.router_active = gauge(
+            "hotline_router_active",
+            "1 while this instance is the active router of its PBX (pbx_id), else 0.",
+            ("pbx_id", "role"),
+        )
+        self.lease_epoch = gauge(
+            "hotline_lease_epoch",
+            "The epoch of the lease this instance holds or held.",
+            ("pbx_id",),
+        )
+        self.lease_takeover = gauge(
+            "hotline_lease_last_takeover_timestamp_seconds",
+            "When this instance last took the lease (Unix time).",
+            ("pbx_id",),
+        )
+        self.refused_actions = self._counter(
+            "hotline_engine_refused_actions",
+            "AMI actions a standby or fenced instance refused to send.",
+            (),
+        )
 
     # -- inputs ---------------------------------------------------------------------------------
 
@@ -574,9 +597,11 @@ class Metrics:
         *,
         outbox_backlog: Callable[[], int] | None = None,
         outbox_dropped: Callable[[], int] | None = None,
+        lease: Lease | None = None,
     ) -> None:
-        """Read the live gauges from ``engine`` (and the outbox backlog and losses) at every
-        scrape."""
+        """Read the live gauges from ``engine`` (and the outbox backlog and losses, and the
+        lease) at every scrape."""
+        self._lease = lease
         self._engine = engine
         engine.decision_observers.append(lambda _kind, seconds: self.decision.observe((), seconds))
         self._outbox_backlog = outbox_backlog
@@ -757,7 +782,18 @@ class Metrics:
             (self.engine_up, {(): 1.0 if engine.alive else 0.0}),
             (self.engine_errors, {(stage,): float(n) for stage, n in engine.errors.items()}),
             (self.rejected_events, {(reason,): float(n) for reason, n in engine.rejected.items()}),
+            (self.refused_actions, {(): float(engine.refused_actions)}),
         ]
+        lease = self._lease
+        if lease is None:
+            gauges.append((self.router_active, {("", "active"): 1.0}))
+        else:
+            role = lease.role
+            gauges.append((self.router_active, {(lease.pbx_id, role): float(role == "active")}))
+            gauges.append((self.lease_epoch, {(lease.pbx_id,): float(lease.epoch)}))
+            if lease.last_takeover is not None:
+                taken = lease.last_takeover.timestamp()
+                gauges.append((self.lease_takeover, {(lease.pbx_id,): taken}))
         return gauges
 
     def _snapshot(self) -> list[tuple[_Family, Mapping[_Key, float]]]:

@@ -19,10 +19,19 @@ from hotline.config import ConfigError, Settings, load_settings
 from hotline.ivr.flow import FlowError
 from hotline.ivr.service import reload_flows
 from hotline.main import create_app
+from hotline.store.lease import EXIT_FENCED
 from hotline.store.migrate import MigrationError
-from hotline.web.keys import AMI, ENGINE
+from hotline.web.keys import AMI, ENGINE, LEASE
 
-__all__ = ["EXIT_ENGINE_STOPPED", "EngineStopped", "HttpListenError", "register", "serve"]
+__all__ = [
+    "EXIT_ENGINE_STOPPED",
+    "EXIT_FENCED",
+    "EngineStopped",
+    "HttpListenError",
+    "SteppedDown",
+    "register",
+    "serve",
+]
 
 EXIT_ENGINE_STOPPED = 4
 """``hotline serve``'s exit status when the engine task ended while serving."""
@@ -30,6 +39,10 @@ EXIT_ENGINE_STOPPED = 4
 
 class EngineStopped(RuntimeError):
     """The engine task ended although nobody stopped the service."""
+
+
+class SteppedDown(RuntimeError):
+    """This instance lost the PBX's lease it held (fenced); it must restart as a standby."""
 
 
 log = structlog.get_logger("hotline.service")
@@ -67,17 +80,44 @@ async def serve(settings: Settings) -> None:
                 f"{os.strerror(exc.errno) if exc.errno else exc}"
             ) from exc
         log.info("service.listening", http=settings.service.http_listen, config=settings.source)
-        await _until(stop, app[AMI].wait_connected())
-        await _until(stop, app[ENGINE].ended.wait())
+        lease = app.get(LEASE)
+        await _until(stop, _first(app[AMI].wait_connected(), lease))
+        if lease is not None and lease.stepped_down.is_set():
+            raise SteppedDown(f"lost the lease of pbx {lease.pbx_id!r} (epoch {lease.epoch})")
+        await _until(stop, _first(app[ENGINE].ended.wait(), lease))
+        if lease is not None and lease.stepped_down.is_set():
+            raise SteppedDown(f"lost the lease of pbx {lease.pbx_id!r} (epoch {lease.epoch})")
         if not stop.is_set():
             failure = app[ENGINE].failure
             why = f"{type(failure).__name__}: {failure}" if failure else "it returned"
             raise EngineStopped(why)
         log.info("service.stopping", reason="signal")
     finally:
-        await runner.cleanup()
+        try:
+            await runner.cleanup()
+        except Exception as exc:  # stepping down: the database may be what failed
+            lease = app.get(LEASE)
+            if lease is None or not lease.stepped_down.is_set():
+                raise
+            log.warning("service.cleanup_failed", error=f"{type(exc).__name__}: {exc}")
         for signum in (*_STOP_SIGNALS, signal.SIGHUP):
             loop.remove_signal_handler(signum)
+
+
+async def _first(work: Awaitable[object], lease: Any) -> None:
+    """Wait for ``work``, or for the lease (when there is one) to be lost."""
+    if lease is None:
+        await work
+        return
+    working = asyncio.ensure_future(work)
+    lost = asyncio.ensure_future(lease.stepped_down.wait())
+    try:
+        await asyncio.wait({working, lost}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (working, lost):
+            task.cancel()
+    if working.done() and not working.cancelled():
+        working.result()
 
 
 async def _until(stop: asyncio.Event, work: Awaitable[object]) -> None:
@@ -134,6 +174,9 @@ def _serve(args: argparse.Namespace) -> int:
     except AmiAuthError as exc:
         print(f"hotline: {exc}", file=sys.stderr)
         return 3
+    except SteppedDown as exc:
+        print(f"hotline: stepped down ({exc}); exiting to restart as a standby", file=sys.stderr)
+        return EXIT_FENCED
     except EngineStopped as exc:
         print(f"hotline: the engine stopped ({exc}); exiting", file=sys.stderr)
         return EXIT_ENGINE_STOPPED

@@ -895,7 +895,15 @@ def test_compose_refuses_to_run_without_its_secrets(missing: str, tmp_path: Path
 
 def test_compose_services_are_wired_as_documented() -> None:
     services = compose_document()["services"]
-    assert set(services) == {"asterisk", "postgres", "redis", "hotline", "prometheus", "grafana"}
+    assert set(services) == {
+        "asterisk",
+        "postgres",
+        "redis",
+        "hotline",
+        "hotline-standby",
+        "prometheus",
+        "grafana",
+    }
 
     asterisk = services["asterisk"]
     assert "./asterisk:/etc/asterisk/hotline:ro" in asterisk["volumes"]
@@ -1014,7 +1022,9 @@ def test_prometheus_scrapes_hotline_and_asterisk_and_loads_the_alerts() -> None:
     assert (ROOT / "monitoring" / "alerts.yml").is_file()
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert jobs["hotline"]["metrics_path"] == "/metrics"
-    assert jobs["hotline"]["static_configs"] == [{"targets": ["hotline:8080"]}]
+    assert jobs["hotline"]["static_configs"] == [
+        {"targets": ["hotline:8080", "hotline-standby:8080"]}
+    ]
     assert jobs["asterisk"]["static_configs"] == [{"targets": ["asterisk:8088"]}]
 
 

@@ -36,6 +36,8 @@ EXPECTED_TABLES = {
     "calls",
     "customer_phones",
     "customers",
+    "fenced_writes",
+    "leases",
     "recordings",
     "schema_migrations",
     "ticket_events",

@@ -83,6 +83,7 @@ async def test_every_field_of_a_call_end_lands_in_its_column(pg_pool: Pool) -> N
         "offers": 3,
         "wait_seconds": pytest.approx(12.0),
         "state": "completed",
+        "epoch": 0,  # the writer's lease epoch (no lease: 0)
     }
     assert {key: got[key] for key in expected} == expected
     assert set(end) - {"k"} == set(expected) - {"ticket_number", "caller_number", "state"} | {

@@ -254,7 +254,15 @@ async def test_when_the_engine_task_ends_readiness_turns_red_and_commands_answer
 ) -> None:
     async with stack.session.get(f"{stack.base_url}/ready") as response:
         assert response.status == 200
-        assert await response.json() == {"ready": True, "reasons": []}
+        assert await response.json() == {
+            "ready": True,
+            "reasons": [],
+            # no [service] pbx_id: no lease, always the active router
+            "role": "active",
+            "pbx_id": None,
+            "epoch": None,
+            "last_takeover": None,
+        }
     stack.engine.stop()
     await asyncio.wait_for(stack.engine.ended.wait(), 10)
     async with stack.session.get(f"{stack.base_url}/ready") as response:

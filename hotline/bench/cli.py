@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 __all__ = ["register"]
@@ -62,6 +63,17 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _failover(args: argparse.Namespace) -> int:
+    from hotline.bench import failover
+
+    dsn = args.database_url or os.environ.get("HOTLINE_DATABASE_URL", "")
+    if not dsn:
+        print("hotline bench failover: --database-url (or HOTLINE_DATABASE_URL) is needed")
+        return 2
+    failover.run(dsn, args.calls, args.agents, args.kills, args.every, args.lease_ttl)
+    return 0
+
+
 def register(commands: Any) -> None:
     """Add ``bench`` and its sub-commands."""
     bench = commands.add_parser("bench", help="benchmarks that print JSON lines")
@@ -95,6 +107,18 @@ def register(commands: Any) -> None:
     e2e.add_argument("--time-scale", type=float, default=20.0, help="clock speed-up")
     e2e.add_argument("--no-noise", action="store_true", help="no CEL/VarSet/Newexten")
     e2e.set_defaults(handler=_e2e)
+    failover = benches.add_parser(
+        "failover", help="kill -9 the active of a pair during a burst: takeover time, losses"
+    )
+    failover.add_argument(
+        "--database-url", help="PostgreSQL server (a database is made and dropped on it)"
+    )
+    failover.add_argument("--calls", type=int, default=300, help="callers in all")
+    failover.add_argument("--agents", type=int, default=50, help="agents logged in")
+    failover.add_argument("--kills", type=int, default=3, help="kill -9 of the active, N times")
+    failover.add_argument("--every", type=float, default=8.0, help="seconds between kills")
+    failover.add_argument("--lease-ttl", type=float, default=3.0, help="[service] lease_ttl")
+    failover.set_defaults(handler=_failover)
     sim = benches.add_parser("sim", help="events/s the simulated PBX emits under load")
     sim.add_argument("--scenario", default="load", help="scenario file or bundled name")
     sim.add_argument("--time-scale", type=float, default=100.0, help="clock speed-up")

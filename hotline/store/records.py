@@ -43,7 +43,9 @@ the same row whichever of its records arrive, and in whatever order; ``answer``
 only fills what is still empty. An ``end`` for a row that exists (a call a
 previous process saw arrive or answered, recorded again from the journal) keeps
 the row's arrival and answer, the larger offer count, and computes the wait from
-the row's own times. ``wrap_up`` updates the row by ``call_id``: the
+the row's own times; an ``end`` recorded from the journal (``end_source``
+``journal``: a reconstruction after a crash) never overwrites a completed row.
+``wrap_up`` updates the row by ``call_id``: the
 wrap-up starts when the talk ends, so the call's ``arrival`` (put when the
 caller started waiting) is always written before it; repeating it writes the
 same values.
@@ -122,8 +124,8 @@ _ARRIVAL_SQL: Final = (
     )
     + """
 insert into calls (call_id, ticket_id, customer_id, caller_number, queue, original_queue,
-                   priority, arrived_at, arrival_source)
-select $1, ticket.id, customer.id, $3, $4, $4, $5, to_timestamp($6), $7 from ticket, customer
+                   priority, arrived_at, arrival_source, epoch)
+select $1, ticket.id, customer.id, $3, $4, $4, $5, to_timestamp($6), $7, $8 from ticket, customer
 on conflict (call_id) do nothing
 """
 )
@@ -188,6 +190,7 @@ _END_FIELDS: Final = (
     _Field("outcome"),
     _Field("offers"),
     _Field("wait_seconds"),
+    _Field("epoch"),
 )
 """A call's end: the record's keys, the ``calls`` row's columns and ``$1..$n``, in one list."""
 
@@ -211,6 +214,7 @@ on conflict (call_id) do update set
     queue = excluded.queue,
     original_queue = excluded.original_queue,
     state = 'completed',
+    epoch = excluded.epoch,
     answered_at = coalesce(c.answered_at, excluded.answered_at),
     answered_by = coalesce(c.answered_by, excluded.answered_by),
     talk_ended_at = excluded.talk_ended_at,
@@ -220,6 +224,7 @@ on conflict (call_id) do update set
     offers = greatest(c.offers, excluded.offers),
     wait_seconds = greatest(0, extract(epoch from
         coalesce(c.answered_at, excluded.answered_at, excluded.ended_at) - c.arrived_at))::float8
+where c.state <> 'completed' or excluded.end_source <> 'journal'
 """  # noqa: S608 (column names and placeholders from _END_FIELDS only)
 )
 
@@ -236,6 +241,7 @@ _OFFER_FIELDS: Final = (
     _Field("result"),
     _Field("ring_seconds"),
     _Field("rings"),
+    _Field("epoch"),
 )
 """One ring: the record's keys, the ``call_offers`` columns and ``$1..$n``, in one list."""
 
@@ -250,18 +256,19 @@ update calls set
     answered_at = coalesce(answered_at, to_timestamp($3)),
     answered_by = coalesce(answered_by, $2),
     answer_source = coalesce(answer_source, $4),
-    wait_seconds = coalesce(wait_seconds, $5)
+    wait_seconds = coalesce(wait_seconds, $5),
+    epoch = $6
 where call_id = $1
 """
 
 _WRAP_UP_SQL: Final = """
-update calls set wrap_up_seconds = $2, wrap_up_ended_at = to_timestamp($3)
+update calls set wrap_up_seconds = $2, wrap_up_ended_at = to_timestamp($3), epoch = $4
 where call_id = $1
 """
 
 _RECORDING_SQL: Final = """
-insert into recordings (path, ticket_id, call_id, offer_id, agent_id, started_at)
-values ($1, (select id from tickets where number = $2), $3, $4, $5, to_timestamp($6))
+insert into recordings (path, ticket_id, call_id, offer_id, agent_id, started_at, epoch)
+values ($1, (select id from tickets where number = $2), $3, $4, $5, to_timestamp($6), $7)
 on conflict (path) do nothing
 """
 
@@ -286,19 +293,43 @@ where s.changed_at <= excluded.changed_at
 
 
 def _arrival_args(r: Record) -> tuple[Any, ...]:
-    return (r["call_id"], r["ticket"], r["number"], r["queue"], r["priority"], r["at"], r["source"])
+    return (
+        r["call_id"],
+        r["ticket"],
+        r["number"],
+        r["queue"],
+        r["priority"],
+        r["at"],
+        r["source"],
+        r["epoch"],
+    )
 
 
 def _answer_args(r: Record) -> tuple[Any, ...]:
-    return (r["call_id"], r["agent_id"], r["answered_at"], r["source"], r["wait_seconds"])
+    return (
+        r["call_id"],
+        r["agent_id"],
+        r["answered_at"],
+        r["source"],
+        r["wait_seconds"],
+        r["epoch"],
+    )
 
 
 def _recording_args(r: Record) -> tuple[Any, ...]:
-    return (r["path"], r["ticket"], r["call_id"], r["offer_id"], r["agent_id"], r["started_at"])
+    return (
+        r["path"],
+        r["ticket"],
+        r["call_id"],
+        r["offer_id"],
+        r["agent_id"],
+        r["started_at"],
+        r["epoch"],
+    )
 
 
 def _wrap_up_args(r: Record) -> tuple[Any, ...]:
-    return (r["call_id"], r["seconds"], r["ended_at"])
+    return (r["call_id"], r["seconds"], r["ended_at"], r["epoch"])
 
 
 def _agent_args(r: Record) -> tuple[Any, ...]:
@@ -326,6 +357,10 @@ _WRITES: Final[dict[str, tuple[str, Callable[[Record], tuple[Any, ...]]]]] = {
 }
 
 
+_FENCED: Final = frozenset({"arrival", "end", "offer", "answer", "recording", "wrap_up"})
+"""The record kinds of one call, which carry the writer's lease epoch (``epoch``)."""
+
+
 async def apply_records(
     conn: Conn, records: Sequence[Record], *, policy: RetryPolicy | None = None
 ) -> None:
@@ -342,6 +377,8 @@ async def apply_records(
             continue
         if kind not in _WRITES:
             raise ValueError(f"unknown record kind {kind!r}")
+        if kind in _FENCED and "epoch" not in record:  # spilled before epochs existed
+            record = {**record, "epoch": 0}
         by_kind[kind].append(_WRITES[kind][1](record))
     for kind, (sql, _) in _WRITES.items():
         rows = by_kind.get(kind)
@@ -369,10 +406,17 @@ class Recorder:
     """
 
     def __init__(
-        self, put: Callable[[Record], None], *, ring_cadence: float, monitor_dir: str
+        self,
+        put: Callable[[Record], None],
+        *,
+        ring_cadence: float,
+        monitor_dir: str,
+        epoch: Callable[[], int] = lambda: 0,
     ) -> None:
-        """Records go to ``put`` (the outbox's); ``ring_cadence`` is seconds per ring."""
+        """Records go to ``put`` (the outbox's); ``ring_cadence`` is seconds per ring;
+        ``epoch`` gives the lease epoch each call record carries (fencing)."""
         self._put = put
+        self.epoch = epoch
         self.ring_cadence = ring_cadence
         self.monitor_dir = monitor_dir
         self._answered_offer: dict[str, str] = {}
@@ -396,6 +440,7 @@ class Recorder:
                     "agent_id": fact.agent_id,
                     "seconds": fact.seconds,
                     "ended_at": fact.ended_at,
+                    "epoch": self.epoch(),
                 }
             )
         elif isinstance(fact, AgentPresenceChanged):
@@ -441,6 +486,7 @@ class Recorder:
                 "priority": fact.priority,
                 "at": fact.at,
                 "source": fact.source,
+                "epoch": self.epoch(),
             }
         )
 
@@ -454,6 +500,7 @@ class Recorder:
                 _OFFER_FIELDS,
                 result=fact.result.value,
                 rings=rings(fact.ring_seconds, self.ring_cadence),
+                epoch=self.epoch(),
             )
         )
 
@@ -466,6 +513,7 @@ class Recorder:
                 "answered_at": fact.answered_at,
                 "source": fact.source,
                 "wait_seconds": fact.wait_seconds,
+                "epoch": self.epoch(),
             }
         )
         offer_id = self._answered_offer.pop(fact.call_id, None)
@@ -481,6 +529,7 @@ class Recorder:
                 "offer_id": offer_id,
                 "agent_id": fact.agent_id,
                 "started_at": fact.answered_at,
+                "epoch": self.epoch(),
             }
         )
 
@@ -493,5 +542,6 @@ class Recorder:
                 _END_FIELDS,
                 original_queue=fact.original_queue or fact.queue,
                 outcome=fact.outcome.value,
+                epoch=self.epoch(),
             )
         )

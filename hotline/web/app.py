@@ -46,6 +46,7 @@ async def health(request: web.Request) -> web.Response:
             "events_processed": engine.events_processed,
             "resyncs": engine.resyncs,
             **({"store": ready.redact(request.app[STORE].stats())} if STORE in request.app else {}),
+            "router": ready.router_status(request.app),
         }
     )
 

@@ -9,10 +9,11 @@ from hotline.clock import Clock
 from hotline.config import Settings
 from hotline.engine import Engine
 from hotline.prometheus import Metrics
+from hotline.store.lease import Lease
 from hotline.store.resources import Store
 from hotline.ticketno import TicketNumbers
 
-__all__ = ["AMI", "CLOCK", "ENGINE", "METRICS", "SETTINGS", "STORE", "TICKET_NUMBERS"]
+__all__ = ["AMI", "CLOCK", "ENGINE", "LEASE", "METRICS", "SETTINGS", "STORE", "TICKET_NUMBERS"]
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
@@ -21,3 +22,4 @@ ENGINE = web.AppKey("engine", Engine)
 METRICS = web.AppKey("metrics", Metrics)
 TICKET_NUMBERS = web.AppKey("ticket_numbers", TicketNumbers)
 STORE = web.AppKey("store", Store)
+LEASE = web.AppKey("lease", Lease)

@@ -21,7 +21,7 @@ from typing import Any, Final
 import structlog
 from aiohttp import web
 
-from hotline.web.keys import AMI, ENGINE, SETTINGS, STORE
+from hotline.web.keys import AMI, ENGINE, LEASE, SETTINGS, STORE
 
 __all__ = [
     "CHECKS",
@@ -31,8 +31,10 @@ __all__ = [
     "check_engine",
     "check_outbox",
     "check_pbx",
+    "check_router",
     "readiness",
     "redact",
+    "router_status",
     "routes",
 ]
 
@@ -104,8 +106,38 @@ async def check_outbox(app: web.Application) -> list[str]:
     return [f"outbox: {problem}" for problem in app[STORE].outbox.problems()]
 
 
-CHECKS: Final[list[Check]] = [check_engine, check_pbx, check_database, check_outbox]
+async def check_router(app: web.Application) -> list[str]:
+    """A fenced instance (it held the PBX's lease and lost it) is not ready: it is stepping
+    down. A standby is ready (it serves the API; ``role`` says it does not route)."""
+    lease = app.get(LEASE)
+    if lease is not None and lease.role == "fenced":
+        return [f"router: lost the lease of pbx {lease.pbx_id} (epoch {lease.epoch})"]
+    return []
+
+
+CHECKS: Final[list[Check]] = [
+    check_engine,
+    check_pbx,
+    check_database,
+    check_outbox,
+    check_router,
+]
 """The checks ``/ready`` runs, in order."""
+
+
+def router_status(app: web.Application) -> dict[str, Any]:
+    """This instance's role for its PBX: ``role`` (active, standby, fenced), ``pbx_id``,
+    ``epoch`` and ``last_takeover`` (ISO time or null). Without a lease: always active."""
+    lease = app.get(LEASE)
+    if lease is None:
+        return {"role": "active", "pbx_id": None, "epoch": None, "last_takeover": None}
+    taken = lease.last_takeover
+    return {
+        "role": lease.role,
+        "pbx_id": lease.pbx_id,
+        "epoch": lease.epoch or None,
+        "last_takeover": taken.isoformat() if taken else None,
+    }
 
 
 async def readiness(app: web.Application, checks: Sequence[Check] = CHECKS) -> list[str]:
@@ -127,5 +159,6 @@ async def ready(request: web.Request) -> web.Response:
     """200 when ready to take traffic, else 503 with the reasons."""
     reasons = await readiness(request.app)
     return web.json_response(
-        {"ready": not reasons, "reasons": reasons}, status=503 if reasons else 200
+        {"ready": not reasons, "reasons": reasons, **router_status(request.app)},
+        status=503 if reasons else 200,
     )
