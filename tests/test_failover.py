@@ -304,6 +304,7 @@ async def test_kill_9_of_the_active_during_a_burst_loses_and_duplicates_nothing(
     p.sim.start_arrivals()
     await asyncio.sleep(4.0)  # into the burst (the moment, not a wait for a condition)
     first = await p.kill_active(p.a, p.b)
+    # Must stay: the second kill's moment, in the burst (two service processes on wall time).
     await asyncio.sleep(3.0)
     second = await p.kill_active(p.b, p.a)
     await p.sim.wait_idle(LIMIT * 2)
@@ -386,6 +387,7 @@ async def test_losing_the_database_makes_the_active_step_down_and_the_standby_ta
         p: Pair = await pair(burst(20, seed=9), dsn_a=dsn)
         await p.login_all(p.a)
         p.sim.start_arrivals()
+        # Must stay: the moment the database is lost, into the burst (processes on wall time).
         await asyncio.sleep(3.0)
         proxy.break_("stall")
         assert p.a.process is not None

@@ -63,6 +63,7 @@ async def test_a_graceful_stop_hands_over_with_a_higher_epoch(
     a = leases("a")
     await until(lambda: a.active)
     b = leases("b")
+    # Must stay (an absence): a whole lease period in which b must not take a held lease.
     await asyncio.sleep(TTL)
     assert not b.active
     await a.close()
@@ -108,6 +109,7 @@ async def test_losing_the_database_makes_the_active_step_down(
         await until(lambda: b.active)
         assert b.epoch == 2
         proxy.heal()
+        # Must stay (an absence): two lease periods in which the fenced one must stay down.
         await asyncio.sleep(TTL * 2)
         assert not a.active  # a fenced instance never becomes active again
     finally:
