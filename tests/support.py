@@ -5,7 +5,7 @@ Waiting is never a fixed sleep: :func:`eventually` polls a condition with a
 generous limit, :func:`wait_settled` waits for the sim's own idle signal and the
 engine's public backlog. On the e2e tier's virtual clock
 (:func:`hotline.clock.virtual_time_loop`) scenario time passes only while the
-process is idle, so :meth:`hotline.stack.Stack.sleep` waits scenario seconds.
+process is idle, so :meth:`hotline.sim.harness.Stack.sleep` waits scenario seconds.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 
 from hotline.clock import Clock, VirtualClock
 from hotline.domain.model import Outcome
+from hotline.sim.harness import Stack
 from hotline.sim.scenario import (
     AgentBehaviour,
     AgentGroup,
@@ -33,7 +34,6 @@ from hotline.sim.scenario import (
     Scenario,
     Uniform,
 )
-from hotline.stack import Stack
 
 __all__ = [
     "OUTCOMES",

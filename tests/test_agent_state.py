@@ -33,8 +33,8 @@ from hotline.domain.effects import (
 )
 from hotline.domain.model import AgentPresence, AgentState
 from hotline.domain.routing import NO_ANSWER_PAUSE, Router
+from hotline.sim.harness import Stack, build_settings, start_stack
 from hotline.sim.scenario import AgentBehaviour, AgentGroup, Arrival, Fixed, Scenario
-from hotline.stack import Stack, build_settings, start_stack
 from hotline.store.agentstate import (
     AGENT_STATE_FILE,
     AgentStateFile,

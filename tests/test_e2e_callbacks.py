@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from hotline.sim.harness import start_stack
 from hotline.sim.scenario import (
     AgentBehaviour,
     AgentGroup,
@@ -19,7 +20,6 @@ from hotline.sim.scenario import (
     Scenario,
     Uniform,
 )
-from hotline.stack import start_stack
 from hotline.store.callbacks import Callbacks
 from hotline.store.tickets import Tickets
 from hotline.web.keys import STORE

@@ -10,7 +10,7 @@ import pytest
 
 from hotline.clock import VirtualClock, virtual_time_loop
 from hotline.domain.effects import CallEnded
-from hotline.stack import start_stack
+from hotline.sim.harness import start_stack
 from tests.support import QUEUES, call_centre, ground_truth_calls, wait_settled
 
 pytestmark = pytest.mark.e2e

@@ -26,9 +26,9 @@ from hotline.domain.effects import CallEnded, Fact, OfferStarted
 from hotline.ivr.service import IVR_SERVER
 from hotline.sim.agi import HANG_UP, AgiCallResult, arrival_after_ivr, run_agi
 from hotline.sim.amiserver import ServerCredentials
+from hotline.sim.harness import Stack, build_settings, start_stack
 from hotline.sim.pbx import SimPbx
 from hotline.sim.scenario import AgentBehaviour, AgentGroup, Fixed, Scenario
-from hotline.stack import Stack, build_settings, start_stack
 from tests.e2e_support import ground_truth_calls
 
 pytestmark = pytest.mark.e2e

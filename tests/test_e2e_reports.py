@@ -48,10 +48,10 @@ from hotline.domain.sla import (
     service_level,
     tally_call,
 )
+from hotline.sim.harness import Stack, start_stack
 from hotline.sim.scenario import (
     Scenario,
 )
-from hotline.stack import Stack, start_stack
 from hotline.store.tickets import Tickets
 from hotline.web.keys import STORE
 from tests.support import (

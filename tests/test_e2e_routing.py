@@ -17,7 +17,7 @@ import pytest
 from hotline.domain.effects import CallEnded, CallRequeued, OfferEnded
 from hotline.domain.model import OfferResult, Outcome
 from hotline.sim.amiserver import ServerCredentials
-from hotline.stack import Stack, start_stack
+from hotline.sim.harness import Stack, start_stack
 from tests.support import (
     OUTCOMES,
     QUEUES,

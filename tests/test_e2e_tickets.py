@@ -12,7 +12,7 @@ import pytest
 
 from hotline.domain.effects import CallAnswered
 from hotline.domain.model import Activity
-from hotline.stack import Stack, start_stack
+from hotline.sim.harness import Stack, start_stack
 from hotline.web.keys import STORE
 from tests.support import (
     OUTCOMES,

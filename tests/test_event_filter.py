@@ -34,9 +34,9 @@ from hotline.domain.effects import CallEnded, OfferEnded
 from hotline.domain.model import Outcome
 from hotline.pbx.translate import TRANSLATED_EVENTS, translate
 from hotline.sim.amiserver import ServerCredentials
+from hotline.sim.harness import start_stack
 from hotline.sim.pbx import SimPbx
 from hotline.sim.scenario import Scenario
-from hotline.stack import start_stack
 from hotline.store.callbacks import Callbacks
 from hotline.store.tickets import Tickets
 from hotline.traces import default_trace_dir, load_trace

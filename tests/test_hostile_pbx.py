@@ -29,8 +29,8 @@ from hotline.domain.effects import CallArrived, CallEnded, OfferEnded
 from hotline.domain.model import Outcome
 from hotline.pbx.translate import PRIORITY_RANGE
 from hotline.sim.amiserver import AmiSession
+from hotline.sim.harness import Stack, start_stack
 from hotline.sim.scenario import AgentBehaviour, AgentGroup, Arrival, Fixed, Scenario
-from hotline.stack import Stack, start_stack
 from tests.support import hold, scenario_until
 
 pytestmark = pytest.mark.e2e

@@ -34,10 +34,10 @@ from hotline.domain.routing import Router
 from hotline.domain.sla import CallTally, service_level, tally_call
 from hotline.engine import Engine
 from hotline.prometheus import MAX_PAUSE_REASONS, Metrics, ring_buckets, wait_buckets
+from hotline.sim.harness import Stack, start_stack
 from hotline.sim.scenario import (
     Scenario,
 )
-from hotline.stack import Stack, start_stack
 from hotline.web.scrape import CONTENT_TYPE
 from tests.support import (
     MEASURED_MAX_WAIT,

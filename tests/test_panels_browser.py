@@ -1,5 +1,5 @@
 """The agent panel and the wallboard in real headless Chromium, against the service and the
-simulated PBX (hotline/stack.py): sign in, go ready, the screen-pop of a caller named like an
+simulated PBX (hotline/sim/harness.py): sign in, go ready, the screen-pop of a caller named like an
 XSS payload (inert), the ticket saved, the wallboard's queue count and agent tiles, the listen
 button's ChanSpy Originate reaching the PBX, the language switch; screenshots into docs/.
 
@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from hotline.sim.harness import Stack, start_stack
 from hotline.sim.scenario import (
     AgentBehaviour,
     AgentGroup,
@@ -24,7 +25,6 @@ from hotline.sim.scenario import (
     Scenario,
     SupervisorBehaviour,
 )
-from hotline.stack import Stack, start_stack
 from hotline.store.customers import Customers
 from hotline.store.users import Users
 from hotline.web.keys import STORE

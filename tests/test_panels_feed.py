@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 from aiohttp import WSCloseCode
 
+from hotline.sim.harness import Stack, start_stack
 from hotline.sim.scenario import AgentBehaviour, AgentGroup, Arrivals, Fixed, Scenario
-from hotline.stack import Stack, start_stack
 from hotline.store.users import Users
 from hotline.web.keys import STORE
 from tests.api_support import FAST, PASSWORD

@@ -33,8 +33,8 @@ from hotline.config import parse_settings
 from hotline.domain.routing import Router
 from hotline.engine import Engine
 from hotline.prometheus import Metrics
+from hotline.sim.harness import Stack, start_stack
 from hotline.sim.scenario import Scenario
-from hotline.stack import Stack, start_stack
 from tests.support import STEADY_QUEUES, eventually, free_port, steady_call_centre
 
 pytestmark = pytest.mark.e2e

@@ -38,8 +38,8 @@ from hotline.domain.model import Activity, AgentState, OfferResult, Outcome
 from hotline.engine import Engine
 from hotline.main import create_app
 from hotline.sim.amiserver import ServerCredentials
+from hotline.sim.harness import Stack, build_settings, start_stack
 from hotline.sim.scenario import AgentBehaviour, AgentGroup, Arrivals, Fixed, Scenario, Uniform
-from hotline.stack import Stack, build_settings, start_stack
 from hotline.web.keys import ENGINE, STORE
 from tests.e2e_support import OUTCOMES, devices, ground_truth_calls
 from tests.support import hold, scenario_until

@@ -32,8 +32,8 @@ from hotline.domain.model import Outcome
 from hotline.log import mask_phone_numbers
 from hotline.main import create_app
 from hotline.sim.amiserver import AmiSession
+from hotline.sim.harness import Stack, start_stack
 from hotline.sim.scenario import AgentBehaviour, AgentGroup, Arrival, Fixed, Scenario
-from hotline.stack import Stack, start_stack
 from hotline.web.keys import ENGINE, STORE
 from tests.support import hold, scenario_until
 from tests.tcp_proxy import TcpProxy

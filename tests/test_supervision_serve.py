@@ -17,8 +17,8 @@ import pytest
 from hotline import serve
 from hotline.clock import ScaledClock
 from hotline.sim.amiserver import ServerCredentials
+from hotline.sim.harness import build_settings
 from hotline.sim.pbx import SimPbx
-from hotline.stack import build_settings
 from tests.support import eventually, free_port
 from tests.test_supervision import SCENARIO
 

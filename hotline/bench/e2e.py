@@ -38,9 +38,9 @@ from hotline.domain.commands import Login
 from hotline.domain.effects import CallEnded, Fact
 from hotline.main import create_app
 from hotline.sim.amiserver import ServerCredentials
+from hotline.sim.harness import build_settings
 from hotline.sim.pbx import SimPbx
 from hotline.sim.scenario import Scenario, load_scenario
-from hotline.stack import build_settings
 from hotline.web.keys import ENGINE
 
 __all__ = ["run"]

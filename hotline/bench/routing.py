@@ -40,8 +40,8 @@ from hotline.domain.events import (
 from hotline.domain.routing import Router
 from hotline.pbx.actions import to_action
 from hotline.pbx.translate import translate
+from hotline.sim.harness import start_stack
 from hotline.sim.scenario import load_scenario
-from hotline.stack import start_stack
 
 __all__ = ["run"]
 

@@ -1,4 +1,6 @@
-"""The service and the simulated PBX in one process, on real sockets and one shared clock.
+"""The sim-plus-service harness: the service and the simulated PBX in one process.
+
+On real sockets and one shared clock.
 
 The end-to-end tests, ``hotline bench e2e`` and the demo run the real service
 (its aiohttp app, AMI client, engine) against :class:`~hotline.sim.pbx.SimPbx`
