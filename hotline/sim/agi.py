@@ -32,14 +32,18 @@ import functools
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 
-from hotline.sim.scenario import Arrival
+from hotline.sim.scenario import Arrival, generate_arrivals
+
+if TYPE_CHECKING:
+    from hotline.sim.pbx import SimPbx
 
 __all__ = [
     "HANG_UP",
     "AgiCallResult",
     "IvrDialplan",
+    "IvrTraffic",
     "arrival_after_ivr",
     "ivr_arrival",
     "run_agi",
@@ -385,3 +389,63 @@ async def run_survey(dialplan: IvrDialplan, arrival: Arrival, call_id: str) -> A
         prompt_seconds=dialplan.prompt_seconds,
         time_scale=dialplan.time_scale,
     )
+
+
+class IvrTraffic:
+    """The scenario's callers dialling in through the IVR (``HOTLINE_IVR=yes``).
+
+    Instead of :meth:`SimPbx.start_arrivals <hotline.sim.pbx.SimPbx.start_arrivals>`:
+    each caller runs the ``main`` flow with their group's keys when the scenario says
+    they arrive, then waits at the sim with what the flow set (the dialplan's defaults
+    for the rest, all of them when the FastAGI server is unreachable). A caller whose
+    call ends answered with the agent hanging up first then runs the survey flow with
+    their group's survey keys on the call's Uniqueid. (Asterisk runs the survey on the
+    caller's channel before it hangs up; the sim runs it once the call is written to
+    the ground truth, after the channel is gone: the backend only needs the Uniqueid.)
+    """
+
+    def __init__(self, sim: SimPbx, dialplan: IvrDialplan, *, poll: float = 0.5) -> None:
+        """Over a started ``sim``; ``poll``: how often (scenario seconds) the ground truth
+        is read for the end of a caller's call."""
+        self.sim = sim
+        self.dialplan = dialplan
+        self.poll = poll
+        self.flows: list[tuple[Arrival, AgiCallResult]] = []
+        """Each caller's main-flow session, in arrival order of their end."""
+        self.surveys: list[tuple[str, AgiCallResult]] = []
+        """Each survey session with the call id it ran for."""
+        self._claimed: set[str] = set()
+
+    async def run(self) -> None:
+        """Every arrival of the scenario, through the IVR, to the end of its call."""
+        clock = self.sim.clock
+        origin = clock.now()
+        async with asyncio.TaskGroup() as group:
+            for index, arrival in enumerate(generate_arrivals(self.sim.scenario)):
+                await clock.sleep(max(arrival.at - (clock.now() - origin), 0.0))
+                group.create_task(self._caller(arrival, f"{clock.now():.0f}.{index}"))
+
+    async def _caller(self, arrival: Arrival, uniqueid: str) -> None:
+        result, waiting = await ivr_arrival(self.dialplan, arrival, uniqueid)
+        self.flows.append((arrival, result))
+        if waiting is None:
+            return
+        self.sim.core.arrive(waiting)
+        record = await self._ended(waiting.number)
+        if record.get("outcome") == "answered" and record.get("hung_up_by") == "agent":
+            survey = await run_survey(self.dialplan, waiting, str(record["call_id"]))
+            self.surveys.append((str(record["call_id"]), survey))
+
+    async def _ended(self, number: str) -> dict[str, Any]:
+        """The ground-truth line of this caller's call, once it is written."""
+        while True:
+            for record in self.sim.ground_truth:
+                call_id = str(record.get("call_id"))
+                if (
+                    record.get("type") == "call"
+                    and record.get("number") == number
+                    and call_id not in self._claimed
+                ):
+                    self._claimed.add(call_id)
+                    return record
+            await self.sim.clock.sleep(self.poll)
