@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from hotline.agi.server import AgiConfig
 from hotline.clock import ScaledClock
@@ -299,6 +301,25 @@ async def test_scenario_caller_groups_drive_the_ivr_and_the_survey(scripted: Ivr
     assert {r["call_id"]: r["survey_score"] for r in rows} == {
         call_id: score for call_id, score in scores.items() if call_id in surveyed
     }
+    # The metrics count the same surveys, by the queue the caller waited in and the score.
+    async with scripted.stack.session.get(f"{scripted.stack.base_url}/metrics") as response:
+        metrics = {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(await response.text())
+            for sample in family.samples
+            if sample.name.startswith("hotline_survey_")
+        }
+    responses = Counter(
+        (str(by_id[call_id]["queue"]), str(given))
+        for call_id, given in scores.items()
+        if call_id in surveyed
+    )
+    for (queue_label, score_label), count in responses.items():
+        labels = (("queue", queue_label), ("score", score_label))
+        key = ("hotline_survey_responses_total", labels)
+        assert metrics[key] == count
+    offered = sum(v for (n, _), v in metrics.items() if n == "hotline_survey_offered_total")
+    assert offered == len(surveyed)
 
 
 async def test_agi_unreachable_callers_queue_on_the_dialplan_defaults(scripted: Ivr) -> None:

@@ -275,3 +275,28 @@ async def test_agi_server_unreachable_falls_back_to_the_default_queue(ivr: Ivr) 
         3.0, "13700137000", "Qian Yi", "support", 0, (), None, 60.0, ivr=caller.ivr
     )
     assert ivr.runner.survey_offered == 0
+
+
+async def test_surveys_reach_the_metrics_with_the_channels_queue(ivr: Ivr) -> None:
+    """The survey flow reads HOTLINE_QUEUE from the channel and tells the observer (the
+    metrics in the service) the queue and the score, or no score."""
+    seen: list[tuple[str, int | None]] = []
+    ivr.runner.survey_observer = lambda queue, score: seen.append((queue, score))
+    for dtmf, variables in [
+        (["9", "5"], {"HOTLINE_QUEUE": "repair"}),
+        (["", ""], {"HOTLINE_QUEUE": "support"}),
+        (["3"], {}),
+    ]:
+        result = await run_agi(
+            "127.0.0.1",
+            ivr.server.port,
+            script="survey",
+            channel="Local/13700137000@callers-00000047;1",
+            uniqueid=f"1795712399.{len(seen)}",
+            callerid="13700137000",
+            dtmf=dtmf,
+            variables=variables,
+        )
+        assert result.commands[0] == "GET VARIABLE HOTLINE_QUEUE"
+    assert seen == [("repair", 5), ("support", None), ("", 3)]
+    assert (ivr.runner.survey_offered, ivr.runner.survey_responses) == (3, 2)

@@ -375,7 +375,8 @@ async def ivr_arrival(
 
 async def run_survey(dialplan: IvrDialplan, arrival: Arrival, call_id: str) -> AgiCallResult:
     """The answered caller resumes ``hotline-inbound`` after the bridge and runs the survey
-    flow on their own channel (Uniqueid ``call_id``) with their group's survey keys."""
+    flow on their own channel (Uniqueid ``call_id``, still carrying the ``HOTLINE_QUEUE``
+    and ``HOTLINE_PRIORITY`` it waited with) with their group's survey keys."""
     return await run_agi(
         dialplan.host,
         dialplan.port,
@@ -386,6 +387,7 @@ async def run_survey(dialplan: IvrDialplan, arrival: Arrival, call_id: str) -> A
         calleridname=arrival.name,
         priority=30,
         dtmf=arrival.ivr.survey if arrival.ivr else (),
+        variables={"HOTLINE_QUEUE": arrival.queue, "HOTLINE_PRIORITY": str(arrival.priority)},
         prompt_seconds=dialplan.prompt_seconds,
         time_scale=dialplan.time_scale,
     )
