@@ -13,6 +13,11 @@ Asterisk 22 does, taking the caller's key presses from a script:
 - ``SET VARIABLE`` / ``GET VARIABLE`` / ``GET FULL VARIABLE`` act on the channel's
   variables; ``VERBOSE`` and ``ANSWER`` succeed; an unknown command gets ``510``.
 
+When nothing listens on the port, :func:`run_agi` returns at once with
+``status="FAILURE"`` (``AGISTATUS``), as ``AGI()`` does before the dialplan goes on.
+:class:`IvrTraffic` runs a scenario's callers (``[[arrivals.ivr]]`` groups) through
+the ``main`` flow and, after an answered call, the ``survey`` flow.
+
 Reply shapes seen in the trace: ``200 result=1``, ``200 result=1 (value)``,
 ``200 result=0``, ``200 result=-1 endpos=0``, ``200 result=-1``, ``510 Invalid or
 unknown command``. Inferred from Asterisk's res_agi.c (README, "The IVR"): GET DATA's
@@ -404,6 +409,8 @@ class IvrTraffic:
     their group's survey keys on the call's Uniqueid. (Asterisk runs the survey on the
     caller's channel before it hangs up; the sim runs it once the call is written to
     the ground truth, after the channel is gone: the backend only needs the Uniqueid.)
+    A call is matched to its caller by number, so two overlapping calls from one number
+    may swap their surveys.
     """
 
     def __init__(self, sim: SimPbx, dialplan: IvrDialplan, *, poll: float = 0.5) -> None:
