@@ -19,15 +19,22 @@ Counters are initialised at zero for every configured queue and agent (and
 every outcome), so ``rate()`` and ``increase()`` see a series before its first
 event. Labels come from small bounded sets: ``queue`` and ``agent`` (the
 configuration), ``outcome`` (call outcomes, offer results), ``state`` (agent
-states) and ``reason`` (routing-warning codes; pause reasons, of which the
-first :data:`MAX_PAUSE_REASONS` distinct ones get their own value and the rest
-share ``"other"``). No family crosses agent with queue, and nothing is labelled
-per call.
+states), ``score`` (the survey's 1-5) and ``reason`` (routing-warning codes;
+pause reasons, of which the first :data:`MAX_PAUSE_REASONS` distinct ones get
+their own value and the rest share ``"other"``). No family crosses agent with
+queue, and nothing is labelled per call.
 
 **Attribution.** Every per-queue call and offer figure belongs to the queue the
 caller asked for (``HotlineQueue``, or the default queue for an unknown one),
 even after an overflow moved them on; the live gauges show where callers wait
 now, and ``hotline_queue_overflows_total`` counts callers by the queue they left.
+
+**Surveys.** The IVR tells :meth:`Metrics.survey` of each post-call survey,
+with the queue the caller's channel carries (``HOTLINE_QUEUE``; the default queue
+for an unset or unknown one): ``hotline_survey_offered_total`` counts the surveys
+started, ``hotline_survey_responses_total`` the scores given by score, and the
+``hotline_survey_score`` histogram the scores (its ``_count`` over the offered
+counter is the response rate).
 
 **Time sources.** Ring and wait times come from the facts, which carry the PBX's
 ``Timestamp`` (docs/ARCHITECTURE.md §2). Talk time runs from the answer to the
@@ -52,7 +59,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 
 from prometheus_client.core import (
@@ -86,6 +93,7 @@ __all__ = [
     "DECISION_BUCKETS",
     "MAX_PAUSE_REASONS",
     "RING_BUCKETS",
+    "SURVEY_SCORES",
     "WAIT_BUCKETS",
     "Metrics",
     "ring_buckets",
@@ -98,6 +106,8 @@ WAIT_BUCKETS: Final = (1, 2, 3, 4, 6, 12, 24, 60)
 """Wait histogram buckets, in rings (with a 5 s cadence: 5 s to 5 min)."""
 MAX_PAUSE_REASONS: Final = 20
 """Distinct pause reasons with a label value of their own; later ones are ``"other"``."""
+SURVEY_SCORES: Final = (1, 2, 3, 4, 5)
+"""The post-call survey's scores: the ``score`` label values and the histogram's buckets."""
 DECISION_BUCKETS: Final = (0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.1, 0.25, 1.0)
 """Routing decision time histogram buckets, in (wall) seconds."""
 _STATE_INDEX: Final = {state: n for n, state in enumerate(AgentState)}
@@ -317,6 +327,8 @@ class Metrics:
         self.threshold = sla.service_level_threshold
         self.short_abandon = sla.short_abandon_threshold
         self.agent_queues = {agent.id: agent.queues for agent in settings.agents.values()}
+        self.queues = frozenset(settings.queues)
+        self.default_queue = routing.default_queue
         self._engine: Engine | None = None
         self._lease: Lease | None = None
         self._outbox_backlog: Callable[[], int] | None = None
@@ -464,6 +476,7 @@ class Metrics:
             "The agent's time paused, by reason.",
             ("agent", "reason"),
         )
+        self._define_survey(queues)
         self.warnings = counter(
             "hotline_routing_warnings", "Odd but handled routing events, by code.", ("reason",)
         )
@@ -589,6 +602,28 @@ class Metrics:
             (),
         )
 
+    def _define_survey(self, queues: Sequence[_Key]) -> None:
+        self.survey_offered = self._counter(
+            "hotline_survey_offered",
+            "Post-call surveys started (callers asked for a score), by the call's queue.",
+            ("queue",),
+            queues,
+        )
+        self.survey_responses = self._counter(
+            "hotline_survey_responses",
+            "Post-call survey scores given, by the call's queue and score.",
+            ("queue", "score"),
+            [(q, str(score)) for (q,) in queues for score in SURVEY_SCORES],
+        )
+        self.survey_score = _HistogramFamily(
+            "hotline_survey_score",
+            "Post-call survey scores (1-5), by the call's queue.",
+            ("queue",),
+            SURVEY_SCORES,
+            queues,
+        )
+        self._family(self.survey_score)
+
     # -- inputs ---------------------------------------------------------------------------------
 
     def watch(
@@ -635,6 +670,15 @@ class Metrics:
                     queues[1] = fact.queue
             case RoutingWarning():
                 self.warnings.add((fact.code,))
+
+    def survey(self, queue: str, score: int | None) -> None:
+        """One post-call survey (an IVR survey observer): the call's queue (the default
+        queue when it is not a configured one) and the score, ``None`` when none was given."""
+        key = (queue if queue in self.queues else self.default_queue,)
+        self.survey_offered.add(key)
+        if score is not None and score in SURVEY_SCORES:
+            self.survey_responses.add((key[0], str(score)))
+            self.survey_score.observe(key, score)
 
     def _queue_asked(self, call_id: str, fallback: str) -> str:
         queues = self._calls.get(call_id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -19,12 +20,20 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from hotline.agi.server import AgiConfig
 from hotline.clock import ScaledClock
 from hotline.domain.effects import CallEnded, Fact, OfferStarted
 from hotline.ivr.service import IVR_SERVER
-from hotline.sim.agi import HANG_UP, AgiCallResult, arrival_after_ivr, run_agi
+from hotline.sim.agi import (
+    HANG_UP,
+    AgiCallResult,
+    IvrDialplan,
+    IvrTraffic,
+    arrival_after_ivr,
+    run_agi,
+)
 from hotline.sim.amiserver import ServerCredentials
 from hotline.sim.harness import Stack, build_settings, start_stack
 from hotline.sim.pbx import SimPbx
@@ -145,12 +154,12 @@ class Ivr:
             return body
 
 
-@pytest.fixture
-async def ivr(migrated_database_url: str, tmp_path: Path) -> AsyncIterator[Ivr]:
+async def _start(database_url: str, tmp_path: Path, scenario: Scenario) -> tuple[Stack, Path]:
+    """The service with the IVR on (the shipped flows, open all day) in front of a sim
+    running ``scenario``, both agents logged in (2001 idle longest)."""
     flows = tmp_path / "flows"
     shutil.copytree(SHIPPED, flows)
     _write_calendar(flows, [])
-    scenario = _scenario()
     sim = SimPbx(
         scenario,
         clock=ScaledClock(scenario.time_scale),
@@ -178,19 +187,163 @@ async def ivr(migrated_database_url: str, tmp_path: Path) -> AsyncIterator[Ivr]:
                 ("2002", {"repair": 5, "en": 5, "zh": 2}),
             )
         ],
-        database_url=migrated_database_url,
+        database_url=database_url,
         state_dir=str(tmp_path / "state"),
     )
     settings = replace(
         settings, agi=AgiConfig(enabled=True, listen="127.0.0.1:0", flows=str(flows))
     )
     stack = await start_stack(scenario, settings=settings, sim=sim)
+    await stack.agent("login", "2001")  # idle longest
+    await stack.agent("login", "2002")
+    return stack, flows
+
+
+@pytest.fixture
+async def ivr(migrated_database_url: str, tmp_path: Path) -> AsyncIterator[Ivr]:
+    stack, flows = await _start(migrated_database_url, tmp_path, _scenario())
     try:
-        await stack.agent("login", "2001")  # idle longest
-        await stack.agent("login", "2002")
         yield Ivr(stack, flows, migrated_database_url)
     finally:
         await stack.close()
+
+
+SCRIPTED = """\
+name = "ivr-scripted"
+seed = 12
+time_scale = 20.0
+
+[arrivals]
+count = 6
+rate_per_minute = 2
+start_after = 1
+numbers = ["13700000021", "13700000022", "13700000023",
+           "13700000024", "13700000025", "13700000026"]
+patience = 600
+
+[[arrivals.ivr]]          # English, repair, ordinary; 5 in the survey
+weight = 1
+dtmf = ["2", "1", "2"]
+survey = 5
+
+[[arrivals.ivr]]          # 中文, enquiry; an invalid 0, then 3 in the survey
+weight = 1
+dtmf = ["1", "3"]
+survey = ["0", "3"]
+
+[[arrivals.ivr]]          # 7 (invalid), then 中文, 0 operator; no answer to the survey
+weight = 1
+dtmf = ["7", "1", "0"]
+
+[[agents]]
+device = "Local/{ext}@agents"
+extensions = "2001-2002"
+answer_delay = 1
+talk = 3
+"""
+EXPECTED = {
+    # first key: (queue, priority, skills, lang, survey score)
+    ("2", "1", "2"): ("repair", 1, ["repair"], "en", 5),
+    ("1", "3"): ("support", 0, [], "zh", 3),
+    ("7", "1", "0"): ("support", 0, [], "zh", None),
+}
+
+
+@pytest.fixture
+async def scripted(migrated_database_url: str, tmp_path: Path) -> AsyncIterator[Ivr]:
+    stack, flows = await _start(
+        migrated_database_url, tmp_path, Scenario.from_toml(SCRIPTED, "ivr-scripted.toml")
+    )
+    try:
+        yield Ivr(stack, flows, migrated_database_url)
+    finally:
+        await stack.close()
+
+
+def _dialplan(ivr: Ivr, port: int) -> IvrDialplan:
+    """hotline-inbound with HOTLINE_IVR=yes, AGI() connecting to ``port``; the sim's
+    simulated waits (timeouts, key presses) on the scenario's clock."""
+    return IvrDialplan("127.0.0.1", port, time_scale=1 / ivr.stack.sim.scenario.time_scale)
+
+
+async def test_scenario_caller_groups_drive_the_ivr_and_the_survey(scripted: Ivr) -> None:
+    """Each caller of the TOML scenario keys their group's choices into the main flow and,
+    once answered, their survey keys: queue, priority, skills and language land in the
+    sim's ground truth, English callers reach the English speaker, scores the call rows."""
+    traffic = IvrTraffic(scripted.stack.sim, _dialplan(scripted, scripted.port))
+    async with asyncio.timeout(LIMIT):
+        await traffic.run()
+    by_id = ground_truth_calls(scripted.stack)
+    truth = {r["number"]: r for r in by_id.values()}
+    assert len(traffic.flows) == len(truth) == 6
+    groups = {arrival.ivr.dtmf for arrival, _ in traffic.flows if arrival.ivr}
+    assert len(groups) > 1  # the seed spreads the callers over the groups
+    scores: dict[str, int] = {}
+    for arrival, result in traffic.flows:
+        assert arrival.ivr is not None
+        queue, priority, skills, lang, score = EXPECTED[arrival.ivr.dtmf]
+        call = truth[arrival.number]
+        assert (call["queue"], call["priority"], call["skills"], call["lang"]) == (
+            queue, priority, skills, lang,
+        )  # fmt: skip
+        assert result.variables["HOTLINE_IVR_RESULT"] == "queued"
+        assert call["outcome"] == "answered"
+        if lang == "en":
+            assert call["rings"][0]["agent"] == "Local/2002@agents"
+        if score is not None:
+            scores[call["call_id"]] = score
+    surveyed = {call_id for call_id, _ in traffic.surveys}
+    assert surveyed == {r["call_id"] for r in by_id.values() if r["hung_up_by"] == "agent"}
+    assert surveyed  # the agents hang up at the end of their talk time
+    for call_id in scores:
+        await scripted.recorded(call_id)
+    rows = await scripted.rows("select call_id, survey_score from calls where survey_score > 0")
+    assert {r["call_id"]: r["survey_score"] for r in rows} == {
+        call_id: score for call_id, score in scores.items() if call_id in surveyed
+    }
+    # The metrics count the same surveys, by the queue the caller waited in and the score.
+    async with scripted.stack.session.get(f"{scripted.stack.base_url}/metrics") as response:
+        metrics = {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(await response.text())
+            for sample in family.samples
+            if sample.name.startswith("hotline_survey_")
+        }
+    responses = Counter(
+        (str(by_id[call_id]["queue"]), str(given))
+        for call_id, given in scores.items()
+        if call_id in surveyed
+    )
+    for (queue_label, score_label), count in responses.items():
+        labels = (("queue", queue_label), ("score", score_label))
+        key = ("hotline_survey_responses_total", labels)
+        assert metrics[key] == count
+    offered = sum(v for (n, _), v in metrics.items() if n == "hotline_survey_offered_total")
+    assert offered == len(surveyed)
+
+
+async def test_agi_unreachable_callers_queue_on_the_dialplan_defaults(scripted: Ivr) -> None:
+    """HOTLINE_IVR=yes but nothing answers on the AGI port: AGI() fails (AGISTATUS=FAILURE),
+    the sample dialplan queues every caller on HOTLINE_DEFAULT_QUEUE at priority 0, the
+    service routes them as usual, and no survey runs (it would fail the same way)."""
+    port = scripted.port
+    await scripted.stack.app[IVR_SERVER].close()
+    traffic = IvrTraffic(scripted.stack.sim, _dialplan(scripted, port))
+    async with asyncio.timeout(LIMIT):
+        await traffic.run()
+    assert {result.status for _, result in traffic.flows} == {"FAILURE"}
+    truth = ground_truth_calls(scripted.stack)
+    assert len(truth) == 6
+    for call in truth.values():
+        assert (call["queue"], call["priority"], call["skills"], call["lang"]) == (
+            "support", 0, [], None,
+        )  # fmt: skip
+        assert call["outcome"] == "answered"
+    answered_agent_hung_up = [r for r in truth.values() if r["hung_up_by"] == "agent"]
+    assert len(traffic.surveys) == len(answered_agent_hung_up) > 0
+    assert {result.status for _, result in traffic.surveys} == {"FAILURE"}
+    rows = await scripted.rows("select count(*) as n from calls where survey_score is not null")
+    assert rows[0]["n"] == 0
 
 
 async def test_repair_english_survey_and_holiday_callback(ivr: Ivr) -> None:

@@ -13,7 +13,15 @@ import pytest
 
 from hotline.agi.server import AgiConfig, AgiServer
 from hotline.ivr.runner import CallerInfo, FlowHolder, IvrRunner
-from hotline.sim.agi import HANG_UP, AgiCallResult, run_agi
+from hotline.sim.agi import (
+    HANG_UP,
+    AgiCallResult,
+    IvrDialplan,
+    arrival_after_ivr,
+    ivr_arrival,
+    run_agi,
+)
+from hotline.sim.scenario import Arrival, IvrCallers
 
 pytestmark = pytest.mark.integration
 
@@ -171,3 +179,124 @@ async def test_unknown_flow_returns_to_the_dialplan(ivr: Ivr) -> None:
     result = await ivr.call([], script="nosuch")
     assert result.variables == {}
     assert result.commands == ["VERBOSE \"hotline: no IVR flow 'nosuch'\" 1"]
+
+
+NODES_FLOW = """\
+start: unit
+nodes:
+  unit:
+    type: collect
+    prompt: main_menu
+    variable: HOTLINE_UNIT
+    pattern: "[0-9]{4}"
+    max_digits: 4
+    timeout: 4
+    retries: 1
+    invalid: invalid_choice
+    next: route
+    fail: voicemail
+  route: {type: menu, prompt: repair_menu, options: {"1": transfer, "2": voicemail}}
+  transfer: {type: transfer, context: hotline-operator, exten: "100", priority: 2,
+             prompt: please_wait}
+  voicemail: {type: voicemail, prompt: goodbye}
+"""
+
+
+@pytest.fixture
+async def nodes(ivr: Ivr) -> Ivr:
+    """The shipped flows plus ``nodes`` (collect, menu, transfer, voicemail), loaded."""
+    (ivr.runner.holder.directory / "nodes.yaml").write_text(NODES_FLOW, encoding="utf-8")
+    assert ivr.runner.holder.reload() == []
+    return ivr
+
+
+async def test_collect_stores_the_digits_and_transfer_sends_the_caller_on(nodes: Ivr) -> None:
+    """A 4-digit unit number lands in the collect node's variable; the transfer node plays
+    its prompt and points the channel at its dialplan target (SET CONTEXT/EXTENSION/PRIORITY)."""
+    result = await nodes.call(["1203", "1"], script="nodes")
+    assert result.variables == {"HOTLINE_UNIT": "1203", "HOTLINE_IVR_RESULT": "transfer"}
+    assert result.commands[0] == "GET DATA hotline/zh/main_menu 4000 4"
+    assert result.commands[-3:] == [
+        "SET CONTEXT hotline-operator",
+        "SET EXTENSION 100",
+        "SET PRIORITY 2",
+    ]
+    assert result.location == ("hotline-operator", "100", "2")
+    assert result.prompts[-1] == "hotline/zh/please_wait"
+    assert not result.hung_up
+    assert arrival_after_ivr(result, "13700137000") is None  # the caller does not queue
+    assert nodes.server.stats.failed == 0
+
+
+async def test_collect_rejects_bad_input_then_fails_over_to_voicemail(nodes: Ivr) -> None:
+    """12 (too short) plays the invalid prompt; no input on the retry takes the fail
+    link: voicemail, i.e. hotline-voicemail,s,1 after its prompt, no variable collected."""
+    result = await nodes.call(["12", ""], script="nodes")
+    assert "HOTLINE_UNIT" not in result.variables
+    assert result.prompts == [
+        "hotline/zh/main_menu",
+        "hotline/zh/invalid_choice",
+        "hotline/zh/main_menu",
+        "hotline/zh/goodbye",
+    ]
+    assert result.variables["HOTLINE_IVR_RESULT"] == "voicemail"
+    assert result.location == ("hotline-voicemail", "s", "1")
+    assert not result.hung_up
+
+
+async def test_menu_choice_to_voicemail(nodes: Ivr) -> None:
+    """A valid unit, then 2 at the menu: the voicemail node."""
+    result = await nodes.call(["0042", "2"], script="nodes")
+    assert result.variables["HOTLINE_UNIT"] == "0042"
+    assert result.location == ("hotline-voicemail", "s", "1")
+
+
+async def test_agi_server_unreachable_falls_back_to_the_default_queue(ivr: Ivr) -> None:
+    """HOTLINE_IVR=yes with nothing listening on the AGI port: AGI() fails
+    (AGISTATUS=FAILURE) and the sample dialplan queues the caller on its defaults."""
+    port = ivr.server.port
+    await ivr.server.close()
+    dialplan = IvrDialplan("127.0.0.1", port, default_queue="support", default_priority=0)
+    caller = Arrival(
+        3.0,
+        "13700137000",
+        "Qian Yi",
+        "repair",
+        5,
+        ("repair",),
+        "en",
+        60.0,
+        ivr=IvrCallers(dtmf=("2", "1", "1")),
+    )
+    result, waiting = await ivr_arrival(dialplan, caller, "1795712399.147")
+    assert result.status == "FAILURE"
+    assert result.commands == []
+    assert waiting == Arrival(
+        3.0, "13700137000", "Qian Yi", "support", 0, (), None, 60.0, ivr=caller.ivr
+    )
+    assert ivr.runner.survey_offered == 0
+
+
+async def test_surveys_reach_the_metrics_with_the_channels_queue(ivr: Ivr) -> None:
+    """The survey flow reads HOTLINE_QUEUE from the channel and tells the observer (the
+    metrics in the service) the queue and the score, or no score."""
+    seen: list[tuple[str, int | None]] = []
+    ivr.runner.survey_observer = lambda queue, score: seen.append((queue, score))
+    for dtmf, variables in [
+        (["9", "5"], {"HOTLINE_QUEUE": "repair"}),
+        (["", ""], {"HOTLINE_QUEUE": "support"}),
+        (["3"], {}),
+    ]:
+        result = await run_agi(
+            "127.0.0.1",
+            ivr.server.port,
+            script="survey",
+            channel="Local/13700137000@callers-00000047;1",
+            uniqueid=f"1795712399.{len(seen)}",
+            callerid="13700137000",
+            dtmf=dtmf,
+            variables=variables,
+        )
+        assert result.commands[0] == "GET VARIABLE HOTLINE_QUEUE"
+    assert seen == [("repair", 5), ("support", None), ("", 3)]
+    assert (ivr.runner.survey_offered, ivr.runner.survey_responses) == (3, 2)

@@ -45,7 +45,7 @@ whose ``problems`` each name the file, the node and the problem.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, time
 from pathlib import Path
@@ -236,7 +236,7 @@ def _calendar(source: str, raw: Any, problems: list[str]) -> BusinessCalendar:
     return BusinessCalendar(zone, hours, dates("holidays"), dates("workdays"), workday_hours)
 
 
-def _check_node(  # noqa: C901 (one check per node type; to split with the flow model)
+def _check_node(
     source: str, node: Node, prompts: Mapping[str, object], problems: list[str]
 ) -> None:
     where = f"{source}: node {node.id}"
@@ -249,47 +249,77 @@ def _check_node(  # noqa: C901 (one check per node type; to split with the flow 
     for key in _PROMPT_KEYS:
         if key in node.spec and str(node.spec[key]) not in prompts:
             problems.append(f"{where}: prompt '{node.spec[key]}' is not in the prompt list")
-    for key in ("timeout",):
-        value = node.spec.get(key)
-        if value is not None and (not isinstance(value, int | float) or not 0 < value <= 60):
-            problems.append(f"{where}: {key} must be a number of seconds in (0, 60]")
+    _check_numbers(where, node, problems)
+    check = _TYPE_CHECKS.get(node.type)
+    if check is not None:
+        check(where, node, problems)
+
+
+def _check_numbers(where: str, node: Node, problems: list[str]) -> None:
+    timeout = node.spec.get("timeout")
+    if timeout is not None and (not isinstance(timeout, int | float) or not 0 < timeout <= 60):
+        problems.append(f"{where}: timeout must be a number of seconds in (0, 60]")
     for key in ("retries", "max_digits", "priority"):
         value = node.spec.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
             problems.append(f"{where}: {key} must be an integer")
-    if node.type == "menu":
-        options = node.spec.get("options")
-        if not isinstance(options, dict) or not options:
-            problems.append(f"{where}: a menu needs at least one option")
-        else:
-            for digit in options:
-                if str(digit) not in _DIGITS:
-                    problems.append(f"{where}: option {digit!r} is not one DTMF digit")
-    if node.type == "collect" and "pattern" in node.spec:
-        try:
-            re.compile(str(node.spec["pattern"]))
-        except re.error as exc:
-            problems.append(f"{where}: pattern is not a regular expression: {exc}")
-    if node.type == "condition":
-        check = node.spec.get("check")
-        if check not in CHECKS:
-            problems.append(f"{where}: check must be one of {', '.join(CHECKS)}, got {check!r}")
-        if check == "customer_tag" and "tag" not in node.spec:
-            problems.append(f"{where}: check customer_tag needs 'tag'")
-        if check == "language" and "language" not in node.spec:
-            problems.append(f"{where}: check language needs 'language'")
-    if node.type == "set":
-        skills = node.spec.get("skills")
-        if skills is not None and (
-            not isinstance(skills, list) or not all(isinstance(s, str) for s in skills)
-        ):
-            problems.append(f"{where}: skills must be a list of names")
-        if not keys & {"queue", "priority", "skills", "language"}:
-            problems.append(
-                f"{where}: a set node sets at least one of queue, priority, skills, language"
-            )
-    if node.type == "sticky" and str(node.spec.get("digit", "1")) not in _DIGITS:
+
+
+def _check_menu(where: str, node: Node, problems: list[str]) -> None:
+    options = node.spec.get("options")
+    if not isinstance(options, dict) or not options:
+        problems.append(f"{where}: a menu needs at least one option")
+        return
+    for digit in options:
+        if str(digit) not in _DIGITS:
+            problems.append(f"{where}: option {digit!r} is not one DTMF digit")
+
+
+def _check_collect(where: str, node: Node, problems: list[str]) -> None:
+    if "pattern" not in node.spec:
+        return
+    try:
+        re.compile(str(node.spec["pattern"]))
+    except re.error as exc:
+        problems.append(f"{where}: pattern is not a regular expression: {exc}")
+
+
+def _check_condition(where: str, node: Node, problems: list[str]) -> None:
+    check = node.spec.get("check")
+    if check not in CHECKS:
+        problems.append(f"{where}: check must be one of {', '.join(CHECKS)}, got {check!r}")
+    for needs in ("tag", "language"):
+        if check == _NEEDS[needs] and needs not in node.spec:
+            problems.append(f"{where}: check {check} needs '{needs}'")
+
+
+def _check_set(where: str, node: Node, problems: list[str]) -> None:
+    skills = node.spec.get("skills")
+    if skills is not None and (
+        not isinstance(skills, list) or not all(isinstance(s, str) for s in skills)
+    ):
+        problems.append(f"{where}: skills must be a list of names")
+    if not set(node.spec) & {"queue", "priority", "skills", "language"}:
+        problems.append(
+            f"{where}: a set node sets at least one of queue, priority, skills, language"
+        )
+
+
+def _check_sticky(where: str, node: Node, problems: list[str]) -> None:
+    if str(node.spec.get("digit", "1")) not in _DIGITS:
         problems.append(f"{where}: digit must be one DTMF digit")
+
+
+_NEEDS: Final = {"tag": "customer_tag", "language": "language"}
+"""A condition's extra key and the check that needs it."""
+_TYPE_CHECKS: Final[Mapping[str, Callable[[str, Node, list[str]], None]]] = {
+    "menu": _check_menu,
+    "collect": _check_collect,
+    "condition": _check_condition,
+    "set": _check_set,
+    "sticky": _check_sticky,
+}
+"""The checks of one node type beyond its keys, prompts and numbers."""
 
 
 def _links(node: Node) -> list[str]:
@@ -299,9 +329,7 @@ def _links(node: Node) -> list[str]:
     return links
 
 
-def _load_flow(  # noqa: C901 (one check per flow key; to split with the flow model)
-    path: Path, prompts: Mapping[str, object], problems: list[str]
-) -> Flow | None:
+def _load_flow(path: Path, prompts: Mapping[str, object], problems: list[str]) -> Flow | None:
     source = str(path)
     before = len(problems)
     data = _read_yaml(path, problems)
@@ -317,45 +345,62 @@ def _load_flow(  # noqa: C901 (one check per flow key; to split with the flow mo
     if not isinstance(raw_nodes, dict) or not raw_nodes:
         problems.append(f"{source}: 'nodes' must be a non-empty mapping")
         return None
-    nodes: dict[str, Node] = {}
-    for node_id, spec in raw_nodes.items():
-        where = f"{source}: node {node_id}"
-        if not isinstance(node_id, str) or not _NAME.match(node_id):
-            problems.append(f"{where}: not a valid node id")
-            continue
-        if not isinstance(spec, dict):
-            problems.append(f"{where}: must be a mapping with a 'type'")
-            continue
-        kind = spec.get("type")
-        if kind not in NODE_TYPES:
-            problems.append(f"{where}: unknown node type {kind!r}")
-            continue
-        node = Node(node_id, str(kind), dict(spec))
-        _check_node(source, node, prompts, problems)
-        nodes[node_id] = node
+    nodes = _parse_nodes(source, raw_nodes, prompts, problems)
     start = data.get("start")
     if not isinstance(start, str) or start not in raw_nodes:
         problems.append(f"{source}: start {start!r} is not a node")
-    for node in nodes.values():
-        for target in _links(node):
-            if target not in raw_nodes:
-                problems.append(f"{source}: node {node.id}: goes to '{target}', which is no node")
+    _check_links(source, nodes, raw_nodes, problems)
     if isinstance(start, str) and start in nodes:
-        seen, todo = {start}, [start]
-        while todo:
-            current = nodes.get(todo.pop())
-            for target in _links(current) if current else []:
-                if target in nodes and target not in seen:
-                    seen.add(target)
-                    todo.append(target)
-        for node_id in nodes:
-            if node_id not in seen:
-                problems.append(f"{source}: node {node_id}: unreachable from start '{start}'")
+        _check_reachable(source, nodes, start, problems)
     language = str(data.get("language", "zh"))
     calendar = _calendar(source, data.get("calendar"), problems)
     if len(problems) > before or not isinstance(start, str):
         return None
     return Flow(path.stem, source, start, nodes, language, calendar)
+
+
+def _parse_nodes(
+    source: str, raw_nodes: Mapping[Any, Any], prompts: Mapping[str, object], problems: list[str]
+) -> dict[str, Node]:
+    """The nodes with a valid id, a mapping and a known type, each checked."""
+    nodes: dict[str, Node] = {}
+    for node_id, spec in raw_nodes.items():
+        where = f"{source}: node {node_id}"
+        if not isinstance(node_id, str) or not _NAME.match(node_id):
+            problems.append(f"{where}: not a valid node id")
+        elif not isinstance(spec, dict):
+            problems.append(f"{where}: must be a mapping with a 'type'")
+        elif spec.get("type") not in NODE_TYPES:
+            problems.append(f"{where}: unknown node type {spec.get('type')!r}")
+        else:
+            node = Node(node_id, str(spec["type"]), dict(spec))
+            _check_node(source, node, prompts, problems)
+            nodes[node_id] = node
+    return nodes
+
+
+def _check_links(
+    source: str, nodes: Mapping[str, Node], raw_nodes: Mapping[Any, Any], problems: list[str]
+) -> None:
+    for node in nodes.values():
+        for target in _links(node):
+            if target not in raw_nodes:
+                problems.append(f"{source}: node {node.id}: goes to '{target}', which is no node")
+
+
+def _check_reachable(
+    source: str, nodes: Mapping[str, Node], start: str, problems: list[str]
+) -> None:
+    seen, todo = {start}, [start]
+    while todo:
+        current = nodes.get(todo.pop())
+        for target in _links(current) if current else []:
+            if target in nodes and target not in seen:
+                seen.add(target)
+                todo.append(target)
+    for node_id in nodes:
+        if node_id not in seen:
+            problems.append(f"{source}: node {node_id}: unreachable from start '{start}'")
 
 
 def load_flows(directory: str | Path) -> FlowSet:

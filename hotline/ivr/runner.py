@@ -18,10 +18,11 @@ when the caller asked for them) and ``HOTLINE_IVR_RESULT`` (``queued``,
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final, Protocol
+from typing import ClassVar, Final, Protocol
 
 import structlog
 
@@ -29,7 +30,15 @@ from hotline.agi.server import AgiSession
 from hotline.ivr.calendar import next_open
 from hotline.ivr.flow import Flow, FlowError, FlowSet, Node, load_flows
 
-__all__ = ["MAX_STEPS", "CallerInfo", "FlowHolder", "IvrRunner", "IvrServices", "prompt_file"]
+__all__ = [
+    "MAX_STEPS",
+    "CallerInfo",
+    "FlowHolder",
+    "IvrRunner",
+    "IvrServices",
+    "SurveyObserver",
+    "prompt_file",
+]
 
 log = structlog.get_logger("hotline.ivr")
 
@@ -116,12 +125,18 @@ class IvrRunner:
     """The FastAGI handler running the flows of a :class:`FlowHolder`."""
 
     def __init__(
-        self, holder: FlowHolder, services: IvrServices, default_flow: str = "main"
+        self,
+        holder: FlowHolder,
+        services: IvrServices,
+        default_flow: str = "main",
+        survey_observer: SurveyObserver | None = None,
     ) -> None:
-        """A runner over ``holder``'s current flows."""
+        """A runner over ``holder``'s current flows; ``survey_observer`` is told of every
+        survey (the metrics)."""
         self.holder = holder
         self.services = services
         self.default_flow = default_flow
+        self.survey_observer: SurveyObserver = survey_observer or _ignore_survey
         self.survey_offered = 0
         """Survey nodes reached (callers asked for a score)."""
         self.survey_responses = 0
@@ -170,68 +185,79 @@ class IvrRunner:
     async def _result(self, call: _Call, result: str) -> None:
         await call.session.set_variable("HOTLINE_IVR_RESULT", result)
 
-    async def _step(self, call: _Call, node: Node) -> Node | None:  # noqa: C901 (one case per node type)
-        nodes = call.flow.nodes
-        session = call.session
-        kind = node.type
-        if kind == "play":
+    async def _step(self, call: _Call, node: Node) -> Node | None:
+        """Run ``node``; the next node, ``None`` when the flow is over."""
+        handler = self._handlers.get(node.type, IvrRunner._end)
+        return await handler(self, call, node)
+
+    async def _play_node(self, call: _Call, node: Node) -> Node | None:
+        await self._play(call, node.text("prompt"))
+        return call.flow.nodes[node.text("next")]
+
+    async def _condition(self, call: _Call, node: Node) -> Node | None:
+        branch = "then" if await self._check(call, node) else "else"
+        return call.flow.nodes[node.text(branch)]
+
+    async def _set(self, call: _Call, node: Node) -> Node | None:
+        spec, session = node.spec, call.session
+        if "queue" in spec:
+            call.queue = str(spec["queue"])
+            await session.set_variable("HOTLINE_QUEUE", call.queue)
+        if "priority" in spec:
+            await session.set_variable("HOTLINE_PRIORITY", str(int(spec["priority"])))
+        if "skills" in spec:
+            await session.set_variable("HOTLINE_SKILLS", ",".join(spec["skills"]))
+        if "language" in spec:
+            call.language = str(spec["language"])
+            await session.set_variable("HOTLINE_LANG", call.language)
+        return call.flow.nodes[node.text("next")]
+
+    async def _goto(self, call: _Call, node: Node) -> Node | None:
+        return call.flow.nodes[node.text("target")]
+
+    async def _sticky(self, call: _Call, node: Node) -> Node | None:
+        info = await self._info(call)
+        if info.agent:
+            digit = await self._ask(call, node.text("prompt"), node.number("timeout", 3), 1)
+            if digit == node.text("digit", "1"):
+                await call.session.set_variable("HOTLINE_STICKY_AGENT", info.agent)
+        return call.flow.nodes[node.text("next")]
+
+    async def _callback(self, call: _Call, node: Node) -> Node | None:
+        due_at = next_open(call.flow.calendar, self.services.now())
+        ticket = await self.services.schedule_callback(
+            call.number, call.queue or "support", call.language, due_at
+        )
+        await call.session.set_variable("HOTLINE_CALLBACK_TICKET", ticket or "")
+        await self._result(call, "callback")
+        await self._play(call, node.text("prompt"))
+        await call.session.hangup()
+        return None
+
+    async def _send_elsewhere(self, call: _Call, node: Node) -> Node | None:
+        """voicemail (``hotline-voicemail,s,1``) and transfer (its target): the channel
+        leaves the flow for that dialplan location."""
+        if "prompt" in node.spec:
             await self._play(call, node.text("prompt"))
-            return nodes[node.text("next")]
-        if kind in ("menu", "collect", "survey"):
-            return await self._input(call, node)
-        if kind == "condition":
-            return nodes[node.text("then") if await self._check(call, node) else node.text("else")]
-        if kind == "set":
-            spec = node.spec
-            if "queue" in spec:
-                call.queue = str(spec["queue"])
-                await session.set_variable("HOTLINE_QUEUE", call.queue)
-            if "priority" in spec:
-                await session.set_variable("HOTLINE_PRIORITY", str(int(spec["priority"])))
-            if "skills" in spec:
-                await session.set_variable("HOTLINE_SKILLS", ",".join(spec["skills"]))
-            if "language" in spec:
-                call.language = str(spec["language"])
-                await session.set_variable("HOTLINE_LANG", call.language)
-            return nodes[node.text("next")]
-        if kind == "goto":
-            return nodes[node.text("target")]
-        if kind == "sticky":
-            info = await self._info(call)
-            if info.agent:
-                digit = await self._ask(call, node.text("prompt"), node.number("timeout", 3), 1)
-                if digit == node.text("digit", "1"):
-                    await session.set_variable("HOTLINE_STICKY_AGENT", info.agent)
-            return nodes[node.text("next")]
-        if kind == "callback":
-            due_at = next_open(call.flow.calendar, self.services.now())
-            ticket = await self.services.schedule_callback(
-                call.number, call.queue or "support", call.language, due_at
-            )
-            await session.set_variable("HOTLINE_CALLBACK_TICKET", ticket or "")
-            await self._result(call, "callback")
+        await self._result(call, node.type)
+        if node.type == "voicemail":
+            target = ("hotline-voicemail", "s", "1")
+        else:
+            target = (node.text("context"), node.text("exten", "s"), node.text("priority", "1"))
+        await call.session.command("SET CONTEXT", target[0])
+        await call.session.command("SET EXTENSION", target[1])
+        await call.session.command("SET PRIORITY", target[2])
+        return None
+
+    async def _hangup(self, call: _Call, node: Node) -> Node | None:
+        if "prompt" in node.spec:
             await self._play(call, node.text("prompt"))
-            await session.hangup()
-            return None
-        if kind in ("voicemail", "transfer"):
-            if "prompt" in node.spec:
-                await self._play(call, node.text("prompt"))
-            await self._result(call, kind)
-            if kind == "voicemail":
-                target = ("hotline-voicemail", "s", "1")
-            else:
-                target = (node.text("context"), node.text("exten", "s"), node.text("priority", "1"))
-            await session.command("SET CONTEXT", target[0])
-            await session.command("SET EXTENSION", target[1])
-            await session.command("SET PRIORITY", target[2])
-            return None
-        if kind == "hangup":
-            if "prompt" in node.spec:
-                await self._play(call, node.text("prompt"))
-            await self._result(call, "hangup")
-            await session.hangup()
-            return None
-        await self._result(call, "queued")  # end
+        await self._result(call, "hangup")
+        await call.session.hangup()
+        return None
+
+    async def _end(self, call: _Call, node: Node) -> Node | None:  # noqa: ARG002 (the handler signature)
+        await self._result(call, "queued")
         return None
 
     async def _check(self, call: _Call, node: Node) -> bool:
@@ -245,43 +271,86 @@ class IvrRunner:
             return info.ticket is not None
         return node.text("tag") in info.tags  # customer_tag
 
-    async def _input(self, call: _Call, node: Node) -> Node | None:
-        nodes = call.flow.nodes
-        retries = int(node.spec.get("retries", 2))
-        timeout = node.number("timeout", 5)
-        if node.type == "survey":
-            self.survey_offered += 1
-        for _ in range(retries + 1):
-            if node.type == "menu":
-                digits = await self._ask(call, node.text("prompt"), timeout, 1)
-                if digits in node.options:
-                    return nodes[str(node.options[digits])]
-            elif node.type == "survey":
-                digits = await self._ask(call, node.text("prompt"), timeout, 1)
-                if digits in ("1", "2", "3", "4", "5"):
-                    stored = await self.services.record_survey(
-                        call.session.environment.uniqueid, int(digits)
-                    )
-                    log.info("ivr.survey", score=int(digits), stored=stored)
-                    self.survey_responses += 1
-                    await call.session.set_variable("HOTLINE_SURVEY_SCORE", digits)
-                    await self._result(call, "survey")
-                    await self._play(call, node.text("thanks"))
-                    await call.session.hangup()
-                    return None
-            else:
-                max_digits = int(node.spec.get("max_digits", 10))
-                digits = await self._ask(call, node.text("prompt"), timeout, max_digits)
-                if re.fullmatch(node.text("pattern", r"[0-9]+"), digits):
-                    await call.session.set_variable(node.text("variable"), digits)
-                    return nodes[node.text("next")]
-            if digits and "invalid" in node.spec:
-                await self._play(call, node.text("invalid"))
-        if node.type == "survey":
-            await self._result(call, "survey")
-            await call.session.hangup()
-            return None
+    async def _menu(self, call: _Call, node: Node) -> Node | None:
+        for _ in range(int(node.spec.get("retries", 2)) + 1):
+            digits = await self._ask(call, node.text("prompt"), node.number("timeout", 5), 1)
+            if digits in node.options:
+                return call.flow.nodes[str(node.options[digits])]
+            await self._invalid(call, node, digits)
+        return await self._failed(call, node)
+
+    async def _collect(self, call: _Call, node: Node) -> Node | None:
+        max_digits = int(node.spec.get("max_digits", 10))
+        pattern = node.text("pattern", r"[0-9]+")
+        for _ in range(int(node.spec.get("retries", 2)) + 1):
+            digits = await self._ask(
+                call, node.text("prompt"), node.number("timeout", 5), max_digits
+            )
+            if re.fullmatch(pattern, digits):
+                await call.session.set_variable(node.text("variable"), digits)
+                return call.flow.nodes[node.text("next")]
+            await self._invalid(call, node, digits)
+        return await self._failed(call, node)
+
+    async def _survey(self, call: _Call, node: Node) -> Node | None:
+        self.survey_offered += 1
+        queue = await call.session.get_variable("HOTLINE_QUEUE") or ""
+        for _ in range(int(node.spec.get("retries", 2)) + 1):
+            digits = await self._ask(call, node.text("prompt"), node.number("timeout", 5), 1)
+            if digits in ("1", "2", "3", "4", "5"):
+                await self._scored(call, node, queue, int(digits))
+                return None
+            await self._invalid(call, node, digits)
+        self.survey_observer(queue, None)
+        await self._result(call, "survey")
+        await call.session.hangup()
+        return None
+
+    async def _scored(self, call: _Call, node: Node, queue: str, score: int) -> None:
+        stored = await self.services.record_survey(call.session.environment.uniqueid, score)
+        log.info("ivr.survey", score=score, stored=stored)
+        self.survey_responses += 1
+        self.survey_observer(queue, score)
+        await call.session.set_variable("HOTLINE_SURVEY_SCORE", str(score))
+        await self._result(call, "survey")
+        await self._play(call, node.text("thanks"))
+        await call.session.hangup()
+
+    async def _invalid(self, call: _Call, node: Node, digits: str) -> None:
+        """Input that matched nothing: the invalid prompt (none after no input)."""
+        if digits and "invalid" in node.spec:
+            await self._play(call, node.text("invalid"))
+
+    async def _failed(self, call: _Call, node: Node) -> Node | None:
+        """Every try failed: the ``fail`` node, else the caller is queued."""
         if "fail" in node.spec:
-            return nodes[node.text("fail")]
+            return call.flow.nodes[node.text("fail")]
         await self._result(call, "queued")
         return None
+
+    _handlers: ClassVar[Mapping[str, _NodeHandler]] = {
+        "play": _play_node,
+        "menu": _menu,
+        "collect": _collect,
+        "survey": _survey,
+        "condition": _condition,
+        "set": _set,
+        "goto": _goto,
+        "sticky": _sticky,
+        "callback": _callback,
+        "voicemail": _send_elsewhere,
+        "transfer": _send_elsewhere,
+        "hangup": _hangup,
+        "end": _end,
+    }
+    """One handler per node type (flow.NODE_TYPES)."""
+
+
+_NodeHandler = Callable[[IvrRunner, _Call, Node], Awaitable[Node | None]]
+SurveyObserver = Callable[[str, int | None], None]
+"""Told of each survey: the channel's ``HOTLINE_QUEUE`` ("" when unset) and the score,
+``None`` when the caller gave none (no answer or only invalid keys)."""
+
+
+def _ignore_survey(queue: str, score: int | None) -> None:
+    """The default :data:`SurveyObserver`."""

@@ -32,7 +32,7 @@ from hotline.store.resources import Store, retry_policy
 from hotline.store.tickets import Tickets, append_event
 from hotline.web.auth import principal_of
 from hotline.web.errors import json_error
-from hotline.web.keys import CLOCK, SETTINGS, STORE
+from hotline.web.keys import CLOCK, METRICS, SETTINGS, STORE
 from hotline.web.openapi import Api, Input, array, record, scalar, string
 
 __all__ = [
@@ -181,7 +181,8 @@ async def ivr_context(app: web.Application) -> AsyncIterator[None]:
         services = StoreIvrServices(app[STORE], app[CLOCK], max_attempts=policy.max_attempts)
     else:
         services = NoStoreServices(app[CLOCK])
-    runner = IvrRunner(holder, services)
+    metrics = app.get(METRICS)
+    runner = IvrRunner(holder, services, survey_observer=metrics.survey if metrics else None)
     server = AgiServer(runner, settings.agi)
     await server.start()
     app[IVR] = holder

@@ -24,6 +24,12 @@ than the wall clock. Example (``hotline/sim/scenarios/demo.toml`` is a full one)
     number_length = 11       # ... to this many digits (or: numbers = ["1390...", ...])
     patience = { dist = "exponential", mean = 90 }
 
+    [[arrivals.ivr]]         # caller groups: with any, every caller runs the IVR first
+    weight = 3               # how often a caller is in this group (weights)
+    dtmf = ["1", "1", "2"]   # one entry per input command of the main flow: digits,
+                             # "" (no input: the timeout runs out), "hangup"
+    survey = 4               # the post-call survey score (or ["0", "4"]; omitted: no answer)
+
     [[arrivals.bursts]]      # extra callers on top of the Poisson stream
     at = 120                 # seconds after start_after
     count = 40
@@ -90,6 +96,7 @@ __all__ = [
     "Distribution",
     "Exponential",
     "Fixed",
+    "IvrCallers",
     "LogNormal",
     "Normal",
     "Scenario",
@@ -101,6 +108,9 @@ __all__ = [
     "load_scenario",
     "parse_distribution",
 ]
+
+
+_DTMF: Final = frozenset("0123456789*#")
 
 
 class ScenarioError(ValueError):
@@ -250,6 +260,18 @@ class Burst:
 
 
 @dataclass(frozen=True, slots=True)
+class IvrCallers:
+    """A group of callers who key the same choices into the IVR (``[[arrivals.ivr]]``)."""
+
+    weight: float = 1.0
+    dtmf: tuple[str, ...] = ()
+    """One entry per input command of the ``main`` flow: digits, ``""`` (no input) or
+    ``"hangup"`` (the caller hangs up during that command)."""
+    survey: tuple[str, ...] = ()
+    """The entries keyed into the post-call survey; empty: no answer."""
+
+
+@dataclass(frozen=True, slots=True)
 class Arrivals:
     """Who calls, when, and how long they wait."""
 
@@ -267,6 +289,8 @@ class Arrivals:
     number_length: int = 11
     numbers: tuple[str, ...] = ()
     patience: Distribution = Fixed(60.0)
+    ivr: tuple[IvrCallers, ...] = ()
+    """With caller groups, every caller runs the IVR first (``HOTLINE_IVR=yes``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,10 +477,34 @@ class _Parser:
             {
                 "count", "duration", "rate_per_minute", "start_after", "bursts", "queues",
                 "priorities", "skills", "lang", "repeat_share", "number_prefix",
-                "number_length", "numbers", "patience",
+                "number_length", "numbers", "patience", "ivr",
             }
         )  # fmt: skip
         data = self.table(value, "arrivals", allowed)
+        count, duration, rate, bursts = self.traffic(data)
+        prefix, length, numbers = self.numbers(data)
+        return Arrivals(
+            count=count,
+            duration=duration,
+            rate_per_minute=rate,
+            start_after=self.number(data.get("start_after", 0.0), "arrivals.start_after"),
+            bursts=bursts,
+            queues=self.weights(data.get("queues", {"support": 1}), "arrivals.queues"),
+            priorities=self.priorities(data.get("priorities", {"0": 1})),
+            skills=self.skills(data),
+            lang=self.weights(data["lang"], "arrivals.lang") if "lang" in data else (),
+            repeat_share=self.probability(data.get("repeat_share", 0.0), "arrivals.repeat_share"),
+            number_prefix=prefix,
+            number_length=length,
+            numbers=numbers,
+            patience=self.distribution(data.get("patience", 60.0), "arrivals.patience"),
+            ivr=self.ivr_groups(data.get("ivr", [])),
+        )
+
+    def traffic(
+        self, data: Mapping[str, Any]
+    ) -> tuple[int | None, float | None, float, tuple[Burst, ...]]:
+        """``count``, ``duration``, ``rate_per_minute`` and ``bursts``, checked together."""
         count = self.integer(data["count"], "arrivals.count") if "count" in data else None
         duration = (
             self.number(data["duration"], "arrivals.duration") if "duration" in data else None
@@ -470,20 +518,26 @@ class _Parser:
             raise self.fail("arrivals", "rate_per_minute needs count or duration (or both)")
         if rate == 0 and not bursts and (count or duration):
             raise self.fail("arrivals.rate_per_minute", "must be positive to make any calls")
-        priorities = tuple(
+        return count, duration, rate, bursts
+
+    def priorities(self, value: object) -> tuple[tuple[int, float], ...]:
+        return tuple(
             (self.priority_key(name), weight)
-            for name, weight in self.weights(
-                data.get("priorities", {"0": 1}), "arrivals.priorities"
-            )
+            for name, weight in self.weights(value, "arrivals.priorities")
         )
-        skills: tuple[tuple[str, float], ...] = ()
-        if "skills" in data:
-            if not isinstance(data["skills"], Mapping):
-                raise self.fail("arrivals.skills", "expected a table of skill = probability")
-            skills = tuple(
-                (str(skill), self.probability(p, f"arrivals.skills.{skill}"))
-                for skill, p in data["skills"].items()
-            )
+
+    def skills(self, data: Mapping[str, Any]) -> tuple[tuple[str, float], ...]:
+        if "skills" not in data:
+            return ()
+        if not isinstance(data["skills"], Mapping):
+            raise self.fail("arrivals.skills", "expected a table of skill = probability")
+        return tuple(
+            (str(skill), self.probability(p, f"arrivals.skills.{skill}"))
+            for skill, p in data["skills"].items()
+        )
+
+    def numbers(self, data: Mapping[str, Any]) -> tuple[str, int, tuple[str, ...]]:
+        """``number_prefix``, ``number_length`` and ``numbers``."""
         numbers = data.get("numbers", [])
         if not isinstance(numbers, list) or not all(
             isinstance(n, str) and n.isdigit() for n in numbers
@@ -497,22 +551,40 @@ class _Parser:
         length = self.integer(data.get("number_length", 11), "arrivals.number_length", low=1)
         if length < len(prefix):
             raise self.fail("arrivals.number_length", "is shorter than number_prefix")
-        return Arrivals(
-            count=count,
-            duration=duration,
-            rate_per_minute=rate,
-            start_after=self.number(data.get("start_after", 0.0), "arrivals.start_after"),
-            bursts=bursts,
-            queues=self.weights(data.get("queues", {"support": 1}), "arrivals.queues"),
-            priorities=priorities,
-            skills=skills,
-            lang=self.weights(data["lang"], "arrivals.lang") if "lang" in data else (),
-            repeat_share=self.probability(data.get("repeat_share", 0.0), "arrivals.repeat_share"),
-            number_prefix=prefix,
-            number_length=length,
-            numbers=tuple(numbers),
-            patience=self.distribution(data.get("patience", 60.0), "arrivals.patience"),
+        return prefix, length, tuple(numbers)
+
+    def ivr_groups(self, value: object) -> tuple[IvrCallers, ...]:
+        if not isinstance(value, list):
+            raise self.fail("arrivals.ivr", "expected an array of tables ([[arrivals.ivr]])")
+        groups = tuple(self.ivr_group(group, f"arrivals.ivr[{i}]") for i, group in enumerate(value))
+        if groups and sum(group.weight for group in groups) <= 0:
+            raise self.fail("arrivals.ivr", "the weights add up to zero")
+        return groups
+
+    def ivr_group(self, value: object, key: str) -> IvrCallers:
+        data = self.table(value, key, frozenset({"weight", "dtmf", "survey"}))
+        survey = data.get("survey", [])
+        if isinstance(survey, int) and not isinstance(survey, bool):
+            if not 0 <= survey <= 9:
+                raise self.fail(f"{key}.survey", f"expected one digit 0-9, got {survey}")
+            survey = [str(survey)]
+        return IvrCallers(
+            weight=self.number(data.get("weight", 1.0), f"{key}.weight"),
+            dtmf=self.keys(data.get("dtmf", []), f"{key}.dtmf"),
+            survey=self.keys(survey, f"{key}.survey"),
         )
+
+    def keys(self, value: object, key: str) -> tuple[str, ...]:
+        """DTMF entries: strings of 0-9, * and #, "" (no input) or "hangup"."""
+        if not isinstance(value, list) or not all(
+            isinstance(entry, str) and (entry == "hangup" or set(entry) <= _DTMF) for entry in value
+        ):
+            raise self.fail(
+                key,
+                'expected an array of key presses ("12", "" for no input, "hangup"), '
+                f"got {value!r}",
+            )
+        return tuple(value)
 
     def priority_key(self, name: str) -> int:
         try:
@@ -578,16 +650,12 @@ class _Parser:
     def extensions(self, value: object, key: str) -> list[str]:
         if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
             return list(value)
-        if isinstance(value, str):
-            first, sep, last = value.partition("-")
-            if sep and first.isdigit() and last.isdigit() and int(first) <= int(last):
-                width = len(first)
-                return [str(n).zfill(width) for n in range(int(first), int(last) + 1)]
-            if not sep and value.isdigit():
-                return [value]
-        raise self.fail(
-            key, f"expected a range like '2001-2020' or a list of strings, got {value!r}"
-        )
+        extensions = _extension_range(value) if isinstance(value, str) else None
+        if extensions is None:
+            raise self.fail(
+                key, f"expected a range like '2001-2020' or a list of strings, got {value!r}"
+            )
+        return extensions
 
     def customers(self, value: object) -> CustomerBehaviour:
         allowed = frozenset({"answer_delay", "no_answer", "busy", "patience"})
@@ -610,6 +678,16 @@ class _Parser:
         )
 
 
+def _extension_range(value: str) -> list[str] | None:
+    """``"2001-2020"`` (zero-padded like the first), or one extension ``"2001"``; else None."""
+    first, sep, last = value.partition("-")
+    if sep and first.isdigit() and last.isdigit() and int(first) <= int(last):
+        return [str(n).zfill(len(first)) for n in range(int(first), int(last) + 1)]
+    if not sep and value.isdigit():
+        return [value]
+    return None
+
+
 # -- arrivals --------------------------------------------------------------------------------
 
 
@@ -627,6 +705,10 @@ class Arrival:
     patience: float
     agent: str | None = None
     """The agent the caller asked for in the IVR (``HOTLINE_STICKY_AGENT``)."""
+    ivr: IvrCallers | None = None
+    """The caller's IVR group when the scenario has ``[[arrivals.ivr]]``: the flow then sets
+    the queue, priority, skills and language (see :func:`hotline.sim.agi.ivr_arrival`),
+    and the dialplan's defaults fill in what it leaves unset."""
 
 
 _SURNAMES: Final = (
@@ -678,6 +760,8 @@ def generate_arrivals(scenario: Scenario) -> Iterator[Arrival]:
         return
     times_rng = random.Random(f"{scenario.seed}/arrival-times")
     rng = random.Random(f"{scenario.seed}/callers")
+    ivr_rng = random.Random(f"{scenario.seed}/ivr")  # its own stream: other draws stay put
+    groups = tuple((group, group.weight) for group in spec.ivr)
     known: list[str] = []
     names: dict[str, str] = {}
     pool = list(spec.numbers)
@@ -703,4 +787,5 @@ def generate_arrivals(scenario: Scenario) -> Iterator[Arrival]:
             skills=tuple(skill for skill, p in spec.skills if rng.random() < p),
             lang=str(_pick(rng, spec.lang)) if spec.lang else None,
             patience=spec.patience.sample(rng),
+            ivr=_pick(ivr_rng, groups) if groups else None,
         )

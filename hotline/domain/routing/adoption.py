@@ -56,6 +56,7 @@ def adopt_callers(r: Router, snapshot: PbxSnapshot, now: float, effects: list[Ef
             priority=_int(channel.variables.get("HOTLINE_PRIORITY"), 0),
             skills=frozenset(skill for skill in skills if skill),
             lang=channel.variables.get("HOTLINE_LANG") or None,
+            preferred_agent=channel.variables.get("HOTLINE_STICKY_AGENT") or None,
         )
         calls.on_caller_waiting(r, waiting, now, max(snapshot.at - arrived_at, 0.0), effects)
 
