@@ -19,7 +19,7 @@ from hotline.domain.events import (
     LineState,
     OriginateResult,
 )
-from hotline.domain.routing import Router
+from hotline.domain.routing import Router, TicketAllocator
 from hotline.pbx.translate import originate_reason
 from hotline.ticketno import MemorySequenceStore, TicketNumbers
 
@@ -39,14 +39,18 @@ def agent(agent_id: str, queues: Iterable[str] = ("support",), **skills: int) ->
 def make_router(
     agents: Iterable[AgentConfig],
     queues: Iterable[QueueConfig] = (QueueConfig(name="support", wrap_up=5.0),),
+    *,
+    tickets: TicketAllocator | None = None,
     **routing: object,
 ) -> Router:
+    """A router on ``RoutingConfig(**routing)``; tickets from a fresh in-memory pool unless
+    ``tickets`` allocates them."""
     numbers = TicketNumbers("A", ZoneInfo("UTC"), MemorySequenceStore())
     return Router(
         RoutingConfig(**routing),  # type: ignore[arg-type]
         {queue.name: queue for queue in queues},
         list(agents),
-        numbers,
+        tickets or numbers,
     )
 
 

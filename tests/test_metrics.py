@@ -26,6 +26,8 @@ from hotline.domain.effects import (
     CallArrived,
     CallEnded,
     CallRequeued,
+    Command,
+    Effect,
     Fact,
     OfferEnded,
     RoutingWarning,
@@ -384,14 +386,22 @@ async def test_live_gauges_read_the_router_and_engine_at_scrape_time() -> None:
     backlog = [42]
     metrics.watch(engine, outbox_backlog=lambda: backlog[0])
 
+    def apply(effects: list[Effect]) -> None:
+        """What the engine does with the router's effects that the metrics can see: the facts
+        go to its sinks (the commands would go to the PBX, which is not connected here)."""
+        for effect in effects:
+            if not isinstance(effect, Command):
+                for sink in engine.sinks:
+                    sink(effect)
+
     for call_id, queue, at in (("c1", "sales", 4900.0), ("c2", "sales", 4990.0)):
         waiting = CallerWaiting(
             at, "pbx", call_id, f"PJSIP/t-{call_id}", call_id, "139", "", queue, 0
         )
-        engine._execute(router.handle(waiting, clock.now()), clock.now())
-    engine._execute(router.login("1001", clock.now()), clock.now())  # rings c1 at once
-    engine._execute(router.login("1002", clock.now()), clock.now())  # rings c2
-    engine._execute(router.pause("1002", "training", clock.now()), clock.now())
+        apply(router.handle(waiting, clock.now()))
+    apply(router.login("1001", clock.now()))  # rings c1 at once
+    apply(router.login("1002", clock.now()))  # rings c2
+    apply(router.pause("1002", "training", clock.now()))
     for seconds in [0.001] * 98 + [0.004, 0.009]:
         for observe in engine.decision_observers:
             observe("CallerWaiting", seconds)

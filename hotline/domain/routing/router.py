@@ -132,7 +132,8 @@ class Router:
         self.offers: dict[str, Offer] = {}
         self.offers_by_leg: dict[str, str] = {}
         self.sticky: dict[str, tuple[str, float]] = {}
-        self._allocate_ticket = allocate_ticket
+        # where a new caller's ticket comes from (the composition root wires the store's)
+        self.allocate_ticket = allocate_ticket
         self._waiting: dict[str, list[dispatch.QueueKey]] = {name: [] for name in self.queues}
         self._available: set[str] = set()
         self._deadlines: list[tuple[float, int, timers.Deadline]] = []
