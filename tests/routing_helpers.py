@@ -20,7 +20,7 @@ from hotline.domain.events import (
     OriginateResult,
 )
 from hotline.domain.routing import Router, TicketAllocator
-from hotline.pbx.translate import originate_reason
+from hotline.pbx.translate import device_status, originate_reason
 from hotline.ticketno import MemorySequenceStore, TicketNumbers
 
 T0 = 1_795_712_164.0
@@ -130,4 +130,6 @@ class Pbx:
         )
 
     def device(self, device: str, state: str) -> list[Effect]:
-        return self.router.handle(DeviceStateChanged(self.now, "pbx", device, state), self.now)
+        """A ``DeviceStateChange`` to AMI's ``state`` word, decoded as the translator does."""
+        event = DeviceStateChanged(self.now, "pbx", device, device_status(state))
+        return self.router.handle(event, self.now)
