@@ -463,107 +463,16 @@ def parse_settings(
     """Validate parsed TOML ``data`` (plus environment overrides) into :class:`Settings`."""
     env = os.environ if env is None else env
     root = _Reader(source, "", data)
-
-    service_reader = root.sub("service")
-    time_zone = service_reader.string("time_zone", "UTC")
-    try:
-        ZoneInfo(time_zone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise service_reader.error("time_zone", f"unknown time zone {time_zone!r}") from exc
-    # The file's values are read (and checked) even when the environment overrides them.
-    instance = _override(env, "HOTLINE_INSTANCE", service_reader.string("instance", "A"))
-    if not re.fullmatch(r"[A-Za-z0-9]{1,8}", instance):
-        raise service_reader.error("instance", f"must be 1-8 letters or digits, got {instance!r}")
-    api_token = _env_secret(env, "HOTLINE_API_TOKEN") or Secret(
-        service_reader.optional_string("api_token") or ""
-    )
-    service = ServiceConfig(
-        instance=instance,
-        http_listen=_override(
-            env, "HOTLINE_HTTP_LISTEN", service_reader.string("http_listen", "127.0.0.1:8080")
-        ),
-        api_token=api_token,
-        state_dir=_override(env, "HOTLINE_STATE_DIR", service_reader.string("state_dir", "var")),
-        time_zone=time_zone,
-        pbx_down_grace=service_reader.number("pbx_down_grace", 30.0, maximum=3600.0),
-        pbx_id=_override(env, "HOTLINE_PBX_ID", service_reader.string("pbx_id", "")),
-        lease_ttl=service_reader.number("lease_ttl", 3.0, minimum=0.5, maximum=60.0),
-    )
-    if service.pbx_id and not _NAME.fullmatch(service.pbx_id):
-        raise service_reader.error(
-            "pbx_id", f"must be a name (letters, digits, _.-), got {service.pbx_id!r}"
-        )
-    service_reader.raw("api_token")
-    service_reader.finish()
-    _check_listen(source, "service.http_listen", service.http_listen)
-
-    ami_reader = root.sub("ami")
-    url = _override(
-        env, "HOTLINE_AMI_URL", ami_reader.string("url", "ami://hotline@127.0.0.1:5038")
-    )
-    secret = _env_secret(env, "HOTLINE_AMI_SECRET")
-    file_secret = ami_reader.optional_string("secret")
-    try:
-        ami = AmiSettings.from_url(url)
-    except ValueError as exc:
-        raise ami_reader.error("url", str(exc)) from exc
-    if secret is not None:
-        ami = _replace_secret(ami, secret)
-    elif file_secret is not None:
-        ami = _replace_secret(ami, Secret(file_secret))
-    ami = replace(
-        ami,
-        max_list_items=ami_reader.integer("max_list_items", ami.max_list_items, minimum=100),
-        max_list_bytes=ami_reader.integer("max_list_bytes", ami.max_list_bytes, minimum=65_536),
-    )
-    ami_reader.finish()
-
-    routing_reader = root.sub("routing")
-    routing = RoutingConfig(
-        ring_cadence=routing_reader.number("ring_cadence", 5.0, minimum=0.5, maximum=60.0),
-        sla_rings=routing_reader.integer("sla_rings", 3, minimum=1),
-        max_consecutive_misses=routing_reader.integer("max_consecutive_misses", 2, minimum=1),
-        unavailable_cooldown=routing_reader.number("unavailable_cooldown", 30.0, maximum=3600.0),
-        busy_retry_after=routing_reader.number("busy_retry_after", 2.0, maximum=3600.0),
-        sticky_days=routing_reader.number("sticky_days", 7.0, maximum=365.0),
-        default_queue=routing_reader.string("default_queue", "support"),
-        inbound_context=routing_reader.string("inbound_context", "hotline-inbound"),
-        bridge_context=routing_reader.string("bridge_context", "hotline-bridge"),
-        outbound_context=routing_reader.string("outbound_context", "hotline-outbound"),
-        originate_grace=routing_reader.number("originate_grace", 5.0, minimum=0.5, maximum=120.0),
-        max_overflows=routing_reader.integer("max_overflows", 3, minimum=0),
-    )
-    routing_reader.finish()
+    service = _parse_service(root.sub("service"), env, source)
+    ami = _parse_ami(root.sub("ami"), env)
+    routing = _parse_routing(root.sub("routing"))
     sla_reader = root.sub("sla")
     sla = _parse_sla(sla_reader, routing)
     sla_reader.finish()
-
-    queues: dict[str, QueueConfig] = {}
-    for reader in root.tables("queues"):
-        queue = _parse_queue(reader)
-        if queue.name in queues:
-            raise reader.error("name", f"queue {queue.name!r} is defined twice")
-        queues[queue.name] = queue
-    if not queues:
-        raise ConfigError(source, "queues", "at least one [[queues]] table is required")
-    agents: list[AgentConfig] = []
-    for reader in root.tables("agents"):
-        agent = _parse_agent(reader)
-        if any(existing.id == agent.id for existing in agents):
-            raise reader.error("id", f"agent {agent.id!r} is defined twice")
-        agents.append(agent)
+    queues = _parse_queues(root, source)
+    agents = _parse_agents(root)
     _check_references(source, queues, agents, routing)
-
-    database_reader = root.sub("database")
-    # The file's value is read (and checked) even when the environment overrides it.
-    file_database_url = database_reader.optional_string("url")
-    database_url = env.get("HOTLINE_DATABASE_URL") or file_database_url or ""
-    database = _parse_database(database_reader, service.state_dir, bool(database_url))
-    if service.pbx_id and not database_url:
-        raise ConfigError(
-            source, "service.pbx_id", "needs [database] url (the lease is held there)"
-        )
-    database_reader.finish()
+    database_url, database = _parse_database_section(root.sub("database"), env, service, source)
     tickets_reader = root.sub("tickets")
     tickets = _parse_tickets(tickets_reader)
     tickets_reader.finish()
@@ -595,6 +504,124 @@ def parse_settings(
         sla=sla,
         agi=agi,
     )
+
+
+def _parse_service(reader: _Reader, env: Mapping[str, str], source: str) -> ServiceConfig:
+    """``[service]``, with its environment overrides."""
+    time_zone = reader.string("time_zone", "UTC")
+    try:
+        ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise reader.error("time_zone", f"unknown time zone {time_zone!r}") from exc
+    # The file's values are read (and checked) even when the environment overrides them.
+    instance = _override(env, "HOTLINE_INSTANCE", reader.string("instance", "A"))
+    if not re.fullmatch(r"[A-Za-z0-9]{1,8}", instance):
+        raise reader.error("instance", f"must be 1-8 letters or digits, got {instance!r}")
+    api_token = _env_secret(env, "HOTLINE_API_TOKEN") or Secret(
+        reader.optional_string("api_token") or ""
+    )
+    service = ServiceConfig(
+        instance=instance,
+        http_listen=_override(
+            env, "HOTLINE_HTTP_LISTEN", reader.string("http_listen", "127.0.0.1:8080")
+        ),
+        api_token=api_token,
+        state_dir=_override(env, "HOTLINE_STATE_DIR", reader.string("state_dir", "var")),
+        time_zone=time_zone,
+        pbx_down_grace=reader.number("pbx_down_grace", 30.0, maximum=3600.0),
+        pbx_id=_override(env, "HOTLINE_PBX_ID", reader.string("pbx_id", "")),
+        lease_ttl=reader.number("lease_ttl", 3.0, minimum=0.5, maximum=60.0),
+    )
+    if service.pbx_id and not _NAME.fullmatch(service.pbx_id):
+        raise reader.error(
+            "pbx_id", f"must be a name (letters, digits, _.-), got {service.pbx_id!r}"
+        )
+    reader.raw("api_token")
+    reader.finish()
+    _check_listen(source, "service.http_listen", service.http_listen)
+    return service
+
+
+def _parse_ami(reader: _Reader, env: Mapping[str, str]) -> AmiSettings:
+    """``[ami]``: the URL and secret (environment first) and the list limits."""
+    url = _override(env, "HOTLINE_AMI_URL", reader.string("url", "ami://hotline@127.0.0.1:5038"))
+    secret = _env_secret(env, "HOTLINE_AMI_SECRET")
+    file_secret = reader.optional_string("secret")
+    try:
+        ami = AmiSettings.from_url(url)
+    except ValueError as exc:
+        raise reader.error("url", str(exc)) from exc
+    if secret is None and file_secret is not None:
+        secret = Secret(file_secret)
+    if secret is not None:
+        ami = _replace_secret(ami, secret)
+    ami = replace(
+        ami,
+        max_list_items=reader.integer("max_list_items", ami.max_list_items, minimum=100),
+        max_list_bytes=reader.integer("max_list_bytes", ami.max_list_bytes, minimum=65_536),
+    )
+    reader.finish()
+    return ami
+
+
+def _parse_routing(reader: _Reader) -> RoutingConfig:
+    """``[routing]``: ring cadence, penalties, dialplan contexts, overflow limit."""
+    routing = RoutingConfig(
+        ring_cadence=reader.number("ring_cadence", 5.0, minimum=0.5, maximum=60.0),
+        sla_rings=reader.integer("sla_rings", 3, minimum=1),
+        max_consecutive_misses=reader.integer("max_consecutive_misses", 2, minimum=1),
+        unavailable_cooldown=reader.number("unavailable_cooldown", 30.0, maximum=3600.0),
+        busy_retry_after=reader.number("busy_retry_after", 2.0, maximum=3600.0),
+        sticky_days=reader.number("sticky_days", 7.0, maximum=365.0),
+        default_queue=reader.string("default_queue", "support"),
+        inbound_context=reader.string("inbound_context", "hotline-inbound"),
+        bridge_context=reader.string("bridge_context", "hotline-bridge"),
+        outbound_context=reader.string("outbound_context", "hotline-outbound"),
+        originate_grace=reader.number("originate_grace", 5.0, minimum=0.5, maximum=120.0),
+        max_overflows=reader.integer("max_overflows", 3, minimum=0),
+    )
+    reader.finish()
+    return routing
+
+
+def _parse_queues(root: _Reader, source: str) -> dict[str, QueueConfig]:
+    """Every ``[[queues]]`` table, by name (at least one, no name twice)."""
+    queues: dict[str, QueueConfig] = {}
+    for reader in root.tables("queues"):
+        queue = _parse_queue(reader)
+        if queue.name in queues:
+            raise reader.error("name", f"queue {queue.name!r} is defined twice")
+        queues[queue.name] = queue
+    if not queues:
+        raise ConfigError(source, "queues", "at least one [[queues]] table is required")
+    return queues
+
+
+def _parse_agents(root: _Reader) -> list[AgentConfig]:
+    """Every ``[[agents]]`` table, in file order (no id twice)."""
+    agents: list[AgentConfig] = []
+    for reader in root.tables("agents"):
+        agent = _parse_agent(reader)
+        if any(existing.id == agent.id for existing in agents):
+            raise reader.error("id", f"agent {agent.id!r} is defined twice")
+        agents.append(agent)
+    return agents
+
+
+def _parse_database_section(
+    reader: _Reader, env: Mapping[str, str], service: ServiceConfig, source: str
+) -> tuple[str, DatabaseConfig]:
+    """``[database]``: the URL (environment first) and the outbox settings."""
+    # The file's value is read (and checked) even when the environment overrides it.
+    file_database_url = reader.optional_string("url")
+    database_url = env.get("HOTLINE_DATABASE_URL") or file_database_url or ""
+    database = _parse_database(reader, service.state_dir, bool(database_url))
+    if service.pbx_id and not database_url:
+        raise ConfigError(
+            source, "service.pbx_id", "needs [database] url (the lease is held there)"
+        )
+    reader.finish()
+    return database_url, database
 
 
 def _parse_agi(reader: _Reader) -> AgiConfig:

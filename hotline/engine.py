@@ -225,6 +225,8 @@ class Engine:
         self.action_timeout = action_timeout
         self.events_processed = 0
         self.resyncs = 0
+        # queue_size: how many PBX events may wait unapplied before the connection is dropped
+        self.queue_size = queue_size
         # synced: set once the state has been rebuilt from the PBX after a connect
         self.decision_latency: dict[str, deque[float]] = {}
         # called with (trigger event kind, seconds) at each decision (the metrics' histogram)

@@ -70,38 +70,57 @@ async def serve(settings: Settings) -> None:
     runner = web.AppRunner(app, handle_signals=False)
     try:
         await runner.setup()
-        host, _, port = settings.service.http_listen.rpartition(":")
-        site = web.TCPSite(runner, host.strip("[]"), int(port))
-        try:
-            await site.start()
-        except OSError as exc:
-            raise HttpListenError(
-                f"cannot listen on {settings.service.http_listen} (service.http_listen): "
-                f"{os.strerror(exc.errno) if exc.errno else exc}"
-            ) from exc
-        log.info("service.listening", http=settings.service.http_listen, config=settings.source)
-        lease = app.get(LEASE)
-        await _until(stop, _first(app[AMI].wait_connected(), lease))
-        if lease is not None and lease.stepped_down.is_set():
-            raise SteppedDown(f"lost the lease of pbx {lease.pbx_id!r} (epoch {lease.epoch})")
-        await _until(stop, _first(app[ENGINE].ended.wait(), lease))
-        if lease is not None and lease.stepped_down.is_set():
-            raise SteppedDown(f"lost the lease of pbx {lease.pbx_id!r} (epoch {lease.epoch})")
-        if not stop.is_set():
-            failure = app[ENGINE].failure
-            why = f"{type(failure).__name__}: {failure}" if failure else "it returned"
-            raise EngineStopped(why)
+        await _listen(runner, settings)
+        await _run_until_stopped(app, stop)
         log.info("service.stopping", reason="signal")
     finally:
-        try:
-            await runner.cleanup()
-        except Exception as exc:  # stepping down: the database may be what failed
-            lease = app.get(LEASE)
-            if lease is None or not lease.stepped_down.is_set():
-                raise
-            log.warning("service.cleanup_failed", error=f"{type(exc).__name__}: {exc}")
+        await _cleanup(runner, app)
         for signum in (*_STOP_SIGNALS, signal.SIGHUP):
             loop.remove_signal_handler(signum)
+
+
+async def _listen(runner: web.AppRunner, settings: Settings) -> None:
+    """Bind ``service.http_listen``, or raise :class:`HttpListenError`."""
+    host, _, port = settings.service.http_listen.rpartition(":")
+    site = web.TCPSite(runner, host.strip("[]"), int(port))
+    try:
+        await site.start()
+    except OSError as exc:
+        raise HttpListenError(
+            f"cannot listen on {settings.service.http_listen} (service.http_listen): "
+            f"{os.strerror(exc.errno) if exc.errno else exc}"
+        ) from exc
+    log.info("service.listening", http=settings.service.http_listen, config=settings.source)
+
+
+def _check_lease(lease: Any) -> None:
+    """Raise :class:`SteppedDown` if the lease (when there is one) was lost."""
+    if lease is not None and lease.stepped_down.is_set():
+        raise SteppedDown(f"lost the lease of pbx {lease.pbx_id!r} (epoch {lease.epoch})")
+
+
+async def _run_until_stopped(app: web.Application, stop: asyncio.Event) -> None:
+    """Connect, then serve until ``stop``; raise if the lease or the engine goes first."""
+    lease = app.get(LEASE)
+    await _until(stop, _first(app[AMI].wait_connected(), lease))
+    _check_lease(lease)
+    await _until(stop, _first(app[ENGINE].ended.wait(), lease))
+    _check_lease(lease)
+    if not stop.is_set():
+        failure = app[ENGINE].failure
+        why = f"{type(failure).__name__}: {failure}" if failure else "it returned"
+        raise EngineStopped(why)
+
+
+async def _cleanup(runner: web.AppRunner, app: web.Application) -> None:
+    """Close the app; a failure is only logged when stepping down (the database may be gone)."""
+    try:
+        await runner.cleanup()
+    except Exception as exc:  # stepping down: the database may be what failed
+        lease = app.get(LEASE)
+        if lease is None or not lease.stepped_down.is_set():
+            raise
+        log.warning("service.cleanup_failed", error=f"{type(exc).__name__}: {exc}")
 
 
 async def _first(work: Awaitable[object], lease: Any) -> None:

@@ -19,8 +19,8 @@ from hotline.domain.events import (
     LineState,
     OriginateResult,
 )
-from hotline.domain.routing import Router
-from hotline.pbx.translate import originate_reason
+from hotline.domain.routing import Router, TicketAllocator
+from hotline.pbx.translate import device_status, originate_reason
 from hotline.ticketno import MemorySequenceStore, TicketNumbers
 
 T0 = 1_795_712_164.0
@@ -39,14 +39,18 @@ def agent(agent_id: str, queues: Iterable[str] = ("support",), **skills: int) ->
 def make_router(
     agents: Iterable[AgentConfig],
     queues: Iterable[QueueConfig] = (QueueConfig(name="support", wrap_up=5.0),),
+    *,
+    tickets: TicketAllocator | None = None,
     **routing: object,
 ) -> Router:
+    """A router on ``RoutingConfig(**routing)``; tickets from a fresh in-memory pool unless
+    ``tickets`` allocates them."""
     numbers = TicketNumbers("A", ZoneInfo("UTC"), MemorySequenceStore())
     return Router(
         RoutingConfig(**routing),  # type: ignore[arg-type]
         {queue.name: queue for queue in queues},
         list(agents),
-        numbers,
+        tickets or numbers,
     )
 
 
@@ -126,4 +130,6 @@ class Pbx:
         )
 
     def device(self, device: str, state: str) -> list[Effect]:
-        return self.router.handle(DeviceStateChanged(self.now, "pbx", device, state), self.now)
+        """A ``DeviceStateChange`` to AMI's ``state`` word, decoded as the translator does."""
+        event = DeviceStateChanged(self.now, "pbx", device, device_status(state))
+        return self.router.handle(event, self.now)

@@ -142,7 +142,7 @@ def trace_stream(entries: Iterable[TraceEntry]) -> Stream:
     return stream
 
 
-async def replay(  # noqa: C901 (one trace replay, step by step)
+async def replay(
     name: str,
     port: int,
     clock: Clock,
@@ -181,31 +181,18 @@ async def replay(  # noqa: C901 (one trace replay, step by step)
     try:
         for entry in entries:
             if entry.dir == "recv":
-                message = parse(entry.raw)
-                if message is None or (ignore is not None and ignore(message)):
-                    continue
-                sig = trace.add(message)
-                if sig is not None:
-                    trigger = (sig, trace.counts[sig], entry.t)
+                trigger = _received(entry, trace, ignore) or trigger
                 continue
             if entry.dir != "send":
                 continue
             if trigger is not None:
                 sig, count, at = trigger
-                async with asyncio.timeout(timeout):
-                    while sim.counts[sig] < count:
-                        if reading.done():
-                            raise AssertionError(f"sim closed before {sig} #{count}")
-                        arrived.clear()
-                        await arrived.wait()
+                await _until_sim_sent(sim, sig, count, arrived, timeout, reading=reading)
                 await clock.sleep(max(entry.t - at, 0.0))
             writer.write(_substitute(entry.raw, trace.roles, sim.roles).encode())
         if abort_at_end and trigger is not None:
             sig, count, _ = trigger
-            async with asyncio.timeout(timeout):
-                while sim.counts[sig] < count:
-                    arrived.clear()
-                    await arrived.wait()
+            await _until_sim_sent(sim, sig, count, arrived, timeout)
             writer.transport.abort()
             return trace, sim
         async with asyncio.timeout(timeout):
@@ -214,6 +201,38 @@ async def replay(  # noqa: C901 (one trace replay, step by step)
         reading.cancel()
         writer.close()
     return trace, sim
+
+
+def _received(
+    entry: TraceEntry, trace: Stream, ignore: Callable[[Message], bool] | None
+) -> tuple[Signature, int, float] | None:
+    """Add a trace's received message to ``trace``; the new trigger when it has a signature."""
+    message = parse(entry.raw)
+    if message is None or (ignore is not None and ignore(message)):
+        return None
+    sig = trace.add(message)
+    if sig is None:
+        return None
+    return (sig, trace.counts[sig], entry.t)
+
+
+async def _until_sim_sent(
+    sim: Stream,
+    sig: Signature,
+    count: int,
+    arrived: asyncio.Event,
+    timeout: float,
+    *,
+    reading: asyncio.Task[None] | None = None,
+) -> None:
+    """Wait until the sim has sent its ``count``-th ``sig``; with ``reading``, fail if the
+    sim closed the connection first."""
+    async with asyncio.timeout(timeout):
+        while sim.counts[sig] < count:
+            if reading is not None and reading.done():
+                raise AssertionError(f"sim closed before {sig} #{count}")
+            arrived.clear()
+            await arrived.wait()
 
 
 def _substitute(raw: str, trace_roles: Roles, sim_roles: Roles) -> str:

@@ -12,7 +12,14 @@ from collections.abc import AsyncIterator, Awaitable
 
 import pytest
 
-from hotline.ami.client import AmiClient, AmiListTooLong, AmiSettings, Connected, Disconnected
+from hotline.ami.client import (
+    AmiClient,
+    AmiListTooLong,
+    AmiSettings,
+    Connected,
+    Disconnected,
+    Subscription,
+)
 from hotline.ami.codec import Message
 from hotline.config import ConfigError, parse_settings
 from hotline.sim.amiserver import AmiServer, AmiSession, ServerCredentials
@@ -38,10 +45,9 @@ class EndlessList:
     def _held(self) -> tuple[int, int]:
         """What the client holds for every list in progress (items, bytes of text)."""
         items = held = 0
-        for entry in self.client._lists.values():
-            if entry.result is not None:
-                items += len(entry.result.events)
-                held += sum(len(event.text) for event in entry.result.events)
+        for result in self.client.lists_in_progress():
+            items += len(result.events)
+            held += sum(len(event.text) for event in result.events)
         return items, held
 
     async def _stream(self, session: AmiSession, message: Message) -> None:
@@ -79,6 +85,14 @@ async def server() -> AsyncIterator[AmiServer]:
     await srv.close()
 
 
+def drain(subscription: Subscription) -> list[Message | Connected | Disconnected]:
+    """Everything waiting in ``subscription``, taken at once (no await in between)."""
+    items: list[Message | Connected | Disconnected] = []
+    while (item := subscription.get_nowait()) is not None:
+        items.append(item)
+    return items
+
+
 def client_for(server: AmiServer, **overrides: object) -> AmiClient:
     settings = AmiSettings.from_url(
         f"ami://hotline:s3cret@127.0.0.1:{server.port}",
@@ -103,7 +117,7 @@ async def test_a_list_that_never_completes_is_cut_at_its_item_cap(server: AmiSer
         await asyncio.wait_for(endless.finished.wait(), 10)  # the connection was dropped
         assert endless.sent_items > 500
         assert endless.peak_items <= 500
-        assert client._lists == {}
+        assert client.lists_in_progress() == []
         # ... and the client reconnects by itself.
         await client.wait_connected(10)
         signals: list[Connected | Disconnected] = []
@@ -197,11 +211,12 @@ async def test_a_flood_of_large_events_is_bounded_in_bytes_too(server: AmiServer
         async with asyncio.timeout(10):
             while not engine.overflows:  # noqa: ASYNC110 - the client reads in its protocol
                 await asyncio.sleep(0.01)
-        queued = sum(len(item.text) for item in engine._items if isinstance(item, Message))
+        # What waits in each subscription right now (taken without yielding to the loop).
+        items: list[Message | Connected | Disconnected] = drain(engine)
+        queued = sum(len(item.text) for item in items if isinstance(item, Message))
         assert 0 < queued <= cap
-        assert sum(len(item.text) for item in tap._items if isinstance(item, Message)) <= cap
+        assert sum(len(item.text) for item in drain(tap) if isinstance(item, Message)) <= cap
         assert tap.dropped > 0
-        items: list[Message | Connected | Disconnected] = []
         while not any(isinstance(i, Connected) and i.generation == 2 for i in items):
             items.extend(await asyncio.wait_for(engine.get_batch(), 10))
         [lost] = [item for item in items if isinstance(item, Disconnected)]

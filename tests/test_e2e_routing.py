@@ -37,7 +37,7 @@ async def stack() -> AsyncIterator[Stack]:
     await running.close()
 
 
-async def test_500_calls_20_agents_every_outcome_matches_the_ground_truth(stack: Stack) -> None:  # noqa: C901 (the whole ground-truth comparison, figure after figure)
+async def test_500_calls_20_agents_every_outcome_matches_the_ground_truth(stack: Stack) -> None:
     await stack.login_all()
     stack.sim.start_arrivals()
     # Mid-run agent control through the API: a pause and a logout.
@@ -63,36 +63,12 @@ async def test_500_calls_20_agents_every_outcome_matches_the_ground_truth(stack:
     assert len(ended) == len(by_call) == 500, "exactly one outcome per call"
     assert set(by_call) == set(truth)
 
-    offers: dict[str, list[OfferEnded]] = defaultdict(list)
-    for fact in stack.facts:
-        if isinstance(fact, OfferEnded):
-            offers[fact.call_id].append(fact)
-    # An agent leg the PBX made only after its caller had gone is an "orphan" ring.
-    orphans: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for record in stack.sim.ground_truth:
-        if record["type"] == "ring":
-            orphans[record["call_id"]].append(record)
-
+    offers = offers_by_call(stack)
+    orphans = orphan_rings(stack)
     for call_id, record in truth.items():
-        fact = by_call[call_id]
-        assert fact.outcome is OUTCOMES[(record["outcome"], record["abandoned_while"])], call_id
-        if record["outcome"] == "answered":
-            assert f"Local/{fact.answered_by}@agents" == record["answered_by"]
-            assert fact.answered_at == pytest.approx(record["answered_at"], abs=1e-6)
-        assert fact.arrived_at == pytest.approx(record["arrived_at"], abs=1e-6)
-        rings = record["rings"]
+        assert_call_matches(call_id, record, by_call[call_id])
         ours = sorted(offers[call_id], key=lambda o: o.requested_at)
-        assert len(ours) == len(rings) + len(orphans[call_id]), call_id
-        for orphan, offer in zip(orphans[call_id], ours[len(rings) :], strict=True):
-            assert orphan["agent"] == f"Local/{offer.agent_id}@agents"
-            assert offer.result is OfferResult.CANCELLED
-        for ring, offer in zip(rings, ours, strict=False):
-            assert ring["agent"] == f"Local/{offer.agent_id}@agents"
-            assert offer.result.value == ring["outcome"], (call_id, ring)
-            assert offer.ended_at == pytest.approx(ring["ring_end"], abs=1e-6)
-            if ring["ring_start"] is not None:
-                assert offer.ring_start_source == "pbx"
-                assert offer.ring_started_at == pytest.approx(ring["ring_start"], abs=1e-6)
+        assert_offers_match(call_id, record["rings"], orphans[call_id], ours)
 
     outcomes = {o for f in ended for o in [f.outcome]}
     assert outcomes >= {Outcome.ANSWERED, Outcome.ABANDONED_WAITING, Outcome.ABANDONED_RINGING}
@@ -107,6 +83,65 @@ async def test_500_calls_20_agents_every_outcome_matches_the_ground_truth(stack:
                 assert (call_id, "ring no_answer") in requeued
 
     # No agent double-booked, wrap-up honoured, paused and logged-out agents never rung.
+    busy = busy_spans(truth)
+    assert_never_double_booked(busy)
+    rung_2001 = [start for start, _, _ in busy["Local/2001@agents"]]
+    assert not [t for t in rung_2001 if paused_from < t < paused_until]
+    assert not [t for t in busy["Local/2002@agents"] if t[0] > logged_out_from]
+    assert stack.engine.router.agents["2015"].pause_reason == "no answer"
+
+
+def offers_by_call(stack: Stack) -> dict[str, list[OfferEnded]]:
+    """The service's ended offers, per call."""
+    offers: dict[str, list[OfferEnded]] = defaultdict(list)
+    for fact in stack.facts:
+        if isinstance(fact, OfferEnded):
+            offers[fact.call_id].append(fact)
+    return offers
+
+
+def orphan_rings(stack: Stack) -> dict[str, list[dict[str, Any]]]:
+    """Per call, the agent legs the PBX made only after its caller had gone ("orphan" rings)."""
+    orphans: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in stack.sim.ground_truth:
+        if record["type"] == "ring":
+            orphans[record["call_id"]].append(record)
+    return orphans
+
+
+def assert_call_matches(call_id: str, record: dict[str, Any], fact: CallEnded) -> None:
+    """The service's outcome, answering agent and times are the ground truth's."""
+    assert fact.outcome is OUTCOMES[(record["outcome"], record["abandoned_while"])], call_id
+    if record["outcome"] == "answered":
+        assert f"Local/{fact.answered_by}@agents" == record["answered_by"]
+        assert fact.answered_at == pytest.approx(record["answered_at"], abs=1e-6)
+    assert fact.arrived_at == pytest.approx(record["arrived_at"], abs=1e-6)
+
+
+def assert_offers_match(
+    call_id: str,
+    rings: list[dict[str, Any]],
+    orphans: list[dict[str, Any]],
+    ours: list[OfferEnded],
+) -> None:
+    """One offer per ring of the call (then one cancelled offer per orphan ring), each with
+    the ring's agent, result and times."""
+    assert len(ours) == len(rings) + len(orphans), call_id
+    for orphan, offer in zip(orphans, ours[len(rings) :], strict=True):
+        assert orphan["agent"] == f"Local/{offer.agent_id}@agents"
+        assert offer.result is OfferResult.CANCELLED
+    for ring, offer in zip(rings, ours, strict=False):
+        assert ring["agent"] == f"Local/{offer.agent_id}@agents"
+        assert offer.result.value == ring["outcome"], (call_id, ring)
+        assert offer.ended_at == pytest.approx(ring["ring_end"], abs=1e-6)
+        if ring["ring_start"] is not None:
+            assert offer.ring_start_source == "pbx"
+            assert offer.ring_started_at == pytest.approx(ring["ring_start"], abs=1e-6)
+
+
+def busy_spans(truth: dict[str, dict[str, Any]]) -> dict[str, list[tuple[float, float, str]]]:
+    """Per agent device: (rung at, released at, ring outcome); an answered ring releases the
+    agent at the call's end plus the wrap-up."""
     busy: dict[str, list[tuple[float, float, str]]] = defaultdict(list)
     for record in truth.values():
         for ring in record["rings"]:
@@ -114,14 +149,15 @@ async def test_500_calls_20_agents_every_outcome_matches_the_ground_truth(stack:
             if ring["outcome"] == "answered":
                 release = record["ended_at"] + WRAP_UP
             busy[ring["agent"]].append((ring["requested_at"], release, ring["outcome"]))
+    return busy
+
+
+def assert_never_double_booked(busy: dict[str, list[tuple[float, float, str]]]) -> None:
+    """No agent rung again before its previous ring (or call and wrap-up) released it."""
     for agent, spans in busy.items():
         spans.sort()
         for (_, release, _), (start, _, _) in itertools.pairwise(spans):
             assert start >= release - 0.05, f"{agent} rung at {start} before release {release}"
-    rung_2001 = [start for start, _, _ in busy["Local/2001@agents"]]
-    assert not [t for t in rung_2001 if paused_from < t < paused_until]
-    assert not [t for t in busy["Local/2002@agents"] if t[0] > logged_out_from]
-    assert stack.engine.router.agents["2015"].pause_reason == "no answer"
 
 
 async def test_agent_api_requires_the_bearer_token_and_validates_input(stack: Stack) -> None:

@@ -330,11 +330,7 @@ class EndlessChannels:
                 self.sent_items += 1
                 self.sent_bytes += len(data)
             await asyncio.sleep(0)
-            held = sum(
-                len(entry.result.events)
-                for entry in self.client._lists.values()
-                if entry.result is not None
-            )
+            held = sum(len(result.events) for result in self.client.lists_in_progress())
             self.peak_items = max(self.peak_items, held)
 
 
@@ -351,7 +347,7 @@ async def test_a_list_that_never_ends_is_cut_and_the_service_recovers(stack: Sta
     await eventually(stack, lambda: endless.streams >= 1 and client.generation >= generation + 2)
     server.register("CoreShowChannels", normal)
     # The next reconnect (or the one after) resyncs normally.
-    await eventually(stack, lambda: stack.engine.synced.is_set() and not client._lists)
+    await eventually(stack, lambda: stack.engine.synced.is_set() and not client.lists_in_progress())
     assert endless.sent_items > 2000
     assert endless.peak_items <= 2000
     assert stack.engine.alive
@@ -385,7 +381,7 @@ def flood(count: int) -> Iterator[bytes]:
 
 async def test_an_event_flood_is_absorbed_and_routing_goes_on(stack: Stack) -> None:
     await stack.login_all()
-    subscription = stack.engine._subscription
+    engine = stack.engine
     events = 20_000
     flood_bytes = 0
     peak = 0
@@ -398,9 +394,9 @@ async def test_an_event_flood_is_absorbed_and_routing_goes_on(stack: Stack) -> N
             inject(stack, data)
             flood_bytes += len(data)
             await asyncio.sleep(0)
-            peak = max(peak, len(subscription))
+            peak = max(peak, engine.pending)
         await eventually(stack, lambda: stack.engine.rejected["caller_without_id"] == events // 4)
-        await eventually(stack, lambda: len(subscription) == 0)
+        await eventually(stack, lambda: engine.pending == 0)
         gc.collect()
         retained = tracemalloc.get_traced_memory()[0] - before
     finally:
@@ -408,7 +404,7 @@ async def test_an_event_flood_is_absorbed_and_routing_goes_on(stack: Stack) -> N
     # Nothing of the flood is kept: no junk caller, and far less memory than the flood's bytes.
     assert len(stack.engine.router.calls) == live_before
     assert retained < flood_bytes / 10, (retained, flood_bytes)
-    assert peak < subscription.maxsize  # the engine kept up: no overflow, no reconnect
+    assert peak < engine.queue_size  # the engine kept up: no overflow, no reconnect
     assert stack.engine.ami.generation == 1
     assert stack.engine.alive
     assert sum(stack.engine.errors.values()) == 0

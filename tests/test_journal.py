@@ -22,6 +22,7 @@ from hotline.domain.effects import (
 )
 from hotline.domain.events import (
     CallerWaiting,
+    DeviceStatus,
     DialResult,
     JournalEntry,
     OriginateResult,
@@ -151,7 +152,7 @@ def test_the_snapshot_decodes_our_ringing_leg_and_its_device() -> None:
     assert leg.caller_channel == "Local/13900139013@callers-00000005;1"
     assert leg.ticket == "T20261201-0013"
     assert not any(d.startswith("Local/") for d in ringing_device_list())
-    assert snapshot.device_states["Local/2001@agents"] == "INUSE", "from its channel"
+    assert snapshot.device_states["Local/2001@agents"] is DeviceStatus.IN_USE, "from its channel"
 
 
 def ringing_device_list() -> list[str]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
@@ -24,6 +26,8 @@ from hotline.domain.effects import (
     CallArrived,
     CallEnded,
     CallRequeued,
+    Command,
+    Effect,
     Fact,
     OfferEnded,
     RoutingWarning,
@@ -383,14 +387,22 @@ async def test_live_gauges_read_the_router_and_engine_at_scrape_time() -> None:
     backlog = [42]
     metrics.watch(engine, outbox_backlog=lambda: backlog[0])
 
+    def apply(effects: list[Effect]) -> None:
+        """What the engine does with the router's effects that the metrics can see: the facts
+        go to its sinks (the commands would go to the PBX, which is not connected here)."""
+        for effect in effects:
+            if not isinstance(effect, Command):
+                for sink in engine.sinks:
+                    sink(effect)
+
     for call_id, queue, at in (("c1", "sales", 4900.0), ("c2", "sales", 4990.0)):
         waiting = CallerWaiting(
             at, "pbx", call_id, f"PJSIP/t-{call_id}", call_id, "139", "", queue, 0
         )
-        engine._execute(router.handle(waiting, clock.now()), clock.now())
-    engine._execute(router.login("1001", clock.now()), clock.now())  # rings c1 at once
-    engine._execute(router.login("1002", clock.now()), clock.now())  # rings c2
-    engine._execute(router.pause("1002", "training", clock.now()), clock.now())
+        apply(router.handle(waiting, clock.now()))
+    apply(router.login("1001", clock.now()))  # rings c1 at once
+    apply(router.login("1002", clock.now()))  # rings c2
+    apply(router.pause("1002", "training", clock.now()))
     for seconds in [0.001] * 98 + [0.004, 0.009]:
         for observe in engine.decision_observers:
             observe("CallerWaiting", seconds)
@@ -476,7 +488,7 @@ def agent_times(facts: list[Fact], stack: Stack) -> dict[str, dict[str, float]]:
     return times
 
 
-async def test_metrics_match_the_ground_truth_of_a_simulated_call_centre() -> None:  # noqa: C901 (one figure after another against the ground truth)
+async def test_metrics_match_the_ground_truth_of_a_simulated_call_centre() -> None:
     stack = await start_stack(call_centre(), queues=QUEUES, agents=measured_agents())
     try:
         await stack.login_all()
@@ -500,8 +512,6 @@ async def test_metrics_match_the_ground_truth_of_a_simulated_call_centre() -> No
     assert all(r["call_id"] in queue_of for r in orphans)
     facts = {f.offer_id: f for f in stack.facts if isinstance(f, OfferEnded)}
     ended = {f.call_id: f for f in stack.facts if isinstance(f, CallEnded)}
-    threshold = stack.settings.sla.service_level_threshold
-    short = stack.settings.sla.short_abandon_threshold
     sla_seconds = stack.settings.routing.sla_rings * stack.settings.routing.ring_cadence
 
     # Labels come from the bounded sets only; nothing is labelled per call.
@@ -519,73 +529,121 @@ async def test_metrics_match_the_ground_truth_of_a_simulated_call_centre() -> No
     ]
     assert disagree == [], disagree
 
-    # Calls: one outcome each, by the queue asked for; wait thresholds with the same <= rule.
-    calls: Counter[tuple[str, str]] = Counter()
-    waits: dict[tuple[str, str], list[float]] = defaultdict(list)
-    within: Counter[str] = Counter()
-    abandoned_within: Counter[str] = Counter()
-    short_abandoned: Counter[str] = Counter()
+    check_call_metrics(metrics, truth, ended, stack.settings)
+    rings = [(r["queue"], ring) for r in truth for ring in r["rings"]]
+    rings += [(queue_of[r["call_id"]], r) for r in orphans]
+    offers = ring_figures(rings, facts, sla_seconds)
+    check_offer_metrics(metrics, offers, len(facts))
+    check_agent_metrics(metrics, stack, offers, talk_figures(truth, ended))
+    check_end_state(metrics, stack)
+
+
+@dataclass
+class CallFigures:
+    """Per queue (and outcome) from the ground truth: calls, waits, within thresholds."""
+
+    calls: Counter[tuple[str, str]] = field(default_factory=Counter)
+    waits: dict[tuple[str, str], list[float]] = field(default_factory=lambda: defaultdict(list))
+    within: Counter[str] = field(default_factory=Counter)
+    abandoned_within: Counter[str] = field(default_factory=Counter)
+    short_abandoned: Counter[str] = field(default_factory=Counter)
+
+
+def call_figures(
+    truth: list[dict[str, Any]], ended: dict[str, CallEnded], threshold: float, short: float
+) -> CallFigures:
+    """Calls: one outcome each, by the queue asked for; wait thresholds with the same <= rule."""
+    figures = CallFigures()
     for record in truth:
         outcome = OUTCOMES[(record["outcome"], record["abandoned_while"])]
         queue = record["queue"]
-        calls[(queue, outcome.value)] += 1
+        figures.calls[(queue, outcome.value)] += 1
         if outcome is Outcome.OVERFLOWED:
             # Redirected on the service's own max_wait timer: the service's decision time
             # (not a PBX Timestamp) ends this wait, so the sum compares with the fact's.
             wait = ended[record["call_id"]].wait_seconds
         else:
             wait = (record["answered_at"] or record["ended_at"]) - record["arrived_at"]
-        waits[(queue, outcome.value)].append(wait)
-        within[queue] += outcome is Outcome.ANSWERED and wait <= threshold
-        abandoned_within[queue] += outcome.value.startswith("abandoned") and wait <= threshold
-        short_abandoned[queue] += outcome.value.startswith("abandoned") and wait <= short
+        figures.waits[(queue, outcome.value)].append(wait)
+        figures.within[queue] += outcome is Outcome.ANSWERED and wait <= threshold
+        abandoned = outcome.value.startswith("abandoned")
+        figures.abandoned_within[queue] += abandoned and wait <= threshold
+        figures.short_abandoned[queue] += abandoned and wait <= short
+    return figures
+
+
+def check_call_metrics(
+    metrics: Samples, truth: list[dict[str, Any]], ended: dict[str, CallEnded], settings: Settings
+) -> None:
+    """The call metrics of both queues against the ground truth."""
+    threshold = settings.sla.service_level_threshold
+    short = settings.sla.short_abandon_threshold
+    figures = call_figures(truth, ended, threshold, short)
+    calls = figures.calls
     assert {outcome for _, outcome in calls} == {o.value for o in Outcome}, "every outcome occurs"
     bounds = wait_buckets(5.0, threshold, short)
     for queue in ("support", "sales"):
         arrived = value(metrics, "hotline_calls_arrived_total", queue=queue)
         assert arrived == sum(n for (q, _), n in calls.items() if q == queue)
         for outcome in Outcome:
-            labels = {"queue": queue, "outcome": outcome.value}
-            expected = waits[(queue, outcome.value)]
-            assert value(metrics, "hotline_calls_total", **labels) == len(expected)
-            assert value(metrics, "hotline_wait_seconds_count", **labels) == len(expected)
-            assert value(metrics, "hotline_wait_seconds_sum", **labels) == pytest.approx(
-                sum(expected), abs=0.01 * max(len(expected), 1)
+            check_wait_metrics(
+                metrics, queue, outcome, figures.waits[(queue, outcome.value)], bounds
             )
-            for bound in bounds:
-                le = {"le": repr(bound), **labels}
-                assert value(metrics, "hotline_wait_seconds_bucket", **le) == sum(
-                    w <= bound for w in expected
-                ), (le, sorted(expected))
         assert (
             value(metrics, "hotline_calls_answered_within_threshold_total", queue=queue)
-            == (within[queue])
+            == (figures.within[queue])
         )
         assert (
             value(metrics, "hotline_calls_abandoned_within_threshold_total", queue=queue)
-            == (abandoned_within[queue])
+            == (figures.abandoned_within[queue])
         )
         assert (
             value(metrics, "hotline_calls_short_abandoned_total", queue=queue)
-            == (short_abandoned[queue])
+            == (figures.short_abandoned[queue])
         )
     assert (
         value(metrics, "hotline_queue_overflows_total", queue="support")
         == calls[("support", "overflowed")]
     )
 
-    # Offers: every ring of every call, plus the legs made after their caller had gone.
-    offers: Counter[tuple[str, str]] = Counter()
-    agent_offers: Counter[tuple[str, str]] = Counter()
-    ring_seconds: dict[str, list[float]] = defaultdict(list)
-    within_rings: Counter[str] = Counter()
-    agent_within: Counter[str] = Counter()
-    rings = [(r["queue"], ring) for r in truth for ring in r["rings"]]
-    rings += [(queue_of[r["call_id"]], r) for r in orphans]
+
+def check_wait_metrics(
+    metrics: Samples, queue: str, outcome: Outcome, expected: list[float], bounds: Iterable[float]
+) -> None:
+    """Calls, and the wait histogram (count, sum, buckets), of one queue and outcome."""
+    labels = {"queue": queue, "outcome": outcome.value}
+    assert value(metrics, "hotline_calls_total", **labels) == len(expected)
+    assert value(metrics, "hotline_wait_seconds_count", **labels) == len(expected)
+    assert value(metrics, "hotline_wait_seconds_sum", **labels) == pytest.approx(
+        sum(expected), abs=0.01 * max(len(expected), 1)
+    )
+    for bound in bounds:
+        le = {"le": repr(bound), **labels}
+        assert value(metrics, "hotline_wait_seconds_bucket", **le) == sum(
+            w <= bound for w in expected
+        ), (le, sorted(expected))
+
+
+@dataclass
+class RingFigures:
+    """Offers by queue and by agent, answered rings' seconds, within the SLA's rings."""
+
+    offers: Counter[tuple[str, str]] = field(default_factory=Counter)
+    agent_offers: Counter[tuple[str, str]] = field(default_factory=Counter)
+    ring_seconds: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    within_rings: Counter[str] = field(default_factory=Counter)
+    agent_within: Counter[str] = field(default_factory=Counter)
+
+
+def ring_figures(
+    rings: list[tuple[str, dict[str, Any]]], facts: dict[str, OfferEnded], sla_seconds: float
+) -> RingFigures:
+    """Offers: every ring of every call, plus the legs made after their caller had gone."""
+    figures = RingFigures()
     for queue, ring in rings:
         agent = agent_id(ring["agent"])
-        offers[(queue, ring["outcome"])] += 1
-        agent_offers[(agent, ring["outcome"])] += 1
+        figures.offers[(queue, ring["outcome"])] += 1
+        figures.agent_offers[(agent, ring["outcome"])] += 1
         if ring["outcome"] != "answered":
             continue
         if ring["ring_start"] is None:
@@ -595,10 +653,16 @@ async def test_metrics_match_the_ground_truth_of_a_simulated_call_centre() -> No
         else:
             start = ring["ring_start"]
         seconds = ring["ring_end"] - start
-        ring_seconds[queue].append(seconds)
-        within_rings[queue] += seconds <= sla_seconds
-        agent_within[agent] += seconds <= sla_seconds
-    assert sum(offers.values()) == len(facts)
+        figures.ring_seconds[queue].append(seconds)
+        figures.within_rings[queue] += seconds <= sla_seconds
+        figures.agent_within[agent] += seconds <= sla_seconds
+    return figures
+
+
+def check_offer_metrics(metrics: Samples, figures: RingFigures, offer_facts: int) -> None:
+    """The offer and ring-to-answer metrics of both queues against the ground truth."""
+    offers = figures.offers
+    assert sum(offers.values()) == offer_facts
     assert {outcome for _, outcome in offers} >= {"answered", "no_answer", "busy", "cancelled"}
     for queue in ("support", "sales"):
         for result in OfferResult:
@@ -606,7 +670,7 @@ async def test_metrics_match_the_ground_truth_of_a_simulated_call_centre() -> No
                 value(metrics, "hotline_offers_total", queue=queue, outcome=result.value)
                 == (offers[(queue, result.value)])
             ), (queue, result)
-        expected = ring_seconds[queue]
+        expected = figures.ring_seconds[queue]
         assert value(metrics, "hotline_ring_to_answer_seconds_count", queue=queue) == len(expected)
         assert value(metrics, "hotline_ring_to_answer_seconds_sum", queue=queue) == pytest.approx(
             sum(expected), abs=0.01 * len(expected)
@@ -617,15 +681,23 @@ async def test_metrics_match_the_ground_truth_of_a_simulated_call_centre() -> No
             ) == sum(s <= bound for s in expected)
         assert (
             value(metrics, "hotline_offers_answered_within_sla_total", queue=queue)
-            == (within_rings[queue])
+            == (figures.within_rings[queue])
         )
+    within_rings, ring_seconds = figures.within_rings, figures.ring_seconds
     assert 0 < within_rings["sales"] < len(ring_seconds["sales"]), "both sides of 3 rings"
 
-    # Agents: offers by result, answered within three rings, talk time. Talk runs from the
-    # answer to the end of the talk: the agent leg's Hangup when the agent hangs up first.
-    # The ground truth has no such time (its ended_at is the caller's Hangup, which the sim
-    # sends a few scenario milliseconds later), so talk is checked exactly against the
-    # facts' PBX times, and against the ground truth as "at most, and nearly, its length".
+
+def talk_figures(
+    truth: list[dict[str, Any]], ended: dict[str, CallEnded]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Per agent: talk seconds by the facts' PBX times, and by the ground truth.
+
+    Talk runs from the answer to the end of the talk: the agent leg's Hangup when the agent
+    hangs up first. The ground truth has no such time (its ended_at is the caller's Hangup,
+    which the sim sends a few scenario milliseconds later), so talk is checked exactly
+    against the facts' PBX times, and against the ground truth as "at most, and nearly, its
+    length".
+    """
     talk: dict[str, float] = defaultdict(float)
     truth_talk: dict[str, float] = defaultdict(float)
     for record in truth:
@@ -638,18 +710,30 @@ async def test_metrics_match_the_ground_truth_of_a_simulated_call_centre() -> No
             agent = agent_id(record["answered_by"])
             talk[agent] += fact.talk_ended_at - fact.answered_at
             truth_talk[agent] += record["ended_at"] - record["answered_at"]
+    return talk, truth_talk
+
+
+def check_agent_metrics(
+    metrics: Samples,
+    stack: Stack,
+    figures: RingFigures,
+    talks: tuple[dict[str, float], dict[str, float]],
+) -> None:
+    """Agents: offers by result, answered within three rings, talk, wrap-up, pause and
+    logged-in time; the queues' staffed time."""
+    talk, truth_talk = talks
     times = agent_times(stack.facts, stack)
     for agent in stack.settings.agents:
         for result in OfferResult:
             assert (
                 value(metrics, "hotline_agent_offers_total", agent=agent, outcome=result.value)
-                == (agent_offers[(agent, result.value)])
+                == (figures.agent_offers[(agent, result.value)])
             )
         assert (
             value(metrics, "hotline_agent_offers_answered_within_sla_total", agent=agent)
-            == (agent_within[agent])
+            == (figures.agent_within[agent])
         )
-        answered = agent_offers[(agent, "answered")]
+        answered = figures.agent_offers[(agent, "answered")]
         talked = value(metrics, "hotline_agent_talk_seconds_total", agent=agent)
         assert talked == pytest.approx(talk[agent], abs=1e-6)
         assert truth_talk[agent] - 0.1 * answered <= talked <= truth_talk[agent] + 1e-6
@@ -672,7 +756,9 @@ async def test_metrics_match_the_ground_truth_of_a_simulated_call_centre() -> No
             pytest.approx(times[queue]["staffed"], abs=1e-6)
         )
 
-    # After the run: nobody waits, everyone is logged out, the AMI is up.
+
+def check_end_state(metrics: Samples, stack: Stack) -> None:
+    """After the run: nobody waits, everyone is logged out, the AMI is up."""
     assert value(metrics, "hotline_queue_waiting_calls", queue="support") == 0
     assert value(metrics, "hotline_agents", state="logged_out") == len(stack.settings.agents)
     assert value(metrics, "hotline_ami_up") == 1

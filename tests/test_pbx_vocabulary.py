@@ -1,8 +1,9 @@
-"""AMI vocabulary stops at the translator: channel-state numbers, Originate reasons, DialStatus.
+"""AMI vocabulary stops at the translator: channel-state numbers, Originate reasons,
+DialStatus, device states.
 
 The translator decodes them into domain values (:class:`LineState`,
-:class:`DialResult`); the router and the rest of :mod:`hotline.domain` never
-compare against AMI's numbers or words.
+:class:`DialResult`, :class:`DeviceStatus`); the router and the rest of
+:mod:`hotline.domain` never compare against AMI's numbers or words.
 """
 
 from __future__ import annotations
@@ -14,8 +15,23 @@ import pytest
 
 import hotline.domain
 from hotline.ami.codec import AmiCodec, Message
-from hotline.domain.events import ChannelState, DialEnded, DialResult, LineState, OriginateResult
-from hotline.pbx.translate import dial_status, line_state, originate_reason, translate
+from hotline.domain.events import (
+    ChannelState,
+    DeviceStateChanged,
+    DeviceStatus,
+    DialEnded,
+    DialResult,
+    LineState,
+    OriginateResult,
+)
+from hotline.pbx.resync import build_snapshot
+from hotline.pbx.translate import (
+    device_status,
+    dial_status,
+    line_state,
+    originate_reason,
+    translate,
+)
 from tests.test_pbx_adapter import recv_messages
 
 pytestmark = pytest.mark.unit
@@ -108,12 +124,75 @@ def test_dial_statuses_decode_to_dial_results() -> None:
     assert line_state(7) is LineState.OTHER
 
 
-def test_the_domain_source_holds_no_ami_status_words() -> None:
-    """No DialStatus-only word, and no comparison with a channel-state number, in the domain.
+DEVICE_TRACES = ("backend_busy", "backend_rona", "devicestate_local", "queue_load", "fastagi_ami")
 
-    (``ANSWER``/``BUSY`` are left out: ``BUSY`` is also a device state, which the domain reads.)
-    """
-    words = re.compile(r"[\"'](NOANSWER|CANCEL|CHANUNAVAIL|CONGESTION)[\"']")
+
+def test_device_states_from_real_traces_decode_to_device_statuses() -> None:
+    """``DeviceStateChange``: NOT_INUSE idle, INUSE and RINGING in use, INVALID unknown."""
+    expected = {
+        "NOT_INUSE": DeviceStatus.IDLE,
+        "INUSE": DeviceStatus.IN_USE,
+        "RINGING": DeviceStatus.IN_USE,
+        "INVALID": DeviceStatus.UNKNOWN,
+    }
+    seen: set[str] = set()
+    for trace in DEVICE_TRACES:
+        for msg in recv_messages(trace):
+            if msg.name == "DeviceStateChange" and msg.get("State"):
+                event = translate(msg, 0.0)
+                assert isinstance(event, DeviceStateChanged)
+                state = msg["State"]
+                seen.add(state)
+                assert event.device == msg["Device"]
+                assert event.state is expected[state], (trace, state)
+    assert {"NOT_INUSE", "INUSE", "RINGING"} <= seen
+
+
+def test_device_states_no_trace_shows_decode_as_asterisk_names_them() -> None:
+    """The rest of Asterisk's device states (``ast_devstate_str``), in any case; anything
+    else is unknown."""
+    cases = {
+        "BUSY": DeviceStatus.IN_USE,
+        "RINGINUSE": DeviceStatus.IN_USE,
+        "ONHOLD": DeviceStatus.IN_USE,
+        "UNAVAILABLE": DeviceStatus.UNAVAILABLE,
+        "not_inuse": DeviceStatus.IDLE,
+        "UNKNOWN": DeviceStatus.UNKNOWN,
+        "": DeviceStatus.UNKNOWN,
+        "TORTURE": DeviceStatus.UNKNOWN,
+    }
+    for state, status in cases.items():
+        event = translate(message(Event="DeviceStateChange", Device="PJSIP/1", State=state), 0.0)
+        assert isinstance(event, DeviceStateChanged)
+        assert event.state is status, state
+        assert device_status(state) is status
+
+
+def test_a_snapshot_holds_decoded_device_states() -> None:
+    """``DeviceStateList`` items decode alike; a device with a live channel is in use."""
+    channel = message(
+        Event="CoreShowChannel", Channel="PJSIP/2-00000001", Uniqueid="1.1", ChannelState="6"
+    )
+    devices = [
+        message(Event="DeviceStateChange", Device="PJSIP/1", State="UNAVAILABLE"),
+        message(Event="DeviceStateChange", Device="PJSIP/2", State="NOT_INUSE"),
+        message(Event="DeviceStateChange", Device="PJSIP/3", State="NOT_INUSE"),
+    ]
+    snapshot = build_snapshot(0.0, [channel], [], devices)
+    assert snapshot.device_states == {
+        "PJSIP/1": DeviceStatus.UNAVAILABLE,
+        "PJSIP/2": DeviceStatus.IN_USE,
+        "PJSIP/3": DeviceStatus.IDLE,
+    }
+
+
+def test_the_domain_source_holds_no_ami_status_words() -> None:
+    """No DialStatus or device-state word, and no comparison with a channel-state number,
+    in the domain."""
+    words = re.compile(
+        r"[\"'](ANSWER|BUSY|NOANSWER|CANCEL|CHANUNAVAIL|CONGESTION"
+        r"|NOT_INUSE|INUSE|RINGING|RINGINUSE|ONHOLD|UNAVAILABLE|INVALID|UNKNOWN)[\"']"
+    )
     numbers = re.compile(r"state\s*(==|!=)\s*\d|_RINGING\s*=\s*5|_UP\s*=\s*6")
     root = Path(hotline.domain.__file__).parent
     files = sorted(root.rglob("*.py"))

@@ -430,8 +430,8 @@ def test_guard_writes_off_an_originate_without_response_but_never_an_answered_le
 
 
 def test_two_calls_on_one_ticket_have_distinct_offer_ids() -> None:
-    router = make_router([agent("2001"), agent("2002")])
-    router._allocate_ticket = lambda _number, _now: "T20261126-A0001"  # a household's open ticket
+    household = "T20261126-A0001"  # a household's open ticket
+    router = make_router([agent("2001"), agent("2002")], tickets=lambda _number, _now: household)
     pbx = Pbx(router)
     router.login("2001", pbx.now)
     router.login("2002", pbx.now)

@@ -105,7 +105,7 @@ async def test_the_app_routes_through_the_store(migrated_database_url: str, tmp_
         store = app[STORE]
         engine = app[ENGINE]
         assert store.recorder in engine.sinks
-        assert engine.router._allocate_ticket == store.open_tickets.ticket_for
+        assert engine.router.allocate_ticket == store.open_tickets.ticket_for
         health = await (await client.get("/health")).json()
         assert health["store"]["outbox"]["backlog"] == 0
         assert health["store"]["open_tickets"] == 0

@@ -12,7 +12,6 @@ the system clock: that test is in tests/test_supervision_serve.py (integration t
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -25,6 +24,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from structlog.testing import capture_logs
 
 from hotline import serve
+from hotline.cli import build_parser
 from hotline.config import Settings, parse_settings
 from hotline.domain.effects import CallEnded, Effect
 from hotline.domain.events import CallbackDue, DomainEvent, PbxSnapshot
@@ -365,7 +365,8 @@ def test_serve_exits_with_status_4_when_the_engine_stopped(
         raise serve.EngineStopped("CancelledError: ")
 
     monkeypatch.setattr(serve, "serve", engine_died)
-    status = serve._serve(argparse.Namespace(config=str(config), without_database=True))
+    args = build_parser().parse_args(["serve", "--config", str(config), "--without-database"])
+    status = args.handler(args)  # what `hotline serve` runs, without configuring the logging
     assert status == serve.EXIT_ENGINE_STOPPED == 4
 
 

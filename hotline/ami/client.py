@@ -430,6 +430,12 @@ class AmiClient:
         """True while logged in."""
         return self._logged_in
 
+    def lists_in_progress(self) -> list[ActionResult]:
+        """The event-list replies still being collected, each with its events so far (what
+        ``max_list_items``/``max_list_bytes`` bound; empty once every list completed, failed
+        or was dropped with its connection)."""
+        return [entry.result for entry in self._lists.values() if entry.result is not None]
+
     def subscribe(
         self,
         name: str,

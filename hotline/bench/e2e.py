@@ -26,6 +26,7 @@ import resource
 import socket
 import statistics
 import time
+from collections.abc import Mapping, Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -142,26 +143,12 @@ async def _run(calls: int, scale: float, noise: bool) -> dict[str, Any]:
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     events = engine.events_processed - events_before
     latencies = sorted(engine.decision_latency.get("CallerWaiting", ()))
-    by_trigger = {
-        trigger: {
-            "decisions": len(values),
-            "p50_ms": round(1000 * statistics.median(values), 3),
-            "p99_ms": round(1000 * sorted(values)[int(0.99 * len(values))], 3),
-        }
-        for trigger, values in engine.decision_latency.items()
-        if values
-    }
+    p50, p99 = _p50_p99(latencies)
+    by_trigger = _by_trigger(engine.decision_latency)
     await runner.cleanup()
     process.join(30)
-    outcomes: dict[str, int] = {}
-    for fact in ended:
-        outcomes[fact.outcome.value] = outcomes.get(fact.outcome.value, 0) + 1
-    checkpoints = {
-        f"{int(100 * fraction)}%": round(
-            next((rss for n, rss in samples if n >= fraction * calls), samples[-1][1]), 1
-        )
-        for fraction in (0.1, 0.25, 0.5, 0.75, 1.0)
-    }
+    outcomes = _outcomes(ended)
+    checkpoints = _checkpoints(samples, calls)
     return {
         "bench": "e2e",
         "calls": calls,
@@ -173,10 +160,8 @@ async def _run(calls: int, scale: float, noise: bool) -> dict[str, Any]:
         "events_per_wall_s": round(events / wall),
         "events_per_cpu_s": round(events / cpu) if cpu else None,
         "service_cpu_s": round(cpu, 2),
-        "decision_p50_ms": round(1000 * statistics.median(latencies), 3) if latencies else None,
-        "decision_p99_ms": round(1000 * latencies[int(0.99 * len(latencies))], 3)
-        if latencies
-        else None,
+        "decision_p50_ms": p50,
+        "decision_p99_ms": p99,
         "decisions": len(latencies),
         "decisions_by_trigger": by_trigger,
         "peak_live_calls": peak_live,
@@ -189,6 +174,45 @@ async def _run(calls: int, scale: float, noise: bool) -> dict[str, Any]:
         "outcomes": outcomes,
         "sim_events_sent": summary["events_sent"],
         "sim_errors": summary["errors"],
+    }
+
+
+def _p50_p99(latencies: list[float]) -> tuple[float | None, float | None]:
+    """The median and 99th percentile of sorted ``latencies``, in milliseconds (3 places)."""
+    if not latencies:
+        return None, None
+    p50 = round(1000 * statistics.median(latencies), 3)
+    return p50, round(1000 * latencies[int(0.99 * len(latencies))], 3)
+
+
+def _by_trigger(decision_latency: Mapping[str, Sequence[float]]) -> dict[str, dict[str, Any]]:
+    """Decisions, p50 and p99 (milliseconds) per trigger that has any."""
+    return {
+        trigger: {
+            "decisions": len(values),
+            "p50_ms": round(1000 * statistics.median(values), 3),
+            "p99_ms": round(1000 * sorted(values)[int(0.99 * len(values))], 3),
+        }
+        for trigger, values in decision_latency.items()
+        if values
+    }
+
+
+def _outcomes(ended: list[CallEnded]) -> dict[str, int]:
+    """How many calls ended with each outcome."""
+    outcomes: dict[str, int] = {}
+    for fact in ended:
+        outcomes[fact.outcome.value] = outcomes.get(fact.outcome.value, 0) + 1
+    return outcomes
+
+
+def _checkpoints(samples: list[tuple[int, float]], calls: int) -> dict[str, float]:
+    """The RSS (MB) when 10, 25, 50, 75 and 100 % of ``calls`` had ended."""
+    return {
+        f"{int(100 * fraction)}%": round(
+            next((rss for n, rss in samples if n >= fraction * calls), samples[-1][1]), 1
+        )
+        for fraction in (0.1, 0.25, 0.5, 0.75, 1.0)
     }
 
 

@@ -152,25 +152,36 @@ def check(truth: list[dict[str, Any]], rows: dict[str, Any]) -> dict[str, int]:
         row = rows.get(call["call_id"])
         if row is None or row["state"] != "completed":
             lost += 1
-            continue
-        expected = _OUTCOMES.get((call["outcome"], call.get("abandoned_while")))
-        answered_by = f"Local/{row['answered_by']}@agents" if row["answered_by"] else None
-        if row["outcome"] != expected or (
-            expected == "answered" and answered_by != call["answered_by"]
-        ):
+        elif _misrecorded(call, row):
             misrecorded += 1
-    duplicated = len(set(rows) - {c["call_id"] for c in calls})
+    duplicated = len(set(rows) - {c["call_id"] for c in calls}) + _double_rings(calls)
+    return {"calls": len(calls), "lost": lost, "duplicated": duplicated, "misrecorded": misrecorded}
+
+
+def _misrecorded(call: dict[str, Any], row: Any) -> bool:
+    """Whether the completed ``row`` has another outcome (or answering agent) than the PBX's."""
+    expected = _OUTCOMES.get((call["outcome"], call.get("abandoned_while")))
+    answered_by = f"Local/{row['answered_by']}@agents" if row["answered_by"] else None
+    return bool(
+        row["outcome"] != expected
+        or (expected == "answered" and answered_by != call["answered_by"])
+    )
+
+
+def _double_rings(calls: list[dict[str, Any]]) -> int:
+    """How many times an agent was rung for a second caller while still ringing for another."""
     rings: dict[str, list[tuple[float, float, str]]] = {}
     for call in calls:
         for ring in call["rings"]:
             end = ring["ring_end"] if ring["ring_end"] is not None else float("inf")
             rings.setdefault(ring["agent"], []).append((ring["requested_at"], end, call["call_id"]))
+    duplicated = 0
     for spans in rings.values():
         spans.sort()
         for (_, end, first), (start, _, second) in itertools.pairwise(spans):
             if start < end and first != second:
                 duplicated += 1
-    return {"calls": len(calls), "lost": lost, "duplicated": duplicated, "misrecorded": misrecorded}
+    return duplicated
 
 
 async def _fresh_database(dsn: str) -> tuple[str, str]:
@@ -213,61 +224,20 @@ async def _run(
     try:
         for instance in instances:
             _write_config(instance, sim.port, fresh, devices, ttl)
-        active, standby = instances
-        active.start()
-        await _wait_role(session, active, "active")
-        standby.start()
-        await _wait_role(session, standby, "standby")
-        for device in devices:
-            async with session.post(
-                f"http://127.0.0.1:{active.port}/api/agents/{device[6:10]}/login",
-                headers={"Authorization": f"Bearer {_TOKEN}"},
-            ) as response:
-                response.raise_for_status()
+        active, standby = await _start_pair(session, instances, devices)
         sim.start_arrivals()
         for kill in range(kills):
             await asyncio.sleep(every)
-            assert active.process is not None
-            killed, wall = time.monotonic(), time.time()
-            active.process.send_signal(signal.SIGKILL)
-            active.process.wait(10)
-            await _wait_role(session, standby, "active")
-            takeover = time.monotonic() - killed
+            takeover, window = await _kill_active(session, active, standby)
             takeovers.append(takeover)
-            windows.append((wall, wall + takeover))
+            windows.append(window)
             emit({"bench": "failover", "kill": kill + 1, "takeover_seconds": round(takeover, 3)})
-            active.start()
-            await _wait_role(session, active, "standby")
             active, standby = standby, active
         await sim.wait_idle(_LIMIT * 5)
         truth = sim.ground_truth
-        wanted = {r["call_id"] for r in truth if r["type"] == "call"}
-        deadline = time.monotonic() + _LIMIT
-        while True:
-            conn = await asyncpg.connect(fresh)
-            try:
-                rows = {
-                    r["call_id"]: r
-                    for r in await conn.fetch(
-                        "select call_id, state, outcome, answered_by from calls"
-                    )
-                }
-            finally:
-                await conn.close()
-            done = all(c in rows and rows[c]["state"] == "completed" for c in wanted)
-            if done or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.5)
+        rows = await _completed_rows(fresh, {r["call_id"] for r in truth if r["type"] == "call"})
         figures = check(truth, rows)
-        delayed = sum(
-            1
-            for r in truth
-            if r["type"] == "call"
-            and any(
-                r["arrived_at"] < end and (r["answered_at"] or r["ended_at"]) > start
-                for start, end in windows
-            )
-        )
+        delayed = _delayed(truth, windows)
     finally:
         for instance in instances:
             instance.stop()
@@ -285,6 +255,72 @@ async def _run(
         "takeover_max_seconds": round(max(takeovers), 3),
         "lease_ttl": ttl,
     }
+
+
+async def _start_pair(
+    session: aiohttp.ClientSession, instances: list[_Instance], devices: tuple[str, ...]
+) -> tuple[_Instance, _Instance]:
+    """Start the active, then the standby, and log every agent in on the active."""
+    active, standby = instances
+    active.start()
+    await _wait_role(session, active, "active")
+    standby.start()
+    await _wait_role(session, standby, "standby")
+    for device in devices:
+        async with session.post(
+            f"http://127.0.0.1:{active.port}/api/agents/{device[6:10]}/login",
+            headers={"Authorization": f"Bearer {_TOKEN}"},
+        ) as response:
+            response.raise_for_status()
+    return active, standby
+
+
+async def _kill_active(
+    session: aiohttp.ClientSession, active: _Instance, standby: _Instance
+) -> tuple[float, tuple[float, float]]:
+    """Kill -9 the active, wait for the standby to take over, restart the killed one as the
+    new standby; return the takeover seconds and its wall-clock window."""
+    assert active.process is not None
+    killed, wall = time.monotonic(), time.time()
+    active.process.send_signal(signal.SIGKILL)
+    active.process.wait(10)
+    await _wait_role(session, standby, "active")
+    takeover = time.monotonic() - killed
+    active.start()
+    await _wait_role(session, active, "standby")
+    return takeover, (wall, wall + takeover)
+
+
+async def _completed_rows(dsn: str, wanted: set[str]) -> dict[str, Any]:
+    """The ``calls`` rows by call id, once every ``wanted`` call is completed (or at the
+    time limit)."""
+    deadline = time.monotonic() + _LIMIT
+    while True:
+        conn = await asyncpg.connect(dsn)
+        try:
+            rows = {
+                r["call_id"]: r
+                for r in await conn.fetch("select call_id, state, outcome, answered_by from calls")
+            }
+        finally:
+            await conn.close()
+        done = all(c in rows and rows[c]["state"] == "completed" for c in wanted)
+        if done or time.monotonic() > deadline:
+            return rows
+        await asyncio.sleep(0.5)
+
+
+def _delayed(truth: list[dict[str, Any]], windows: list[tuple[float, float]]) -> int:
+    """Callers who were waiting during a takeover window."""
+    return sum(
+        1
+        for r in truth
+        if r["type"] == "call"
+        and any(
+            r["arrived_at"] < end and (r["answered_at"] or r["ended_at"]) > start
+            for start, end in windows
+        )
+    )
 
 
 def run(dsn: str, calls: int, agents: int, kills: int, every: float, ttl: float) -> None:

@@ -19,6 +19,7 @@ __all__ = [
     "ChannelInfo",
     "ChannelState",
     "DeviceStateChanged",
+    "DeviceStatus",
     "DialEnded",
     "DialResult",
     "DomainEvent",
@@ -37,6 +38,16 @@ class LineState(StrEnum):
     RINGING = "ringing"
     UP = "up"
     OTHER = "other"
+
+
+class DeviceStatus(StrEnum):
+    """A device's aggregate state as routing sees it (the translator decodes AMI's
+    ``DeviceStateChange`` words)."""
+
+    IDLE = "idle"
+    IN_USE = "in_use"
+    UNAVAILABLE = "unavailable"
+    UNKNOWN = "unknown"
 
 
 class DialResult(StrEnum):
@@ -171,12 +182,12 @@ class CallbackDue:
 
 @dataclass(frozen=True, slots=True)
 class DeviceStateChanged:
-    """``DeviceStateChange``: a device's aggregate state (NOT_INUSE, INUSE, BUSY, ...)."""
+    """``DeviceStateChange``: a device's aggregate state, decoded (:class:`DeviceStatus`)."""
 
     at: float
     source: str
     device: str
-    state: str
+    state: DeviceStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +251,7 @@ class PbxSnapshot:
 
     at: float
     channels: tuple[ChannelInfo, ...]
-    device_states: Mapping[str, str] = field(default_factory=dict)
+    device_states: Mapping[str, DeviceStatus] = field(default_factory=dict)
     journal: tuple[JournalEntry, ...] = ()
 
 

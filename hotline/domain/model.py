@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from hotline.domain.events import DeviceStatus
 from hotline.domain.offerstate import (
     HANGUP_SENT_STATES,
     OPEN_STATES,
@@ -99,9 +100,6 @@ class AgentPresence:
     paused_since: float | None
 
 
-_BUSY_DEVICE_STATES = frozenset({"INUSE", "BUSY", "RINGING", "RINGINUSE", "ONHOLD"})
-
-
 @dataclass(slots=True, eq=False)
 class Agent:
     """An agent's live state."""
@@ -111,7 +109,7 @@ class Agent:
     logged_in: bool = False
     activity: Activity = Activity.IDLE
     pause_reason: str | None = None
-    device_state: str = "UNKNOWN"
+    device_state: DeviceStatus = DeviceStatus.UNKNOWN
     unavailable_until: float | None = None
     retry_not_before: float = 0.0
     idle_since: float = 0.0
@@ -134,7 +132,7 @@ class Agent:
     @property
     def device_busy_elsewhere(self) -> bool:
         """The device is in use, and not by a hotline leg of ours."""
-        return self.activity is Activity.IDLE and self.device_state in _BUSY_DEVICE_STATES
+        return self.activity is Activity.IDLE and self.device_state is DeviceStatus.IN_USE
 
     @property
     def presence(self) -> AgentPresence:
@@ -159,7 +157,7 @@ class Agent:
             return AgentState.WRAP_UP
         if self.pause_reason is not None:
             return AgentState.PAUSED
-        if self.unavailable_until is not None or self.device_state == "UNAVAILABLE":
+        if self.unavailable_until is not None or self.device_state is DeviceStatus.UNAVAILABLE:
             return AgentState.UNAVAILABLE
         if self.device_busy_elsewhere:
             return AgentState.BUSY_ELSEWHERE

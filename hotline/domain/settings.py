@@ -62,7 +62,7 @@ class RoutingConfig:
     ``ring_cadence`` is the seconds of one ring (China: 1 s on, 4 s off = 5 s;
     North America: 6 s); ``sla_rings`` is the SLA in rings ("answered within three
     rings"). ``busy_retry_after`` is the earliest an agent whose phone answered
-    busy/unavailable is offered a call again, even if the device reports NOT_INUSE
+    busy/unavailable is offered a call again, even if its device is reported idle
     sooner; ``unavailable_cooldown`` the latest.
     """
 

@@ -41,6 +41,7 @@ from hotline.pbx.translate import (
     PRIORITY_RANGE,
     clamp_priority,
     clean_text,
+    device_status,
     line_state,
 )
 
@@ -218,7 +219,7 @@ def build_snapshot(
     return PbxSnapshot(
         at=at,
         channels=tuple(infos),
-        device_states=states,
+        device_states={device: device_status(state) for device, state in states.items()},
         journal=_believable_journal(parse_journal(journal), at),
     )
 

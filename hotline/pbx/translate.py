@@ -29,6 +29,7 @@ from hotline.domain.events import (
     ChannelHungUp,
     ChannelState,
     DeviceStateChanged,
+    DeviceStatus,
     DialEnded,
     DialResult,
     DomainEvent,
@@ -47,6 +48,7 @@ __all__ = [
     "PbxValueError",
     "clamp_priority",
     "clean_text",
+    "device_status",
     "dial_status",
     "event_time",
     "line_state",
@@ -97,6 +99,15 @@ _DIAL_STATUSES: Final = {  # DialEnd DialStatus
     "CHANUNAVAIL": DialResult.UNAVAILABLE,
     "CONGESTION": DialResult.UNAVAILABLE,
 }
+_DEVICE_STATES: Final = {  # DeviceStateChange State (ast_devstate_str)
+    "NOT_INUSE": DeviceStatus.IDLE,
+    "INUSE": DeviceStatus.IN_USE,
+    "BUSY": DeviceStatus.IN_USE,
+    "RINGING": DeviceStatus.IN_USE,
+    "RINGINUSE": DeviceStatus.IN_USE,
+    "ONHOLD": DeviceStatus.IN_USE,
+    "UNAVAILABLE": DeviceStatus.UNAVAILABLE,
+}
 
 
 def line_state(channel_state: int) -> LineState:
@@ -111,6 +122,13 @@ def originate_reason(reason: int, *, success: bool = False) -> DialResult:
         return DialResult.ANSWERED
     result = _ORIGINATE_REASONS.get(reason, DialResult.UNAVAILABLE)
     return DialResult.UNAVAILABLE if result is DialResult.ANSWERED else result
+
+
+def device_status(state: str) -> DeviceStatus:
+    """A ``DeviceStateChange`` ``State`` (any case): NOT_INUSE is idle; INUSE, BUSY,
+    RINGING, RINGINUSE and ONHOLD are in use; UNAVAILABLE is unavailable; anything else
+    (UNKNOWN, INVALID, ...) is unknown."""
+    return _DEVICE_STATES.get(state.upper(), DeviceStatus.UNKNOWN)
 
 
 def dial_status(status: str) -> DialResult:
@@ -248,7 +266,7 @@ def _bridge_enter(message: Message, received_at: float) -> DomainEvent:
 def _device_state(message: Message, received_at: float) -> DomainEvent:
     at, source = event_time(message, received_at)
     return DeviceStateChanged(
-        at, source, message.get("Device") or "", (message.get("State") or "").upper()
+        at, source, message.get("Device") or "", device_status(message.get("State") or "")
     )
 
 

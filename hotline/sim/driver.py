@@ -17,7 +17,8 @@ import asyncio
 import collections
 import contextlib
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import ClassVar
 
 from hotline.ami.client import ActionResult, AmiClient, Disconnected, Subscription
 from hotline.ami.codec import Message
@@ -70,30 +71,46 @@ class FifoRouter:
             self._dispatch()
 
     def _on_event(self, message: Message) -> None:
-        name = message.name
-        if name == "UserEvent":
-            if message.get("UserEvent") == "HotlineCallWaiting":
-                channel = message.get("Channel") or ""
-                if channel not in self.callers:
-                    number = message.get("CallerIDNum") or ""
-                    self.callers[channel] = (number, message.get("CallerIDName") or "")
-                    self.waiting.append(channel)
-        elif name == "Newchannel":
-            uniqueid = message.get("Uniqueid") or ""
-            if uniqueid in self.legs:
-                self.legs_with_channel.add(uniqueid)
-        elif name == "Hangup":
-            uniqueid = message.get("Uniqueid") or ""
-            leg = self.legs.pop(uniqueid, None)
-            if leg is not None:
-                self.legs_with_channel.discard(uniqueid)
-                self.free.append(leg[0])
-            else:
-                self.callers.pop(message.get("Channel") or "", None)
-        elif name == "BridgeEnter":
+        handler = self._HANDLERS.get(message.name)
+        if handler is not None:
+            handler(self, message)
+
+    def _on_user_event(self, message: Message) -> None:
+        if message.get("UserEvent") == "HotlineCallWaiting":
+            channel = message.get("Channel") or ""
+            if channel not in self.callers:
+                number = message.get("CallerIDNum") or ""
+                self.callers[channel] = (number, message.get("CallerIDName") or "")
+                self.waiting.append(channel)
+
+    def _on_newchannel(self, message: Message) -> None:
+        uniqueid = message.get("Uniqueid") or ""
+        if uniqueid in self.legs:
+            self.legs_with_channel.add(uniqueid)
+
+    def _on_hangup(self, message: Message) -> None:
+        uniqueid = message.get("Uniqueid") or ""
+        leg = self.legs.pop(uniqueid, None)
+        if leg is not None:
+            self.legs_with_channel.discard(uniqueid)
+            self.free.append(leg[0])
+        else:
             self.callers.pop(message.get("Channel") or "", None)
-        elif name == "OriginateResponse" and message.get("Response") == "Failure":
+
+    def _on_bridge_enter(self, message: Message) -> None:
+        self.callers.pop(message.get("Channel") or "", None)
+
+    def _on_originate_response(self, message: Message) -> None:
+        if message.get("Response") == "Failure":
             self._leg_failed(message.get("Uniqueid") or "")
+
+    _HANDLERS: ClassVar[dict[str, Callable[[FifoRouter, Message], None]]] = {
+        "UserEvent": _on_user_event,
+        "Newchannel": _on_newchannel,
+        "Hangup": _on_hangup,
+        "BridgeEnter": _on_bridge_enter,
+        "OriginateResponse": _on_originate_response,
+    }
 
     def _leg_failed(self, leg_id: str) -> None:
         leg = self.legs.get(leg_id)

@@ -118,23 +118,7 @@ def build_settings(
     with every skill the arrivals can ask for. With ``database_url`` the service
     records calls and tickets (outbox in ``state_dir``, which is then required).
     """
-    arrivals = scenario.arrivals
-    queue_names = [name for name, _ in arrivals.queues] if arrivals else ["support"]
-    skill_names = [name for name, _ in arrivals.skills] if arrivals else []
-    queue_tables = list(queues) if queues is not None else [{"name": q} for q in queue_names]
-    agent_tables = (
-        list(agents)
-        if agents is not None
-        else [
-            {
-                "id": _agent_id(device),
-                "device": device,
-                "queues": [table["name"] for table in queue_tables],
-                "skills": dict.fromkeys(skill_names, 5),
-            }
-            for device in scenario_agents(scenario)
-        ]
-    )
+    queue_tables, agent_tables = _default_tables(scenario, queues, agents)
     data: dict[str, Any] = {
         # http_listen is unused: start_stack serves on a socket it binds itself.
         "service": {
@@ -153,6 +137,32 @@ def build_settings(
         data["tickets"] = dict(tickets)
     env = {"HOTLINE_API_TOKEN": _TOKEN}
     return parse_settings(data, source="<stack>", env=env)
+
+
+def _default_tables(
+    scenario: Scenario,
+    queues: Iterable[Mapping[str, Any]] | None,
+    agents: Iterable[Mapping[str, Any]] | None,
+) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
+    """The ``[[queues]]`` and ``[[agents]]`` tables: the given ones, else the scenario's."""
+    arrivals = scenario.arrivals
+    queue_names = [name for name, _ in arrivals.queues] if arrivals else ["support"]
+    skill_names = [name for name, _ in arrivals.skills] if arrivals else []
+    queue_tables: list[Mapping[str, Any]] = (
+        list(queues) if queues is not None else [{"name": q} for q in queue_names]
+    )
+    if agents is not None:
+        return queue_tables, list(agents)
+    agent_tables: list[Mapping[str, Any]] = [
+        {
+            "id": _agent_id(device),
+            "device": device,
+            "queues": [table["name"] for table in queue_tables],
+            "skills": dict.fromkeys(skill_names, 5),
+        }
+        for device in scenario_agents(scenario)
+    ]
+    return queue_tables, agent_tables
 
 
 async def start_stack(

@@ -241,25 +241,58 @@ def scope_sql(alias: str, scope: TicketScope, arg: Callable[[Any], str]) -> str:
 
 
 def _check(name: str, value: Any) -> None:
-    if name == "category" and value not in CATEGORIES:
-        raise InvalidChange(f"category must be one of {', '.join(CATEGORIES)}, got {value!r}")
-    if name == "status":
-        if value not in STATUSES:
-            raise InvalidChange(f"status must be one of {', '.join(STATUSES)}, got {value!r}")
-        if value == "dispatched":
-            raise InvalidChange("a repair is dispatched with dispatch(), not by its status")
-    if (
-        name == "satisfaction"
-        and value is not None
-        and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5)
-    ):
-        raise InvalidChange(f"satisfaction must be 1 to 5, got {value!r}")
-    if name == "priority" and (isinstance(value, bool) or not isinstance(value, int)):
-        raise InvalidChange(f"priority must be an integer, got {value!r}")
-    if name in ("subject", "description") and not isinstance(value, str):
+    checker = _CHECKS.get(name)
+    if checker is not None:
+        checker(name, value)
+
+
+def _check_category(name: str, value: Any) -> None:
+    if value not in CATEGORIES:
+        raise InvalidChange(f"{name} must be one of {', '.join(CATEGORIES)}, got {value!r}")
+
+
+def _check_status(name: str, value: Any) -> None:
+    if value not in STATUSES:
+        raise InvalidChange(f"{name} must be one of {', '.join(STATUSES)}, got {value!r}")
+    if value == "dispatched":
+        raise InvalidChange("a repair is dispatched with dispatch(), not by its status")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_satisfaction(name: str, value: Any) -> None:
+    if value is not None and not (_is_int(value) and 1 <= value <= 5):
+        raise InvalidChange(f"{name} must be 1 to 5, got {value!r}")
+
+
+def _check_priority(name: str, value: Any) -> None:
+    if not _is_int(value):
+        raise InvalidChange(f"{name} must be an integer, got {value!r}")
+
+
+def _check_text(name: str, value: Any) -> None:
+    if not isinstance(value, str):
         raise InvalidChange(f"{name} must be text, got {value!r}")
-    if name in ("due_at", "replied_at") and value is not None and not isinstance(value, datetime):
+
+
+def _check_time(name: str, value: Any) -> None:
+    if value is not None and not isinstance(value, datetime):
         raise InvalidChange(f"{name} must be a time, got {value!r}")
+
+
+_CHECKS: Final[dict[str, Callable[[str, Any], None]]] = {
+    "category": _check_category,
+    "status": _check_status,
+    "satisfaction": _check_satisfaction,
+    "priority": _check_priority,
+    "subject": _check_text,
+    "description": _check_text,
+    "due_at": _check_time,
+    "replied_at": _check_time,
+}
+"""How each checked field of a ticket change is validated (others are not checked here)."""
 
 
 class Tickets:

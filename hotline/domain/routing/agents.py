@@ -12,6 +12,7 @@ from hotline.domain.effects import (
 )
 from hotline.domain.events import (
     DeviceStateChanged,
+    DeviceStatus,
 )
 from hotline.domain.model import (
     Activity,
@@ -142,7 +143,7 @@ def on_device_state(
     if agent is None:
         return
     agent.device_state = event.state
-    if event.state == "NOT_INUSE" and agent.unavailable_until is not None:
+    if event.state is DeviceStatus.IDLE and agent.unavailable_until is not None:
         if now >= agent.retry_not_before:
             agent.unavailable_until = None
         else:

@@ -64,7 +64,7 @@ def on_caller_waiting(
         arrived_at=event.at,
         arrival_source=event.source,
         queue_entered_at=now - elapsed,
-        ticket=r._allocate_ticket(event.number, now),
+        ticket=r.allocate_ticket(event.number, now),
         seq=next(r._call_seq),
         original_queue=queue,
     )

@@ -141,7 +141,13 @@ def pick_agent(r: Router, call: Call, eligible: list[Agent], now: float) -> Agen
         if agent.id == call.preferred_agent:
             return agent
     speakers = [a for a in candidates if call.lang and call.lang in a.skills]
-    candidates = speakers or candidates
+    return _by_strategy(r, call, speakers or candidates)
+
+
+def _by_strategy(r: Router, call: Call, candidates: list[Agent]) -> Agent:
+    """The candidate the queue's strategy picks (longest idle by default, and when round
+    robin finds none)."""
+    queue = r.queues[call.queue]
     strategy = queue.strategy
     if strategy == "round_robin":
         chosen = _next_in_turn(r, queue.name, candidates)

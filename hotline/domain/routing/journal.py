@@ -49,7 +49,7 @@ def account_journal(r: Router, entry: JournalEntry, now: float, effects: list[Ef
         arrived_at=entry.arrived_at,
         arrival_source="journal",
         queue_entered_at=entry.arrived_at,
-        ticket=entry.ticket or r._allocate_ticket(entry.number, now),
+        ticket=entry.ticket or r.allocate_ticket(entry.number, now),
         seq=next(r._call_seq),
         original_queue=queue,
     )

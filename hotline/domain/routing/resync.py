@@ -9,6 +9,7 @@ from hotline.domain.effects import (
 )
 from hotline.domain.events import (
     ChannelInfo,
+    DeviceStatus,
     JournalEntry,
     PbxSnapshot,
 )
@@ -36,7 +37,7 @@ def resync(r: Router, snapshot: PbxSnapshot, now: float) -> list[Effect]:
     caller; other legs in the bridge context are hung up if they still ring.
     Callers whose HotlineCallWaiting we missed are queued with the journal's
     arrival time, else the one their channel's age gives. A device with no
-    channel in the snapshot is NOT_INUSE.
+    channel in the snapshot is idle.
     """
     effects: list[Effect] = []
     live = {channel.uniqueid: channel for channel in snapshot.channels}
@@ -44,7 +45,7 @@ def resync(r: Router, snapshot: PbxSnapshot, now: float) -> list[Effect]:
     for agent in r.agents.values():
         # The snapshot counts every live channel's device as in use, so a device
         # it does not mention has no channel.
-        agent.device_state = snapshot.device_states.get(agent.config.device, "NOT_INUSE")
+        agent.device_state = snapshot.device_states.get(agent.config.device, DeviceStatus.IDLE)
     _close_vanished_callers(r, live, entries, now, effects)
     for offer in list(r.offers.values()):
         if offer.open:

@@ -36,7 +36,7 @@ On failure the caller goes straight back to the head of its place in the queue
 (its arrival time is kept) and is offered to the next agent at once; agents who
 already missed this caller come last. A ring-no-answer counts against the agent
 (``max_consecutive_misses`` in a row pause them with reason "no answer"); busy
-or unavailable makes the agent unavailable until the device reports NOT_INUSE
+or unavailable makes the agent unavailable until its device is reported idle
 (but not before ``busy_retry_after``) or the ``unavailable_cooldown`` passes.
 
 A caller who hangs up ends the call as abandoned (while waiting or while
@@ -132,7 +132,8 @@ class Router:
         self.offers: dict[str, Offer] = {}
         self.offers_by_leg: dict[str, str] = {}
         self.sticky: dict[str, tuple[str, float]] = {}
-        self._allocate_ticket = allocate_ticket
+        # where a new caller's ticket comes from (the composition root wires the store's)
+        self.allocate_ticket = allocate_ticket
         self._waiting: dict[str, list[dispatch.QueueKey]] = {name: [] for name in self.queues}
         self._available: set[str] = set()
         self._deadlines: list[tuple[float, int, timers.Deadline]] = []
