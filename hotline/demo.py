@@ -360,7 +360,8 @@ async def _watch(
             last_plain = now
         wait = 1.0 if end is None else max(0.0, min(1.0, end - loop.time()))
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), wait)
+            async with asyncio.timeout(wait):
+                await stop.wait()
     with contextlib.suppress(aiohttp.ClientError, ValueError):
         figures = await _figures(stack.session, metrics_url)
     if tty:

@@ -42,7 +42,7 @@ import pytest
 import redis.asyncio as aioredis
 import structlog
 
-from hotline.clock import virtual_time_loop
+from hotline.clock import VirtualClock, virtual_time_loop
 from hotline.store.db import Pool, create_pool
 from hotline.store.migrate import apply_migrations
 
@@ -70,8 +70,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_asyncio_loop_factories(
     item: pytest.Item,
 ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
-    """End-to-end tests run on a virtual-time loop (see the module docstring)."""
+    """End-to-end tests run on a virtual-time loop (see the module docstring); a
+    ``virtual_epoch(SECONDS)`` marker starts its clock at that moment instead of now."""
     if item.get_closest_marker("e2e") is not None:
+        start = item.get_closest_marker("virtual_epoch")
+        if start is not None:
+            epoch = float(start.args[0])
+            return {"virtual_time": lambda: virtual_time_loop(VirtualClock(epoch))}
         return {"virtual_time": virtual_time_loop}
     return {"asyncio": asyncio.new_event_loop}
 

@@ -185,6 +185,50 @@ def check_rows(
         assert row["aht"] == (None if aht is None else pytest.approx(aht, abs=PER_CALL)), label
 
 
+def add_logged_in_days(
+    agents: dict[tuple[str | None, str | None], Expected],
+    ids: Iterable[str],
+    logged_in_at: float,
+    asked_at: float,
+) -> list[str]:
+    """Every agent was logged in from before the first call until the report was asked for,
+    so each has a row for every day of that span, calls or not (time logged in): add the
+    groups the ground truth put nothing in. Returns the span's days."""
+    first, last = day_of(logged_in_at), day_of(asked_at)
+    days = [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
+    for day in days:
+        for agent in ids:
+            for group in [(day, agent), (None, agent), (day, None)]:
+                agents.setdefault(group, Expected())
+    return days
+
+
+def check_presence(row: dict[str, Any]) -> None:
+    """An agent row's logged-in, paused and occupancy figures agree with each other; the
+    only pauses are the router's own after missed rings."""
+    assert row["login_seconds"] > 0, (row["period"], row["agent"])
+    assert set(row["paused_by_reason"]) <= {NO_ANSWER_PAUSE}
+    assert row["paused_seconds"] == pytest.approx(sum(row["paused_by_reason"].values()))
+    busy = row["talk_seconds"] + row["wrap_up_seconds"]
+    working = row["login_seconds"] - row["paused_seconds"]
+    if working > 0:
+        assert row["occupancy"] == pytest.approx(busy / working, rel=1e-9)
+    else:  # paused all that day (the never-answering agent, after midnight)
+        assert (row["occupancy"], busy) == (None, 0)
+
+
+def assert_same_figures(left: dict[str, Any], right: dict[str, Any]) -> None:
+    """The same row of figures: equal counts, names and Nones; sums of seconds and their
+    ratios equal up to the order of the floating-point additions (a week adds two days'
+    calls in another order than each day does)."""
+    assert left.keys() == right.keys()
+    for name, value in left.items():
+        if isinstance(value, float) or isinstance(right[name], float):
+            assert value == pytest.approx(right[name], rel=1e-12, abs=1e-9), name
+        else:
+            assert value == right[name], name
+
+
 async def wait_for_wrap_ups(stack: Stack, answered: int) -> list[WrapUpEnded]:
     """Every answered call's wrap-up has ended (they end a few scenario seconds after)."""
 
@@ -275,6 +319,14 @@ def expected_tickets(
     return figures
 
 
+MIDNIGHT = datetime(2026, 12, 1, tzinfo=UTC).timestamp()
+START = MIDNIGHT - 5 * 60
+"""The run starts five minutes before midnight (UTC, the report's time zone; its callers arrive
+over some ten minutes), so it spans two report days whatever time of day the suite runs:
+agents stay logged in across the day boundary, and calls fall on both days."""
+
+
+@pytest.mark.virtual_epoch(START)
 async def test_the_report_equals_the_ground_truth_of_a_simulated_call_centre(
     migrated_database_url: str, tmp_path: Path
 ) -> None:
@@ -287,6 +339,7 @@ async def test_the_report_equals_the_ground_truth_of_a_simulated_call_centre(
     )
     try:
         await stack.login_all()
+        logged_in_at = stack.clock.now()
         stack.sim.start_arrivals()
         await wait_settled(stack)
         ended = {f.call_id: f for f in stack.facts if isinstance(f, CallEnded)}
@@ -303,6 +356,7 @@ async def test_the_report_equals_the_ground_truth_of_a_simulated_call_centre(
         first = day_of(min(r["arrived_at"] for r in truth)) - timedelta(days=1)
         last = day_of(max(r["arrived_at"] for r in truth)) + timedelta(days=1)
         dates = f"from={first.isoformat()}&to={last.isoformat()}"
+        asked_at = stack.clock.now()
         status, body = await get(stack, f"/api/reports?period=day&{dates}")
         csv_status, csv_body = await get(stack, f"/api/reports?period=day&{dates}&format=csv")
         week_status, week_body = await get(stack, f"/api/reports?period=week&{dates}")
@@ -386,6 +440,10 @@ async def test_the_report_equals_the_ground_truth_of_a_simulated_call_centre(
             expected.rings[ring["outcome"]] += 1
             expected.within_rings += within
 
+    logged_days = add_logged_in_days(agents, stack.settings.agents, logged_in_at, asked_at)
+    assert len(logged_days) == 2, "the run spans midnight (START)"
+    assert {day_of(r["arrived_at"]) for r in truth} == {day_of(START), day_of(MIDNIGHT)}
+
     everything = queues[(None, None)]
     assert everything.tally.calls == 300
     assert everything.tally.short_abandoned > 0
@@ -402,12 +460,7 @@ async def test_the_report_equals_the_ground_truth_of_a_simulated_call_centre(
     # Every agent was logged in (login_all) from before the first call to the report; the
     # only pauses are the router's own after missed rings; occupancy from talk + wrap-up.
     for row in report["agents"]:
-        assert row["login_seconds"] > 0, (row["period"], row["agent"])
-        assert set(row["paused_by_reason"]) <= {NO_ANSWER_PAUSE}
-        assert row["paused_seconds"] == pytest.approx(sum(row["paused_by_reason"].values()))
-        busy = row["talk_seconds"] + row["wrap_up_seconds"]
-        working = row["login_seconds"] - row["paused_seconds"]
-        assert row["occupancy"] == pytest.approx(busy / working, rel=1e-9)
+        check_presence(row)
     never = next(r for r in report["agents"] if (r["period"], r["agent"]) == (None, "2009"))
     assert never["paused_seconds"] > 0  # paused by the router after its missed rings
     every_queue = next(r for r in report["queues"] if (r["period"], r["queue"]) == (None, None))
@@ -431,12 +484,13 @@ async def test_the_report_equals_the_ground_truth_of_a_simulated_call_centre(
     assert int(total["offered"]) == 300
     assert int(total["answered"]) == answered
     weekly = json.loads(week_body)
-    assert weekly["queues"][-1] == report["queues"][-1]
+    assert_same_figures(weekly["queues"][-1], report["queues"][-1])
     # Open sessions count up to each report's own "now": the later weekly one has more.
     clock = {"login_seconds", "paused_seconds", "paused_by_reason", "available_seconds",
              "occupancy"}  # fmt: skip
     week_all, day_all = weekly["agents"][-1], report["agents"][-1]
-    assert {k: v for k, v in week_all.items() if k not in clock} == {
-        k: v for k, v in day_all.items() if k not in clock
-    }
+    assert_same_figures(
+        {k: v for k, v in week_all.items() if k not in clock},
+        {k: v for k, v in day_all.items() if k not in clock},
+    )
     assert week_all["login_seconds"] >= day_all["login_seconds"]

@@ -113,8 +113,10 @@ class AgiSession:
             raise AgiHangupError(f"{command}: the channel has hung up")
         self._writer.write(self._connection.send_command(command, *args))
         try:
-            await asyncio.wait_for(self._writer.drain(), self._timeout)
-            reply = await asyncio.wait_for(self._reply(), wait + self._timeout)
+            async with asyncio.timeout(self._timeout):
+                await self._writer.drain()
+            async with asyncio.timeout(wait + self._timeout):
+                reply = await self._reply()
         except TimeoutError as exc:
             raise AgiTimeoutError(f"{command}: no reply within {wait + self._timeout:g} s") from exc
         except (ConnectionError, OSError) as exc:
@@ -253,9 +255,8 @@ class AgiServer:
         connection = AgiConnection()
         channel = "?"
         try:
-            environment = await asyncio.wait_for(
-                _environment(reader, connection), self.config.command_timeout
-            )
+            async with asyncio.timeout(self.config.command_timeout):
+                environment = await _environment(reader, connection)
             channel = environment.channel
             session = AgiSession(
                 reader, writer, environment, connection, self.config.command_timeout

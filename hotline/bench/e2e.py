@@ -122,7 +122,8 @@ async def _run(calls: int, scale: float, noise: bool) -> dict[str, Any]:
     await runner.setup()
     engine = app[ENGINE]
     await engine.ami.wait_connected(30)
-    await asyncio.wait_for(engine.synced.wait(), 30)
+    async with asyncio.timeout(30):
+        await engine.synced.wait()
     for agent_id in settings.agents:
         await engine.command(Login(agent_id))
     rss_start = _rss_mb()

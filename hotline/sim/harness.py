@@ -233,7 +233,8 @@ async def start_stack(
     )
     try:
         await app[ENGINE].ami.wait_connected(10)
-        await asyncio.wait_for(app[ENGINE].synced.wait(), 10)
+        async with asyncio.timeout(10):
+            await app[ENGINE].synced.wait()
     except BaseException:
         await stack.close()
         raise

@@ -277,7 +277,8 @@ class AgentStateFile:
 
 async def _wait(event: asyncio.Event, timeout: float) -> None:
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), timeout)
+        async with asyncio.timeout(timeout):
+            await event.wait()
 
 
 def _entries(sticky: Sticky) -> list[tuple[str, str, float]]:

@@ -173,7 +173,8 @@ class Lease:
             else:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.ttl / 6)
+                    async with asyncio.timeout(self.ttl / 6):
+                        await self._wake.wait()
 
     async def _connection(self) -> asyncpg.Connection[asyncpg.Record]:
         if self._conn is None or self._conn.is_closed():
@@ -193,7 +194,8 @@ class Lease:
         conn, self._conn = self._conn, None
         if conn is not None and not conn.is_closed():
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.close(), 1.0)
+                async with asyncio.timeout(1.0):
+                    await conn.close()
             if not conn.is_closed():
                 conn.terminate()
 

@@ -292,7 +292,8 @@ class Outbox:
                 return False
             self._progress.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._progress.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await self._progress.wait()
         return True
 
     async def close(self, drain_timeout: float = 5.0) -> None:
@@ -352,7 +353,8 @@ class Outbox:
             if batch is None:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._idle_timeout())
+                    async with asyncio.timeout(self._idle_timeout()):
+                        await self._wake.wait()
                 continue
             try:
                 refused = await self._writer.write(batch.records)
@@ -375,7 +377,8 @@ class Outbox:
 
     async def _pause(self, delay: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), delay * random.uniform(0.5, 1.0))
+            async with asyncio.timeout(delay * random.uniform(0.5, 1.0)):
+                await self._stop.wait()
 
     async def _done(self, batch: _Batch, refused: Refused) -> None:
         """The batch is committed: remove it, and dead-letter what could not be written."""

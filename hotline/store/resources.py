@@ -117,7 +117,10 @@ async def _reconcile_forever(
     while True:
         await clock.sleep(interval)
         try:
-            await asyncio.wait_for(_reconcile_and_count(store, clock, overdue), timeout=30.0)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # arrives as the pass completes, and this loop then never ends (a hung shutdown).
+            async with asyncio.timeout(30.0):
+                await _reconcile_and_count(store, clock, overdue)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("store.reconcile_failed", error=f"{type(exc).__name__}: {exc}")
 
@@ -172,7 +175,8 @@ async def store_context(
             ),
         )
         try:
-            await asyncio.wait_for(_reconcile_and_count(store, clock, overdue), warm_timeout)
+            async with asyncio.timeout(warm_timeout):
+                await _reconcile_and_count(store, clock, overdue)
             log.info("store.warmed", open_tickets=len(open_tickets))
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("store.warm_failed", error=f"{type(exc).__name__}: {exc}")
