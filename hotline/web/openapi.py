@@ -468,6 +468,7 @@ _DOCS_PAGE: Final = """<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Hotline API</title>
+<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/static/apidocs.css">
 <script type="module" src="/static/apidocs.js"></script>
 </head>
