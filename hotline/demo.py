@@ -305,6 +305,7 @@ class IvrCallers:
         self.rng = random.Random(f"{scenario.seed}/demo-ivr")
         self.tasks: set[asyncio.Task[None]] = set()
         self.sessions = 0
+        self.callers = 0
         self.queued = 0
         self.surveys = 0
 
@@ -367,6 +368,7 @@ class IvrCallers:
 
     async def _through_ivr(self, arrival: Arrival) -> None:
         uniqueid = f"{self.stack.clock.now():.6f}"
+        self.callers += 1
         with contextlib.suppress(OSError):
             result = await self._run(arrival, "main", await self._keys(arrival), uniqueid)
             waiting = arrival_after_ivr(
@@ -492,7 +494,7 @@ async def run_demo(
             stack.sim.start_arrivals()
         lines = [*logins, _ivr_line(stack, source)]
         _banner(out, scenario.name, scenario.time_scale, base, stack, lines, state_dir, args)
-        return await _watch(stack, f"{base}/metrics", stop, args.duration, out)
+        return await _watch(stack, f"{base}/metrics", stop, args.duration, out, callers)
     finally:
         if callers is not None:
             await callers.close()
@@ -556,7 +558,12 @@ def _banner(
 
 
 async def _watch(
-    stack: Stack, metrics_url: str, stop: asyncio.Event, duration: float | None, out: TextIO
+    stack: Stack,
+    metrics_url: str,
+    stop: asyncio.Event,
+    duration: float | None,
+    out: TextIO,
+    callers: IvrCallers | None,
 ) -> Figures:
     loop = asyncio.get_running_loop()
     end = loop.time() + duration if duration else None
@@ -582,11 +589,11 @@ async def _watch(
         figures = await _figures(stack.session, metrics_url)
     if tty:
         out.write("\n")
-    _summary(out, figures)
+    _summary(out, figures, callers)
     return figures
 
 
-def _summary(out: TextIO, figures: Figures) -> None:
+def _summary(out: TextIO, figures: Figures, callers: IvrCallers | None) -> None:
     level = figures.service_level
     print("Summary:", file=out)
     print(f"  arrived            {figures.arrived:.0f}", file=out)
@@ -594,7 +601,11 @@ def _summary(out: TextIO, figures: Figures) -> None:
     print(f"  abandoned          {figures.abandoned:.0f}", file=out)
     print(f"  still waiting      {figures.waiting:.0f}", file=out)
     shown = f"{level:.1%}" if level is not None else "- (no call ended)"
-    print(f"  service level      {shown} (target {figures.target:.0%})", file=out, flush=True)
+    print(f"  service level      {shown} (target {figures.target:.0%})", file=out)
+    if callers is not None:
+        print(f"  through the IVR    {callers.callers} ({callers.queued} queued)", file=out)
+        print(f"  surveys answered   {callers.surveys}", file=out)
+    out.flush()
 
 
 def _run(args: argparse.Namespace, out: TextIO, env: Mapping[str, str]) -> int:

@@ -176,6 +176,10 @@ def test_the_readme_demo_command_runs_answers_calls_and_leaves_nothing_behind() 
     assert answered, rest
     assert level, rest
     assert int(answered.group(1)) > 0
+    through = re.search(r"through the IVR\s+(\d+) \((\d+) queued\)", summary)
+    assert through, rest
+    assert int(through.group(1)) >= int(through.group(2)) > 0
+    assert re.search(r"surveys answered\s+\d+", summary), rest
     assert abs(float(level.group(1)) / 100 - TARGET) <= 0.15, rest
     assert rest.rstrip().endswith("Stopped.")
     folder = data.group(1)
