@@ -492,7 +492,7 @@ async def run_demo(
             callers.start()
         else:
             stack.sim.start_arrivals()
-        lines = [*logins, _ivr_line(stack, source)]
+        lines = [*logins, _ivr_line(stack, source, args.no_ivr)]
         _banner(out, scenario.name, scenario.time_scale, base, stack, lines, state_dir, args)
         return await _watch(stack, f"{base}/metrics", stop, args.duration, out, callers)
     finally:
@@ -506,9 +506,11 @@ async def run_demo(
             loop.remove_signal_handler(signum)
 
 
-def _ivr_line(stack: Stack, source: Path | str | None) -> str:
+def _ivr_line(stack: Stack, source: Path | str | None, asked_off: bool) -> str:
+    if source is None and asked_off:
+        return "  IVR        off (--no-ivr: callers go straight to the queue)"
     if source is None:
-        return "  IVR        off (callers go straight to the queue; --flows DIR to run it)"
+        return "  IVR        off (no ivr_flows/ found: --flows DIR to run it)"
     port = stack.app[IVR_SERVER].port
     return f"  IVR        FastAGI 127.0.0.1:{port}, flows from {source} (open all day)"
 
@@ -608,7 +610,14 @@ def _summary(out: TextIO, figures: Figures, callers: IvrCallers | None) -> None:
     out.flush()
 
 
+def _check_flows(args: argparse.Namespace) -> None:
+    """Fail before starting anything when ``--flows`` names no flow set."""
+    if args.flows is not None and not args.no_ivr and not (args.flows / "main.yaml").is_file():
+        raise DemoError(f"no IVR flows in {args.flows} (main.yaml missing): check --flows")
+
+
 def _run(args: argparse.Namespace, out: TextIO, env: Mapping[str, str]) -> int:
+    _check_flows(args)
     _check_port(args.host, args.port)
     folder = Path(tempfile.mkdtemp(prefix="hotline-demo-"))
     try:

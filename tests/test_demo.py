@@ -208,6 +208,20 @@ def test_a_port_in_use_is_refused_with_the_flag_to_change_it() -> None:
     assert "--port" in result.stderr
 
 
+def test_a_flows_folder_without_flows_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "hotline", "demo", "--flows", str(tmp_path), "--duration", "1"],
+        capture_output=True,
+        text=True,
+        env=_environment(),
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert f"no IVR flows in {tmp_path} (main.yaml missing): check --flows" in result.stderr
+    assert result.stdout == ""  # nothing started, so nothing to stop
+
+
 def test_figures_follow_the_service_level_formula() -> None:
     text = "\n".join(
         [
