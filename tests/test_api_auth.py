@@ -54,19 +54,31 @@ async def test_every_route_needs_credentials_except_the_public_ones(
             assert (await client.request(method, path)).status == 401
         document = api.server.app[OPENAPI]
 
-    assert {"/health", "/ready", "/metrics", "/api/openapi.json", "/api/login"} == PUBLIC_PATHS
+    assert {
+        "/health",
+        "/ready",
+        "/metrics",
+        "/api/openapi.json",
+        "/api/docs",
+        "/api/login",
+    } == PUBLIC_PATHS
     assert answered[("GET", "/health")] == 200
     assert answered[("GET", "/ready")] == 200  # no PBX, but still within its grace
     assert answered[("GET", "/api/openapi.json")] == 200
     assert answered[("POST", "/api/login")] == 422  # no body: a validation error, not a 401
-    # Every /api route is in the OpenAPI document, and public ones say so.
+    # Every /api route and the service's own endpoints are in the OpenAPI document, and
+    # public ones say so.
     documented = {
         (method.upper(), _PARAMETER.sub("1", path))
         for path, operations in document["paths"].items()
         for method in operations
     }
+    service = {("GET", "/health"), ("GET", "/ready"), ("GET", "/metrics")}
     api_routes = {(m, p) for m, p in routes if p.startswith("/api") and m != "HEAD"}
-    assert api_routes == documented
+    assert api_routes | service == documented
+    assert service <= {(m, p) for m, p in routes}
+    for _, path in service:
+        assert document["paths"][path]["get"]["security"] == []
     login = document["paths"]["/api/login"]["post"]
     assert login["security"] == []
     assert document["paths"]["/api/tickets"]["post"]["security"] == [

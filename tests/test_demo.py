@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -76,6 +77,22 @@ def _scrape(url: str) -> str:
     return body.decode()
 
 
+def _ivr_status(base: str, token: str) -> dict[str, object]:
+    request = urllib.request.Request(  # noqa: S310 - loopback URL
+        f"{base}/api/ivr", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        status: dict[str, object] = json.loads(response.read())
+    return status
+
+
+def _status_of(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback URL
+        code: int = response.status
+        response.read()
+    return code
+
+
 def _nonzero_counters(text: str) -> set[str]:
     return {
         match.group(1)
@@ -112,17 +129,41 @@ def test_the_readme_demo_command_runs_answers_calls_and_leaves_nothing_behind() 
         assert re.search(r"admin\s+admin / \S+", text), text
         assert re.search(r"supervisor\s+supervisor / \S+", text), text
         assert re.search(r"agent\s+agent / \S+", text), text
+        panels = dict(re.findall(r"^  (sign in|agent|wallboard)\s+(http://\S+)$", text, re.M))
+        assert [url.rsplit("/", 1)[1] for url in panels.values()] == [
+            "login",
+            "agent",
+            "wallboard",
+        ], text
+        assert {url: _status_of(url) for url in panels.values()} == dict.fromkeys(
+            panels.values(), 200
+        )
+        assert re.search(r"IVR\s+FastAGI 127\.0\.0\.1:\d+, flows from \S+ivr_flows", text), text
+        base = metrics_url.group(1).removesuffix("/metrics")
+        token = re.search(r"bearer token: (\S+)\)", text)
+        assert token, text
         counters: set[str] = set()
+        ivr: dict[str, object] = {}
         deadline = time.monotonic() + 120
-        while "hotline_calls_total" not in counters and time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (
+            "hotline_calls_total" in counters and ivr.get("survey_offered")
+        ):
             counters = _nonzero_counters(_scrape(metrics_url.group(1)))
-            time.sleep(0.5)
+            ivr = _ivr_status(base, token.group(1))
+            time.sleep(0.5)  # polling the running demo, which ends on its own
         rest, stderr = process.communicate(timeout=300)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             process.communicate(timeout=60)
     assert process.returncode == 0, stderr
+    # Callers ran the main flow before the queue, and answered ones the survey.
+    assert isinstance(ivr["sessions_started"], int), ivr
+    assert ivr["sessions_started"] > 0, ivr
+    assert ivr["sessions_failed"] == 0, ivr
+    assert ivr["flows"] == ["main", "survey"], ivr
+    assert isinstance(ivr["survey_offered"], int), ivr
+    assert ivr["survey_offered"] > 0, ivr
     assert {
         "hotline_calls_arrived_total",
         "hotline_calls_total",
@@ -135,6 +176,10 @@ def test_the_readme_demo_command_runs_answers_calls_and_leaves_nothing_behind() 
     assert answered, rest
     assert level, rest
     assert int(answered.group(1)) > 0
+    through = re.search(r"through the IVR\s+(\d+) \((\d+) queued\)", summary)
+    assert through, rest
+    assert int(through.group(1)) >= int(through.group(2)) > 0
+    assert re.search(r"surveys answered\s+\d+", summary), rest
     assert abs(float(level.group(1)) / 100 - TARGET) <= 0.15, rest
     assert rest.rstrip().endswith("Stopped.")
     folder = data.group(1)
@@ -161,6 +206,20 @@ def test_a_port_in_use_is_refused_with_the_flag_to_change_it() -> None:
     assert result.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "--port" in result.stderr
+
+
+def test_a_flows_folder_without_flows_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "hotline", "demo", "--flows", str(tmp_path), "--duration", "1"],
+        capture_output=True,
+        text=True,
+        env=_environment(),
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert f"no IVR flows in {tmp_path} (main.yaml missing): check --flows" in result.stderr
+    assert result.stdout == ""  # nothing started, so nothing to stop
 
 
 def test_figures_follow_the_service_level_formula() -> None:

@@ -18,7 +18,7 @@ from hotline.engine import EngineError
 from hotline.web.auth import principal_of
 from hotline.web.errors import json_error
 from hotline.web.keys import ENGINE
-from hotline.web.openapi import Api, Input, array, record, scalar, string
+from hotline.web.openapi import Api, Input, array, record, rfc3339, scalar, string
 from hotline.web.schema import Object, Text
 
 __all__ = ["agent_json", "api"]
@@ -34,11 +34,11 @@ AGENT_SCHEMA: Final = record(
         "queues": array(string()),
         "skills": {"type": "object", "additionalProperties": {"type": "integer"}},
         "state": string(),
-        "state_since": scalar("number", nullable=True),
+        "state_since": string(fmt="date-time", nullable=True),
         "pause_reason": string(nullable=True),
         "logged_in": scalar("boolean"),
-        "logged_in_since": scalar("number", nullable=True),
-        "paused_since": scalar("number", nullable=True),
+        "logged_in_since": string(fmt="date-time", nullable=True),
+        "paused_since": string(fmt="date-time", nullable=True),
         "calls_answered": scalar("integer"),
         "consecutive_misses": scalar("integer"),
     }
@@ -57,11 +57,11 @@ def agent_json(agent: Agent) -> dict[str, Any]:
         "queues": list(agent.config.queues),
         "skills": dict(agent.config.skills),
         "state": agent.state.value,
-        "state_since": agent.state_since,
+        "state_since": rfc3339(agent.state_since),
         "pause_reason": agent.pause_reason,
         "logged_in": agent.logged_in,
-        "logged_in_since": agent.presence.logged_in_since,
-        "paused_since": agent.presence.paused_since,
+        "logged_in_since": rfc3339(agent.presence.logged_in_since),
+        "paused_since": rfc3339(agent.presence.paused_since),
         "calls_answered": agent.calls_answered,
         "consecutive_misses": agent.consecutive_misses,
     }

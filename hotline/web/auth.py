@@ -120,7 +120,7 @@ PAGE_PATHS: Final = frozenset({"/login", "/agent", "/wallboard"})
 """The web pages' shells (see :mod:`hotline.web.pages`), public like ``/static/``."""
 STATIC_PREFIX: Final = "/static/"
 PUBLIC_PATHS: Final = frozenset(
-    {"/health", "/ready", "/metrics", "/api/openapi.json", "/api/login"}
+    {"/health", "/ready", "/metrics", "/api/openapi.json", "/api/docs", "/api/login"}
 )
 """Paths served without credentials; everything else answers 401 without them."""
 INTEGRATION: Final = "integration"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from aiohttp import web
@@ -38,6 +39,7 @@ __all__ = [
     "enum",
     "install",
     "record",
+    "rfc3339",
     "scalar",
     "string",
 ]
@@ -77,6 +79,11 @@ def string(*, nullable: bool = False, fmt: str | None = None) -> dict[str, Any]:
     if nullable:
         schema["nullable"] = True
     return schema
+
+
+def rfc3339(epoch: float | None) -> str | None:
+    """An epoch time as the API writes times: RFC 3339 in UTC (``...+00:00``); None stays."""
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat()
 
 
 def enum(values: Iterable[str], *, nullable: bool = False) -> dict[str, Any]:
@@ -309,9 +316,96 @@ def _describe(operation: Operation) -> dict[str, Any]:
     return described
 
 
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+_ROUTER_PROPERTIES: Final[Mapping[str, Mapping[str, Any]]] = {
+    "role": enum(("active", "standby", "fenced")),
+    "pbx_id": string(nullable=True),
+    "epoch": scalar("integer", nullable=True),
+    "last_takeover": string(nullable=True, fmt="date-time"),
+}
+SERVICE_SCHEMAS: Final[Mapping[str, Mapping[str, Any]]] = {
+    "Router": record(_ROUTER_PROPERTIES),
+    "StoreStats": {
+        "type": "object",
+        "required": ["outbox", "open_tickets", "reconciled_at"],
+        "properties": {
+            "outbox": {"type": "object", "additionalProperties": True},
+            "open_tickets": scalar("integer"),
+            "reconciled_at": string(nullable=True, fmt="date-time"),
+        },
+    },
+    "Health": {
+        "type": "object",
+        "required": ["status", "pbx_connected", "events_processed", "resyncs", "router"],
+        "properties": {
+            "status": enum(("ok",)),
+            "pbx_connected": scalar("boolean"),
+            "events_processed": scalar("integer"),
+            "resyncs": scalar("integer"),
+            "store": _ref("StoreStats"),
+            "router": _ref("Router"),
+        },
+    },
+    "Ready": record({"ready": scalar("boolean"), "reasons": array(string()), **_ROUTER_PROPERTIES}),
+}
+"""The named schemas of the service's own endpoints (``/health``, ``/ready``)."""
+
+_METRICS_MEDIA: Final = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def _json(description: str, schema: Mapping[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+SERVICE_PATHS: Final[Mapping[str, Mapping[str, Any]]] = {
+    "/health": {
+        "get": {
+            "operationId": "health",
+            "summary": "Liveness: the process answers; PBX connection, events, store figures",
+            "tags": ["service"],
+            "security": [],
+            "responses": {"200": _json("the process is alive", _ref("Health"))},
+        }
+    },
+    "/ready": {
+        "get": {
+            "operationId": "ready",
+            "summary": "Readiness for traffic: engine, PBX (after its grace), database, outbox",
+            "tags": ["service"],
+            "security": [],
+            "responses": {
+                "200": _json("ready to take traffic", _ref("Ready")),
+                "503": _json("not ready: `reasons` says why", _ref("Ready")),
+            },
+        }
+    },
+    "/metrics": {
+        "get": {
+            "operationId": "metrics",
+            "summary": "Every metric in the Prometheus text format (0.0.4)",
+            "tags": ["service"],
+            "security": [],
+            "responses": {
+                "200": {
+                    "description": "the metrics, as of now",
+                    "content": {_METRICS_MEDIA: {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    },
+}
+"""The service's endpoints outside the JSON API (routed by :mod:`hotline.web.app`)."""
+
+
 def document(apis: Iterable[Api], *, version: str) -> dict[str, Any]:
-    """The OpenAPI 3.0 document of every operation of ``apis``."""
-    paths: dict[str, dict[str, Any]] = {}
+    """The OpenAPI 3.0 document of every operation of ``apis``, and of :data:`SERVICE_PATHS`."""
+    paths: dict[str, dict[str, Any]] = {
+        path: {method: dict(item) for method, item in items.items()}
+        for path, items in SERVICE_PATHS.items()
+    }
     for api in apis:
         for operation in api.operations:
             paths.setdefault(operation.path, {})[operation.method.lower()] = _describe(operation)
@@ -321,7 +415,8 @@ def document(apis: Iterable[Api], *, version: str) -> dict[str, Any]:
             "title": "Hotline JSON API",
             "version": version,
             "description": (
-                "Tickets, customers, users, agent control and reports. Authenticate with the "
+                "Tickets, customers, users, agent control and reports; the service's health, "
+                "readiness and metrics. Browse it at /api/docs. Authenticate with the "
                 "session cookie from POST /api/login (state-changing requests then need the "
                 "X-CSRF-Token header from the login answer) or with "
                 "`Authorization: Bearer <token>`."
@@ -329,7 +424,10 @@ def document(apis: Iterable[Api], *, version: str) -> dict[str, Any]:
         },
         "paths": dict(sorted(paths.items())),
         "components": {
-            "schemas": {"Error": dict(ERROR_SCHEMA)},
+            "schemas": {
+                "Error": dict(ERROR_SCHEMA),
+                **{name: dict(schema) for name, schema in SERVICE_SCHEMAS.items()},
+            },
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "session": {"type": "apiKey", "in": "cookie", "name": "hotline_session"},
@@ -356,6 +454,55 @@ _api = Api()
 async def openapi_document(request: web.Request, _: Input) -> web.Response:
     """The OpenAPI document of the JSON API."""
     return web.json_response(request.app[OPENAPI])
+
+
+DOCS_CSP: Final = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+"""The ``/api/docs`` page's Content-Security-Policy (the panels' own, no forms)."""
+
+_DOCS_PAGE: Final = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Hotline API</title>
+<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
+<link rel="stylesheet" href="/static/apidocs.css">
+<script type="module" src="/static/apidocs.js"></script>
+</head>
+<body>
+<header>
+<h1 id="title">Hotline JSON API</h1>
+<p id="description"></p>
+<p>The machine-readable document: <a href="/api/openapi.json">/api/openapi.json</a></p>
+<nav id="toc"></nav>
+</header>
+<main id="operations"><p>Loading /api/openapi.json&hellip;</p></main>
+<noscript><p>This page renders /api/openapi.json with a script from this server.</p></noscript>
+</body>
+</html>
+"""
+
+
+@_api.operation(
+    "GET",
+    "/api/docs",
+    summary="This document, browsable (an HTML page that renders it)",
+    tag="meta",
+    public=True,
+    other_media={"text/html": {"type": "string"}},
+)
+async def docs_page(request: web.Request, _: Input) -> web.Response:
+    """The OpenAPI document rendered by ``/static/apidocs.js`` (no CDN, no inline script)."""
+    del request
+    response = web.Response(text=_DOCS_PAGE, content_type="text/html", charset="utf-8")
+    response.headers["Content-Security-Policy"] = DOCS_CSP
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def install(app: web.Application, apis: Iterable[Api], *, version: str) -> None:

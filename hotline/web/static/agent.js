@@ -76,10 +76,15 @@ function onFrame(frame) {
   if (entered && popNow) refreshPop().catch(() => {});
 }
 
+// The API's times are RFC 3339 text; the panel's timers count in epoch seconds.
+function epoch(text) {
+  return text === null || text === undefined ? null : Date.parse(text) / 1000;
+}
+
 async function command(path, body) {
   setText("agent-error", "");
   try {
-    agent = await api("POST", path, body).then((data) => ({ ...agent, ...data, since: data.state_since }));
+    agent = await api("POST", path, body).then((data) => ({ ...agent, ...data, since: epoch(data.state_since) }));
     showState();
   } catch (error) {
     setText("agent-error", error.message);
