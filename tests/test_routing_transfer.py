@@ -54,7 +54,7 @@ def test_a_transferred_caller_rings_a_supervisor_with_the_same_ticket() -> None:
         [
             ("Channel", call.channel),
             ("Context", "hotline-inbound"),
-            ("Exten", "s"),
+            ("Exten", "transfer"),
             ("Priority", "1"),
         ],
     )

@@ -1,8 +1,9 @@
 """Difficult calls go up: an agent sends their caller to another queue.
 
 The caller is taken out of the agent's bridge by a ``Redirect`` back into the
-inbound context (``s``, priority 1), after a ``Setvar`` of ``HOTLINE_QUEUE`` to
-the target queue, as ``redirect_and_hangup.jsonl`` shows (``Setvar`` then
+inbound context (extension ``transfer``, which skips the IVR and the journal
+entry the caller already has), after a ``Setvar`` of ``HOTLINE_QUEUE`` to the
+target queue, as ``redirect_and_hangup.jsonl`` shows (``Setvar`` then
 ``Redirect``). The dialplan then announces the caller again
 (``HotlineCallWaiting`` with the same Uniqueid); the router already knows the
 call, so that announcement changes nothing: the call was re-queued here, at the
@@ -23,7 +24,11 @@ from hotline.domain.routing.agents import UnknownAgent
 if TYPE_CHECKING:
     from hotline.domain.routing.router import Router
 
-__all__ = ["NotOnCall", "UnknownQueue", "talking_to", "transfer"]
+__all__ = ["TRANSFER_EXTEN", "NotOnCall", "UnknownQueue", "talking_to", "transfer"]
+
+TRANSFER_EXTEN = "transfer"
+"""The inbound context's extension for a transferred caller: it announces them again
+without the IVR, keeping their journal entry (``asterisk/extensions.conf``)."""
 
 
 class NotOnCall(ValueError):
@@ -59,7 +64,7 @@ def transfer(r: Router, agent_id: str, queue: str, now: float) -> list[Effect]:
         raise NotOnCall(agent_id)
     effects: list[Effect] = [
         SetChannelVariable(call.channel, "HOTLINE_QUEUE", queue),
-        RedirectChannel(call.channel, r.routing.inbound_context, "s", "1"),
+        RedirectChannel(call.channel, r.routing.inbound_context, TRANSFER_EXTEN, "1"),
     ]
     agents.start_wrap_up(r, r.agents[agent_id], call, now, effects)
     call.queue = queue
