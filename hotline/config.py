@@ -48,6 +48,7 @@ __all__ = [
     "AgentConfig",
     "ConfigError",
     "DatabaseConfig",
+    "PanelsConfig",
     "QueueConfig",
     "RoutingConfig",
     "ServiceConfig",
@@ -193,6 +194,26 @@ class WebConfig:
     session_key: Secret = field(default_factory=lambda: Secret(""))
 
 
+QUALITY_CRITERIA: Final = ("greeting", "courtesy", "accuracy", "resolution")
+"""The quality review form's default criteria."""
+
+
+@dataclass(frozen=True, slots=True)
+class PanelsConfig:
+    """The panels' configurable parts (``[panels]``).
+
+    ``supervisor_queue``: the queue the agent panel's "transfer" offers first (the
+    supervisors' queue; empty: none). ``transfer_queues``: the queues a caller may be
+    transferred to (empty: every configured queue). ``quality_criteria``: the quality
+    review form, each criterion scored 0 to ``quality_max``, plus free comments.
+    """
+
+    supervisor_queue: str = ""
+    transfer_queues: tuple[str, ...] = ()
+    quality_criteria: tuple[str, ...] = QUALITY_CRITERIA
+    quality_max: int = 5
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the service needs, validated."""
@@ -211,6 +232,7 @@ class Settings:
     web: WebConfig = field(default_factory=WebConfig)
     redis_prefix: str = "hotline:"
     agi: AgiConfig = field(default_factory=AgiConfig)
+    panels: PanelsConfig = field(default_factory=PanelsConfig)
 
 
 class _Reader:
@@ -487,6 +509,9 @@ def parse_settings(
     agi_reader = root.sub("agi")
     agi = _parse_agi(agi_reader)
     agi_reader.finish()
+    panels_reader = root.sub("panels")
+    panels = _parse_panels(panels_reader, queues)
+    panels_reader.finish()
     root.finish()
     return Settings(
         source=source,
@@ -503,6 +528,25 @@ def parse_settings(
         tickets=tickets,
         sla=sla,
         agi=agi,
+        panels=panels,
+    )
+
+
+def _parse_panels(reader: _Reader, queues: Mapping[str, QueueConfig]) -> PanelsConfig:
+    """``[panels]``: the transfer targets and the quality review form."""
+    supervisor_queue = reader.string("supervisor_queue", "")
+    if supervisor_queue and supervisor_queue not in queues:
+        raise reader.error("supervisor_queue", f"{supervisor_queue!r} is not a configured queue")
+    transfer_queues = reader.names("transfer_queues")
+    for name in transfer_queues:
+        if name not in queues:
+            raise reader.error("transfer_queues", f"{name!r} is not a configured queue")
+    criteria = reader.names("quality_criteria") or QUALITY_CRITERIA
+    return PanelsConfig(
+        supervisor_queue=supervisor_queue,
+        transfer_queues=transfer_queues,
+        quality_criteria=criteria,
+        quality_max=reader.integer("quality_max", 5, minimum=1),
     )
 
 

@@ -89,7 +89,7 @@ from hotline.ami.client import (
 )
 from hotline.ami.codec import Message
 from hotline.clock import Clock
-from hotline.domain.commands import AgentCommand, Login, Logout, Pause, Ready, Unpause
+from hotline.domain.commands import AgentCommand, Login, Logout, Pause, Ready, Transfer, Unpause
 from hotline.domain.effects import (
     CallEnded,
     Command,
@@ -100,6 +100,7 @@ from hotline.domain.effects import (
     OriginateAgentLeg,
     RedirectChannel,
     RoutingWarning,
+    SetChannelVariable,
 )
 from hotline.domain.events import DomainEvent, OriginateRejected
 from hotline.domain.model import Agent, AgentPresence
@@ -569,6 +570,8 @@ class Engine:
                     effects = self.router.unpause(agent_id, now)
                 case Ready(agent_id):
                     effects = self.router.end_wrap_up(agent_id, now)
+                case Transfer(agent_id, queue):
+                    effects = self.router.transfer(agent_id, queue, now)
                 case _:
                     assert_never(command)
         except (KeyError, ValueError) as exc:
@@ -664,7 +667,12 @@ class Engine:
                 self._held_deletes.append(effect)  # after the call's records are stored
                 continue
             if isinstance(
-                effect, OriginateAgentLeg | HangupChannel | RedirectChannel | DeleteJournalEntry
+                effect,
+                OriginateAgentLeg
+                | HangupChannel
+                | RedirectChannel
+                | SetChannelVariable
+                | DeleteJournalEntry,
             ):
                 self._send(effect, now)
                 continue

@@ -9,7 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-__all__ = ["AgentCommand", "Login", "Logout", "Pause", "Ready", "Unpause", "agent_command"]
+__all__ = [
+    "AgentCommand",
+    "Login",
+    "Logout",
+    "Pause",
+    "Ready",
+    "Transfer",
+    "Unpause",
+    "agent_command",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +62,17 @@ class Ready:
     kind: ClassVar[str] = "ready"
 
 
-AgentCommand = Login | Logout | Pause | Unpause | Ready
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """Send the caller the agent is talking to back into the inbound context for ``queue``
+    (the same call and ticket); the agent goes to wrap-up."""
+
+    agent_id: str
+    queue: str
+    kind: ClassVar[str] = "transfer"
+
+
+AgentCommand = Login | Logout | Pause | Unpause | Ready | Transfer
 """Every agent command."""
 
 

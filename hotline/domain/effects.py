@@ -1,8 +1,9 @@
 """Effects: what the router asks the engine to do (AMI actions) and the facts it records.
 
-Commands (:class:`OriginateAgentLeg`, :class:`HangupChannel`, :class:`RedirectChannel`)
-become AMI actions. Facts are immutable records of what happened, for the stores,
-the metrics and the live feeds; the router emits them and never does I/O itself.
+Commands (:class:`OriginateAgentLeg`, :class:`HangupChannel`, :class:`RedirectChannel`,
+:class:`SetChannelVariable`) become AMI actions. Facts are immutable records of what
+happened, for the stores, the metrics and the live feeds; the router emits them and never
+does I/O itself.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "OriginateAgentLeg",
     "RedirectChannel",
     "RoutingWarning",
+    "SetChannelVariable",
     "WrapUpEnded",
 ]
 
@@ -72,13 +74,25 @@ class RedirectChannel:
 
 
 @dataclass(frozen=True, slots=True)
+class SetChannelVariable:
+    """Set a channel variable (``Setvar``, as ``redirect_and_hangup.jsonl`` shows), e.g. a
+    transferred caller's ``HOTLINE_QUEUE`` before the ``Redirect`` that re-announces them."""
+
+    channel: str
+    variable: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
 class DeleteJournalEntry:
     """The call is recorded: remove its entry from the dialplan's journal (``DBDel``)."""
 
     uniqueid: str
 
 
-Command = OriginateAgentLeg | HangupChannel | RedirectChannel | DeleteJournalEntry
+Command = (
+    OriginateAgentLeg | HangupChannel | RedirectChannel | SetChannelVariable | DeleteJournalEntry
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from hotline.domain.effects import (
     HangupChannel,
     OriginateAgentLeg,
     RedirectChannel,
+    SetChannelVariable,
 )
 from hotline.pbx.resync import JOURNAL_FAMILY
 
@@ -66,6 +67,16 @@ def to_action(command: Command) -> Action:
                     ("Context", command.context),
                     ("Exten", command.exten),
                     ("Priority", command.priority),
+                ],
+                None,
+            )
+        case SetChannelVariable():
+            return (
+                "Setvar",
+                [
+                    ("Channel", command.channel),
+                    ("Variable", command.variable),
+                    ("Value", command.value),
                 ],
                 None,
             )

@@ -106,9 +106,10 @@ class InboundCall(Target):
         core.run(channel, 5, "UserEvent", data)
         stamp = core.wire.user_event(channel, "HotlineCallWaiting", headers)
         number = channel.cid_num or ""
-        core.db.setdefault(JOURNAL, {})[channel.uniqueid] = (
-            f"{stamp:.3f}|{queue}|{priority}|{number}"
-        )
+        if self.exten != "transfer":  # a transferred caller keeps their entry (the dialplan)
+            core.db.setdefault(JOURNAL, {})[channel.uniqueid] = (
+                f"{stamp:.3f}|{queue}|{priority}|{number}"
+            )
         core.run(channel, 6, "Wait", seconds_text(INBOUND_WAIT))
         self._wait = core.later(INBOUND_WAIT, self._wait_over)
         self._record(stamp, queue, priority, skills, lang)

@@ -67,9 +67,13 @@ class AuditLog:
         object_id: str | None = None,
         actor: str | None = None,
         since: datetime | None = None,
+        until: datetime | None = None,
+        action: str | None = None,
         limit: int = 100,
     ) -> list[AuditEntry]:
-        """Entries matching every filter given, newest first."""
+        """Entries matching every filter given, newest first: written in [since, until);
+        ``action`` is an action (``customer.read``) or a prefix ending in a dot
+        (``supervisor.``)."""
         rows = await self.db.fetch(
             """
             select id, at, actor, action, object_type, object_id, detail from audit_log
@@ -77,6 +81,9 @@ class AuditLog:
               and ($2::text is null or object_id = $2)
               and ($3::text is null or actor = $3)
               and ($4::timestamptz is null or at >= $4)
+              and ($6::timestamptz is null or at < $6)
+              and ($7::text is null or action = $7
+                   or (right($7, 1) = '.' and left(action, length($7)) = $7))
             order by at desc, id desc
             limit $5
             """,
@@ -85,5 +92,7 @@ class AuditLog:
             actor,
             since,
             limit,
+            until,
+            action,
         )
         return [_entry(row) for row in rows]

@@ -116,7 +116,7 @@ log = structlog.get_logger("hotline.web.auth")
 
 COOKIE: Final = "hotline_session"
 CSRF_HEADER: Final = "X-CSRF-Token"
-PAGE_PATHS: Final = frozenset({"/login", "/agent", "/wallboard"})
+PAGE_PATHS: Final = frozenset({"/login", "/agent", "/wallboard", "/audit"})
 """The web pages' shells (see :mod:`hotline.web.pages`), public like ``/static/``."""
 STATIC_PREFIX: Final = "/static/"
 PUBLIC_PATHS: Final = frozenset(

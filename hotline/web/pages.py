@@ -1,4 +1,4 @@
-"""The web pages: login, the agent panel and the supervisor wallboard.
+"""The web pages: login, the agent panel, the supervisor wallboard and the audit viewer.
 
 The pages are server-rendered shells (aiohttp-jinja2, autoescape on) that carry
 no confidential data: what they show comes from the JSON API and the live feed
@@ -121,6 +121,12 @@ async def agent_page(request: web.Request) -> web.Response:
 async def wallboard_page(request: web.Request) -> web.Response:
     """The supervisor wallboard (``?big=1``: big-screen mode, no controls)."""
     return _render(request, "wallboard.html", page="wallboard", big=request.query.get("big") == "1")
+
+
+@routes.get("/audit")
+async def audit_page(request: web.Request) -> web.Response:
+    """The audit-log viewer (for admins: ``/api/audit`` refuses anyone else)."""
+    return _render(request, "audit.html", page="audit")
 
 
 async def _csp(request: web.Request, response: web.StreamResponse) -> None:

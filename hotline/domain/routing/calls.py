@@ -163,7 +163,7 @@ def on_caller_gone(
 ) -> None:
     if call.state is CallState.WAITING:
         dispatch.dequeue(r, call)
-        end_call(r, call, Outcome.ABANDONED_WAITING, at, source, effects)
+        end_call(r, call, _unless_answered(call, Outcome.ABANDONED_WAITING), at, source, effects)
     elif call.state is CallState.RINGING:
         offer = r.offers[call.offers[-1]]
         # Ringing means the PBX had made the agent leg; an Originate still in
@@ -171,7 +171,7 @@ def on_caller_gone(
         reached_pbx = offer.leg_channel is not None or offer.ring_started_at is not None
         offers.cancel_offer(r, offer, at, source, effects)
         outcome = Outcome.ABANDONED_RINGING if reached_pbx else Outcome.ABANDONED_WAITING
-        end_call(r, call, outcome, at, source, effects)
+        end_call(r, call, _unless_answered(call, outcome), at, source, effects)
     elif call.state is CallState.CONNECTED:
         if call.talk_ended_at is None:
             call.talk_ended_at = at
@@ -180,6 +180,11 @@ def on_caller_gone(
         if agent is not None and agent.offer_id in call.offers:
             agents.start_wrap_up(r, agent, call, now, effects)
     forget_if_done(r, call)
+
+
+def _unless_answered(call: Call, outcome: Outcome) -> Outcome:
+    """A transferred caller who leaves while waiting again was answered already."""
+    return Outcome.ANSWERED if call.answered_at is not None else outcome
 
 
 def end_call(

@@ -90,7 +90,16 @@ from hotline.domain.model import (
     CallState,
     Offer,
 )
-from hotline.domain.routing import agents, calls, dispatch, offers, restore, resync, timers
+from hotline.domain.routing import (
+    agents,
+    calls,
+    dispatch,
+    offers,
+    restore,
+    resync,
+    timers,
+    transfer,
+)
 from hotline.domain.settings import AgentConfig, QueueConfig, RoutingConfig
 
 __all__ = ["Router", "TicketAllocator"]
@@ -183,6 +192,10 @@ class Router:
             return None
         return call.number
 
+    def call_of_agent(self, agent_id: str) -> Call | None:
+        """The inbound call this agent is talking to right now, else ``None``."""
+        return transfer.talking_to(self, agent_id)
+
     def next_deadline(self) -> float | None:
         """When :meth:`tick` next has something to do, or None."""
         while self._deadlines and not timers.deadline_valid(self, self._deadlines[0][2]):
@@ -255,6 +268,11 @@ class Router:
     def unpause(self, agent_id: str, now: float) -> list[Effect]:
         """End an agent's pause."""
         return agents.unpause(self, agent_id, now)
+
+    def transfer(self, agent_id: str, queue: str, now: float) -> list[Effect]:
+        """Send the agent's caller back into the inbound context for ``queue``: same call,
+        same ticket; the agent goes to wrap-up (see :mod:`hotline.domain.routing.transfer`)."""
+        return transfer.transfer(self, agent_id, queue, now)
 
     def end_wrap_up(self, agent_id: str, now: float) -> list[Effect]:
         """End an agent's wrap-up now (the panel's "ready now"); nothing otherwise."""

@@ -1,4 +1,5 @@
 import { api, connectLive, duration, el, serverNow, setText, t, whoAmI } from "./common.js";
+import { showEscalations, wireHandover } from "./desk.js";
 
 let me = null;
 let agent = null;
@@ -61,6 +62,47 @@ function showPop(data) {
 
 async function refreshPop() {
   showPop(await api("GET", "/api/panel/pop"));
+  showEscalations("escalations", false).catch(() => {});
+}
+
+// Difficult calls go up: transfer the caller to another queue, or escalate the ticket.
+async function wireUp() {
+  const options = await api("GET", "/api/panel/options");
+  document
+    .getElementById("transfer-queue")
+    .replaceChildren(...options.transfer_queues.map((queue) => el("option", { value: queue }, queue)));
+  document.getElementById("transfer").addEventListener("click", async () => {
+    const body = {
+      queue: document.getElementById("transfer-queue").value,
+      note: document.getElementById("transfer-note").value,
+    };
+    try {
+      const done = await api("POST", "/api/panel/transfer", body);
+      document.getElementById("transfer-note").value = "";
+      setText("up-result", t("up.transferred", { queue: done.queue, ticket: done.ticket }));
+    } catch (error) {
+      setText("up-result", t("up.failed", { error: error.message }));
+    }
+    showEscalations("escalations", false).catch(() => {});
+  });
+  document.getElementById("escalate").addEventListener("click", async () => {
+    const number = document.getElementById("ticket-number").textContent;
+    if (!number) {
+      setText("up-result", t("up.no_ticket"));
+      return;
+    }
+    const reason = document.getElementById("escalate-reason").value;
+    try {
+      await api("POST", `/api/tickets/${encodeURIComponent(number)}/escalate`, { reason });
+      document.getElementById("escalate-reason").value = "";
+      setText("up-result", t("up.escalated", { ticket: number }));
+    } catch (error) {
+      setText("up-result", t("up.failed", { error: error.message }));
+    }
+    showEscalations("escalations", false).catch(() => {});
+  });
+  showEscalations("escalations", false).catch(() => {});
+  setInterval(() => showEscalations("escalations", false).catch(() => {}), 10000);
 }
 
 function onFrame(frame) {
@@ -116,6 +158,7 @@ async function saveTicket(event) {
 
 async function main() {
   me = await whoAmI();
+  wireHandover();
   if (!me.agent_id) {
     setText("agent-error", t("agent.no_agent"));
     return;
@@ -131,6 +174,7 @@ async function main() {
   document.getElementById("logout").addEventListener("click", () => command(`${base}/logout`));
   document.getElementById("ready-now").addEventListener("click", () => command(`${base}/ready`));
   document.getElementById("ticket-form").addEventListener("submit", saveTicket);
+  wireUp().catch((error) => setText("up-result", error.message));
   setInterval(tick, 1000);
   connectLive(onFrame);
 }

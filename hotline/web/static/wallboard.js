@@ -1,4 +1,5 @@
 import { api, connectLive, duration, el, percent, serverNow, setText, t, whoAmI } from "./common.js";
+import { showEscalations, wireQuality } from "./desk.js";
 
 const LONG_CALL = 600; // seconds: a call this long is marked
 const queues = new Map();
@@ -132,6 +133,12 @@ async function main() {
   await whoAmI();
   setInterval(render, 1000);
   connectLive(onFrame);
+  if (!big) {
+    const escalations = () => showEscalations("wall-escalations", true).catch(() => {});
+    escalations();
+    setInterval(escalations, 5000);
+    wireQuality().catch((error) => setText("quality-result", error.message));
+  }
 }
 
 main();
