@@ -40,6 +40,7 @@ EXPECTED_TABLES = {
     "leases",
     "recordings",
     "schema_migrations",
+    "sites",
     "ticket_events",
     "tickets",
     "users",
