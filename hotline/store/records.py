@@ -45,6 +45,9 @@ previous process saw arrive or answered, recorded again from the journal) keeps
 the row's arrival and answer, the larger offer count, and computes the wait from
 the row's own times; an ``end`` recorded from the journal (``end_source``
 ``journal``: a reconstruction after a crash) never overwrites a completed row.
+Every call and offer record also carries the writer's site (``pbx_id``, ``[service]
+pbx_id``); a row keeps the site that first wrote it, and the trigger of migration
+``0008_sites.sql`` refuses another site's writes to it (two PBXs with one Uniqueid).
 ``wrap_up`` updates the row by ``call_id``: the
 wrap-up starts when the talk ends, so the call's ``arrival`` (put when the
 caller started waiting) is always written before it; repeating it writes the
