@@ -4,14 +4,21 @@ site fence on call rows (migration ``0008_sites.sql``), against a real PostgreSQ
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
+from hotline.clock import SystemClock
+from hotline.domain.events import CallbackDue
+from hotline.store.callbacks import Callbacks
+from hotline.store.db import Pool
 from hotline.store.records import apply_records
+from hotline.store.scheduler import CallbackScheduler
 from hotline.store.sites import SiteConflict, claim_letter
+from hotline.store.tickets import Tickets
 from tests.support import free_port, run_hotline
 
 pytestmark = pytest.mark.integration
@@ -136,3 +143,34 @@ async def test_another_sites_writes_to_a_call_are_refused_and_logged(
     assert row is not None
     assert (row["pbx_id"], row["wait_seconds"]) == ("north", 10.0)
     assert [tuple(r) for r in fenced] == [("calls", "x-1.1", "site")]
+
+
+async def test_each_sites_scheduler_dials_its_own_callbacks_and_no_callback_twice(
+    pg_pool: Pool,
+) -> None:
+    async with pg_pool.acquire() as conn, conn.transaction():
+        await apply_records(conn, _call("north-1.1", "north", ticket="T20261201-A0001"))
+        await apply_records(conn, _call("south-1.1", "south", ticket="T20261201-C0001"))
+    # A ticket opened by hand has no call, so its callback has no site yet.
+    await Tickets(pg_pool).create("T20261201-X0001", actor="admin", queue="support")
+    callbacks = Callbacks(pg_pool)
+    past = datetime(2026, 12, 1, tzinfo=UTC)
+    north = await callbacks.schedule("T20261201-A0001", phone="139", due_at=past, actor="a")
+    south = await callbacks.schedule("T20261201-C0001", phone="139", due_at=past, actor="a")
+    lone = await callbacks.schedule("T20261201-X0001", phone="139", due_at=past, actor="a")
+    sites = {row["id"]: row["pbx_id"] for row in await pg_pool.fetch("select * from callbacks")}
+    assert sites == {north.id: "north", south.id: "south", lone.id: ""}
+
+    submitted: dict[str, list[CallbackDue]] = {"north": [], "south": []}
+    schedulers = {
+        site: CallbackScheduler(
+            pg_pool, events.append, SystemClock(), interval=1.0, default_queue="support", site=site
+        )
+        for site, events in submitted.items()
+    }
+    for scheduler in schedulers.values():
+        await scheduler.poll()
+    # The callback of no site goes to the first scheduler that claims it, and only to it.
+    assert [e.callback_id for e in submitted["north"]] == [north.id, lone.id]
+    assert [e.callback_id for e in submitted["south"]] == [south.id]
+    assert await pg_pool.fetchval("select pbx_id from callbacks where id = $1", lone.id) == "north"

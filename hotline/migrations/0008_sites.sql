@@ -71,3 +71,23 @@ begin
     end if;
     return new;
 end $$;
+
+-- Callbacks: each site's active runs a callback scheduler, so a callback belongs to
+-- one site: the site of its ticket's latest call when it is scheduled, else none
+-- ('') until a site's scheduler claims it (hotline.store.scheduler), atomically.
+alter table callbacks add column pbx_id text not null default '';
+
+create function hotline_callback_site() returns trigger language plpgsql as $$
+declare
+    site text;
+begin
+    if new.pbx_id = '' then
+        select c.pbx_id into site from calls c
+        where c.ticket_id = new.ticket_id order by c.arrived_at desc, c.id desc limit 1;
+        new.pbx_id := coalesce(site, '');
+    end if;
+    return new;
+end $$;
+
+create trigger callbacks_site before insert on callbacks
+    for each row execute function hotline_callback_site();
