@@ -34,11 +34,12 @@ pytestmark = pytest.mark.e2e
 SHARED_NUMBERS = tuple(f"1390000{n:04d}" for n in range(90))
 """The numbers both sites' callers draw from: most customers call both."""
 
-SITES = {"site-a": ("A", "pbx-a", 41), "site-b": ("C", "pbx-b", 42)}
-"""pbx_id -> (ticket letter, Asterisk systemname, scenario seed)."""
+SITES = {"site-a": ("A", "pbx-a", 41, 2001), "site-b": ("C", "pbx-b", 42, 3001)}
+"""pbx_id -> (ticket letter, Asterisk systemname, scenario seed, first agent extension).
+Agent ids are unique across the centre: users and agents' states are shared."""
 
 
-def site_scenario(seed: int) -> Scenario:
+def site_scenario(seed: int, first_agent: int) -> Scenario:
     """Eighty callers over four minutes, six agents (some miss rings), impatient callers."""
     return Scenario(
         name=f"sites-{seed}",
@@ -53,7 +54,7 @@ def site_scenario(seed: int) -> Scenario:
         ),
         agents=(
             AgentGroup(
-                devices(2001, 2006),
+                devices(first_agent, first_agent + 5),
                 AgentBehaviour(
                     answer_delay=Uniform(1.0, 4.0), no_answer=0.1, talk=Uniform(20.0, 60.0)
                 ),
@@ -64,11 +65,11 @@ def site_scenario(seed: int) -> Scenario:
 
 async def start_site(pbx_id: str, dsn: str, tmp_path: Path) -> Stack:
     """One site: its sim and its service (its own letter, lease and state directory)."""
-    letter, system_name, seed = SITES[pbx_id]
+    letter, system_name, seed, first_agent = SITES[pbx_id]
     state = tmp_path / pbx_id
     state.mkdir()
     return await start_stack(
-        site_scenario(seed),
+        site_scenario(seed, first_agent),
         database_url=dsn,
         state_dir=str(state),
         tickets={"attach": "never"},  # one ticket per call: numbers are checked one by one
@@ -126,7 +127,7 @@ def check_site_against_ground_truth(
     pbx_id: str, stack: Stack, calls: list[asyncpg.Record], offers: list[asyncpg.Record]
 ) -> None:
     """The site's calls and offers are exactly its sim's, with its outcomes and its letter."""
-    letter, system_name, _ = SITES[pbx_id]
+    letter, system_name, _, _ = SITES[pbx_id]
     truth = ground_truth_calls(stack)
     ours = {row["call_id"]: row for row in calls if row["pbx_id"] == pbx_id}
     assert set(ours) == set(truth), f"{pbx_id}: the calls recorded are the sim's calls"
