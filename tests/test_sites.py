@@ -7,18 +7,22 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
 
 from hotline.clock import SystemClock
+from hotline.config import Settings, parse_settings
 from hotline.domain.events import CallbackDue
 from hotline.store.callbacks import Callbacks
 from hotline.store.db import Pool
 from hotline.store.records import apply_records
+from hotline.store.resources import store_context
 from hotline.store.scheduler import CallbackScheduler
 from hotline.store.sites import SiteConflict, claim_letter
 from hotline.store.tickets import Tickets
+from hotline.ticketno import MemorySequenceStore, TicketNumbers
 from tests.support import free_port, run_hotline
 
 pytestmark = pytest.mark.integration
@@ -174,3 +178,30 @@ async def test_each_sites_scheduler_dials_its_own_callbacks_and_no_callback_twic
     assert [e.callback_id for e in submitted["north"]] == [north.id, lone.id]
     assert [e.callback_id for e in submitted["south"]] == [south.id]
     assert await pg_pool.fetchval("select pbx_id from callbacks where id = $1", lone.id) == "north"
+
+
+async def test_the_store_refuses_to_start_for_a_letter_of_another_site(
+    migrated_database_url: str, tmp_path: Path
+) -> None:
+    def settings(instance: str, pbx_id: str) -> Settings:
+        return parse_settings(
+            {
+                "service": {"instance": instance, "pbx_id": pbx_id, "state_dir": str(tmp_path)},
+                "database": {"url": migrated_database_url, "outbox_dir": str(tmp_path / "o")},
+                "queues": [{"name": "support"}],
+                "agents": [{"id": "1001", "device": "PJSIP/1001", "queues": ["support"]}],
+            },
+            env={"HOTLINE_API_TOKEN": "sites-token"},
+        )
+
+    def numbers(instance: str) -> TicketNumbers:
+        return TicketNumbers(instance, ZoneInfo("UTC"), MemorySequenceStore())
+
+    async with store_context(settings("A", "north"), numbers("A")) as store:
+        assert store.site_claimed
+        assert store.site_conflict is None
+    with pytest.raises(SiteConflict, match="already claimed by site 'north'"):
+        async with store_context(settings("A", "south"), numbers("A")):
+            pass
+    async with store_context(settings("C", "south"), numbers("C")) as store:
+        assert store.site_claimed
