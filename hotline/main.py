@@ -177,6 +177,7 @@ def create_app(
                 app[CLOCK],
                 interval=settings.tickets.callback_poll_interval,
                 default_queue=settings.routing.default_queue,
+                site=settings.service.pbx_id or None,  # several sites: its own callbacks
             )
             tasks.append(
                 asyncio.create_task(_when_active(lease, scheduler.run()), name="callback-scheduler")

@@ -21,6 +21,7 @@ from hotline.ivr.service import reload_flows
 from hotline.main import create_app
 from hotline.store.lease import EXIT_FENCED
 from hotline.store.migrate import MigrationError
+from hotline.store.sites import SiteConflict
 from hotline.web.keys import AMI, ENGINE, LEASE
 
 __all__ = [
@@ -180,6 +181,9 @@ def _serve(args: argparse.Namespace) -> int:
         asyncio.run(serve(settings))
     except MigrationError as exc:
         print(f"hotline: cannot migrate the database: {exc}", file=sys.stderr)
+        return 2
+    except SiteConflict as exc:
+        print(f"hotline: invalid configuration: {exc}", file=sys.stderr)
         return 2
     except HttpListenError as exc:
         print(f"hotline: {exc}", file=sys.stderr)

@@ -44,6 +44,7 @@ EXPECTED_TABLES = {
     "quality_scores",
     "recordings",
     "schema_migrations",
+    "sites",
     "ticket_events",
     "tickets",
     "users",

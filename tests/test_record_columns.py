@@ -84,6 +84,7 @@ async def test_every_field_of_a_call_end_lands_in_its_column(pg_pool: Pool) -> N
         "wait_seconds": pytest.approx(12.0),
         "state": "completed",
         "epoch": 0,  # the writer's lease epoch (no lease: 0)
+        "pbx_id": "",  # the writer's site (no [service] pbx_id: '')
     }
     assert {key: got[key] for key in expected} == expected
     assert set(end) - {"k"} == set(expected) - {"ticket_number", "caller_number", "state"} | {
@@ -111,6 +112,7 @@ async def test_every_field_of_a_ring_lands_in_its_column(pg_pool: Pool) -> None:
         "result": "answered",
         "ring_seconds": pytest.approx(10.0),
         "rings": pytest.approx(2.0),
+        "pbx_id": "",
     }
     assert {key: got[key] for key in expected} == expected
 

@@ -257,8 +257,11 @@ class Bridge:
 class ChannelRegistry:
     """The live channels by name, and the counters behind channel names and Uniqueids."""
 
-    def __init__(self) -> None:
-        """Counters start at zero, as on a freshly started Asterisk."""
+    def __init__(self, system_name: str = "") -> None:
+        """Counters start at zero, as on a freshly started Asterisk. ``system_name`` is
+        ``asterisk.conf``'s ``systemname``: Asterisk then prefixes every Uniqueid with it
+        (``<systemname>-<time>.<n>``, channel.c), which keeps several PBXs' ids apart."""
+        self.system_name = system_name
         self.by_name: dict[str, Channel] = {}
         self._uniqueids: set[str] = set()
         self.created = 0
@@ -272,6 +275,8 @@ class ChannelRegistry:
     def uniqueid(self, now: float) -> str:
         """The next generated Uniqueid."""
         uniqueid = f"{int(now)}.{self._sequence}"
+        if self.system_name:
+            uniqueid = f"{self.system_name}-{uniqueid}"
         self._sequence += 1
         return uniqueid
 

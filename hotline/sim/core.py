@@ -93,13 +93,15 @@ class Core:
         clock: Clock,
         scenario: Scenario,
         ground_truth: GroundTruth,
+        system_name: str = "",
     ) -> None:
-        """Everything the flows need; the event loop is the running one."""
+        """Everything the flows need; the event loop is the running one; ``system_name``
+        prefixes the Uniqueids (see :class:`ChannelRegistry`)."""
         self.wire = wire
         self.clock = clock
         self.scenario = scenario
         self.gt = ground_truth
-        self.channels = ChannelRegistry()
+        self.channels = ChannelRegistry(system_name)
         self.db: dict[str, dict[str, str]] = {}
         self.globals: dict[str, str] = {
             "HOTLINE_DIAL_PREFIX": "Local/",

@@ -110,6 +110,7 @@ def build_settings(
     database_url: str | None = None,
     state_dir: str | None = None,
     tickets: Mapping[str, Any] | None = None,
+    service: Mapping[str, Any] | None = None,
 ) -> Settings:
     """Settings for a service in front of a sim running ``scenario``.
 
@@ -117,6 +118,7 @@ def build_settings(
     default queue, and every scenario device is an agent serving all of them
     with every skill the arrivals can ask for. With ``database_url`` the service
     records calls and tickets (outbox in ``state_dir``, which is then required).
+    ``service`` adds to (or overrides) the ``[service]`` table (``instance``, ``pbx_id``).
     """
     queue_tables, agent_tables = _default_tables(scenario, queues, agents)
     data: dict[str, Any] = {
@@ -125,6 +127,7 @@ def build_settings(
             "instance": "S",
             "http_listen": "127.0.0.1:8080",
             "state_dir": state_dir or ":memory:",
+            **(service or {}),
         },
         "ami": {"url": f"ami://hotline:{secret}@127.0.0.1:{ami_port}"},
         "routing": {"default_queue": queue_tables[0]["name"], **(routing or {})},
@@ -174,6 +177,7 @@ async def start_stack(
     settings: Settings | None = None,
     event_filter: frozenset[str] | None = None,
     sim: SimPbx | None = None,
+    system_name: str = "",
     **settings_options: Any,
 ) -> Stack:
     """Start the sim, then the service connected to it; return once the engine has resynced.
@@ -186,7 +190,8 @@ async def start_stack(
     virtual clock (see the module docstring), else a :class:`ScaledClock` at
     ``time_scale`` (default: the scenario's). With ``sim`` (a running one: a
     previous stack's, after :meth:`Stack.stop_service`), a new service starts
-    against it on the sim's clock, as after a restart.
+    against it on the sim's clock, as after a restart. ``system_name`` is the new
+    sim's ``systemname`` (several sims on one database need distinct ones).
     """
     virtual = virtual_clock_of()
     if sim is None:
@@ -195,7 +200,7 @@ async def start_stack(
                 time_scale if time_scale is not None else scenario.time_scale
             )
         credentials = ServerCredentials("hotline", _SECRET, event_filter=event_filter)
-        sim = SimPbx(scenario, clock=clock, credentials=credentials)
+        sim = SimPbx(scenario, clock=clock, credentials=credentials, system_name=system_name)
         await sim.start(host="127.0.0.1", port=0)
     elif clock is None or clock is sim.clock:
         clock = sim.clock

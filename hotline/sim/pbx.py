@@ -96,10 +96,14 @@ class SimPbx:
         keep_ground_truth: bool = True,
         noise: bool | None = None,
         write_timeout: float = 2.0,
+        system_name: str = "",
     ) -> None:
         """``clock`` defaults to a :class:`ScaledClock` at the scenario's time scale;
         ``noise`` overrides the scenario's; ``write_timeout`` is how long a client
-        may stop reading before it is disconnected."""
+        may stop reading before it is disconnected; ``system_name`` is the PBX's
+        ``asterisk.conf`` ``systemname`` (a prefix of every Uniqueid, and ``SystemName``
+        in ``CoreSettings``): give each of several sims on one database its own."""
+        self.system_name = system_name
         self.scenario = scenario or Scenario()
         self.clock: Clock = clock or ScaledClock(self.scenario.time_scale)
         self.server = AmiServer(
@@ -132,7 +136,11 @@ class SimPbx:
         """Listen on ``host:port`` (0: a free port, see :attr:`port`); start the ground truth."""
         wire = Wire(self.server, self.clock, noise=self._noise)
         self._core = Core(
-            wire=wire, clock=self.clock, scenario=self.scenario, ground_truth=self._gt
+            wire=wire,
+            clock=self.clock,
+            scenario=self.scenario,
+            ground_truth=self._gt,
+            system_name=self.system_name,
         )
         self._core.behaviours.update(self._agents)
         self._core.on_idle = self._check_idle
@@ -305,7 +313,7 @@ class SimPbx:
             [
                 ("AMIversion", self.server.version),
                 ("AsteriskVersion", _ASTERISK_VERSION),
-                ("SystemName", ""),
+                ("SystemName", self.system_name),
                 ("CoreMaxCalls", "0"),
                 ("CoreMaxLoadAvg", "0.000000"),
                 ("CoreRunUser", ""),

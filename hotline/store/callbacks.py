@@ -120,17 +120,39 @@ class Callbacks:
             return await Callbacks(conn).get(callback_id)
 
     async def due(
-        self, now: datetime, *, limit: int = 10, assigned_to: str | None = None
+        self,
+        now: datetime,
+        *,
+        limit: int = 10,
+        assigned_to: str | None = None,
+        site: str | None = None,
     ) -> list[Callback]:
-        """Scheduled callbacks due at ``now``, earliest first (optionally of one agent)."""
+        """Scheduled callbacks due at ``now``, earliest first (optionally of one agent; with
+        ``site``, only that site's and those of no site yet, see :meth:`claim`)."""
         rows = await self.db.fetch(
             _SELECT + " where b.status = 'scheduled' and b.due_at <= $1 "
-            "and ($2::text is null or b.assigned_to = $2) order by b.due_at, b.id limit $3",
+            "and ($2::text is null or b.assigned_to = $2) "
+            "and ($4::text is null or b.pbx_id = $4 or b.pbx_id = '') "
+            "order by b.due_at, b.id limit $3",
             now,
             assigned_to,
             limit,
+            site,
         )
         return [_callback(row) for row in rows]
+
+    async def claim(self, callback_id: int, site: str) -> bool:
+        """Make the callback ``site``'s if it belongs to no site yet; whether it is ``site``'s.
+
+        A callback's site is its ticket's latest call's, set when it is scheduled
+        (migration ``0008_sites.sql``); one with none is dialled by the first site whose
+        scheduler claims it, so two sites never dial the same callback."""
+        claimed = await self.db.fetchval(
+            "update callbacks set pbx_id = $2 where id = $1 and pbx_id in ('', $2) returning id",
+            callback_id,
+            site,
+        )
+        return claimed is not None
 
     async def next_due(self, *, assigned_to: str | None = None) -> Callback | None:
         """The scheduled callback due soonest (even if in the future), if any."""

@@ -20,20 +20,21 @@ select
     c.call_id, c.linkedid, c.channel, t.number as ticket_number, c.customer_id,
     c.caller_number, c.queue, c.original_queue, c.priority, c.state, c.arrived_at,
     c.arrival_source, c.answered_at, c.answered_by, c.answer_source, c.talk_ended_at,
-    c.ended_at, c.end_source, c.outcome, c.wait_seconds, c.offers
+    c.ended_at, c.end_source, c.outcome, c.wait_seconds, c.offers, c.pbx_id
 from calls c join tickets t on t.id = c.ticket_id
 """
 _SELECT_OFFER: Final = """
 select
     offer_id, call_id, agent_id, queue, requested_at, ring_started_at, ring_start_source,
-    ended_at, end_source, result, ring_seconds, rings
+    ended_at, end_source, result, ring_seconds, rings, pbx_id
 from call_offers
 """
 
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """One inbound call; ``state`` is ``in_progress`` until its outcome is known."""
+    """One inbound call; ``state`` is ``in_progress`` until its outcome is known; ``pbx_id``
+    is the site that took it (``''``: an instance without ``[service] pbx_id``)."""
 
     call_id: str
     linkedid: str | None
@@ -56,6 +57,7 @@ class Call:
     outcome: str | None
     wait_seconds: float | None
     offers: int | None
+    pbx_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,7 @@ class CallOffer:
     result: str
     ring_seconds: float
     rings: float
+    pbx_id: str
 
 
 def _call(row: asyncpg.Record) -> Call:
@@ -98,10 +101,14 @@ class Calls:
             raise NotFound(f"call {call_id} not found")
         return _call(row)
 
-    async def for_ticket(self, number: str) -> list[Call]:
-        """The calls recorded against a ticket, oldest first."""
+    async def for_ticket(self, number: str, *, site: str | None = None) -> list[Call]:
+        """The calls recorded against a ticket, oldest first (only ``site``'s if given)."""
         rows = await self.db.fetch(
-            _SELECT_CALL + " where t.number = $1 order by c.arrived_at, c.id", number
+            _SELECT_CALL
+            + " where t.number = $1 and ($2::text is null or c.pbx_id = $2)"
+            + " order by c.arrived_at, c.id",
+            number,
+            site,
         )
         return [_call(row) for row in rows]
 

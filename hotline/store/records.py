@@ -45,6 +45,9 @@ previous process saw arrive or answered, recorded again from the journal) keeps
 the row's arrival and answer, the larger offer count, and computes the wait from
 the row's own times; an ``end`` recorded from the journal (``end_source``
 ``journal``: a reconstruction after a crash) never overwrites a completed row.
+Every call and offer record also carries the writer's site (``pbx_id``, ``[service]
+pbx_id``); a row keeps the site that first wrote it, and the trigger of migration
+``0008_sites.sql`` refuses another site's writes to it (two PBXs with one Uniqueid).
 ``wrap_up`` updates the row by ``call_id``: the
 wrap-up starts when the talk ends, so the call's ``arrival`` (put when the
 caller started waiting) is always written before it; repeating it writes the
@@ -124,8 +127,9 @@ _ARRIVAL_SQL: Final = (
     )
     + """
 insert into calls (call_id, ticket_id, customer_id, caller_number, queue, original_queue,
-                   priority, arrived_at, arrival_source, epoch)
-select $1, ticket.id, customer.id, $3, $4, $4, $5, to_timestamp($6), $7, $8 from ticket, customer
+                   priority, arrived_at, arrival_source, epoch, pbx_id)
+select $1, ticket.id, customer.id, $3, $4, $4, $5, to_timestamp($6), $7, $8, $9
+from ticket, customer
 on conflict (call_id) do nothing
 """
 )
@@ -191,6 +195,7 @@ _END_FIELDS: Final = (
     _Field("offers"),
     _Field("wait_seconds"),
     _Field("epoch"),
+    _Field("pbx_id"),
 )
 """A call's end: the record's keys, the ``calls`` row's columns and ``$1..$n``, in one list."""
 
@@ -215,6 +220,7 @@ on conflict (call_id) do update set
     original_queue = excluded.original_queue,
     state = 'completed',
     epoch = excluded.epoch,
+    pbx_id = excluded.pbx_id,
     answered_at = coalesce(c.answered_at, excluded.answered_at),
     answered_by = coalesce(c.answered_by, excluded.answered_by),
     talk_ended_at = excluded.talk_ended_at,
@@ -242,6 +248,7 @@ _OFFER_FIELDS: Final = (
     _Field("ring_seconds"),
     _Field("rings"),
     _Field("epoch"),
+    _Field("pbx_id"),
 )
 """One ring: the record's keys, the ``call_offers`` columns and ``$1..$n``, in one list."""
 
@@ -257,12 +264,14 @@ update calls set
     answered_by = coalesce(answered_by, $2),
     answer_source = coalesce(answer_source, $4),
     wait_seconds = coalesce(wait_seconds, $5),
-    epoch = $6
+    epoch = $6,
+    pbx_id = $7
 where call_id = $1
 """
 
 _WRAP_UP_SQL: Final = """
-update calls set wrap_up_seconds = $2, wrap_up_ended_at = to_timestamp($3), epoch = $4
+update calls set wrap_up_seconds = $2, wrap_up_ended_at = to_timestamp($3), epoch = $4,
+    pbx_id = $5
 where call_id = $1
 """
 
@@ -302,6 +311,7 @@ def _arrival_args(r: Record) -> tuple[Any, ...]:
         r["at"],
         r["source"],
         r["epoch"],
+        r["pbx_id"],
     )
 
 
@@ -313,6 +323,7 @@ def _answer_args(r: Record) -> tuple[Any, ...]:
         r["source"],
         r["wait_seconds"],
         r["epoch"],
+        r["pbx_id"],
     )
 
 
@@ -329,7 +340,7 @@ def _recording_args(r: Record) -> tuple[Any, ...]:
 
 
 def _wrap_up_args(r: Record) -> tuple[Any, ...]:
-    return (r["call_id"], r["seconds"], r["ended_at"], r["epoch"])
+    return (r["call_id"], r["seconds"], r["ended_at"], r["epoch"], r["pbx_id"])
 
 
 def _agent_args(r: Record) -> tuple[Any, ...]:
@@ -360,6 +371,10 @@ _WRITES: Final[dict[str, tuple[str, Callable[[Record], tuple[Any, ...]]]]] = {
 _FENCED: Final = frozenset({"arrival", "end", "offer", "answer", "recording", "wrap_up"})
 """The record kinds of one call, which carry the writer's lease epoch (``epoch``)."""
 
+_SITED: Final = frozenset({"arrival", "end", "offer", "answer", "wrap_up"})
+"""The record kinds that carry the writer's site (``pbx_id``; ``''``: none, or a record
+spilled before sites existed, which keeps the row's site)."""
+
 
 async def apply_records(
     conn: Conn, records: Sequence[Record], *, policy: RetryPolicy | None = None
@@ -379,6 +394,8 @@ async def apply_records(
             raise ValueError(f"unknown record kind {kind!r}")
         if kind in _FENCED and "epoch" not in record:  # spilled before epochs existed
             record = {**record, "epoch": 0}
+        if kind in _SITED and "pbx_id" not in record:
+            record = {**record, "pbx_id": ""}
         by_kind[kind].append(_WRITES[kind][1](record))
     for kind, (sql, _) in _WRITES.items():
         rows = by_kind.get(kind)
@@ -412,11 +429,14 @@ class Recorder:
         ring_cadence: float,
         monitor_dir: str,
         epoch: Callable[[], int] = lambda: 0,
+        site: str = "",
     ) -> None:
         """Records go to ``put`` (the outbox's); ``ring_cadence`` is seconds per ring;
-        ``epoch`` gives the lease epoch each call record carries (fencing)."""
+        ``epoch`` gives the lease epoch each call record carries (fencing); ``site`` is
+        the ``[service] pbx_id`` each call and offer record carries."""
         self._put = put
         self.epoch = epoch
+        self.site = site
         self.ring_cadence = ring_cadence
         self.monitor_dir = monitor_dir
         self._answered_offer: dict[str, str] = {}
@@ -441,6 +461,7 @@ class Recorder:
                     "seconds": fact.seconds,
                     "ended_at": fact.ended_at,
                     "epoch": self.epoch(),
+                    "pbx_id": self.site,
                 }
             )
         elif isinstance(fact, AgentPresenceChanged):
@@ -487,6 +508,7 @@ class Recorder:
                 "at": fact.at,
                 "source": fact.source,
                 "epoch": self.epoch(),
+                "pbx_id": self.site,
             }
         )
 
@@ -501,6 +523,7 @@ class Recorder:
                 result=fact.result.value,
                 rings=rings(fact.ring_seconds, self.ring_cadence),
                 epoch=self.epoch(),
+                pbx_id=self.site,
             )
         )
 
@@ -514,6 +537,7 @@ class Recorder:
                 "source": fact.source,
                 "wait_seconds": fact.wait_seconds,
                 "epoch": self.epoch(),
+                "pbx_id": self.site,
             }
         )
         offer_id = self._answered_offer.pop(fact.call_id, None)
@@ -543,5 +567,6 @@ class Recorder:
                 original_queue=fact.original_queue or fact.queue,
                 outcome=fact.outcome.value,
                 epoch=self.epoch(),
+                pbx_id=self.site,
             )
         )

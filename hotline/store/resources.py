@@ -14,6 +14,12 @@ PostgreSQL being down at start does not stop the service: the pool connects
 lazily, the view starts empty and is warmed by the first reconciliation that
 reaches the database, and the outbox keeps every record until it can write it.
 Only an explicitly requested migration must succeed.
+
+Before warming the view it claims the instance's ticket letter for its site
+(:mod:`hotline.store.sites`): a letter another site claims refuses the start
+(:class:`~hotline.store.sites.SiteConflict`); an unreachable database is retried
+by the reconciliation task, and a conflict found then is kept in
+``Store.site_conflict`` (``/ready`` is red).
 """
 
 from __future__ import annotations
@@ -38,10 +44,18 @@ from hotline.store.opentickets import OpenTickets
 from hotline.store.outbox import Outbox
 from hotline.store.records import Recorder, apply_records
 from hotline.store.rules import CATEGORIES, RetryPolicy
+from hotline.store.sites import SiteConflict, claim_letter
 from hotline.store.tickets import TicketFilter, Tickets
 from hotline.ticketno import TicketNumbers
 
-__all__ = ["OverdueSink", "Store", "count_overdue", "reconcile_once", "store_context"]
+__all__ = [
+    "OverdueSink",
+    "Store",
+    "claim_site",
+    "count_overdue",
+    "reconcile_once",
+    "store_context",
+]
 
 log = structlog.get_logger("hotline.store")
 
@@ -63,6 +77,8 @@ class Store:
     recorder: Recorder
     tickets: Tickets
     reconciled_at: datetime | None = None
+    site_claimed: bool = False
+    site_conflict: str | None = None
 
     def stats(self) -> dict[str, Any]:
         """Figures for health and metrics."""
@@ -111,14 +127,33 @@ async def _reconcile_and_count(store: Store, clock: Clock, overdue: OverdueSink 
         overdue(await count_overdue(store, clock.now()))
 
 
+async def claim_site(store: Store, settings: Settings) -> None:
+    """Claim this instance's ticket letter for its site (:mod:`hotline.store.sites`) once;
+    a conflict found after the start (the database was down then) is kept in
+    ``site_conflict`` for ``/ready`` and logged."""
+    if store.site_claimed or store.site_conflict is not None:
+        return
+    service = settings.service
+    try:
+        await claim_letter(store.pool, service.instance, service.pbx_id)
+    except SiteConflict as exc:
+        store.site_conflict = str(exc)
+        log.error("store.site_conflict", error=str(exc))
+        raise
+    store.site_claimed = True
+
+
 async def _reconcile_forever(
-    store: Store, clock: Clock, interval: float, overdue: OverdueSink | None
+    store: Store, clock: Clock, interval: float, overdue: OverdueSink | None, settings: Settings
 ) -> None:
     while True:
         await clock.sleep(interval)
         try:
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
             # arrives as the pass completes, and this loop then never ends (a hung shutdown).
+            with contextlib.suppress(SiteConflict):  # kept in store.site_conflict
+                async with asyncio.timeout(30.0):
+                    await claim_site(store, settings)
             async with asyncio.timeout(30.0):
                 await _reconcile_and_count(store, clock, overdue)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -167,6 +202,7 @@ async def store_context(
                 outbox.put,
                 ring_cadence=settings.routing.ring_cadence,
                 monitor_dir=settings.tickets.monitor_dir,
+                site=settings.service.pbx_id,
             ),
             tickets=Tickets(
                 pool,
@@ -174,6 +210,11 @@ async def store_context(
                 listener=open_tickets.observe,
             ),
         )
+        try:  # a site conflict refuses the start; an unreachable database is retried later
+            async with asyncio.timeout(warm_timeout):
+                await claim_site(store, settings)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("store.site_claim_failed", error=f"{type(exc).__name__}: {exc}")
         try:
             async with asyncio.timeout(warm_timeout):
                 await _reconcile_and_count(store, clock, overdue)
@@ -182,7 +223,7 @@ async def store_context(
             log.warning("store.warm_failed", error=f"{type(exc).__name__}: {exc}")
         outbox.start()
         reconciler = asyncio.create_task(
-            _reconcile_forever(store, clock, database.reconcile_interval, overdue),
+            _reconcile_forever(store, clock, database.reconcile_interval, overdue, settings),
             name="store-reconcile",
         )
         try:

@@ -9,8 +9,11 @@ through the outbox, which advances ``attempts`` and applies the retry rules.
 
 A callback is submitted again only once the database shows the previous
 attempt recorded, so a slow write never causes a second ring. This is a single
-instance's view: two instances would each submit the same callback (run one
-scheduler per database).
+instance's view: two instances of one site would each submit the same callback
+(only a site's active runs its scheduler). Several sites on one database each
+run one: a scheduler with a ``site`` submits only that site's callbacks, after
+claiming those of no site yet (:meth:`Callbacks.claim`), so no callback is
+dialled by two sites.
 """
 
 from __future__ import annotations
@@ -43,8 +46,11 @@ class CallbackScheduler:
         interval: float,
         default_queue: str,
         batch: int = 100,
+        site: str | None = None,
     ) -> None:
-        """``submit`` hands an event to the engine (it must not block)."""
+        """``submit`` hands an event to the engine (it must not block); ``site`` is the
+        ``[service] pbx_id`` whose callbacks it dials (``None``: every callback)."""
+        self.site = site
         self.pool = pool
         self.submit = submit
         self.clock = clock
@@ -56,12 +62,17 @@ class CallbackScheduler:
     async def poll(self) -> int:
         """Submit every callback due now whose previous attempt is recorded; how many."""
         now = self.clock.now()
-        due = await Callbacks(self.pool).due(datetime.fromtimestamp(now, UTC), limit=self.batch)
+        callbacks = Callbacks(self.pool)
+        due = await callbacks.due(
+            datetime.fromtimestamp(now, UTC), limit=self.batch, site=self.site
+        )
         count = 0
         for callback in due:
             attempt = callback.attempts + 1
             if self._attempt_in_flight.get(callback.id, 0) >= attempt:
                 continue
+            if self.site is not None and not await callbacks.claim(callback.id, self.site):
+                continue  # another site claimed it first
             self._attempt_in_flight[callback.id] = attempt
             self.submit(
                 CallbackDue(

@@ -145,7 +145,8 @@ class TicketFilter:
     """What :meth:`Tickets.find` and :meth:`Tickets.count` select; ``None`` means any.
 
     ``queues`` limits to tickets of those queues; ``scope`` to what a user may see;
-    ``overdue_at`` selects tickets overdue at that moment.
+    ``overdue_at`` selects tickets overdue at that moment; ``site`` the tickets with a
+    call taken by that site (``[service] pbx_id``; a ticket may have calls of several).
     """
 
     statuses: Sequence[str] | None = None
@@ -159,6 +160,7 @@ class TicketFilter:
     opened_until: datetime | None = None
     text: str | None = None
     scope: TicketScope | None = None
+    site: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +224,18 @@ def _where(search: TicketFilter) -> tuple[str, list[Any]]:
         clauses.append(f"t.opened_at >= {arg(search.opened_from)}")
     if search.opened_until is not None:
         clauses.append(f"t.opened_at < {arg(search.opened_until)}")
+    clauses.extend(_site_and_text(search, arg))
+    return (" where " + " and ".join(clauses) if clauses else ""), args
+
+
+_SITE_SQL: Final = "exists (select 1 from calls c where c.ticket_id = t.id and c.pbx_id = {})"
+
+
+def _site_and_text(search: TicketFilter, arg: Callable[[Any], str]) -> list[str]:
+    """The site and free-text conditions of ``search`` (``arg`` adds a parameter)."""
+    clauses: list[str] = []
+    if search.site is not None:
+        clauses.append(_SITE_SQL.format(arg(search.site)))
     if search.text:
         escaped = search.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         placeholder = arg(f"%{escaped}%")
@@ -229,7 +243,7 @@ def _where(search: TicketFilter) -> tuple[str, list[Any]]:
             f"(t.number ilike {placeholder} or t.subject ilike {placeholder} "
             f"or t.description ilike {placeholder})"
         )
-    return (" where " + " and ".join(clauses) if clauses else ""), args
+    return clauses
 
 
 def scope_sql(alias: str, scope: TicketScope, arg: Callable[[Any], str]) -> str:

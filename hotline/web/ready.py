@@ -32,6 +32,7 @@ __all__ = [
     "check_outbox",
     "check_pbx",
     "check_router",
+    "check_site",
     "readiness",
     "redact",
     "router_status",
@@ -106,6 +107,13 @@ async def check_outbox(app: web.Application) -> list[str]:
     return [f"outbox: {problem}" for problem in app[STORE].outbox.problems()]
 
 
+async def check_site(app: web.Application) -> list[str]:
+    """Another site claims this instance's ticket letter (found after a start without the
+    database; at start it refuses to run): not ready, its ticket numbers may repeat."""
+    conflict = app[STORE].site_conflict if STORE in app else None
+    return [f"site: {conflict}"] if conflict else []
+
+
 async def check_router(app: web.Application) -> list[str]:
     """A fenced instance (it held the PBX's lease and lost it) is not ready: it is stepping
     down. A standby is ready (it serves the API; ``role`` says it does not route)."""
@@ -120,6 +128,7 @@ CHECKS: Final[list[Check]] = [
     check_pbx,
     check_database,
     check_outbox,
+    check_site,
     check_router,
 ]
 """The checks ``/ready`` runs, in order."""

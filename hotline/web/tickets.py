@@ -54,6 +54,14 @@ _BIGINT: Final = 2**63 - 1
 _NUMBER: Final = {"number": Text(max_length=64, min_length=1, single_line=True)}
 _NAME: Final = Text(max_length=64, pattern=NAME_PATTERN)
 _OPTIONAL_NAME: Final = Text(max_length=64, pattern=NAME_PATTERN, nullable=True)
+_SITE: Final = Text(
+    max_length=64, pattern=NAME_PATTERN, description="only this site's ([service] pbx_id)"
+)
+_SITE_TICKETS: Final = Text(
+    max_length=64,
+    pattern=NAME_PATTERN,
+    description="only tickets with a call taken by this site ([service] pbx_id)",
+)
 _CUSTOMER_ID: Final = Integer(minimum=1, maximum=_BIGINT, nullable=True)
 _PRIORITY: Final = Integer(minimum=-1000, maximum=1000)
 _SUBJECT: Final = Text(max_length=200, single_line=True)
@@ -142,6 +150,7 @@ CALL_SCHEMA: Final = record(
         "outcome": _OPTIONAL_TEXT,
         "wait_seconds": scalar("number", nullable=True),
         "offers": scalar("integer", nullable=True),
+        "site": string(),
     }
 )
 RECORDING_SCHEMA: Final = record(
@@ -250,6 +259,7 @@ def _call_json(call: Call) -> dict[str, Any]:
         "outcome": call.outcome,
         "wait_seconds": call.wait_seconds,
         "offers": call.offers,
+        "site": call.pbx_id,
     }
 
 
@@ -314,6 +324,7 @@ _LIST_QUERY: Final[dict[str, Type]] = {
     "assigned_to": _NAME,
     "overdue": Boolean(description="true: only tickets past their reply time; false: any"),
     "q": Text(max_length=100, single_line=True, description="in number, subject, description"),
+    "site": _SITE_TICKETS,
     "opened_from": DateTime(),
     "opened_until": DateTime(),
     "limit": Integer(minimum=1, maximum=200, description="page size, default 50"),
@@ -346,6 +357,7 @@ async def list_tickets(request: web.Request, given: Input) -> web.Response:
         opened_until=query.get("opened_until"),
         text=query.get("q") or None,
         scope=principal_of(request).scope,
+        site=query.get("site"),
     )
     limit = query.get("limit", 50)
     offset = query.get("offset", 0)
@@ -654,13 +666,15 @@ async def ticket_callbacks(request: web.Request, given: Input) -> web.Response:
     summary="The calls recorded against the ticket, oldest first",
     tag="tickets",
     path_params=_NUMBER,
+    query={"site": _SITE},
     response=array(CALL_SCHEMA),
 )
 async def ticket_calls(request: web.Request, given: Input) -> web.Response:
-    """The calls of a visible ticket."""
+    """The calls of a visible ticket (only one site's with ``site``)."""
     number = given.path["number"]
     await visible_ticket(request, number)
-    calls = await Calls(store_of(request).pool).for_ticket(number)
+    site = given.query.get("site")
+    calls = await Calls(store_of(request).pool).for_ticket(number, site=site)
     return web.json_response([_call_json(call) for call in calls])
 
 
