@@ -123,6 +123,20 @@ def _table(
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def _score(value: float | None) -> str:
+    return _DASH if value is None else f"{value:.2f}"
+
+
+def _survey_columns() -> list[tuple[str, str, Callable[[Any], Any]]]:
+    """The post-call survey's columns, for queue and agent rows alike."""
+    return [
+        ("Survey responses", "calls with a post-call survey score",
+         lambda r: r.survey_responses),
+        ("Survey score", "average post-call survey score (1-5)",
+         lambda r: _score(r.survey_average)),
+    ]  # fmt: skip
+
+
 def _queue_table(report: Report) -> str:
     rings = report.rules.sla_rings
     columns: list[tuple[str, str, Callable[[QueueRow], Any]]] = [
@@ -148,6 +162,7 @@ def _queue_table(report: Report) -> str:
         ("Longest wait", "the longest wait of a call that ended", lambda r: _secs(r.longest_wait)),
         ("Agents logged in", "agents of the queue logged in during the period",
          lambda r: _DASH if r.agents_logged_in is None else r.agents_logged_in),
+        *_survey_columns(),
     ]  # fmt: skip
     return _table(report.queues, columns, lambda r: r.period is None or r.queue is None)
 
@@ -171,6 +186,7 @@ def _agent_table(report: Report) -> str:
          lambda r: _pct(r.service_level)),
         ("ASA", "average wait of those calls", lambda r: _secs(r.asa)),
         ("AHT", "(talk + wrap-up) / those calls", lambda r: _secs(r.aht)),
+        *_survey_columns(),
     ]  # fmt: skip
     return _table(report.agents, columns, lambda r: r.period is None or r.agent is None)
 
