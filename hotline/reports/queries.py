@@ -2,24 +2,35 @@
 
 Plain SQL on asyncpg. PostgreSQL does the counting: each query selects by a
 timestamp in the range, labels each row with its calendar period (or interval),
-and groups by period and queue and by period and agent (``GROUPING SETS``, one
-scan for both), so what comes back is a few rows a group, whatever the number
-of calls. The counts use the definitions of :mod:`hotline.domain.sla` (a wait
-``<=`` the threshold is within it, a ring ``<=`` ``sla_rings`` x cadence is within
-the rings, the same outcomes count as abandoned, missed and cancelled), with the
-thresholds passed as parameters. Seconds are summed as ``numeric``, which is
-exact and so independent of the order PostgreSQL adds the rows in (a parallel
-or synchronised scan may change it), and rounded to a float once per group; a
-group's figures therefore agree with the row-by-row sums of
-:class:`~hotline.reports.aggregate.ReportBuilder` to about 1e-15 relative, and the
-same data always gives the same figures. Periods are in the configured time zone:
-``date_trunc(period, t at time zone tz)`` is the period's first date, and the
-range is ``[from 00:00, to + 1 day 00:00)`` local time, so both dates are
-included and the indexes on ``calls.arrived_at`` and ``tickets.opened_at`` /
-``completed_at`` serve it. All queries run in one read-only, repeatable-read
-transaction: one snapshot, so the calls, their rings and the tickets agree. The
-agents' login and pause log (a few rows per agent a day) is still read row by
-row, into :class:`~hotline.reports.presence.PresenceBuilder`.
+and groups by period and queue and by period and agent, so what comes back is
+one row a group, whatever the number of calls. The counts use the definitions
+of :mod:`hotline.domain.sla` (a wait ``<=`` the threshold is within it, a ring
+``<=`` ``sla_rings`` x cadence is within the rings, the same outcomes count as
+abandoned, missed and cancelled), with the thresholds passed as parameters.
+
+The calls and the rings are summed in two steps: first per period, queue, agent
+and the flags each definition needs (outcome, within the threshold, short;
+result, within the rings), a few hundred groups a period, then those groups per
+period and queue and per period and agent (``GROUPING SETS``). Seconds are
+summed as whole nanoseconds (the talk, which comes from timestamps, as
+microseconds): integer sums are exact, so they do not depend on the order
+PostgreSQL adds the rows in (a parallel or synchronised scan changes it) and the
+same data always gives the same figures, and they are cheap (a ``numeric`` sum
+of the floats costs about twice as much). A total is then within half a
+nanosecond a call of the row-by-row float sums of
+:class:`~hotline.reports.aggregate.ReportBuilder`, far below the microseconds the
+timestamps keep.
+
+Periods are in the configured time zone: ``date_trunc(period, t at time zone
+tz)`` is the period's first date, and the range is ``[from 00:00, to + 1 day
+00:00)`` local time, so both dates are included and the indexes on
+``calls.arrived_at`` and ``tickets.opened_at`` / ``completed_at`` serve it. All
+queries run in one read-only, repeatable-read transaction: one snapshot, so the
+calls, their rings and the tickets agree; it turns JIT compilation off (it cost
+seconds of compiling for a query that runs once) and gives the hash joins and
+aggregates more memory (``_SETTINGS``). The agents' login and pause log (a few
+rows per agent a day) is still read row by row, into
+:class:`~hotline.reports.presence.PresenceBuilder`.
 """
 
 from __future__ import annotations
@@ -64,61 +75,71 @@ def _range_query(select: str, column: str) -> tuple[str, str]:
 
 _CALLS_SQL: Final = _range_query(
     """
-    select period, queue, agent, grouping(queue) = 1 as by_agent,
-           count(*) filter (where outcome is null) as in_progress,
-           count(*) filter (where answered) as answered,
-           count(*) filter (where answered and within) as answered_within,
-           count(*) filter (where abandoned) as abandoned,
-           count(*) filter (where abandoned and within) as abandoned_within,
-           count(*) filter (where abandoned and short) as short_abandoned,
-           count(*) filter (where outcome is not null and not answered and not abandoned)
-               as overflowed,
-           coalesce(sum(wait::numeric) filter (where answered), 0)::float8 as answered_wait,
-           coalesce(sum(talk) filter (where outcome is not null), 0)::float8 as talk,
-           coalesce(sum(wrap_up::numeric) filter (where outcome is not null), 0)::float8
-               as wrap_up,
-           count(*) filter (where outcome = 'abandoned_waiting') as abandoned_waiting,
-           count(*) filter (where outcome = 'abandoned_ringing') as abandoned_ringing,
-           max(c.wait_seconds) filter (where outcome is not null) as longest_wait,
-           count(survey_score) as survey_responses,
-           coalesce(sum(survey_score), 0) as survey_total
-    from (
+    with parts as (
         select {period} as period, c.original_queue as queue,
                case when c.outcome = 'answered' then c.answered_by end as agent,
-               c.outcome, c.outcome = 'answered' as answered,
-               coalesce(c.outcome in ('abandoned_waiting', 'abandoned_ringing'), false)
-                   as abandoned,
-               coalesce(c.wait_seconds, 0) <= $5 as within,
-               coalesce(c.wait_seconds, 0) <= $6 as short, coalesce(c.wait_seconds, 0) as wait,
-               c.wait_seconds,
-               case when c.answered_at is not null then greatest(
-                   extract(epoch from coalesce(c.talk_ended_at, c.ended_at) - c.answered_at),
-                   0) end as talk,
-               coalesce(c.wrap_up_seconds, 0) as wrap_up, c.survey_score
+               c.outcome, coalesce(c.wait_seconds, 0) <= $5 as within,
+               coalesce(c.wait_seconds, 0) <= $6 as short, count(*) as calls,
+               sum((coalesce(c.wait_seconds, 0) * 1e9)::int8) as wait_ns,
+               sum((greatest(date_part('epoch', coalesce(c.talk_ended_at, c.ended_at)
+                   - c.answered_at), 0) * 1e6)::int8) as talk_us,
+               sum((coalesce(c.wrap_up_seconds, 0) * 1e9)::int8) as wrap_up_ns,
+               max(c.wait_seconds) as longest_wait,
+               count(c.survey_score) as survey_responses,
+               coalesce(sum(c.survey_score), 0) as survey_total
         from calls c
         where {in_range}
-    ) c
+        group by 1, 2, 3, 4, 5, 6
+    ), marked as (
+        select *, outcome = 'answered' as answered,
+               coalesce(outcome in ('abandoned_waiting', 'abandoned_ringing'), false) as abandoned
+        from parts
+    )
+    select period, queue, agent, grouping(queue) = 1 as by_agent,
+           coalesce(sum(calls) filter (where outcome is null), 0)::int8 as in_progress,
+           coalesce(sum(calls) filter (where answered), 0)::int8 as answered,
+           coalesce(sum(calls) filter (where answered and within), 0)::int8 as answered_within,
+           coalesce(sum(calls) filter (where abandoned), 0)::int8 as abandoned,
+           coalesce(sum(calls) filter (where abandoned and within), 0)::int8
+               as abandoned_within,
+           coalesce(sum(calls) filter (where abandoned and short), 0)::int8 as short_abandoned,
+           coalesce(sum(calls) filter (where outcome is not null and not answered
+               and not abandoned), 0)::int8 as overflowed,
+           (coalesce(sum(wait_ns) filter (where answered), 0) / 1e9)::float8 as answered_wait,
+           (coalesce(sum(talk_us) filter (where outcome is not null), 0) / 1e6)::float8 as talk,
+           (coalesce(sum(wrap_up_ns) filter (where outcome is not null), 0) / 1e9)::float8
+               as wrap_up,
+           coalesce(sum(calls) filter (where outcome = 'abandoned_waiting'), 0)::int8
+               as abandoned_waiting,
+           coalesce(sum(calls) filter (where outcome = 'abandoned_ringing'), 0)::int8
+               as abandoned_ringing,
+           max(longest_wait) filter (where outcome is not null) as longest_wait,
+           sum(survey_responses)::int8 as survey_responses,
+           sum(survey_total)::int8 as survey_total
+    from marked
     group by grouping sets ((period, queue), (period, agent))
     """,
     "c.arrived_at",
 )
 _OFFERS_SQL: Final = _range_query(
     """
-    select period, queue, agent, grouping(queue) = 1 as by_agent,
-           count(*) filter (where result = 'answered') as answered,
-           count(*) filter (where result = 'answered' and ring_seconds <= $5)
-               as answered_within,
-           count(*) filter (where result = 'no_answer') as no_answer,
-           count(*) filter (where result = 'busy') as busy,
-           count(*) filter (where result = 'unavailable') as unavailable,
-           count(*) filter (where result not in ('answered', 'no_answer', 'busy', 'unavailable'))
-               as cancelled
-    from (
+    with parts as (
         select {period} as period, c.original_queue as queue, o.agent_id as agent, o.result,
-               o.ring_seconds
+               o.ring_seconds <= $5 as within, count(*) as offers
         from call_offers o join calls c on c.call_id = o.call_id
         where {in_range}
-    ) o
+        group by 1, 2, 3, 4, 5
+    )
+    select period, queue, agent, grouping(queue) = 1 as by_agent,
+           coalesce(sum(offers) filter (where result = 'answered'), 0)::int8 as answered,
+           coalesce(sum(offers) filter (where result = 'answered' and within), 0)::int8
+               as answered_within,
+           coalesce(sum(offers) filter (where result = 'no_answer'), 0)::int8 as no_answer,
+           coalesce(sum(offers) filter (where result = 'busy'), 0)::int8 as busy,
+           coalesce(sum(offers) filter (where result = 'unavailable'), 0)::int8 as unavailable,
+           coalesce(sum(offers) filter (where result not in
+               ('answered', 'no_answer', 'busy', 'unavailable')), 0)::int8 as cancelled
+    from parts
     group by grouping sets ((period, queue), (period, agent))
     """,
     "c.arrived_at",
@@ -194,6 +215,9 @@ select agent_id, event, reason, at from agent_state_log
 where at >= $1 and at < $2
 order by agent_id, at, id
 """
+_SETTINGS: Final = "set local jit = off; set local work_mem = '64MB'"
+"""For the report's transaction only: no JIT compiling (about 4 s of it for the month
+query of a million calls), and enough memory to hash a month's calls in one batch."""
 _PREFETCH: Final = 2000
 """Rows fetched per round trip."""
 
@@ -214,6 +238,7 @@ async def build_report(
     args: tuple[object, ...] = (stride or request.period, zone, request.first, request.last)
     rules = SlaRules.of(settings)
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        await conn.execute(_SETTINGS)
         if now is None:
             now = await conn.fetchval("select now()")
         builder = ReportBuilder(
