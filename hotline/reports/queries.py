@@ -31,10 +31,17 @@ seconds of compiling for a query that runs once) and gives the hash joins and
 aggregates more memory (``_SETTINGS``). The agents' login and pause log (a few
 rows per agent a day) is still read row by row, into
 :class:`~hotline.reports.presence.PresenceBuilder`.
+
+The service's engine shares the event loop, so nothing here holds it long: the
+grouped rows (up to a few hundred thousand for 15-minute intervals over two
+months) come through cursors in batches, the loop running between them, and
+:meth:`~hotline.reports.aggregate.ReportBuilder.build`, which adds up the totals
+and makes the rows, runs in a worker thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -248,7 +255,7 @@ async def build_report(
         await _add_tickets(conn, builder, slot, args, now)
         presence = await _presence(conn, request, zone, now)
         builder.add_presence(presence.times, presence.logged_in)
-    return builder.build(time_zone=zone)
+    return await asyncio.to_thread(builder.build, time_zone=zone)
 
 
 def _names(settings: Settings) -> dict[str, str]:
@@ -268,13 +275,13 @@ async def _add_calls(
 ) -> None:
     """The calls and the rings, summed per period and queue and per period and agent."""
     thresholds = (rules.service_level_threshold, rules.short_abandon_threshold)
-    for row in await conn.fetch(_CALLS_SQL[slot], *args, *thresholds):
+    async for row in conn.cursor(_CALLS_SQL[slot], *args, *thresholds, prefetch=_PREFETCH):
         by_agent = row["by_agent"]
         key = row["agent"] if by_agent else row["queue"]
         if key is not None:
             builder.add_call_group(_call_group(row, key), agent=by_agent)
     within = rules.sla_rings * rules.ring_cadence
-    for row in await conn.fetch(_OFFERS_SQL[slot], *args, within):
+    async for row in conn.cursor(_OFFERS_SQL[slot], *args, within, prefetch=_PREFETCH):
         by_agent = row["by_agent"]
         key = row["agent"] if by_agent else row["queue"]
         if key is not None:
@@ -322,7 +329,7 @@ async def _add_tickets(
     conn: Any, builder: ReportBuilder, slot: int, args: tuple[object, ...], now: datetime
 ) -> None:
     """The tickets opened, the repairs completed and the callbacks, summed per period."""
-    for row in await conn.fetch(_TICKETS_SQL[slot], *args, now):
+    async for row in conn.cursor(_TICKETS_SQL[slot], *args, now, prefetch=_PREFETCH):
         builder.add_ticket_group(
             TicketGroup(
                 period=row["period"],
@@ -334,12 +341,12 @@ async def _add_tickets(
                 scores=(row["s1"], row["s2"], row["s3"], row["s4"], row["s5"]),
             )
         )
-    for row in await conn.fetch(_REPAIRS_SQL[slot], *args):
+    async for row in conn.cursor(_REPAIRS_SQL[slot], *args, prefetch=_PREFETCH):
         builder.add_repair_group(
             RepairGroup(row["period"], row["party"], row["completed"], row["on_time"], row["late"])
         )
     for sql in (_CALLBACKS_SQL[slot], _CALLBACK_ENDS_SQL[slot]):
-        for row in await conn.fetch(sql, *args):
+        async for row in conn.cursor(sql, *args, prefetch=_PREFETCH):
             builder.add_callback(row["period"], row["status"], row["count"])
 
 
