@@ -27,8 +27,9 @@ tz)`` is the period's first date, and the range is ``[from 00:00, to + 1 day
 ``calls.arrived_at`` and ``tickets.opened_at`` / ``completed_at`` serve it. All
 queries run in one read-only, repeatable-read transaction: one snapshot, so the
 calls, their rings and the tickets agree; it turns JIT compilation off (it cost
-seconds of compiling for a query that runs once) and gives the hash joins and
-aggregates more memory (``_SETTINGS``). The agents' login and pause log (a few
+seconds of compiling for a query that runs once), gives the hash joins and
+aggregates more memory (``_SETTINGS``), and has the calls and rings grouped by
+hashing rather than sorting (``_HASH_GROUPS``). The agents' login and pause log (a few
 rows per agent a day) is still read row by row, into
 :class:`~hotline.reports.presence.PresenceBuilder`.
 
@@ -225,6 +226,12 @@ order by agent_id, at, id
 _SETTINGS: Final = "set local jit = off; set local work_mem = '64MB'"
 """For the report's transaction only: no JIT compiling (about 4 s of it for the month
 query of a million calls), and enough memory to hash a month's calls in one batch."""
+_HASH_GROUPS: Final = "set local enable_sort = off"
+"""While the calls and rings are grouped: PostgreSQL takes every value of
+``date_trunc(...)`` of a timestamp for its own group (a million groups for a month of
+a million calls, where there are a few hundred) and so plans to sort the rows to group
+them; hashing them is about twice as fast."""
+_SORT_AGAIN: Final = "set local enable_sort = on"
 _PREFETCH: Final = 2000
 """Rows fetched per round trip."""
 
@@ -275,6 +282,7 @@ async def _add_calls(
 ) -> None:
     """The calls and the rings, summed per period and queue and per period and agent."""
     thresholds = (rules.service_level_threshold, rules.short_abandon_threshold)
+    await conn.execute(_HASH_GROUPS)
     async for row in conn.cursor(_CALLS_SQL[slot], *args, *thresholds, prefetch=_PREFETCH):
         by_agent = row["by_agent"]
         key = row["agent"] if by_agent else row["queue"]
@@ -298,6 +306,7 @@ async def _add_calls(
                 ),
                 agent=by_agent,
             )
+    await conn.execute(_SORT_AGAIN)
 
 
 def _call_group(row: Any, key: str) -> CallGroup:
