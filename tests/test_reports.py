@@ -50,7 +50,7 @@ from hotline.reports.aggregate import (
 from hotline.reports.charts import Series, bar_chart
 from hotline.reports.period import MAX_DAYS, ReportError, ReportRequest, parse_request, periods
 from hotline.reports.queries import build_report
-from hotline.reports.render import CSV_COLUMNS, render, render_csv, render_json, report_json
+from hotline.reports.render import render, render_json, report_json
 from hotline.store.db import Pool, transaction
 from hotline.store.records import Record, Recorder, apply_records
 from hotline.store.tickets import Tickets
@@ -369,37 +369,33 @@ def test_json_has_every_row_and_matches_the_documented_schema() -> None:
     assert (empty["queues"], empty["agents"], empty["tickets"]) == ([], [], [])
 
 
-def test_csv_is_one_table_with_a_header() -> None:
+def test_plain_csv_is_the_queue_table_with_a_header() -> None:
     builder = hand_made()
     builder.add_ticket(OpenedTicket(D1, "complaint", NOW, NOW, satisfaction=3))
     report = built(builder)
-    rows = list(csv.DictReader(io.StringIO(render_csv(report).decode())))
+    body = render(report, "csv")
+    rows = list(csv.DictReader(io.StringIO(body.decode())))
 
-    assert list(rows[0]) == CSV_COLUMNS
-    assert len(rows) == len(report.queues) + len(report.agents) + len(report.tickets)
+    assert body == render(report, "csv", "queues")
+    assert len(rows) == len(report.queues)
     first = rows[0]
-    assert (first["section"], first["period"], first["name"]) == ("queue", "2026-03-02", "support")
-    assert (first["offered"], first["service_level"], first["aht"]) == ("6", "0.25", "52.5")
-    assert first["tickets"] == ""
-    assert first["calls_handled"] == ""
-    grand = [r for r in rows if r["section"] == "queue"][-1]
-    assert (grand["period"], grand["name"], grand["offered"]) == ("total", "*", "7")
-    never = next(r for r in rows if r["section"] == "agent" and r["name"] == "1003")
-    assert (never["asa"], never["missed"], never["offers"]) == ("", "1", "")
-    tickets = [r for r in rows if r["section"] == "tickets"]
-    assert [(r["period"], r["name"], r["complaints_on_time"]) for r in tickets] == [
-        ("2026-03-02", "", "1"),
-        ("total", "", "1"),
-    ]
-    empty = render_csv(built(ReportBuilder(ReportRequest("day", D1, D1), RULES, now=NOW)))
-    assert empty.decode().splitlines() == [",".join(CSV_COLUMNS)]
+    assert (first["period"], first["queue"], first["offered"]) == ("2026-03-02", "support", "6")
+    assert (first["service_level_pct"], first["aht"]) == ("25.0", "52.5")
+    assert "tickets" not in first
+    assert "calls_handled" not in first
+    assert "section" not in first
+    grand = rows[-1]
+    assert (grand["period"], grand["queue"], grand["offered"]) == ("total", "*", "7")
+    empty = render(built(ReportBuilder(ReportRequest("day", D1, D1), RULES, now=NOW)), "csv")
+    assert len(empty.decode().splitlines()) == 1
+    assert empty.decode().startswith("period,queue,offered,")
 
 
 def test_csv_cells_that_look_like_formulas_are_defused() -> None:
     builder = ReportBuilder(ReportRequest("day", D1, D1), RULES, now=NOW)
     builder.add_call(CallRow(D1, "=HYPERLINK(1)", Outcome.ABANDONED_WAITING, 1.0))
-    rows = list(csv.DictReader(io.StringIO(render_csv(built(builder)).decode())))
-    assert rows[0]["name"] == "'=HYPERLINK(1)"
+    rows = list(csv.DictReader(io.StringIO(render(built(builder), "csv").decode())))
+    assert rows[0]["queue"] == "'=HYPERLINK(1)"
 
 
 class _Links(HTMLParser):
@@ -827,7 +823,7 @@ async def test_the_report_command_writes_each_format(
         2,
     )
     rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
-    weekly = [r for r in rows if r["section"] == "queue" and r["name"] == "*"]
+    weekly = [r for r in rows if r["queue"] == "*"]
     assert [(r["period"], r["offered"]) for r in weekly] == [
         ("2026-02-23", "2"),
         ("2026-03-02", "1"),
@@ -841,7 +837,9 @@ async def test_the_report_command_writes_each_format(
     empty = json.loads(empty_json.stdout)
     assert (empty["queues"], empty["agents"], empty["tickets"]) == ([], [], [])
     assert len(empty["periods"]) == 31
-    assert empty_csv.stdout.splitlines() == [",".join(CSV_COLUMNS)]
+    assert [line.split(",")[:3] for line in empty_csv.stdout.splitlines()] == [
+        ["period", "queue", "offered"]
+    ]
     assert "No calls in this period." in empty_html.stdout
 
 
@@ -914,7 +912,7 @@ async def test_the_api_serves_reports_to_supervisors_and_admins(
         'filename="hotline-report-2026-02-28-2026-03-03.csv"'
         in as_csv.headers["Content-Disposition"]
     )
-    assert csv_text.splitlines()[0] == ",".join(CSV_COLUMNS)
+    assert csv_text.splitlines()[0].startswith("period,queue,offered,answered,")
     assert as_html.status == 200
     assert as_html.content_type == "text/html"
     assert as_html.headers["Content-Security-Policy"].startswith("default-src 'none'")

@@ -3,11 +3,12 @@
 Creates a fresh database beside the one ``--database-url`` names (dropped at
 the end), migrates it, loads ``--calls`` synthetic calls of one month (30 days,
 Asia/Shanghai) with their rings (one in four calls has a missed ring before the
-answer) and a ticket each (a tenth complaints, a tenth repairs with a dispatch
-party, scores on half), with COPY, plus a login and logout a day for 50
-agents, then times :func:`~hotline.reports.queries.build_report` of the month
-and the rendering of each format, best of ``--rounds``. One JSON line per step.
-The figures are deterministic (a seeded generator), so runs compare.
+answer; a third of the answered calls have a survey score) and a ticket each (a
+tenth complaints, a tenth repairs with a dispatch party, scores on half), with
+COPY, plus a login and logout a day for 50 agents, then times
+:func:`~hotline.reports.queries.build_report` of the month and the rendering of
+each format, best of ``--rounds``. One JSON line per step. The figures are
+deterministic (a seeded generator), so runs compare.
 """
 
 from __future__ import annotations
@@ -58,6 +59,48 @@ def _settings(dsn: str, folder: str) -> Settings:
     )
 
 
+def _ticket(n: int, arrived: datetime, rng: random.Random) -> tuple[Any, ...]:
+    """Ticket ``n``: a tenth complaints, a tenth repairs with a party, half scored."""
+    kind = rng.random()
+    category = "complaint" if kind < 0.1 else "repair" if kind < 0.2 else "consultation"
+    due = arrived + timedelta(hours=24)
+    replied = arrived + timedelta(hours=rng.uniform(1, 30)) if category == "complaint" else None
+    party = _PARTIES[n % 4] if category == "repair" else None
+    dispatched = arrived + timedelta(hours=1) if party else None
+    completed = arrived + timedelta(hours=rng.uniform(2, 72)) if party else None
+    on_time = (completed <= arrived + timedelta(hours=48)) if completed else None
+    score = rng.randint(1, 5) if n % 2 else None
+    return (n, f"B{n:09d}", category, arrived, due, replied, party, dispatched, completed,
+            on_time, score)  # fmt: skip
+
+
+def _answered(
+    n: int, arrived: datetime, wait: float, queue: str, rng: random.Random
+) -> tuple[tuple[Any, ...], list[tuple[Any, ...]]]:
+    """An answered call (a third with a survey score) and its rings: a quarter have a missed
+    ring first."""
+    call_id = f"c{n}"
+    agent = _AGENTS[n % len(_AGENTS)]
+    answered = arrived + timedelta(seconds=wait)
+    talk = rng.uniform(30, 400)
+    ended = answered + timedelta(seconds=talk)
+    survey = (1 + n % 5, ended) if n % 3 == 0 else (None, None)
+    call = (call_id, n, "1390000" + str(n % 10000), queue, queue, "completed", arrived, "pbx",
+            answered, agent, ended, ended, "answered", wait, rng.uniform(0, 30),
+            *survey)  # fmt: skip
+    ring = min(wait, rng.uniform(1, 20))
+    offers = []
+    if n % 4 == 0:
+        missed = _AGENTS[(n + 1) % len(_AGENTS)]
+        missed_end = arrived + timedelta(seconds=15)
+        offers.append((f"{call_id}-0", call_id, missed, queue, arrived, arrived, "pbx",
+                       missed_end, "pbx", "no_answer", 15.0, 3.0))  # fmt: skip
+    start = answered - timedelta(seconds=ring)
+    offers.append((f"{call_id}-1", call_id, agent, queue, start, start, "pbx", answered,
+                   "pbx", "answered", ring, ring / 5))  # fmt: skip
+    return call, offers
+
+
 def _rows(calls: int) -> Iterator[tuple[list[tuple[Any, ...]], ...]]:
     """Chunks of (tickets, calls, offers) rows."""
     rng = random.Random(15)
@@ -68,44 +111,19 @@ def _rows(calls: int) -> Iterator[tuple[list[tuple[Any, ...]], ...]]:
     for n in range(1, calls + 1):
         arrived = _START + timedelta(seconds=month * n / (calls + 1))
         queue = _QUEUES[n % len(_QUEUES)]
-        kind = rng.random()
-        category = "complaint" if kind < 0.1 else "repair" if kind < 0.2 else "consultation"
-        due = arrived + timedelta(hours=24)
-        replied = arrived + timedelta(hours=rng.uniform(1, 30)) if category == "complaint" else None
-        party = _PARTIES[n % 4] if category == "repair" else None
-        dispatched = arrived + timedelta(hours=1) if party else None
-        completed = arrived + timedelta(hours=rng.uniform(2, 72)) if party else None
-        on_time = (completed <= arrived + timedelta(hours=48)) if completed else None
-        score = rng.randint(1, 5) if n % 2 else None
-        tickets.append((n, f"B{n:09d}", category, arrived, due, replied, party, dispatched,
-                        completed, on_time, score))  # fmt: skip
+        tickets.append(_ticket(n, arrived, rng))
         wait = rng.expovariate(1 / 20)
         fate = rng.random()
-        call_id = f"c{n}"
-        agent = _AGENTS[n % len(_AGENTS)]
         if fate < 0.8:
-            answered = arrived + timedelta(seconds=wait)
-            talk = rng.uniform(30, 400)
-            ended = answered + timedelta(seconds=talk)
-            call_rows.append((call_id, n, "1390000" + str(n % 10000), queue, queue, "completed",
-                              arrived, "pbx", answered, agent, ended, ended, "answered", wait,
-                              rng.uniform(0, 30)))  # fmt: skip
-            ring = min(wait, rng.uniform(1, 20))
-            if n % 4 == 0:
-                missed = _AGENTS[(n + 1) % len(_AGENTS)]
-                start = arrived
-                missed_end = start + timedelta(seconds=15)
-                offers.append((f"{call_id}-0", call_id, missed, queue, start, start, "pbx",
-                               missed_end, "pbx", "no_answer", 15.0, 3.0))  # fmt: skip
-            start = answered - timedelta(seconds=ring)
-            offers.append((f"{call_id}-1", call_id, agent, queue, start, start, "pbx", answered,
-                           "pbx", "answered", ring, ring / 5))  # fmt: skip
+            call, rings = _answered(n, arrived, wait, queue, rng)
+            call_rows.append(call)
+            offers += rings
         else:
             ended = arrived + timedelta(seconds=wait)
             outcome = "abandoned_waiting" if fate < 0.95 else "overflowed"
-            call_rows.append((call_id, n, "1390000" + str(n % 10000), queue, queue, "completed",
-                              arrived, "pbx", None, None, None, ended, outcome, wait,
-                              None))  # fmt: skip
+            call_rows.append((f"c{n}", n, "1390000" + str(n % 10000), queue, queue, "completed",
+                              arrived, "pbx", None, None, None, ended, outcome, wait, None,
+                              None, None))  # fmt: skip
         if n % _CHUNK == 0 or n == calls:
             yield tickets, call_rows, offers
             tickets, call_rows, offers = [], [], []
@@ -116,7 +134,8 @@ _TICKET_COLUMNS = ("id", "number", "category", "opened_at", "due_at", "replied_a
                    "satisfaction")  # fmt: skip
 _CALL_COLUMNS = ("call_id", "ticket_id", "caller_number", "queue", "original_queue", "state",
                  "arrived_at", "arrival_source", "answered_at", "answered_by", "talk_ended_at",
-                 "ended_at", "outcome", "wait_seconds", "wrap_up_seconds")  # fmt: skip
+                 "ended_at", "outcome", "wait_seconds", "wrap_up_seconds", "survey_score",
+                 "survey_at")  # fmt: skip
 _OFFER_COLUMNS = ("offer_id", "call_id", "agent_id", "queue", "requested_at", "ring_started_at",
                   "ring_start_source", "ended_at", "end_source", "result", "ring_seconds",
                   "rings")  # fmt: skip

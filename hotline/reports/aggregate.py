@@ -2,10 +2,14 @@
 
 Theory of operation
 -------------------
-:class:`ReportBuilder` takes the rows :mod:`hotline.reports.queries` reads, one
-at a time (so a year of calls streams through in constant memory), and adds
-each to the running sums of its group (period x queue, period x agent, period
-for tickets). :meth:`ReportBuilder.build` adds the groups up into the totals
+:class:`ReportBuilder` keeps the running sums of each group (period x queue,
+period x agent, period for tickets, period x party for repairs). It takes them
+either already summed, one group at a time (:class:`CallGroup`,
+:class:`OfferGroup`, :class:`TicketGroup`, :class:`RepairGroup`: what
+:mod:`hotline.reports.queries` reads from PostgreSQL's ``GROUP BY``, so a month
+of a million calls arrives as a few thousand rows), or one recorded row at a
+time (:class:`CallRow`, :class:`OfferRow`, ...), which it tallies with the same
+definitions. :meth:`ReportBuilder.build` adds the groups up into the totals
 (each key over the whole range, "every queue" / "every agent" of each period
 and of the range; call tallies add up with ``+``) and turns the sums into rows.
 Every definition comes from one place:
@@ -31,6 +35,10 @@ intervals; over a day or longer the two agree but for calls across midnight.
 ``available_seconds`` is logged in, less paused, talk and wrap-up (at least 0).
 ``agents_logged_in`` of a queue row counts the agents configured for the queue
 (every agent for "every queue") logged in at some time in the period.
+
+``survey_responses`` and ``survey_average`` count the calls with a post-call
+survey score (``calls.survey_score``, migration 0005), in the queue asked for
+and for the agent who answered.
 
 Rows exist only for groups with something in them, so a range without calls or
 tickets gives a report with empty lists. A ratio with an empty denominator is
@@ -64,15 +72,19 @@ from hotline.store.rules import timeliness_rate
 __all__ = [
     "SATISFACTION_SCORES",
     "AgentRow",
+    "CallGroup",
     "CallRow",
     "CompletedRepair",
+    "OfferGroup",
     "OfferRow",
     "OpenedTicket",
     "QueueRow",
+    "RepairGroup",
     "RepairRow",
     "Report",
     "ReportBuilder",
     "SlaRules",
+    "TicketGroup",
     "TicketRow",
 ]
 
@@ -119,6 +131,7 @@ class CallRow:
     answered_by: str | None = None
     talk_seconds: float | None = None
     wrap_up_seconds: float | None = None
+    survey_score: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +164,69 @@ class CompletedRepair:
     period: date
     on_time: bool | None
     party: str | None = None
+
+
+# -- input groups (summed in SQL) --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CallGroup:
+    """The sums of the calls of one group: ``key`` is the queue asked for, or the agent who
+    answered (answered calls only). ``tally`` covers the ended calls; talk and wrap-up
+    are their totals; ``longest_wait`` the longest wait of an ended call."""
+
+    period: date
+    key: str
+    tally: CallTally
+    in_progress: int = 0
+    talk_seconds: float = 0.0
+    wrap_up_seconds: float = 0.0
+    abandoned_waiting: int = 0
+    abandoned_ringing: int = 0
+    longest_wait: float | None = None
+    survey_responses: int = 0
+    survey_score_total: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OfferGroup:
+    """The rings of one group (``key``: the call's queue, or the ringing agent), by result;
+    ``answered_within`` of the answered ones were within ``[routing] sla_rings``."""
+
+    period: date
+    key: str
+    answered: int = 0
+    answered_within: int = 0
+    no_answer: int = 0
+    busy: int = 0
+    unavailable: int = 0
+    cancelled: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TicketGroup:
+    """The tickets opened in one period: complaints judged on time or late (see
+    :meth:`ReportBuilder.add_ticket`), repairs, and the count of each score 1..5."""
+
+    period: date
+    tickets: int
+    complaints: int = 0
+    complaints_on_time: int = 0
+    complaints_late: int = 0
+    repairs: int = 0
+    scores: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class RepairGroup:
+    """The repairs completed in one period for which ``party`` was responsible
+    (``unassigned`` if none): how many, on time, late."""
+
+    period: date
+    party: str
+    completed: int
+    on_time: int = 0
+    late: int = 0
 
 
 # -- output rows --------------------------------------------------------------------------------
@@ -187,6 +263,8 @@ class QueueRow:
     wait_seconds_answered: float
     talk_seconds: float
     wrap_up_seconds: float
+    survey_responses: int = 0
+    survey_average: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +300,8 @@ class AgentRow:
     wait_seconds_answered: float
     talk_seconds: float
     wrap_up_seconds: float
+    survey_responses: int = 0
+    survey_average: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,34 +385,32 @@ class _Calls:
     missed_no_answer: int = 0
     missed_busy: int = 0
     missed_unavailable: int = 0
+    survey_responses: int = 0
+    survey_total: int = 0
     time: AgentTime = field(default_factory=AgentTime)
     logged_in: set[str] = field(default_factory=set)
 
-    def add_offer(self, offer: OfferRow, rules: SlaRules) -> None:
-        self.offers += 1
-        if offer.result is OfferResult.ANSWERED:
-            self.offers_answered += 1
-            self.offers_within += answered_within_rings(
-                offer.result, offer.ring_seconds, rules.sla_rings, rules.ring_cadence
-            )
-        elif offer.result in MISSES:
-            self.offers_missed += 1
-            self.missed_no_answer += offer.result is OfferResult.NO_ANSWER
-            self.missed_busy += offer.result is OfferResult.BUSY
-            self.missed_unavailable += offer.result is OfferResult.UNAVAILABLE
-        else:
-            self.offers_cancelled += 1
+    def add_offers(self, group: OfferGroup) -> None:
+        missed = group.no_answer + group.busy + group.unavailable
+        self.offers += group.answered + missed + group.cancelled
+        self.offers_answered += group.answered
+        self.offers_within += group.answered_within
+        self.offers_missed += missed
+        self.missed_no_answer += group.no_answer
+        self.missed_busy += group.busy
+        self.missed_unavailable += group.unavailable
+        self.offers_cancelled += group.cancelled
 
-    def add_call(self, call: CallRow, tally: CallTally | None) -> None:
-        if tally is None:
-            self.in_progress += 1
-            return
-        self.tally += tally
-        self.talk += call.talk_seconds or 0.0
-        self.wrap_up += call.wrap_up_seconds or 0.0
-        self.abandoned_waiting += call.outcome is Outcome.ABANDONED_WAITING
-        self.abandoned_ringing += call.outcome is Outcome.ABANDONED_RINGING
-        self._wait(call.wait_seconds)
+    def add_calls(self, group: CallGroup) -> None:
+        self.tally += group.tally
+        self.in_progress += group.in_progress
+        self.talk += group.talk_seconds
+        self.wrap_up += group.wrap_up_seconds
+        self.abandoned_waiting += group.abandoned_waiting
+        self.abandoned_ringing += group.abandoned_ringing
+        self._wait(group.longest_wait)
+        self.survey_responses += group.survey_responses
+        self.survey_total += group.survey_score_total
 
     def _wait(self, wait: float | None) -> None:
         if wait is not None and (self.longest_wait is None or wait > self.longest_wait):
@@ -354,6 +432,8 @@ class _Calls:
         self.missed_no_answer += other.missed_no_answer
         self.missed_busy += other.missed_busy
         self.missed_unavailable += other.missed_unavailable
+        self.survey_responses += other.survey_responses
+        self.survey_total += other.survey_total
         self.time.absorb(other.time)
         self.logged_in |= other.logged_in
 
@@ -376,6 +456,32 @@ class _Tickets:
     repairs_late: int = 0
     scores: dict[int, int] = field(default_factory=lambda: dict.fromkeys(SATISFACTION_SCORES, 0))
     callbacks: dict[str, int] = field(default_factory=dict)
+
+
+def _call_group(call: CallRow, rules: SlaRules, agent: str | None = None) -> CallGroup:
+    """One call as a group of one (of its queue, or of ``agent``)."""
+    key = agent if agent is not None else call.queue
+    scored = call.survey_score is not None
+    survey = {"survey_responses": int(scored), "survey_score_total": call.survey_score or 0}
+    if call.outcome is None:
+        return CallGroup(call.period, key, CallTally(), in_progress=1, **survey)
+    tally = tally_call(
+        call.outcome,
+        call.wait_seconds or 0.0,
+        rules.service_level_threshold,
+        rules.short_abandon_threshold,
+    )
+    return CallGroup(
+        call.period,
+        key,
+        tally,
+        talk_seconds=call.talk_seconds or 0.0,
+        wrap_up_seconds=call.wrap_up_seconds or 0.0,
+        abandoned_waiting=int(call.outcome is Outcome.ABANDONED_WAITING),
+        abandoned_ringing=int(call.outcome is Outcome.ABANDONED_RINGING),
+        longest_wait=call.wait_seconds,
+        **survey,
+    )
 
 
 def _sums(sums: dict[tuple[date, str], _Calls], period: date, key: str) -> _Calls:
@@ -434,22 +540,35 @@ class ReportBuilder:
 
     def add_call(self, call: CallRow) -> None:
         """Count one call in its queue, and in its answering agent's figures."""
-        tally = None
-        if call.outcome is not None:
-            tally = tally_call(
-                call.outcome,
-                call.wait_seconds or 0.0,
-                self.rules.service_level_threshold,
-                self.rules.short_abandon_threshold,
-            )
-        _sums(self._queues, call.period, call.queue).add_call(call, tally)
+        self.add_call_group(_call_group(call, self.rules))
         if call.outcome is Outcome.ANSWERED and call.answered_by is not None:
-            _sums(self._agents, call.period, call.answered_by).add_call(call, tally)
+            self.add_call_group(_call_group(call, self.rules, call.answered_by), agent=True)
+
+    def add_call_group(self, group: CallGroup, *, agent: bool = False) -> None:
+        """Add the sums of a group of calls: of a queue, or (``agent``) of an agent."""
+        _sums(self._agents if agent else self._queues, group.period, group.key).add_calls(group)
 
     def add_offer(self, offer: OfferRow) -> None:
         """Count one ring in its call's queue and in its agent's figures."""
-        _sums(self._queues, offer.period, offer.queue).add_offer(offer, self.rules)
-        _sums(self._agents, offer.period, offer.agent).add_offer(offer, self.rules)
+        result = offer.result
+        answered = result is OfferResult.ANSWERED
+        within = answered and answered_within_rings(
+            result, offer.ring_seconds, self.rules.sla_rings, self.rules.ring_cadence
+        )
+        counts = {
+            "answered": int(answered),
+            "answered_within": int(within),
+            "no_answer": int(result is OfferResult.NO_ANSWER),
+            "busy": int(result is OfferResult.BUSY),
+            "unavailable": int(result is OfferResult.UNAVAILABLE),
+            "cancelled": int(not answered and result not in MISSES),
+        }
+        self.add_offer_group(OfferGroup(offer.period, offer.queue, **counts))
+        self.add_offer_group(OfferGroup(offer.period, offer.agent, **counts), agent=True)
+
+    def add_offer_group(self, group: OfferGroup, *, agent: bool = False) -> None:
+        """Add the counts of a group of rings: of a queue, or (``agent``) of an agent."""
+        _sums(self._agents if agent else self._queues, group.period, group.key).add_offers(group)
 
     def add_presence(
         self, times: dict[tuple[date, str], AgentTime], logged_in: dict[date, set[str]]
@@ -463,10 +582,11 @@ class ReportBuilder:
                     part.logged_in |= agents & self.members.get(queue[1], frozenset())
             self._logged_in.setdefault(period, set()).update(agents)
 
-    def add_callback(self, period: date, status: str) -> None:
-        """A callback scheduled (``scheduled``), or ended ``done`` or ``failed``, in ``period``."""
+    def add_callback(self, period: date, status: str, count: int = 1) -> None:
+        """``count`` callbacks scheduled (``scheduled``), or ended ``done`` or ``failed``, in
+        ``period``."""
         for sums in self._ticket_sums(period):
-            sums.callbacks[status] = sums.callbacks.get(status, 0) + 1
+            sums.callbacks[status] = sums.callbacks.get(status, 0) + count
 
     def _ticket_sums(self, period: date) -> tuple[_Tickets, _Tickets]:
         """The sums of ``period`` and of the whole range."""
@@ -475,32 +595,58 @@ class ReportBuilder:
 
     def add_ticket(self, ticket: OpenedTicket) -> None:
         """Count a ticket opened in its period: complaints and their reply, repairs, score."""
-        for sums in self._ticket_sums(ticket.period):
-            sums.tickets += 1
-            if ticket.category == "complaint":
-                sums.complaints += 1
-                judged = self._reply_on_time(ticket)
-                if judged is not None:
-                    sums.on_time += judged
-                    sums.late += not judged
-            if ticket.category == "repair":
-                sums.repairs += 1
-            if ticket.satisfaction is not None:
-                sums.scores[ticket.satisfaction] += 1
+        complaint = ticket.category == "complaint"
+        judged = self._reply_on_time(ticket) if complaint else None
+        scores = [0, 0, 0, 0, 0]
+        if ticket.satisfaction is not None:
+            scores[SATISFACTION_SCORES.index(ticket.satisfaction)] = 1
+        self.add_ticket_group(
+            TicketGroup(
+                ticket.period,
+                tickets=1,
+                complaints=int(complaint),
+                complaints_on_time=int(judged is True),
+                complaints_late=int(judged is False),
+                repairs=int(ticket.category == "repair"),
+                scores=(scores[0], scores[1], scores[2], scores[3], scores[4]),
+            )
+        )
+
+    def add_ticket_group(self, group: TicketGroup) -> None:
+        """Add the counts of the tickets opened in a period."""
+        for sums in self._ticket_sums(group.period):
+            sums.tickets += group.tickets
+            sums.complaints += group.complaints
+            sums.on_time += group.complaints_on_time
+            sums.late += group.complaints_late
+            sums.repairs += group.repairs
+            for score, count in zip(SATISFACTION_SCORES, group.scores, strict=True):
+                sums.scores[score] += count
 
     def add_repair(self, repair: CompletedRepair) -> None:
         """Count a repair completed in its period (on time, late, or neither)."""
-        for sums in self._ticket_sums(repair.period):
-            sums.completed += 1
-            if repair.on_time is not None:
-                sums.repairs_on_time += repair.on_time
-                sums.repairs_late += not repair.on_time
-        party = repair.party or "unassigned"
-        for group in ((repair.period, party), (repair.period, None), (None, party), (None, None)):
-            counts = self._repairs.setdefault(group, [0, 0, 0])
-            counts[0] += 1
-            if repair.on_time is not None:
-                counts[1 if repair.on_time else 2] += 1
+        self.add_repair_group(
+            RepairGroup(
+                repair.period,
+                repair.party or "unassigned",
+                completed=1,
+                on_time=int(repair.on_time is True),
+                late=int(repair.on_time is False),
+            )
+        )
+
+    def add_repair_group(self, group: RepairGroup) -> None:
+        """Add the counts of the repairs a party completed in a period."""
+        for sums in self._ticket_sums(group.period):
+            sums.completed += group.completed
+            sums.repairs_on_time += group.on_time
+            sums.repairs_late += group.late
+        period, party = group.period, group.party
+        for key in ((period, party), (period, None), (None, party), (None, None)):
+            counts = self._repairs.setdefault(key, [0, 0, 0])
+            counts[0] += group.completed
+            counts[1] += group.on_time
+            counts[2] += group.late
 
     def _reply_on_time(self, complaint: OpenedTicket) -> bool | None:
         """On time (replied by the committed time), late (replied after it, or not replied
@@ -583,6 +729,8 @@ def _queue_row(group: tuple[date | None, str | None], sums: _Calls, presence: bo
         wait_seconds_answered=tally.answered_wait_seconds,
         talk_seconds=sums.talk,
         wrap_up_seconds=sums.wrap_up,
+        survey_responses=sums.survey_responses,
+        survey_average=ratio(sums.survey_total, sums.survey_responses),
     )
 
 
@@ -619,6 +767,8 @@ def _agent_row(
         wait_seconds_answered=tally.answered_wait_seconds,
         talk_seconds=sums.talk,
         wrap_up_seconds=sums.wrap_up,
+        survey_responses=sums.survey_responses,
+        survey_average=ratio(sums.survey_total, sums.survey_responses),
     )
 
 

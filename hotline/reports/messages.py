@@ -81,6 +81,8 @@ CATALOG: Final[dict[str, dict[str, str]]] = {
         "Calls per period by outcome": "各时段呼叫结果",
         "Rings answered within {rings} rings, per agent": "各坐席 {rings} 声内接听率",
         "Satisfaction scores": "满意度分布",
+        "Survey responses": "满意度调查回复",
+        "Survey score": "满意度调查均分",
         "share of calls": "占比",
         "calls": "呼叫数",
         "tickets": "工单数",

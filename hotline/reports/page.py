@@ -123,6 +123,20 @@ def _table(
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def _score(value: float | None) -> str:
+    return _DASH if value is None else f"{value:.2f}"
+
+
+def _survey_columns() -> list[tuple[str, str, Callable[[Any], Any]]]:
+    """The post-call survey's columns, for queue and agent rows alike."""
+    return [
+        ("Survey responses", "calls with a post-call survey score",
+         lambda r: r.survey_responses),
+        ("Survey score", "average post-call survey score (1-5)",
+         lambda r: _score(r.survey_average)),
+    ]  # fmt: skip
+
+
 def _queue_table(report: Report) -> str:
     rings = report.rules.sla_rings
     columns: list[tuple[str, str, Callable[[QueueRow], Any]]] = [
@@ -148,6 +162,7 @@ def _queue_table(report: Report) -> str:
         ("Longest wait", "the longest wait of a call that ended", lambda r: _secs(r.longest_wait)),
         ("Agents logged in", "agents of the queue logged in during the period",
          lambda r: _DASH if r.agents_logged_in is None else r.agents_logged_in),
+        *_survey_columns(),
     ]  # fmt: skip
     return _table(report.queues, columns, lambda r: r.period is None or r.queue is None)
 
@@ -171,6 +186,7 @@ def _agent_table(report: Report) -> str:
          lambda r: _pct(r.service_level)),
         ("ASA", "average wait of those calls", lambda r: _secs(r.asa)),
         ("AHT", "(talk + wrap-up) / those calls", lambda r: _secs(r.aht)),
+        *_survey_columns(),
     ]  # fmt: skip
     return _table(report.agents, columns, lambda r: r.period is None or r.agent is None)
 
@@ -242,68 +258,71 @@ def _figure(svg: str) -> str:
     return f'<div class="figure">{svg}</div>'
 
 
+def _service_level_chart(report: Report, starts: list[date], labels: list[str]) -> str:
+    queues = sorted({r.queue for r in report.queues if r.queue is not None})
+    levels = {(r.period, r.queue): r.service_level for r in report.queues}
+    series = [
+        Series(queue, [levels.get((s, queue)) for s in starts], PALETTE[n % len(PALETTE)])
+        for n, queue in enumerate(queues)
+    ]
+    return bar_chart(
+        _t("Service level per queue and period"),
+        labels,
+        series,
+        top=1.0,
+        label=_pct,
+        target=(_t("target"), report.rules.service_level_target),
+        x_label=_t("Period"),
+        y_label=_t("Service level"),
+    )
+
+
+def _outcome_chart(report: Report, starts: list[date], labels: list[str]) -> str:
+    every = {r.period: r for r in report.queues if r.queue is None}
+
+    def values(field: str) -> list[float | None]:
+        return [getattr(every[s], field) if s in every else None for s in starts]
+
+    series = [Series(_t(name), values(f), PALETTE[n]) for n, (f, name) in enumerate(_OUTCOMES)]
+    return bar_chart(
+        _t("Calls per period by outcome"),
+        labels,
+        series,
+        stacked=True,
+        x_label=_t("Period"),
+        y_label=_t("calls"),
+    )
+
+
+def _rings_chart(report: Report, agents: list[AgentRow]) -> str:
+    rings = report.rules.sla_rings
+    return bar_chart(
+        _t("Rings answered within {rings} rings, per agent", rings=rings),
+        [_agent(r) for r in agents],
+        [
+            Series(
+                _t("within {rings} rings", rings=rings),
+                [r.within_rings_rate for r in agents],
+                PALETTE[0],
+            )
+        ],
+        top=1.0,
+        label=_pct,
+        x_label=_t("Agent"),
+        y_label=_t("Within {rings} rings", rings=rings),
+    )
+
+
 def _call_charts(report: Report) -> list[str]:
     starts = [p.start for p in report.periods]
     labels = [_period(start) for start in starts]
-    queues = sorted({r.queue for r in report.queues if r.queue is not None})
-    levels = {(r.period, r.queue): r for r in report.queues}
-    service_levels = [
-        Series(
-            queue,
-            [levels[(s, queue)].service_level if (s, queue) in levels else None for s in starts],
-            PALETTE[n % len(PALETTE)],
-        )
-        for n, queue in enumerate(queues)
-    ]
-    every = {r.period: r for r in report.queues if r.queue is None}
-    outcomes = [
-        Series(
-            name,
-            [getattr(every[s], field) if s in every else None for s in starts],
-            PALETTE[n],
-        )
-        for n, (field, name) in enumerate((f, _t(n)) for f, n in _OUTCOMES)
+    charts = [
+        _service_level_chart(report, starts, labels),
+        _outcome_chart(report, starts, labels),
     ]
     agents = [r for r in report.agents if r.period is None and r.agent is not None]
-    rings = report.rules.sla_rings
-    charts = [
-        bar_chart(
-            _t("Service level per queue and period"),
-            labels,
-            service_levels,
-            top=1.0,
-            label=_pct,
-            target=(_t("target"), report.rules.service_level_target),
-            x_label=_t("Period"),
-            y_label=_t("Service level"),
-        ),
-        bar_chart(
-            _t("Calls per period by outcome"),
-            labels,
-            outcomes,
-            stacked=True,
-            x_label=_t("Period"),
-            y_label=_t("calls"),
-        ),
-    ]
     if agents:
-        charts.append(
-            bar_chart(
-                _t("Rings answered within {rings} rings, per agent", rings=rings),
-                [_agent(r) for r in agents],
-                [
-                    Series(
-                        _t("within {rings} rings", rings=rings),
-                        [r.within_rings_rate for r in agents],
-                        PALETTE[0],
-                    )
-                ],
-                top=1.0,
-                label=_pct,
-                x_label=_t("Agent"),
-                y_label=_t("Within {rings} rings", rings=rings),
-            )
-        )
+        charts.append(_rings_chart(report, agents))
     return [_figure(chart) for chart in charts]
 
 

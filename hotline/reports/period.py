@@ -107,6 +107,33 @@ def _date(name: str, text: str, problems: dict[str, str]) -> date | None:
     return day
 
 
+def _check_choices(
+    period: str, fmt: str, section: str | None, lang: str, problems: dict[str, str]
+) -> None:
+    """Note every value that is not one of its choices."""
+    if lang not in LANGUAGES:
+        problems["lang"] = f"must be one of {', '.join(LANGUAGES)}, got {lang[:40]!r}"
+    if section is not None and section not in SECTIONS:
+        problems["section"] = f"must be one of {', '.join(SECTIONS)}, got {section[:40]!r}"
+    elif section is not None and fmt != "csv":
+        problems["section"] = "is for format csv only"
+    if period not in PERIODS:
+        problems["period"] = f"must be one of {', '.join(PERIODS)}, got {period[:40]!r}"
+    if fmt not in FORMATS:
+        problems["format"] = f"must be one of {', '.join(FORMATS)}, got {fmt[:40]!r}"
+
+
+def _check_range(period: str, first: date, last: date, problems: dict[str, str]) -> None:
+    """Note a range that runs backwards or is longer than allowed."""
+    days = (last - first).days + 1
+    if first > last:
+        problems["to"] = f"must not be before from ({first.isoformat()})"
+    elif days > MAX_DAYS:
+        problems["to"] = f"the range may cover at most {MAX_DAYS} days"
+    elif period in INTERVALS and days > MAX_INTERVAL_DAYS:
+        problems["to"] = f"a range by {period} may cover at most {MAX_INTERVAL_DAYS} days"
+
+
 def parse_request(
     period: str,
     first: str,
@@ -120,29 +147,13 @@ def parse_request(
     ``section`` (queues, agents, tickets, repairs) asks for one table, in CSV only;
     ``lang`` (en, zh) is the language of the HTML page."""
     problems: dict[str, str] = {}
-    if lang not in LANGUAGES:
-        problems["lang"] = f"must be one of {', '.join(LANGUAGES)}, got {lang[:40]!r}"
-    if section is not None and section not in SECTIONS:
-        problems["section"] = f"must be one of {', '.join(SECTIONS)}, got {section[:40]!r}"
-    elif section is not None and fmt != "csv":
-        problems["section"] = "is for format csv only"
-    if period not in PERIODS:
-        problems["period"] = f"must be one of {', '.join(PERIODS)}, got {period[:40]!r}"
-    if fmt not in FORMATS:
-        problems["format"] = f"must be one of {', '.join(FORMATS)}, got {fmt[:40]!r}"
+    _check_choices(period, fmt, section, lang, problems)
     first_date = _date("from", first, problems)
     last_date = _date("to", last, problems)
     if first_date is not None and last_date is not None:
-        if first_date > last_date:
-            problems["to"] = f"must not be before from ({first_date.isoformat()})"
-        elif (last_date - first_date).days + 1 > MAX_DAYS:
-            problems["to"] = f"the range may cover at most {MAX_DAYS} days"
-        elif period in INTERVALS and (last_date - first_date).days + 1 > MAX_INTERVAL_DAYS:
-            problems["to"] = f"a range by {period} may cover at most {MAX_INTERVAL_DAYS} days"
-    if problems:
+        _check_range(period, first_date, last_date, problems)
+    if problems or first_date is None or last_date is None:
         raise ReportError(problems)
-    assert first_date is not None
-    assert last_date is not None
     return ReportRequest(period, first_date, last_date, fmt, section, lang)
 
 

@@ -69,6 +69,33 @@ def _line(at: datetime, call_id: str, queue: str, agent: str, event: str, *data:
     return "|".join([str(int(at.timestamp())), call_id, queue, agent, event, *map(str, data)])
 
 
+def _offer_lines(
+    call: QueueLogCall, offer: QueueLogOffer, wait: int
+) -> list[tuple[datetime, str, tuple[object, ...]]]:
+    """The lines of one ring of ``call``: its end, and if it was answered the talk."""
+    ring_ms = round(offer.ring_seconds * 1000)
+    if offer.result in _MISSED:
+        return [(offer.ended_at, "RINGNOANSWER", (ring_ms,))]
+    if offer.result == "cancelled":
+        return [(offer.ended_at, "RINGCANCELED", (ring_ms,))]
+    if offer.result != "answered" or call.answered_at is None:
+        return []
+    found: list[tuple[datetime, str, tuple[object, ...]]] = [
+        (call.answered_at, "CONNECT", (wait, offer.offer_id, round(offer.ring_seconds)))
+    ]
+    if call.outcome == "answered" and call.ended_at is not None:
+        talk = round(call.talk_seconds or 0.0)
+        found.append((call.ended_at, "COMPLETEAGENT", (wait, talk, 1)))
+    return found
+
+
+_ENDS: Final = {
+    "abandoned_waiting": "ABANDON",
+    "abandoned_ringing": "ABANDON",
+    "overflowed": "EXITWITHTIMEOUT",
+}
+
+
 def call_lines(call: QueueLogCall, names: Mapping[str, str]) -> list[tuple[float, str]]:
     """The lines of one call, each with its exact time (to sort calls together)."""
     found: list[tuple[float, str]] = []
@@ -80,20 +107,11 @@ def call_lines(call: QueueLogCall, names: Mapping[str, str]) -> list[tuple[float
     wait = round(call.wait_seconds or 0.0)
     for offer in call.offers:
         agent = names.get(offer.agent, offer.agent)
-        ring_ms = round(offer.ring_seconds * 1000)
-        if offer.result in _MISSED:
-            put(offer.ended_at, agent, "RINGNOANSWER", ring_ms)
-        elif offer.result == "cancelled":
-            put(offer.ended_at, agent, "RINGCANCELED", ring_ms)
-        elif offer.result == "answered" and call.answered_at is not None:
-            put(call.answered_at, agent, "CONNECT", wait, offer.offer_id, round(offer.ring_seconds))
-            if call.outcome == "answered" and call.ended_at is not None:
-                talk = round(call.talk_seconds or 0.0)
-                put(call.ended_at, agent, "COMPLETEAGENT", wait, talk, 1)
-    if call.ended_at is not None and call.outcome in ("abandoned_waiting", "abandoned_ringing"):
-        put(call.ended_at, "NONE", "ABANDON", 1, 1, wait)
-    if call.ended_at is not None and call.outcome == "overflowed":
-        put(call.ended_at, "NONE", "EXITWITHTIMEOUT", 1, 1, wait)
+        for at, event, data in _offer_lines(call, offer, wait):
+            put(at, agent, event, *data)
+    end = _ENDS.get(call.outcome or "")
+    if call.ended_at is not None and end is not None:
+        put(call.ended_at, "NONE", end, 1, 1, wait)
     return found
 
 

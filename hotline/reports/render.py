@@ -9,22 +9,15 @@ and :class:`~hotline.reports.aggregate.TicketRow`. A ``null`` period is the whol
 range, a ``null`` queue or agent is all of them, and a ``null`` ratio has nothing
 to measure. Seconds and ratios are full-precision numbers.
 
-CSV: one table, one header (the legacy export; ``section`` gives one section's
-table, and ``zip`` every section's, rounded for people, see
-:mod:`hotline.reports.tables`; ``xlsx`` is a workbook of the same tables). The
-column ``section`` is ``queue``, ``agent`` or ``tickets``;
-``period`` is the period's first date or ``total``; ``name`` is the queue or agent,
-or ``*`` for all of them; then the union of the sections' fields, empty where a
-field does not apply to the section or has nothing to measure. A text cell that a
-spreadsheet would take for a formula is prefixed with ``'``.
+CSV: one section's table (``section``; without it the ``queues`` table, which by
+15min/30min/hour is the intervals), rounded for people, and ``zip`` every
+section's table; ``xlsx`` is a workbook of the same tables (see
+:mod:`hotline.reports.tables`). There is no table mixing the sections.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-from collections.abc import Iterable, Sequence
 from dataclasses import fields
 from datetime import date
 from typing import Any, Final
@@ -33,7 +26,7 @@ from hotline.reports.aggregate import AgentRow, QueueRow, RepairRow, Report, Tic
 from hotline.reports.page import render_html
 from hotline.reports.tables import render_csv_section, render_xlsx, render_zip
 
-__all__ = ["CONTENT_TYPES", "CSV_COLUMNS", "render", "render_csv", "render_json", "report_json"]
+__all__ = ["CONTENT_TYPES", "render", "render_json", "report_json"]
 
 CONTENT_TYPES: Final = {
     "json": "application/json",
@@ -43,29 +36,6 @@ CONTENT_TYPES: Final = {
     "zip": "application/zip",
 }
 """The media type of each format."""
-
-_KEYS: Final = frozenset({"period", "queue", "agent"})
-
-
-def _figures(row_type: type[Any]) -> list[str]:
-    return [f.name for f in fields(row_type) if f.name not in _KEYS]
-
-
-def _union(*groups: Iterable[str]) -> list[str]:
-    seen: dict[str, None] = {}
-    for group in groups:
-        seen.update(dict.fromkeys(group))
-    return list(seen)
-
-
-CSV_COLUMNS: Final = [
-    "section",
-    "period",
-    "name",
-    *_union(_figures(QueueRow), _figures(AgentRow), _figures(TicketRow)),
-]
-"""The CSV header."""
-_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _value(value: Any) -> Any:
@@ -104,54 +74,14 @@ def render_json(report: Report) -> bytes:
     return (json.dumps(report_json(report), ensure_ascii=False, indent=1) + "\n").encode()
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, dict):
-        return ";".join(f"{_cell(key)}={_cell(seconds)}" for key, seconds in value.items())
-    if isinstance(value, float):
-        return repr(round(value, 6))
-    if isinstance(value, date):
-        return value.isoformat()
-    text = str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
-
-
-def _csv_rows(
-    section: str, rows: Sequence[QueueRow | AgentRow | TicketRow], key: str | None
-) -> Iterable[list[str]]:
-    for row in rows:
-        figures = _row_json(row)
-        name = figures.pop(key) if key is not None else ""
-        period = figures.pop("period")
-        values = {
-            "section": section,
-            "period": period if period is not None else "total",
-            "name": name if name is not None else "*",
-            **figures,
-        }
-        yield [_cell(values.get(column)) for column in CSV_COLUMNS]
-
-
-def render_csv(report: Report) -> bytes:
-    """The report as one CSV table (see the module docstring)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    writer.writerows(_csv_rows("queue", report.queues, "queue"))
-    writer.writerows(_csv_rows("agent", report.agents, "agent"))
-    writer.writerows(_csv_rows("tickets", report.tickets, None))
-    return out.getvalue().encode()
-
-
 def render(report: Report, fmt: str, section: str | None = None, lang: str = "en") -> bytes:
     """The report in ``fmt`` (``csv``, ``json``, ``html``, ``xlsx`` or ``zip``) as bytes;
-    ``section`` picks one table of CSV (see :mod:`hotline.reports.tables`); ``lang`` is
-    the HTML page's language."""
+    ``section`` picks the table of CSV (default ``queues``, see
+    :mod:`hotline.reports.tables`); ``lang`` is the HTML page's language."""
     if fmt == "json":
         return render_json(report)
     if fmt == "csv":
-        return render_csv(report) if section is None else render_csv_section(report, section)
+        return render_csv_section(report, section or "queues")
     if fmt == "xlsx":
         return render_xlsx(report)
     if fmt == "zip":

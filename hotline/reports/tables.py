@@ -75,6 +75,28 @@ def _label(period: date | None) -> str:
     return period.isoformat()
 
 
+def _key(row: Any, key: str | None) -> list[Any]:
+    """The row's key cell (``*`` for all of them), if the section has a key."""
+    if not key:
+        return []
+    value = getattr(row, key)
+    return [value if value is not None else "*"]
+
+
+def _columns(
+    figures: list[str], sample: Any, key: str | None, extra: list[str]
+) -> tuple[list[str], list[str]]:
+    """The names and kinds of a section's columns (the kinds from a sample row)."""
+    columns = ["period", *([key] if key else []), *figures, *extra]
+    kinds = ["text"] * (1 + bool(key))
+    kinds += [
+        "text" if f == "agent_name" else _kind(f, getattr(sample, f, 0) if sample else 0)
+        for f in figures
+    ]
+    kinds += ["seconds"] * len(extra)
+    return columns, kinds
+
+
 def _table(
     name: str,
     rows: list[Any],
@@ -84,21 +106,11 @@ def _table(
 ) -> Table:
     skip = {"period", "paused_by_reason", *([key] if key else [])}
     figures = [f.name for f in fields(row_type) if f.name not in skip]
-    columns = ["period", *([key] if key else []), *figures]
-    kinds = ["text"] * (1 + bool(key))
-    sample = rows[0] if rows else None
-    kinds += [
-        "text" if f == "agent_name" else _kind(f, getattr(sample, f, 0) if sample else 0)
-        for f in figures
-    ]
     extra = [f"paused_{reason}_seconds" for reason in reasons or []]
-    columns += extra
-    kinds += ["seconds"] * len(extra)
+    columns, kinds = _columns(figures, rows[0] if rows else None, key, extra)
     out: list[list[Any]] = []
     for row in rows:
-        values: list[Any] = [_label(row.period)]
-        if key:
-            values.append(getattr(row, key) if getattr(row, key) is not None else "*")
+        values: list[Any] = [_label(row.period), *_key(row, key)]
         values += [getattr(row, f) for f in figures]
         if reasons is not None:
             values += [row.paused_by_reason.get(reason) for reason in reasons]
