@@ -613,7 +613,8 @@ async def test_wrap_up_records_fill_the_call_row_idempotently(pg_pool: Pool) -> 
     records = to_records(facts)
     assert [r["k"] for r in records][-2:] == ["end", "wrap_up"]
     assert records[-1] == {"k": "wrap_up", "call_id": "w", "agent_id": "1001", "seconds": 7.5,
-                           "ended_at": local(1) + 1 + 10 + 7.5, "epoch": 0}  # fmt: skip
+                           "ended_at": local(1) + 1 + 10 + 7.5, "epoch": 0,
+                           "pbx_id": ""}  # fmt: skip
     async with transaction(pg_pool) as conn:
         # In one batch the wrap-up is written after the call, whatever the batch's order.
         await apply_records(conn, [records[-1], *records[:-1]])
