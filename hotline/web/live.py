@@ -30,8 +30,15 @@ Each page has a bounded buffer of frames (:data:`CLIENT_BUFFER`) drained by its
 own writer task; a page whose buffer is full (a slow or dead browser) is closed
 (``1013 try again later``) and forgotten, never slowing the hub. Pages are
 tracked in a :class:`weakref.WeakSet` and closed with ``GOING_AWAY`` on
-shutdown. The feed is per instance: fan-out across instances through Redis
-pub/sub is not built yet.
+shutdown.
+
+Across instances: with ``[redis] url`` and ``[service] pbx_id``, the active (the
+lease holder) also hands each batch's full views to a
+:class:`~hotline.web.live_relay.LiveRelay`, which publishes them in Redis; every
+instance mirrors them (:meth:`LiveHub.apply_remote`), and an instance that is
+not active serves its pages from that mirror, with the same filtering by role
+and queue. A gap on the channel, a Redis reconnect, or this instance becoming
+or ceasing to be the active sends every page a fresh snapshot.
 """
 
 from __future__ import annotations
@@ -41,11 +48,12 @@ import contextlib
 import json
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
+import redis.asyncio as aioredis
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -66,9 +74,11 @@ from hotline.domain.effects import (
 from hotline.domain.model import Agent, AgentState, CallState, OfferResult
 from hotline.domain.routing import Router
 from hotline.domain.sla import MISSES, CallTally, ratio, tally_call, within_rings
+from hotline.store.lease import Lease
 from hotline.web.auth import Principal, principal_of
 from hotline.web.errors import json_error
-from hotline.web.keys import CLOCK, ENGINE, SETTINGS
+from hotline.web.keys import CLOCK, ENGINE, LEASE, SETTINGS
+from hotline.web.live_relay import LiveRelay
 from hotline.web.openapi import Api, Input
 from hotline.web.schema import Text
 
@@ -130,9 +140,17 @@ class _Page:
     dropped: bool = False
 
     def sees_agent(self, agent: Agent) -> bool:
-        if self.supervising or agent.id == self.principal.agent_id:
+        return self.sees(agent.id, agent.config.queues)
+
+    def sees(self, agent_id: str, queues: Iterable[str]) -> bool:
+        if self.supervising or agent_id == self.principal.agent_id:
             return True
-        return bool(self.queues & set(agent.config.queues))
+        return not self.queues.isdisjoint(queues)
+
+
+class _Gate(Protocol):
+    @property
+    def active(self) -> bool: ...
 
 
 class LiveHub:
@@ -152,6 +170,22 @@ class LiveHub:
         self._queues_today: dict[str, _QueueToday] = {}
         self._agents_today: dict[str, _AgentToday] = {}
         self._views: dict[tuple[str, str, bool], dict[str, Any]] | None = None
+        self.relay: LiveRelay | None = None
+        """Set (by :func:`live_context`) when the feed is shared through Redis."""
+        self.lease: _Gate | None = None
+        """The instance's lease: while it is not active, pages are served from the mirror."""
+        self.remote_queues: dict[str, dict[str, Any]] = {}
+        self.remote_agents: dict[str, dict[str, Any]] = {}
+        self._serving_remote = False
+
+    @property
+    def remote(self) -> bool:
+        """True when the pages show the active's views from Redis (this one does not route)."""
+        return self.relay is not None and self.lease is not None and not self.lease.active
+
+    def wake(self) -> None:
+        """Have the hub task look again (a lease change, a publication to redo)."""
+        self._wake.set()
 
     # -- the engine's side: never blocks ---------------------------------------------------
 
@@ -181,8 +215,18 @@ class LiveHub:
         for fact in facts:
             self._tally(fact)
             _touched(fact, queues, agents)
+        remote = self.remote
+        switched, self._serving_remote = remote != self._serving_remote, remote
         router = self.router
-        if router is None or not (facts or overflowed):
+        if router is None:
+            return
+        if remote:
+            if switched:  # stepped down: the active's views from now on
+                self._snapshot_all()
+            return
+        relay = self.relay
+        full = overflowed or switched or (relay is not None and relay.want_full)
+        if not (facts or full):
             return
         if any(isinstance(fact, CallRequeued) for fact in facts):
             queues.update(router.queues)  # the queue it left is not in the fact
@@ -192,13 +236,66 @@ class LiveHub:
                 queues.update(agent.config.queues)
         self._views = {}  # one view of each queue and agent per flush, shared by the pages
         try:
+            if relay is not None:
+                self._publish(router, relay, queues, agents, full=full)
             for page in list(self.pages):
-                if overflowed:
+                if overflowed or switched:
                     self.send_snapshot(page)
                 else:
                     self._send_delta(page, queues, agents)
         finally:
             self._views = None
+
+    def _publish(
+        self, router: Router, relay: LiveRelay, queues: set[str], agents: set[str], *, full: bool
+    ) -> None:
+        """Hand the relay the full views of what changed (of everything, when ``full``)."""
+        names = router.queues if full else queues
+        shown = router.agents.values() if full else (router.agents[a] for a in agents)
+        relay.publish(
+            {name: self._queue_view(router, name, True) for name in sorted(names)},
+            {agent.id: self._agent_view(agent) for agent in shown},
+            full=full,
+        )
+
+    def _snapshot_all(self) -> None:
+        for page in list(self.pages):
+            self.send_snapshot(page)
+
+    # -- the mirror of the active's views (another instance's, through Redis) ---------------
+
+    def apply_remote(
+        self, queues: dict[str, dict[str, Any]], agents: dict[str, dict[str, Any]], *, full: bool
+    ) -> None:
+        """Take the active's views from the relay; pages served from the mirror get frames."""
+        if full:
+            self.remote_queues, self.remote_agents = dict(queues), dict(agents)
+        else:
+            self.remote_queues.update(queues)
+            self.remote_agents.update(agents)
+        if not self.remote:
+            return  # this instance serves its own views (it is the active)
+        self._serving_remote = True
+        if full:
+            self._snapshot_all()
+            return
+        masked = {name: _masked(view) for name, view in queues.items()}
+        for page in list(self.pages):
+            shown_queues = [name for name in sorted(queues) if name in page.queues]
+            shown_agents = [
+                view for view in agents.values() if page.sees(view["id"], view["queues"])
+            ]
+            if not shown_queues and not shown_agents:
+                continue
+            chosen = queues if page.supervising else masked
+            self._queue_frame(
+                page,
+                {
+                    "type": "delta",
+                    "queues": [chosen[name] for name in shown_queues],
+                    "agents": shown_agents,
+                },
+            )
 
     def _today(self) -> None:
         day = datetime.fromtimestamp(self.clock.now(), self.settings.service.zone).date()
@@ -236,6 +333,9 @@ class LiveHub:
 
     def send_snapshot(self, page: _Page) -> None:
         """Queue a full snapshot of what ``page`` may see."""
+        if self.remote:
+            self._send_remote_snapshot(page)
+            return
         router = self.router
         if router is None:
             return
@@ -243,11 +343,30 @@ class LiveHub:
             page,
             {
                 "type": "snapshot",
-                "queues": [self._queue_view(router, name, page) for name in sorted(page.queues)],
+                "queues": [
+                    self._queue_view(router, name, page.supervising) for name in sorted(page.queues)
+                ],
                 "agents": [
                     self._agent_view(agent)
                     for agent in router.agents.values()
                     if page.sees_agent(agent)
+                ],
+            },
+        )
+
+    def _send_remote_snapshot(self, page: _Page) -> None:
+        queues = [
+            self.remote_queues[name] for name in sorted(page.queues & self.remote_queues.keys())
+        ]
+        self._queue_frame(
+            page,
+            {
+                "type": "snapshot",
+                "queues": queues if page.supervising else [_masked(view) for view in queues],
+                "agents": [
+                    view
+                    for _, view in sorted(self.remote_agents.items())
+                    if page.sees(view["id"], view["queues"])
                 ],
             },
         )
@@ -267,7 +386,9 @@ class LiveHub:
             page,
             {
                 "type": "delta",
-                "queues": [self._queue_view(router, name, page) for name in shown_queues],
+                "queues": [
+                    self._queue_view(router, name, page.supervising) for name in shown_queues
+                ],
                 "agents": [self._agent_view(agent) for agent in shown_agents],
             },
         )
@@ -292,11 +413,11 @@ class LiveHub:
             page.frames.get_nowait()
         page.frames.put_nowait("")  # wakes the writer, which closes the socket
 
-    def _queue_view(self, router: Router, name: str, page: _Page) -> dict[str, Any]:
-        key = ("queue", name, page.supervising)
+    def _queue_view(self, router: Router, name: str, supervising: bool) -> dict[str, Any]:
+        key = ("queue", name, supervising)
         if self._views is not None and key in self._views:
             return self._views[key]
-        view = self._build_queue_view(router, name, page.supervising)
+        view = self._build_queue_view(router, name, supervising)
         if self._views is not None:
             self._views[key] = view
         return view
@@ -373,6 +494,12 @@ class LiveHub:
             "answered_today": today.answered,
             "missed_today": today.missed,
         }
+
+
+def _masked(view: dict[str, Any]) -> dict[str, Any]:
+    """A full queue view as a non-supervising page may see it: numbers masked."""
+    waiting = [{**call, "number": mask_number(call["number"])} for call in view["waiting"]]
+    return {**view, "waiting": waiting}
 
 
 def _touched(fact: Fact, queues: set[str], agents: set[str]) -> None:
@@ -470,14 +597,52 @@ async def _write(page: _Page) -> None:
 
 
 async def live_context(app: web.Application) -> AsyncIterator[None]:
-    """``cleanup_ctx``: the hub's task, bound to the engine's router."""
+    """``cleanup_ctx``: the hub's task, bound to the engine's router; with ``[redis] url``
+    and ``[service] pbx_id``, the relay's tasks too (see the module docstring)."""
     hub = app[HUB]
     hub.router = app[ENGINE].router
-    task = asyncio.create_task(hub.run(), name="live-hub")
+    settings = app[SETTINGS]
+    tasks = [asyncio.create_task(hub.run(), name="live-hub")]
+    client = None
+    if settings.redis_url and settings.service.pbx_id:
+        client = aioredis.Redis.from_url(settings.redis_url.reveal())
+        lease = app.get(LEASE)
+        hub.lease = lease if lease is not None else _Always()
+        relay = hub.relay = LiveRelay(
+            client,
+            prefix=settings.redis_prefix,
+            pbx_id=settings.service.pbx_id,
+            mirror=hub,
+            may_publish=lambda: not hub.remote,
+            wake=hub.wake,
+        )
+        tasks += [
+            asyncio.create_task(relay.run_publisher(), name="live-publisher"),
+            asyncio.create_task(relay.run_subscriber(), name="live-subscriber"),
+        ]
+        if lease is not None:
+            tasks.append(asyncio.create_task(_watch(lease, hub), name="live-lease"))
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    for task in reversed(tasks):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    if client is not None:
+        await client.aclose()
+
+
+class _Always:
+    """The gate of an instance without a lease: always the active."""
+
+    active = True
+
+
+async def _watch(lease: Lease, hub: LiveHub) -> None:
+    """Wake the hub when the lease is taken or lost (its pages switch source)."""
+    await lease.became_active.wait()
+    hub.wake()
+    await lease.stepped_down.wait()
+    hub.wake()
 
 
 async def close_pages(app: web.Application) -> None:
