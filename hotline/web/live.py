@@ -57,7 +57,7 @@ import redis.asyncio as aioredis
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from hotline.clock import Clock
+from hotline.clock import Clock, virtual_clock_of
 from hotline.config import Settings
 from hotline.domain.effects import (
     AgentPresenceChanged,
@@ -83,8 +83,10 @@ from hotline.web.openapi import Api, Input
 from hotline.web.schema import Text
 
 __all__ = [
+    "AGENT_WAITING_SHOWN",
     "CLIENT_BUFFER",
     "FACT_BUFFER",
+    "FLUSH_INTERVAL",
     "HUB",
     "LiveHub",
     "api",
@@ -100,6 +102,11 @@ CLIENT_BUFFER: Final = 64
 """Frames queued for one page before it counts as too slow and is closed."""
 FACT_BUFFER: Final = 10_000
 """Facts the hub holds between two wake-ups; past that, every page gets a snapshot."""
+FLUSH_INTERVAL: Final = 0.04
+"""Wall seconds between two batches at most: under load, facts coalesce into one frame."""
+AGENT_WAITING_SHOWN: Final = 10
+"""Waiting callers per queue an agent's page lists (the longest waits; ``waiting_count``
+says how many there are): a wallboard lists them all."""
 SUPERVISING_ROLES: Final = frozenset({"supervisor", "admin", "integration"})
 """Roles that see every queue and full caller numbers."""
 
@@ -170,6 +177,7 @@ class LiveHub:
         self._queues_today: dict[str, _QueueToday] = {}
         self._agents_today: dict[str, _AgentToday] = {}
         self._views: dict[tuple[str, str, bool], dict[str, Any]] | None = None
+        self._json: dict[int, str] | None = None
         self.relay: LiveRelay | None = None
         """Set (by :func:`live_context`) when the feed is shared through Redis."""
         self.lease: _Gate | None = None
@@ -200,10 +208,15 @@ class LiveHub:
 
     async def run(self) -> None:
         """Send each batch of facts to the pages, until cancelled."""
+        # Wall pacing, except on a virtual-time loop (the tests), where a real sleep would
+        # let the simulated world run on meanwhile.
+        pace = 0.0 if virtual_clock_of() is not None else FLUSH_INTERVAL
         while True:
             await self._wake.wait()
             self._wake.clear()
             self.flush()
+            if pace:
+                await asyncio.sleep(pace)  # what comes meanwhile goes in one batch
 
     def flush(self) -> None:
         """Tally the pending facts and queue one frame for each page they concern."""
@@ -235,6 +248,7 @@ class LiveHub:
             if agent is not None:
                 queues.update(agent.config.queues)
         self._views = {}  # one view of each queue and agent per flush, shared by the pages
+        self._json = {}
         try:
             if relay is not None:
                 self._publish(router, relay, queues, agents, full=full)
@@ -245,6 +259,7 @@ class LiveHub:
                     self._send_delta(page, queues, agents)
         finally:
             self._views = None
+            self._json = None
 
     def _publish(
         self, router: Router, relay: LiveRelay, queues: set[str], agents: set[str], *, full: bool
@@ -280,6 +295,18 @@ class LiveHub:
             self._snapshot_all()
             return
         masked = {name: _masked(view) for name, view in queues.items()}
+        self._json = {}
+        try:
+            self._remote_deltas(queues, agents, masked)
+        finally:
+            self._json = None
+
+    def _remote_deltas(
+        self,
+        queues: dict[str, dict[str, Any]],
+        agents: dict[str, dict[str, Any]],
+        masked: dict[str, dict[str, Any]],
+    ) -> None:
         for page in list(self.pages):
             shown_queues = [name for name in sorted(queues) if name in page.queues]
             shown_agents = [
@@ -288,14 +315,7 @@ class LiveHub:
             if not shown_queues and not shown_agents:
                 continue
             chosen = queues if page.supervising else masked
-            self._queue_frame(
-                page,
-                {
-                    "type": "delta",
-                    "queues": [chosen[name] for name in shown_queues],
-                    "agents": shown_agents,
-                },
-            )
+            self._queue_frame(page, "delta", [chosen[name] for name in shown_queues], shown_agents)
 
     def _today(self) -> None:
         day = datetime.fromtimestamp(self.clock.now(), self.settings.service.zone).date()
@@ -341,17 +361,9 @@ class LiveHub:
             return
         self._queue_frame(
             page,
-            {
-                "type": "snapshot",
-                "queues": [
-                    self._queue_view(router, name, page.supervising) for name in sorted(page.queues)
-                ],
-                "agents": [
-                    self._agent_view(agent)
-                    for agent in router.agents.values()
-                    if page.sees_agent(agent)
-                ],
-            },
+            "snapshot",
+            [self._queue_view(router, name, page.supervising) for name in sorted(page.queues)],
+            [self._agent_view(agent) for agent in router.agents.values() if page.sees_agent(agent)],
         )
 
     def _send_remote_snapshot(self, page: _Page) -> None:
@@ -360,15 +372,13 @@ class LiveHub:
         ]
         self._queue_frame(
             page,
-            {
-                "type": "snapshot",
-                "queues": queues if page.supervising else [_masked(view) for view in queues],
-                "agents": [
-                    view
-                    for _, view in sorted(self.remote_agents.items())
-                    if page.sees(view["id"], view["queues"])
-                ],
-            },
+            "snapshot",
+            queues if page.supervising else [_masked(view) for view in queues],
+            [
+                view
+                for _, view in sorted(self.remote_agents.items())
+                if page.sees(view["id"], view["queues"])
+            ],
         )
 
     def _send_delta(self, page: _Page, queues: set[str], agents: set[str]) -> None:
@@ -384,24 +394,41 @@ class LiveHub:
             return
         self._queue_frame(
             page,
-            {
-                "type": "delta",
-                "queues": [
-                    self._queue_view(router, name, page.supervising) for name in shown_queues
-                ],
-                "agents": [self._agent_view(agent) for agent in shown_agents],
-            },
+            "delta",
+            [self._queue_view(router, name, page.supervising) for name in shown_queues],
+            [self._agent_view(agent) for agent in shown_agents],
         )
 
-    def _queue_frame(self, page: _Page, frame: dict[str, Any]) -> None:
+    def _queue_frame(
+        self,
+        page: _Page,
+        kind: str,
+        queues: list[dict[str, Any]],
+        agents: list[dict[str, Any]],
+    ) -> None:
+        """Queue ``{"type", "queues", "agents", "seq", "at"}`` for ``page``; each view is
+        encoded once per batch, however many pages it goes to."""
         if page.dropped:
             return
         page.seq += 1
-        frame = {**frame, "seq": page.seq, "at": self.clock.now()}
+        text = (
+            f'{{"type": "{kind}", "queues": [{", ".join(map(self._encoded, queues))}], '
+            f'"agents": [{", ".join(map(self._encoded, agents))}], '
+            f'"seq": {page.seq}, "at": {json.dumps(self.clock.now())}}}'
+        )
         try:
-            page.frames.put_nowait(json.dumps(frame))
+            page.frames.put_nowait(text)
         except asyncio.QueueFull:
             self.drop(page)
+
+    def _encoded(self, view: dict[str, Any]) -> str:
+        """``view`` as JSON; within a batch, by identity (the batch keeps its views alive)."""
+        if self._json is None:
+            return json.dumps(view)
+        text = self._json.get(id(view))
+        if text is None:
+            text = self._json[id(view)] = json.dumps(view)
+        return text
 
     def drop(self, page: _Page) -> None:
         """Forget a page whose buffer is full and close it (its writer task ends)."""
@@ -438,6 +465,7 @@ class LiveHub:
         today = self._queues_today.get(name, _QueueToday())
         counted = today.calls.answered + today.calls.abandoned - today.calls.short_abandoned
         sla = self.settings.sla
+        shown = waiting if supervising else waiting[:AGENT_WAITING_SHOWN]
         return {
             "name": name,
             "waiting": [
@@ -447,8 +475,9 @@ class LiveHub:
                     "priority": call.priority,
                     "since": call.queue_entered_at,
                 }
-                for call in waiting
+                for call in shown
             ],
+            "waiting_count": len(waiting),
             "longest_since": waiting[0].queue_entered_at if waiting else None,
             "agents": states,
             "today": {
@@ -497,8 +526,12 @@ class LiveHub:
 
 
 def _masked(view: dict[str, Any]) -> dict[str, Any]:
-    """A full queue view as a non-supervising page may see it: numbers masked."""
-    waiting = [{**call, "number": mask_number(call["number"])} for call in view["waiting"]]
+    """A full queue view as a non-supervising page may see it: numbers masked, the first
+    :data:`AGENT_WAITING_SHOWN` waiting callers."""
+    waiting = [
+        {**call, "number": mask_number(call["number"])}
+        for call in view["waiting"][:AGENT_WAITING_SHOWN]
+    ]
     return {**view, "waiting": waiting}
 
 
@@ -563,7 +596,9 @@ async def live(request: web.Request, _: Input) -> web.WebSocketResponse:
         raise json_error(403, "forbidden", message="cross-origin feed refused")
     queues = _subscribed(request, principal)
     hub = request.app[HUB]
-    ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=4096)
+    # No per-message deflate: compressing every wallboard's frame costs the loop the
+    # engine runs on more than the bytes it saves on a LAN.
+    ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=4096, compress=False)
     if not ws.can_prepare(request).ok:
         raise json_error(400, "bad request", message="send a WebSocket upgrade request")
     await ws.prepare(request)
