@@ -15,7 +15,8 @@ principal:
 
 - a page subscribes to queues (``?queues=a,b``; default: every queue it may
   see). An agent may see only their own queues (asking for another is 403
-  before the upgrade), and sees callers' numbers masked; supervisors, admins
+  before the upgrade), and sees callers' numbers masked (the first
+  :data:`AGENT_WAITING_SHOWN` per queue, with ``waiting_count``); supervisors, admins
   and the integration token see every queue and full numbers;
 - supervisors see every agent; an agent sees the agents serving one of the
   page's queues, and their own tile always.
@@ -25,6 +26,10 @@ Frames are JSON objects with a ``seq`` that grows by one per page:
 only the queues and agents that changed. A page that sees a gap in ``seq``, or
 reconnects, asks again (``{"type": "snapshot"}``) or reconnects, and gets a
 fresh snapshot.
+
+Under load the hub batches: after a batch it waits :data:`FLUSH_INTERVAL` of wall
+time (not on a virtual-time loop), so what arrives meanwhile makes one frame per
+page; each view is encoded to JSON once per batch, however many pages get it.
 
 Each page has a bounded buffer of frames (:data:`CLIENT_BUFFER`) drained by its
 own writer task; a page whose buffer is full (a slow or dead browser) is closed
