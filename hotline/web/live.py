@@ -18,8 +18,9 @@ principal:
   before the upgrade), and sees callers' numbers masked (the first
   :data:`AGENT_WAITING_SHOWN` per queue, with ``waiting_count``); supervisors, admins
   and the integration token see every queue and full numbers;
-- supervisors see every agent; an agent sees the agents serving one of the
-  page's queues, and their own tile always.
+- supervisors see every agent; an agent sees their own tile only (the agent
+  panel shows nothing else, and 500 agents sharing queues would otherwise each
+  be sent every colleague's change).
 
 Frames are JSON objects with a ``seq`` that grows by one per page:
 ``{"type": "snapshot", ...}`` first, then ``{"type": "delta", ...}`` carrying
@@ -53,7 +54,7 @@ import contextlib
 import json
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Protocol
@@ -152,12 +153,11 @@ class _Page:
     dropped: bool = False
 
     def sees_agent(self, agent: Agent) -> bool:
-        return self.sees(agent.id, agent.config.queues)
+        return self.sees(agent.id)
 
-    def sees(self, agent_id: str, queues: Iterable[str]) -> bool:
-        if self.supervising or agent_id == self.principal.agent_id:
-            return True
-        return not self.queues.isdisjoint(queues)
+    def sees(self, agent_id: str) -> bool:
+        """Supervising pages see every agent, an agent's page their own tile."""
+        return self.supervising or agent_id == self.principal.agent_id
 
 
 class _Gate(Protocol):
@@ -314,9 +314,7 @@ class LiveHub:
     ) -> None:
         for page in list(self.pages):
             shown_queues = [name for name in sorted(queues) if name in page.queues]
-            shown_agents = [
-                view for view in agents.values() if page.sees(view["id"], view["queues"])
-            ]
+            shown_agents = [view for view in agents.values() if page.sees(view["id"])]
             if not shown_queues and not shown_agents:
                 continue
             chosen = queues if page.supervising else masked
@@ -379,11 +377,7 @@ class LiveHub:
             page,
             "snapshot",
             queues if page.supervising else [_masked(view) for view in queues],
-            [
-                view
-                for _, view in sorted(self.remote_agents.items())
-                if page.sees(view["id"], view["queues"])
-            ],
+            [view for _, view in sorted(self.remote_agents.items()) if page.sees(view["id"])],
         )
 
     def _send_delta(self, page: _Page, queues: set[str], agents: set[str]) -> None:
