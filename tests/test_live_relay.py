@@ -31,7 +31,6 @@ from hotline.store.users import Users
 from hotline.web.keys import ENGINE, LEASE, STORE
 from hotline.web.live import HUB, LiveHub
 from tests.api_support import FAST, PASSWORD
-from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -243,8 +242,12 @@ async def test_the_standby_taking_over_sends_its_pages_its_own_snapshot(
         active.sim.start_arrivals()
         await _until_seen(boss, {SUPPORT_CALLER, SALES_CALLER})
         await active.stop_service()  # a graceful stop hands the lease over at once
-        await eventually(lambda: standby.app[LEASE].active, timeout=60, what="B takes over")
-        snapshot = (await _frames_until(boss, lambda f: f["type"] == "snapshot"))[-1]
+        # Read while B takes over: a page that stops reading is dropped once 64 frames wait.
+        snapshot = (
+            await _frames_until(
+                boss, lambda f: f["type"] == "snapshot" and standby.app[LEASE].active
+            )
+        )[-1]
         assert not standby.hub.remote
         assert {queue["name"] for queue in snapshot["queues"]} == {"support", "sales"}
         # From now on the page's frames are B's own: B's agent control moves the tile.
