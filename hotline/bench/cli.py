@@ -74,6 +74,17 @@ def _failover(args: argparse.Namespace) -> int:
     return 0
 
 
+def _live(args: argparse.Namespace) -> int:
+    from hotline.bench import live
+
+    dsn = args.database_url or os.environ.get("HOTLINE_DATABASE_URL", "")
+    if not dsn:
+        print("hotline bench live: --database-url (or HOTLINE_DATABASE_URL) is needed")
+        return 2
+    live.run(dsn, args.calls, args.time_scale, args.panels, args.wallboards, args.logged_in)
+    return 0
+
+
 def register(commands: Any) -> None:
     """Add ``bench`` and its sub-commands."""
     bench = commands.add_parser("bench", help="benchmarks that print JSON lines")
@@ -119,6 +130,20 @@ def register(commands: Any) -> None:
     failover.add_argument("--every", type=float, default=8.0, help="seconds between kills")
     failover.add_argument("--lease-ttl", type=float, default=3.0, help="[service] lease_ttl")
     failover.set_defaults(handler=_failover)
+    live = benches.add_parser(
+        "live", help="agent panels and wallboards on the live feed during the e2e load"
+    )
+    live.add_argument(
+        "--database-url", help="PostgreSQL server (a database is made and dropped on it)"
+    )
+    live.add_argument("--calls", type=int, default=2000, help="callers in all (burst: half)")
+    live.add_argument("--time-scale", type=float, default=20.0, help="clock speed-up")
+    live.add_argument("--panels", type=int, default=500, help="agent panels connected")
+    live.add_argument("--wallboards", type=int, default=20, help="supervisor wallboards")
+    live.add_argument(
+        "--logged-in", type=int, default=1_000_000, help="agents logged in (default: all)"
+    )
+    live.set_defaults(handler=_live)
     sim = benches.add_parser("sim", help="events/s the simulated PBX emits under load")
     sim.add_argument("--scenario", default="load", help="scenario file or bundled name")
     sim.add_argument("--time-scale", type=float, default=100.0, help="clock speed-up")

@@ -15,10 +15,12 @@ principal:
 
 - a page subscribes to queues (``?queues=a,b``; default: every queue it may
   see). An agent may see only their own queues (asking for another is 403
-  before the upgrade), and sees callers' numbers masked; supervisors, admins
+  before the upgrade), and sees callers' numbers masked (the first
+  :data:`AGENT_WAITING_SHOWN` per queue, with ``waiting_count``); supervisors, admins
   and the integration token see every queue and full numbers;
-- supervisors see every agent; an agent sees the agents serving one of the
-  page's queues, and their own tile always.
+- supervisors see every agent; an agent sees their own tile only (the agent
+  panel shows nothing else, and 500 agents sharing queues would otherwise each
+  be sent every colleague's change).
 
 Frames are JSON objects with a ``seq`` that grows by one per page:
 ``{"type": "snapshot", ...}`` first, then ``{"type": "delta", ...}`` carrying
@@ -26,12 +28,23 @@ only the queues and agents that changed. A page that sees a gap in ``seq``, or
 reconnects, asks again (``{"type": "snapshot"}``) or reconnects, and gets a
 fresh snapshot.
 
+Under load the hub batches: after a batch it waits :data:`FLUSH_INTERVAL` of wall
+time (not on a virtual-time loop), so what arrives meanwhile makes one frame per
+page; each view is encoded to JSON once per batch, however many pages get it.
+
 Each page has a bounded buffer of frames (:data:`CLIENT_BUFFER`) drained by its
 own writer task; a page whose buffer is full (a slow or dead browser) is closed
 (``1013 try again later``) and forgotten, never slowing the hub. Pages are
 tracked in a :class:`weakref.WeakSet` and closed with ``GOING_AWAY`` on
-shutdown. The feed is per instance: fan-out across instances through Redis
-pub/sub is not built yet.
+shutdown.
+
+Across instances: with ``[redis] url`` and ``[service] pbx_id``, the active (the
+lease holder) also hands each batch's full views to a
+:class:`~hotline.web.live_relay.LiveRelay`, which publishes them in Redis; every
+instance mirrors them (:meth:`LiveHub.apply_remote`), and an instance that is
+not active serves its pages from that mirror, with the same filtering by role
+and queue. A gap on the channel, a Redis reconnect, or this instance becoming
+or ceasing to be the active sends every page a fresh snapshot.
 """
 
 from __future__ import annotations
@@ -44,12 +57,13 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
+import redis.asyncio as aioredis
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from hotline.clock import Clock
+from hotline.clock import Clock, virtual_clock_of
 from hotline.config import Settings
 from hotline.domain.effects import (
     AgentPresenceChanged,
@@ -66,15 +80,19 @@ from hotline.domain.effects import (
 from hotline.domain.model import Agent, AgentState, CallState, OfferResult
 from hotline.domain.routing import Router
 from hotline.domain.sla import MISSES, CallTally, ratio, tally_call, within_rings
+from hotline.store.lease import Lease
 from hotline.web.auth import Principal, principal_of
 from hotline.web.errors import json_error
-from hotline.web.keys import CLOCK, ENGINE, SETTINGS
+from hotline.web.keys import CLOCK, ENGINE, LEASE, SETTINGS
+from hotline.web.live_relay import LiveRelay
 from hotline.web.openapi import Api, Input
 from hotline.web.schema import Text
 
 __all__ = [
+    "AGENT_WAITING_SHOWN",
     "CLIENT_BUFFER",
     "FACT_BUFFER",
+    "FLUSH_INTERVAL",
     "HUB",
     "LiveHub",
     "api",
@@ -90,6 +108,11 @@ CLIENT_BUFFER: Final = 64
 """Frames queued for one page before it counts as too slow and is closed."""
 FACT_BUFFER: Final = 10_000
 """Facts the hub holds between two wake-ups; past that, every page gets a snapshot."""
+FLUSH_INTERVAL: Final = 0.04
+"""Wall seconds between two batches at most: under load, facts coalesce into one frame."""
+AGENT_WAITING_SHOWN: Final = 10
+"""Waiting callers per queue an agent's page lists (the longest waits; ``waiting_count``
+says how many there are): a wallboard lists them all."""
 SUPERVISING_ROLES: Final = frozenset({"supervisor", "admin", "integration"})
 """Roles that see every queue and full caller numbers."""
 
@@ -130,9 +153,16 @@ class _Page:
     dropped: bool = False
 
     def sees_agent(self, agent: Agent) -> bool:
-        if self.supervising or agent.id == self.principal.agent_id:
-            return True
-        return bool(self.queues & set(agent.config.queues))
+        return self.sees(agent.id)
+
+    def sees(self, agent_id: str) -> bool:
+        """Supervising pages see every agent, an agent's page their own tile."""
+        return self.supervising or agent_id == self.principal.agent_id
+
+
+class _Gate(Protocol):
+    @property
+    def active(self) -> bool: ...
 
 
 class LiveHub:
@@ -152,6 +182,23 @@ class LiveHub:
         self._queues_today: dict[str, _QueueToday] = {}
         self._agents_today: dict[str, _AgentToday] = {}
         self._views: dict[tuple[str, str, bool], dict[str, Any]] | None = None
+        self._json: dict[int, str] | None = None
+        self.relay: LiveRelay | None = None
+        """Set (by :func:`live_context`) when the feed is shared through Redis."""
+        self.lease: _Gate | None = None
+        """The instance's lease: while it is not active, pages are served from the mirror."""
+        self.remote_queues: dict[str, dict[str, Any]] = {}
+        self.remote_agents: dict[str, dict[str, Any]] = {}
+        self._serving_remote = False
+
+    @property
+    def remote(self) -> bool:
+        """True when the pages show the active's views from Redis (this one does not route)."""
+        return self.relay is not None and self.lease is not None and not self.lease.active
+
+    def wake(self) -> None:
+        """Have the hub task look again (a lease change, a publication to redo)."""
+        self._wake.set()
 
     # -- the engine's side: never blocks ---------------------------------------------------
 
@@ -166,10 +213,15 @@ class LiveHub:
 
     async def run(self) -> None:
         """Send each batch of facts to the pages, until cancelled."""
+        # Wall pacing, except on a virtual-time loop (the tests), where a real sleep would
+        # let the simulated world run on meanwhile.
+        pace = 0.0 if virtual_clock_of() is not None else FLUSH_INTERVAL
         while True:
             await self._wake.wait()
             self._wake.clear()
             self.flush()
+            if pace:
+                await asyncio.sleep(pace)  # what comes meanwhile goes in one batch
 
     def flush(self) -> None:
         """Tally the pending facts and queue one frame for each page they concern."""
@@ -181,8 +233,18 @@ class LiveHub:
         for fact in facts:
             self._tally(fact)
             _touched(fact, queues, agents)
+        remote = self.remote
+        switched, self._serving_remote = remote != self._serving_remote, remote
         router = self.router
-        if router is None or not (facts or overflowed):
+        if router is None:
+            return
+        if remote:
+            if switched:  # stepped down: the active's views from now on
+                self._snapshot_all()
+            return
+        relay = self.relay
+        full = overflowed or switched or (relay is not None and relay.want_full)
+        if not (facts or full):
             return
         if any(isinstance(fact, CallRequeued) for fact in facts):
             queues.update(router.queues)  # the queue it left is not in the fact
@@ -191,14 +253,72 @@ class LiveHub:
             if agent is not None:
                 queues.update(agent.config.queues)
         self._views = {}  # one view of each queue and agent per flush, shared by the pages
+        self._json = {}
         try:
+            if relay is not None:
+                self._publish(router, relay, queues, agents, full=full)
             for page in list(self.pages):
-                if overflowed:
+                if overflowed or switched:
                     self.send_snapshot(page)
                 else:
                     self._send_delta(page, queues, agents)
         finally:
             self._views = None
+            self._json = None
+
+    def _publish(
+        self, router: Router, relay: LiveRelay, queues: set[str], agents: set[str], *, full: bool
+    ) -> None:
+        """Hand the relay the full views of what changed (of everything, when ``full``)."""
+        names = router.queues if full else queues
+        shown = router.agents.values() if full else (router.agents[a] for a in agents)
+        relay.publish(
+            {name: self._queue_view(router, name, True) for name in sorted(names)},
+            {agent.id: self._agent_view(agent) for agent in shown},
+            full=full,
+        )
+
+    def _snapshot_all(self) -> None:
+        for page in list(self.pages):
+            self.send_snapshot(page)
+
+    # -- the mirror of the active's views (another instance's, through Redis) ---------------
+
+    def apply_remote(
+        self, queues: dict[str, dict[str, Any]], agents: dict[str, dict[str, Any]], *, full: bool
+    ) -> None:
+        """Take the active's views from the relay; pages served from the mirror get frames."""
+        if full:
+            self.remote_queues, self.remote_agents = dict(queues), dict(agents)
+        else:
+            self.remote_queues.update(queues)
+            self.remote_agents.update(agents)
+        if not self.remote:
+            return  # this instance serves its own views (it is the active)
+        self._serving_remote = True
+        if full:
+            self._snapshot_all()
+            return
+        masked = {name: _masked(view) for name, view in queues.items()}
+        self._json = {}
+        try:
+            self._remote_deltas(queues, agents, masked)
+        finally:
+            self._json = None
+
+    def _remote_deltas(
+        self,
+        queues: dict[str, dict[str, Any]],
+        agents: dict[str, dict[str, Any]],
+        masked: dict[str, dict[str, Any]],
+    ) -> None:
+        for page in list(self.pages):
+            shown_queues = [name for name in sorted(queues) if name in page.queues]
+            shown_agents = [view for view in agents.values() if page.sees(view["id"])]
+            if not shown_queues and not shown_agents:
+                continue
+            chosen = queues if page.supervising else masked
+            self._queue_frame(page, "delta", [chosen[name] for name in shown_queues], shown_agents)
 
     def _today(self) -> None:
         day = datetime.fromtimestamp(self.clock.now(), self.settings.service.zone).date()
@@ -236,20 +356,28 @@ class LiveHub:
 
     def send_snapshot(self, page: _Page) -> None:
         """Queue a full snapshot of what ``page`` may see."""
+        if self.remote:
+            self._send_remote_snapshot(page)
+            return
         router = self.router
         if router is None:
             return
         self._queue_frame(
             page,
-            {
-                "type": "snapshot",
-                "queues": [self._queue_view(router, name, page) for name in sorted(page.queues)],
-                "agents": [
-                    self._agent_view(agent)
-                    for agent in router.agents.values()
-                    if page.sees_agent(agent)
-                ],
-            },
+            "snapshot",
+            [self._queue_view(router, name, page.supervising) for name in sorted(page.queues)],
+            [self._agent_view(agent) for agent in router.agents.values() if page.sees_agent(agent)],
+        )
+
+    def _send_remote_snapshot(self, page: _Page) -> None:
+        queues = [
+            self.remote_queues[name] for name in sorted(page.queues & self.remote_queues.keys())
+        ]
+        self._queue_frame(
+            page,
+            "snapshot",
+            queues if page.supervising else [_masked(view) for view in queues],
+            [view for _, view in sorted(self.remote_agents.items()) if page.sees(view["id"])],
         )
 
     def _send_delta(self, page: _Page, queues: set[str], agents: set[str]) -> None:
@@ -265,22 +393,41 @@ class LiveHub:
             return
         self._queue_frame(
             page,
-            {
-                "type": "delta",
-                "queues": [self._queue_view(router, name, page) for name in shown_queues],
-                "agents": [self._agent_view(agent) for agent in shown_agents],
-            },
+            "delta",
+            [self._queue_view(router, name, page.supervising) for name in shown_queues],
+            [self._agent_view(agent) for agent in shown_agents],
         )
 
-    def _queue_frame(self, page: _Page, frame: dict[str, Any]) -> None:
+    def _queue_frame(
+        self,
+        page: _Page,
+        kind: str,
+        queues: list[dict[str, Any]],
+        agents: list[dict[str, Any]],
+    ) -> None:
+        """Queue ``{"type", "queues", "agents", "seq", "at"}`` for ``page``; each view is
+        encoded once per batch, however many pages it goes to."""
         if page.dropped:
             return
         page.seq += 1
-        frame = {**frame, "seq": page.seq, "at": self.clock.now()}
+        text = (
+            f'{{"type": "{kind}", "queues": [{", ".join(map(self._encoded, queues))}], '
+            f'"agents": [{", ".join(map(self._encoded, agents))}], '
+            f'"seq": {page.seq}, "at": {json.dumps(self.clock.now())}}}'
+        )
         try:
-            page.frames.put_nowait(json.dumps(frame))
+            page.frames.put_nowait(text)
         except asyncio.QueueFull:
             self.drop(page)
+
+    def _encoded(self, view: dict[str, Any]) -> str:
+        """``view`` as JSON; within a batch, by identity (the batch keeps its views alive)."""
+        if self._json is None:
+            return json.dumps(view)
+        text = self._json.get(id(view))
+        if text is None:
+            text = self._json[id(view)] = json.dumps(view)
+        return text
 
     def drop(self, page: _Page) -> None:
         """Forget a page whose buffer is full and close it (its writer task ends)."""
@@ -292,11 +439,11 @@ class LiveHub:
             page.frames.get_nowait()
         page.frames.put_nowait("")  # wakes the writer, which closes the socket
 
-    def _queue_view(self, router: Router, name: str, page: _Page) -> dict[str, Any]:
-        key = ("queue", name, page.supervising)
+    def _queue_view(self, router: Router, name: str, supervising: bool) -> dict[str, Any]:
+        key = ("queue", name, supervising)
         if self._views is not None and key in self._views:
             return self._views[key]
-        view = self._build_queue_view(router, name, page.supervising)
+        view = self._build_queue_view(router, name, supervising)
         if self._views is not None:
             self._views[key] = view
         return view
@@ -317,6 +464,7 @@ class LiveHub:
         today = self._queues_today.get(name, _QueueToday())
         counted = today.calls.answered + today.calls.abandoned - today.calls.short_abandoned
         sla = self.settings.sla
+        shown = waiting if supervising else waiting[:AGENT_WAITING_SHOWN]
         return {
             "name": name,
             "waiting": [
@@ -326,8 +474,9 @@ class LiveHub:
                     "priority": call.priority,
                     "since": call.queue_entered_at,
                 }
-                for call in waiting
+                for call in shown
             ],
+            "waiting_count": len(waiting),
             "longest_since": waiting[0].queue_entered_at if waiting else None,
             "agents": states,
             "today": {
@@ -373,6 +522,16 @@ class LiveHub:
             "answered_today": today.answered,
             "missed_today": today.missed,
         }
+
+
+def _masked(view: dict[str, Any]) -> dict[str, Any]:
+    """A full queue view as a non-supervising page may see it: numbers masked, the first
+    :data:`AGENT_WAITING_SHOWN` waiting callers."""
+    waiting = [
+        {**call, "number": mask_number(call["number"])}
+        for call in view["waiting"][:AGENT_WAITING_SHOWN]
+    ]
+    return {**view, "waiting": waiting}
 
 
 def _touched(fact: Fact, queues: set[str], agents: set[str]) -> None:
@@ -436,7 +595,9 @@ async def live(request: web.Request, _: Input) -> web.WebSocketResponse:
         raise json_error(403, "forbidden", message="cross-origin feed refused")
     queues = _subscribed(request, principal)
     hub = request.app[HUB]
-    ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=4096)
+    # No per-message deflate: compressing every wallboard's frame costs the loop the
+    # engine runs on more than the bytes it saves on a LAN.
+    ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=4096, compress=False)
     if not ws.can_prepare(request).ok:
         raise json_error(400, "bad request", message="send a WebSocket upgrade request")
     await ws.prepare(request)
@@ -470,14 +631,52 @@ async def _write(page: _Page) -> None:
 
 
 async def live_context(app: web.Application) -> AsyncIterator[None]:
-    """``cleanup_ctx``: the hub's task, bound to the engine's router."""
+    """``cleanup_ctx``: the hub's task, bound to the engine's router; with ``[redis] url``
+    and ``[service] pbx_id``, the relay's tasks too (see the module docstring)."""
     hub = app[HUB]
     hub.router = app[ENGINE].router
-    task = asyncio.create_task(hub.run(), name="live-hub")
+    settings = app[SETTINGS]
+    tasks = [asyncio.create_task(hub.run(), name="live-hub")]
+    client = None
+    if settings.redis_url and settings.service.pbx_id:
+        client = aioredis.Redis.from_url(settings.redis_url.reveal())
+        lease = app.get(LEASE)
+        hub.lease = lease if lease is not None else _Always()
+        relay = hub.relay = LiveRelay(
+            client,
+            prefix=settings.redis_prefix,
+            pbx_id=settings.service.pbx_id,
+            mirror=hub,
+            may_publish=lambda: not hub.remote,
+            wake=hub.wake,
+        )
+        tasks += [
+            asyncio.create_task(relay.run_publisher(), name="live-publisher"),
+            asyncio.create_task(relay.run_subscriber(), name="live-subscriber"),
+        ]
+        if lease is not None:
+            tasks.append(asyncio.create_task(_watch(lease, hub), name="live-lease"))
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    for task in reversed(tasks):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    if client is not None:
+        await client.aclose()
+
+
+class _Always:
+    """The gate of an instance without a lease: always the active."""
+
+    active = True
+
+
+async def _watch(lease: Lease, hub: LiveHub) -> None:
+    """Wake the hub when the lease is taken or lost (its pages switch source)."""
+    await lease.became_active.wait()
+    hub.wake()
+    await lease.stepped_down.wait()
+    hub.wake()
 
 
 async def close_pages(app: web.Application) -> None:
