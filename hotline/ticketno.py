@@ -24,7 +24,7 @@ import json
 import os
 import threading
 from collections import deque
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -123,13 +123,26 @@ class TicketNumbers:
         self.stalls = 0
         self._pool: dict[str, deque[list[int]]] = {}
         self._lock = threading.Lock()  # one reservation at a time: the store is not shared-safe
+        self._days: list[tuple[float, float, str]] = []  # (start, end, day): the last two
 
     def __call__(self, number: str, now: float) -> str:  # noqa: ARG002 (the TicketAllocator signature)
         """A new number for the local date of ``now`` (every call gets a new ticket)."""
         return self.allocate(now)
 
     def _day(self, now: float) -> str:
-        return datetime.fromtimestamp(now, self.zone).strftime("%Y%m%d")
+        """The local date of ``now`` as ``YYYYMMDD``; the last two days' bounds are kept, so
+        the engine's check on every turn does no time-zone arithmetic."""
+        for start, end, day in self._days:
+            if start <= now < end:
+                return day
+        local = datetime.fromtimestamp(now, self.zone)
+        day = local.strftime("%Y%m%d")
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        start = midnight.timestamp()
+        end = (midnight + timedelta(days=1)).timestamp()
+        if start <= now < end:  # else a day that does not start at 00:00 (kept uncached)
+            self._days = [*self._days[-1:], (start, end, day)]
+        return day
 
     def remaining(self, day: str) -> int:
         """How many reserved numbers of ``day`` are left in the pool."""

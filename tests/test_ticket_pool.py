@@ -10,6 +10,7 @@ import asyncio
 import json
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -190,3 +191,16 @@ async def test_an_unreadable_sequence_file_is_logged_and_the_engine_keeps_runnin
     [failure] = [line for line in logs if line["event"] == "engine.ticket_reserve_failed"]
     assert "unreadable ticket sequence file" in failure["error"]
     assert path.read_text(encoding="utf-8") == "not json"  # nothing overwritten
+
+
+@pytest.mark.parametrize("zone", ["Asia/Shanghai", "Europe/Berlin", "America/Santiago"])
+def test_the_numbers_date_is_the_local_date_across_midnights_and_clock_changes(zone: str) -> None:
+    # Every 7 minutes for a year, in zones with and without daylight saving (Santiago's
+    # clock changes at midnight): the cached day bounds give the date the zone gives.
+    tz = ZoneInfo(zone)
+    numbers = TicketNumbers("A", tz, MemorySequenceStore())
+    start = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+    for step in range(0, 365 * 24 * 60, 7):
+        now = start + step * 60.0
+        expected = datetime.fromtimestamp(now, tz).strftime("%Y%m%d")
+        assert numbers.allocate(now).startswith(f"T{expected}-A"), (zone, now)

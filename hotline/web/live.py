@@ -230,6 +230,7 @@ class LiveHub:
         overflowed, self._overflowed = self._overflowed, False
         queues: set[str] = set()
         agents: set[str] = set()
+        self._today()  # once a batch: its facts are milliseconds apart
         for fact in facts:
             self._tally(fact)
             _touched(fact, queues, agents)
@@ -328,7 +329,6 @@ class LiveHub:
             self._agents_today.clear()
 
     def _tally(self, fact: Fact) -> None:
-        self._today()
         sla = self.settings.sla
         if isinstance(fact, CallEnded):
             today = self._queues_today.setdefault(fact.queue, _QueueToday())
