@@ -12,6 +12,7 @@ from tests.support import run_hotline
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.timeout(600)  # a whole bench run in a child process (its own limit: 300 s)
 def test_bench_live_prints_a_line_per_run_and_a_summary(migrated_database_url: str) -> None:
     result = run_hotline(
         "bench",
