@@ -49,6 +49,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "hotline bench failover --database-url postgresql://postgres@127.0.0.1/bench --kills 5",
     ),
     "bench sim": ("hotline bench sim", "hotline bench sim --scenario load --noise off"),
+    "bench live": (
+        "hotline bench live --database-url postgresql://postgres@127.0.0.1/test",
+        "hotline bench live --calls 200 --panels 50 --wallboards 5",
+    ),
     "bench report": (
         "hotline bench report --database-url postgresql://postgres@127.0.0.1/bench",
         "hotline bench report --calls 100000 --rounds 3 "

@@ -19,6 +19,8 @@ import jsonschema
 import pytest
 
 from hotline.domain.effects import CallArrived
+from hotline.domain.model import AgentState, Outcome
+from hotline.reports.period import PERIODS
 from hotline.store.customers import Customers
 from hotline.web.keys import STORE
 from hotline.web.openapi import DOCS_CSP, rfc3339
@@ -243,3 +245,33 @@ async def test_every_date_time_in_every_answer_is_rfc3339_with_an_offset(
         # And nothing in the document still declares a time as an epoch number.
         text = str(spec)
         assert "'state_since': {'type': 'number'" not in text
+
+
+def _string_properties(node: Any, found: list[tuple[str, dict[str, Any]]]) -> None:
+    """Every ``properties`` entry of type string anywhere in ``node``, as (name, schema)."""
+    if isinstance(node, dict):
+        for name, schema in (node.get("properties") or {}).items():
+            if isinstance(schema, dict) and schema.get("type") == "string":
+                found.append((name, schema))
+        for value in node.values():
+            _string_properties(value, found)
+    elif isinstance(node, list):
+        for value in node:
+            _string_properties(value, found)
+
+
+async def test_enumerations_carry_enum(migrated_database_url: str, tmp_path: Path) -> None:
+    async with running_api(migrated_database_url, tmp_path, users=False) as api:
+        client = await api.client()
+        spec = await (await client.get("/api/openapi.json")).json()
+    found: list[tuple[str, dict[str, Any]]] = []
+    _string_properties(spec, found)
+    closed = {"state", "status", "role", "category", "party"}  # "period" labels are dates
+    missing = sorted({name for name, schema in found if name in closed and "enum" not in schema})
+    assert missing == []
+    enums = {(name, tuple(schema["enum"])) for name, schema in found if "enum" in schema}
+    assert ("state", tuple(AgentState)) in enums  # agents
+    assert ("state", ("in_progress", "completed")) in enums  # calls
+    assert ("outcome", tuple(Outcome)) in enums  # calls
+    assert ("kind", ("escalation", "transfer")) in enums  # escalations
+    assert ("period", tuple(PERIODS)) in enums  # a report's kind of period

@@ -60,6 +60,7 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 BOUNDED_LABELS = {"queue", "agent", "outcome", "state", "reason", "le", "category", "stage"}
 BOUNDED_LABELS |= {"pbx_id", "role"}  # failover: the one configured pbx_id; 3 roles
 BOUNDED_LABELS |= {"score"}  # the IVR survey: 1-5
+BOUNDED_LABELS |= {"time_zone"}  # the one configured time zone
 # stage: the engine-error stages, hotline.engine.ENGINE_STAGES (five fixed values)
 # The exporter conventions (one series each, or one per configured agent or GC generation):
 # hotline_build_info{version,python}, hotline_agent_info{agent,name}, python_info, python_gc_*.

@@ -32,6 +32,8 @@ async def test_metrics_carry_runtime_build_and_agent_info(
     (build,) = families["hotline_build_info"].samples
     assert build.labels["version"] == metadata.version("hotline")
     assert build.value == 1
+    (zone,) = families["hotline_time_zone_info"].samples  # the dashboards show it
+    assert (zone.labels, zone.value) == ({"time_zone": api.settings.service.time_zone}, 1)
     agents = {s.labels["agent"]: s.labels["name"] for s in families["hotline_agent_info"].samples}
     assert set(agents) == {"1001", "1002"}
     assert [s.value for s in families["hotline_agent_info"].samples] == [1, 1]

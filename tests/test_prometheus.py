@@ -35,6 +35,7 @@ from hotline.engine import Engine
 from hotline.prometheus import Metrics
 from hotline.sim.harness import Stack, start_stack
 from hotline.sim.scenario import Scenario
+from hotline.web.scrape import info_text
 from tests.support import STEADY_QUEUES, eventually, free_port, steady_call_centre
 
 pytestmark = pytest.mark.e2e
@@ -129,9 +130,10 @@ def exported_metric_names() -> set[str]:
     metrics.watch(engine)
     metrics.set_overdue({"complaint": 0})
     suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"], "gauge": [""]}
+    text = metrics.render().decode() + info_text(settings)  # what /metrics serves
     return {
         family.name + suffix
-        for family in text_string_to_metric_families(metrics.render().decode())
+        for family in text_string_to_metric_families(text)
         for suffix in suffixes[family.type]
     }
 

@@ -806,10 +806,14 @@ async def test_a_client_that_stops_reading_is_dropped_without_stalling_the_other
             started = time.monotonic()
             sim.start_arrivals()
             await eventually(lambda: sim.server.slow_disconnects > 0)
-            assert len(sim.server.sessions) == 1
+            # Counted as the write times out; the session leaves once its connection is lost.
+            await eventually(lambda: len(sim.server.sessions) == 1)
+            assert sim.server.slow_disconnects == 1
             ping_started = time.monotonic()
             assert (await client.action("Ping")).ok
-            assert time.monotonic() - ping_started < 1.0
+            # Generous (a loaded machine): a sim that waited on the stuck reader would hold
+            # this answer behind the burst's writes to it.
+            assert time.monotonic() - ping_started < 5.0
             await sim.wait_idle(30)
             assert time.monotonic() - started < 20
         assert len(rec.named("UserEvent")) == 400

@@ -12,13 +12,13 @@ from typing import Any, Final
 from aiohttp import web
 
 from hotline.domain.commands import agent_command
-from hotline.domain.model import Agent
+from hotline.domain.model import Agent, AgentState
 from hotline.domain.routing import UnknownAgent
 from hotline.engine import EngineError
 from hotline.web.auth import principal_of
 from hotline.web.errors import json_error
 from hotline.web.keys import ENGINE
-from hotline.web.openapi import Api, Input, array, record, rfc3339, scalar, string
+from hotline.web.openapi import Api, Input, array, enum, record, rfc3339, scalar, string
 from hotline.web.schema import Object, Text
 
 __all__ = ["agent_json", "api"]
@@ -33,7 +33,7 @@ AGENT_SCHEMA: Final = record(
         "device": string(),
         "queues": array(string()),
         "skills": {"type": "object", "additionalProperties": {"type": "integer"}},
-        "state": string(),
+        "state": enum(AgentState),
         "state_since": string(fmt="date-time", nullable=True),
         "pause_reason": string(nullable=True),
         "logged_in": scalar("boolean"),

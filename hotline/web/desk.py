@@ -40,7 +40,7 @@ from hotline.store.desk import Escalation, Escalations, HandoverNote, HandoverNo
 from hotline.web.auth import Principal, principal_of, store_of
 from hotline.web.errors import json_error
 from hotline.web.keys import ENGINE, SETTINGS
-from hotline.web.openapi import Api, Input, array, record, scalar, string
+from hotline.web.openapi import Api, Input, array, enum, record, scalar, string
 from hotline.web.schema import Array, Boolean, DateTime, Integer, Object, Text
 from hotline.web.tickets import now_of, visible_ticket
 
@@ -81,7 +81,7 @@ ESCALATION_SCHEMA: Final = record(
     {
         "id": scalar("integer"),
         "ticket": string(),
-        "kind": string(),
+        "kind": enum(("escalation", "transfer")),  # migration 0007's check
         "reason": string(),
         "target_queue": string(nullable=True),
         "call_id": string(nullable=True),

@@ -31,6 +31,7 @@ from hotline.reports.messages import LANGUAGES
 from hotline.reports.period import FORMATS, PERIODS, SECTIONS, ReportError, parse_request
 from hotline.reports.queries import build_report
 from hotline.reports.render import CONTENT_TYPES, render
+from hotline.store.rules import DISPATCH_PARTIES
 from hotline.web.auth import INTEGRATION, principal_of, store_of
 from hotline.web.errors import json_error
 from hotline.web.keys import CLOCK, SETTINGS
@@ -75,13 +76,13 @@ _PERIOD_LABEL: Final = {
 }
 
 
+_PARTY: Final = enum(DISPATCH_PARTIES, nullable=True)
+"""A repair row's responsible party (none: every party)."""
+
+
 def _row_schema(row_type: type[Any]) -> dict[str, Any]:
-    return record(
-        {
-            f.name: _PERIOD_LABEL if f.name == "period" else _KINDS[str(f.type)]
-            for f in fields(row_type)
-        }
-    )
+    named = {"period": _PERIOD_LABEL, "party": _PARTY}
+    return record({f.name: named.get(f.name) or _KINDS[str(f.type)] for f in fields(row_type)})
 
 
 _DAY: Final = string(fmt="date")

@@ -49,12 +49,16 @@ def _label(value: str) -> str:
 
 
 def info_text(settings: Settings) -> str:
-    """``hotline_build_info`` and ``hotline_agent_info``, in the text format."""
+    """``hotline_build_info``, ``hotline_time_zone_info`` and ``hotline_agent_info``, in the
+    text format."""
     lines = [
         "# HELP hotline_build_info The running Hotline's version and Python (value 1).",
         "# TYPE hotline_build_info gauge",
         f'hotline_build_info{{version="{_label(_version())}",'
         f'python="{_label(platform.python_version())}"}} 1',
+        '# HELP hotline_time_zone_info The time zone of "today" and of the reports (value 1).',
+        "# TYPE hotline_time_zone_info gauge",
+        f'hotline_time_zone_info{{time_zone="{_label(settings.service.time_zone)}"}} 1',
         "# HELP hotline_agent_info Each configured agent's display name (value 1).",
         "# TYPE hotline_agent_info gauge",
     ]

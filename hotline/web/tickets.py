@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from hotline.domain.model import Outcome
 from hotline.store.audit import AuditLog
 from hotline.store.callbacks import Callback, Callbacks
 from hotline.store.calls import Call, Calls
@@ -141,13 +142,13 @@ CALL_SCHEMA: Final = record(
         "queue": string(),
         "original_queue": string(),
         "priority": scalar("integer"),
-        "state": string(),
+        "state": enum(("in_progress", "completed")),  # the calls table's check
         "arrived_at": _TIME,
         "answered_at": _OPTIONAL_TIME,
         "answered_by": _OPTIONAL_TEXT,
         "talk_ended_at": _OPTIONAL_TIME,
         "ended_at": _OPTIONAL_TIME,
-        "outcome": _OPTIONAL_TEXT,
+        "outcome": enum(Outcome, nullable=True),
         "wait_seconds": scalar("number", nullable=True),
         "offers": scalar("integer", nullable=True),
         "site": string(),
