@@ -436,16 +436,8 @@ async def run_demo(
     out: TextIO,
 ) -> Figures:
     """Run the demo on these servers until ``--duration`` or a signal; returns the last figures."""
-    try:
-        scenario = load_scenario(args.scenario)
-    except ScenarioError as exc:
-        raise DemoError(str(exc)) from exc
-    if args.time_scale is not None:
-        scenario = replace(scenario, time_scale=args.time_scale)
-    source = None if args.no_ivr else (args.flows or default_flows())
-    if source is not None and not (Path(source) / "main.yaml").is_file():
-        raise DemoError(f"no IVR flows in {source} (main.yaml missing): check --flows")
-    flows = open_all_day(Path(source), state_dir / "flows") if source is not None else None
+    scenario = _demo_scenario(args)
+    source, flows = _demo_flows(args, state_dir)
     probe = _demo_settings(scenario, 1, "x", database_url, state_dir / "state", flows)
     logins = await _prepare_database(database_url, list(probe.queues), set(probe.agents))
     stop = asyncio.Event()
@@ -476,22 +468,9 @@ async def run_demo(
             scenario, settings=settings, sim=sim, record_facts=flows is not None
         )
         stack.token = token
-        site = web.TCPSite(stack.runner, args.host, args.port)
-        try:
-            await site.start()
-        except OSError as exc:
-            raise DemoError(
-                f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); "
-                "choose another port with --port (0: any free port)"
-            ) from exc
-        port = _bound_port(site)
-        base = f"http://{args.host}:{port}"
+        base = f"http://{args.host}:{await _listen(stack, args.host, args.port)}"
         await stack.login_all()
-        if flows is not None:
-            callers = IvrCallers(stack, scenario)
-            callers.start()
-        else:
-            stack.sim.start_arrivals()
+        callers = _start_callers(stack, scenario, ivr=flows is not None)
         lines = [*logins, _ivr_line(stack, source, args.no_ivr)]
         _banner(out, scenario.name, scenario.time_scale, base, stack, lines, state_dir, args)
         return await _watch(stack, f"{base}/metrics", stop, args.duration, out, callers)
@@ -504,6 +483,49 @@ async def run_demo(
             await sim.close()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+
+
+def _demo_scenario(args: argparse.Namespace) -> Scenario:
+    """The scenario ``--scenario`` names, at ``--time-scale`` if given."""
+    try:
+        scenario = load_scenario(args.scenario)
+    except ScenarioError as exc:
+        raise DemoError(str(exc)) from exc
+    if args.time_scale is not None:
+        scenario = replace(scenario, time_scale=args.time_scale)
+    return scenario
+
+
+def _demo_flows(args: argparse.Namespace, state_dir: Path) -> tuple[Path | str | None, Path | None]:
+    """Where the IVR flows come from (none with ``--no-ivr``) and the all-day copy served."""
+    source = None if args.no_ivr else (args.flows or default_flows())
+    if source is not None and not (Path(source) / "main.yaml").is_file():
+        raise DemoError(f"no IVR flows in {source} (main.yaml missing): check --flows")
+    flows = open_all_day(Path(source), state_dir / "flows") if source is not None else None
+    return source, flows
+
+
+async def _listen(stack: Stack, host: str, port: int) -> int:
+    """Serve the panels and the API on ``host:port``; the port bound (0: any free one)."""
+    site = web.TCPSite(stack.runner, host, port)
+    try:
+        await site.start()
+    except OSError as exc:
+        raise DemoError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); "
+            "choose another port with --port (0: any free port)"
+        ) from exc
+    return _bound_port(site)
+
+
+def _start_callers(stack: Stack, scenario: Scenario, *, ivr: bool) -> IvrCallers | None:
+    """Start the scenario's callers: through the IVR, or straight into the queues."""
+    if not ivr:
+        stack.sim.start_arrivals()
+        return None
+    callers = IvrCallers(stack, scenario)
+    callers.start()
+    return callers
 
 
 def _ivr_line(stack: Stack, source: Path | str | None, asked_off: bool) -> str:

@@ -559,21 +559,7 @@ class Engine:
             return
         command, future = item.command, item.future
         try:
-            match command:
-                case Login(agent_id):
-                    effects = self.router.login(agent_id, now)
-                case Logout(agent_id):
-                    effects = self.router.logout(agent_id, now)
-                case Pause(agent_id, reason):
-                    effects = self.router.pause(agent_id, reason, now)
-                case Unpause(agent_id):
-                    effects = self.router.unpause(agent_id, now)
-                case Ready(agent_id):
-                    effects = self.router.end_wrap_up(agent_id, now)
-                case Transfer(agent_id, queue):
-                    effects = self.router.transfer(agent_id, queue, now)
-                case _:
-                    assert_never(command)
+            effects = self._run_command(command, now)
         except (KeyError, ValueError) as exc:
             if not future.done():
                 future.set_exception(exc)
@@ -581,6 +567,25 @@ class Engine:
         self._execute(effects, now)
         if not future.done():
             future.set_result(self.router.agents[command.agent_id])
+
+    def _run_command(self, command: AgentCommand, now: float) -> list[Effect]:
+        """The router's answer to one agent command (it raises on an unknown agent)."""
+        router = self.router
+        match command:
+            case Login(agent_id):
+                return router.login(agent_id, now)
+            case Logout(agent_id):
+                return router.logout(agent_id, now)
+            case Pause(agent_id, reason):
+                return router.pause(agent_id, reason, now)
+            case Unpause(agent_id):
+                return router.unpause(agent_id, now)
+            case Ready(agent_id):
+                return router.end_wrap_up(agent_id, now)
+            case Transfer(agent_id, queue):
+                return router.transfer(agent_id, queue, now)
+            case _:
+                assert_never(command)
 
     # -- PBX connection -------------------------------------------------------------------------
 

@@ -228,12 +228,7 @@ class LiveHub:
         facts = list(self._facts)
         self._facts.clear()
         overflowed, self._overflowed = self._overflowed, False
-        queues: set[str] = set()
-        agents: set[str] = set()
-        self._today()  # once a batch: its facts are milliseconds apart
-        for fact in facts:
-            self._tally(fact)
-            _touched(fact, queues, agents)
+        queues, agents = self._tally_batch(facts)
         remote = self.remote
         switched, self._serving_remote = remote != self._serving_remote, remote
         router = self.router
@@ -247,25 +242,33 @@ class LiveHub:
         full = overflowed or switched or (relay is not None and relay.want_full)
         if not (facts or full):
             return
-        if any(isinstance(fact, CallRequeued) for fact in facts):
-            queues.update(router.queues)  # the queue it left is not in the fact
-        for agent_id in agents:
-            agent = router.agents.get(agent_id)
-            if agent is not None:
-                queues.update(agent.config.queues)
+        _widen(router, facts, queues, agents)
         self._views = {}  # one view of each queue and agent per flush, shared by the pages
         self._json = {}
         try:
             if relay is not None:
                 self._publish(router, relay, queues, agents, full=full)
-            for page in list(self.pages):
-                if overflowed or switched:
-                    self.send_snapshot(page)
-                else:
-                    self._send_delta(page, queues, agents)
+            self._send_all(queues, agents, snapshot=overflowed or switched)
         finally:
             self._views = None
             self._json = None
+
+    def _tally_batch(self, facts: list[Fact]) -> tuple[set[str], set[str]]:
+        """Count the batch's facts into today's figures; the queues and agents they touch."""
+        queues: set[str] = set()
+        agents: set[str] = set()
+        self._today()  # once a batch: its facts are milliseconds apart
+        for fact in facts:
+            self._tally(fact)
+            _touched(fact, queues, agents)
+        return queues, agents
+
+    def _send_all(self, queues: set[str], agents: set[str], *, snapshot: bool) -> None:
+        for page in list(self.pages):
+            if snapshot:
+                self.send_snapshot(page)
+            else:
+                self._send_delta(page, queues, agents)
 
     def _publish(
         self, router: Router, relay: LiveRelay, queues: set[str], agents: set[str], *, full: bool
@@ -532,6 +535,17 @@ def _masked(view: dict[str, Any]) -> dict[str, Any]:
         for call in view["waiting"][:AGENT_WAITING_SHOWN]
     ]
     return {**view, "waiting": waiting}
+
+
+def _widen(router: Router, facts: list[Fact], queues: set[str], agents: set[str]) -> None:
+    """Add the queues whose views the batch changed without naming them: a requeued
+    caller's old queue, and the queues of every agent whose state changed."""
+    if any(isinstance(fact, CallRequeued) for fact in facts):
+        queues.update(router.queues)  # the queue it left is not in the fact
+    for agent_id in agents:
+        agent = router.agents.get(agent_id)
+        if agent is not None:
+            queues.update(agent.config.queues)
 
 
 def _touched(fact: Fact, queues: set[str], agents: set[str]) -> None:
