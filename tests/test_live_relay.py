@@ -26,35 +26,16 @@ from hotline.secret import Secret
 from hotline.sim.amiserver import ServerCredentials
 from hotline.sim.harness import Stack, build_settings, start_stack
 from hotline.sim.pbx import SimPbx
-from hotline.sim.scenario import AgentBehaviour, AgentGroup, Arrivals, Fixed, Scenario
 from hotline.store.users import Users
 from hotline.web.keys import ENGINE, LEASE, STORE
 from hotline.web.live import HUB, LiveHub
 from tests.api_support import FAST, PASSWORD
+from tests.test_panels_feed import SALES_CALLER, SUPPORT_CALLER, two_queue_scenario
 
 pytestmark = pytest.mark.e2e
 
-SUPPORT_CALLER = "13900139003"
-SALES_CALLER = "13700137007"
 PBX = "pbx-live"
 SECRET = "live-secret"
-
-
-def _scenario() -> Scenario:
-    return Scenario(
-        name="live-relay",
-        seed=5,
-        noise=False,
-        time_scale=1.0,
-        arrivals=Arrivals(
-            count=2,
-            rate_per_minute=120.0,
-            queues=(("support", 1.0), ("sales", 1.0)),
-            numbers=(SUPPORT_CALLER, SALES_CALLER),
-            patience=Fixed(900.0),
-        ),
-        agents=(AgentGroup(("Local/2001@agents",), AgentBehaviour(no_answer=1.0)),),
-    )
 
 
 @dataclass
@@ -93,7 +74,7 @@ async def pair(
     redis_server_url: str,
     redis_prefix: str,
 ) -> AsyncIterator[tuple[Stack, Instance]]:
-    scenario = _scenario()
+    scenario = two_queue_scenario("live-relay")
     sim = SimPbx(
         scenario, clock=virtual_clock_of(), credentials=ServerCredentials("hotline", SECRET)
     )

@@ -25,9 +25,11 @@ SUPPORT_CALLER = "13900139003"
 SALES_CALLER = "13700137007"
 
 
-def _two_queue_scenario() -> Scenario:
+def two_queue_scenario(name: str = "feed") -> Scenario:
+    """Two callers, one each for support and sales, and one agent (2001, support only) who
+    never answers: both stay waiting, so each page's view of them can be checked."""
     return Scenario(
-        name="feed",
+        name=name,
         seed=5,
         noise=False,
         time_scale=1.0,
@@ -45,7 +47,7 @@ def _two_queue_scenario() -> Scenario:
 @pytest.fixture
 async def stack(migrated_database_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
     running = await start_stack(
-        _two_queue_scenario(),
+        two_queue_scenario(),
         database_url=migrated_database_url,
         state_dir=str(tmp_path),
         queues=[{"name": "support"}, {"name": "sales"}],
