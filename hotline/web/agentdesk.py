@@ -122,7 +122,7 @@ def _own_agent(principal: Principal) -> str:
     ),
     response=CALLBACK_SCHEMA,
     status=201,
-    errors=(409,),
+    errors=(404, 409),
 )
 async def call_now(request: web.Request, given: Input) -> web.Response:
     """Schedule a one-attempt callback due now on a visible ticket, to the agent's phone."""

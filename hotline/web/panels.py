@@ -5,8 +5,8 @@
   (its read audited), the open tickets and recent ones, and ``ticket``: the
   call's own ticket (the router's, attached to the caller's open ticket or
   newly numbered), preselected. The router numbers a new ticket before the
-  outbox stores it: when its row is not written yet the pop waits for the
-  outbox (:data:`POP_STORE_WAIT` seconds at most) and, if it is still not
+  outbox stores it: when its row is not written yet the pop keeps looking for it
+  (:data:`POP_STORE_WAIT` seconds at most) and, if it is still not
   there, answers ``pending: true`` with the number, and the panel asks again
   (it never shows "no ticket" for a call that has one). No caller, or an
   anonymous one: ``customer`` is null (the panel shows an empty form).
@@ -25,6 +25,8 @@ integration token, which has no phone); every one is written to the audit log
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -55,6 +57,8 @@ SPY_OPTIONS: Final = {"listen": "q", "whisper": "qw", "barge": "qB"}
 """ChanSpy's options per action (``supervisor_spy.jsonl``)."""
 POP_STORE_WAIT: Final = 0.4
 """How long the screen-pop waits for the outbox to store the call's ticket (seconds)."""
+POP_STORE_POLL: Final = 0.05
+"""How often it looks for the row meanwhile (seconds)."""
 SPY_TIMEOUT_MS: Final = 10_000
 """How long the supervisor's phone rings (the Originate's ``Timeout``)."""
 _SUPERVISORS: Final = frozenset({"supervisor", "admin"})
@@ -87,14 +91,16 @@ def _call_on_phone(request: web.Request, agent_id: str) -> tuple[str, str] | Non
 
 
 async def _stored_ticket(request: web.Request, number: str) -> Ticket | None:
-    """The ticket's row; when not written yet, after waiting for the outbox (bounded)."""
-    store = store_of(request)
-    for attempt in range(2):
-        try:
-            return await store.tickets.get(number)
-        except NotFound:
-            if attempt == 0:
-                await store.outbox.flush(POP_STORE_WAIT)
+    """The ticket's row; when not written yet, asked again until the outbox has written it
+    or :data:`POP_STORE_WAIT` seconds have passed (``None`` then)."""
+    tickets = store_of(request).tickets
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(POP_STORE_WAIT):
+            while True:
+                try:
+                    return await tickets.get(number)
+                except NotFound:
+                    await asyncio.sleep(POP_STORE_POLL)
     return None
 
 
