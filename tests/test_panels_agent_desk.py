@@ -324,6 +324,12 @@ async def _search_by_unit(ann: Page, customer_id: int, ticket: str) -> None:
     await expect(found.locator(f'.their-tickets li[data-number="{OLD_TICKET}"]')).to_contain_text(
         "Old leak"
     )
+    # By the caller's phone number: the customer and their tickets.
+    await ann.fill("#search-q", CALLER)
+    await ann.click("#search-go")
+    await expect(found.locator(f'.their-tickets li[data-number="{ticket}"]')).to_have_count(
+        1, timeout=WAIT_MS
+    )
     # By the ticket's number, too.
     await ann.fill("#search-q", OLD_TICKET)
     await ann.click("#search-go")
