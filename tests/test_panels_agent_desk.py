@@ -178,19 +178,20 @@ async def _sign_in(browser: Browser, stack: Stack, username: str, watch: Watch) 
 
 
 async def test_the_agent_desk_in_chromium(
-    stack: Stack, seeded: tuple[int, int], migrated_database_url: str
+    stack: Stack, seeded: tuple[int, int], migrated_database_url: str, tmp_path: Path
 ) -> None:
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         try:
-            await _desk_in_browser(stack, browser, seeded, migrated_database_url)
+            await _desk_in_browser(stack, browser, seeded, migrated_database_url, tmp_path)
         finally:
             await browser.close()
 
 
 async def _desk_in_browser(
-    stack: Stack, browser: Browser, seeded: tuple[int, int], dsn: str
+    stack: Stack, browser: Browser, seeded: tuple[int, int], dsn: str, shots: Path
 ) -> None:
+    """The steps of the module docstring; a screenshot of the panel into ``shots``."""
     customer_id, bens_callback = seeded
     watch = Watch()
     originates = _record_originates(stack)
@@ -236,6 +237,7 @@ async def _desk_in_browser(
     }
     # The agent's phone rings for the callback: the pop shows the customer again.
     await expect(ann.locator("#pop-unit")).to_have_text(UNIT, timeout=WAIT_MS)
+    await ann.screenshot(path=str(shots / "panel-agent-desk.png"), full_page=True)
 
     assert await ann.locator("img").count() == 0  # the caller's name is text, never markup
     assert watch.dialogs == []
@@ -283,6 +285,7 @@ async def _complaint_and_repair(stack: Stack, ann: Page, ticket: str) -> None:
     await ann.select_option("#ticket-category", "complaint")
     await expect(ann.locator("#ticket-due")).to_have_value(default.strftime("%Y-%m-%dT%H:%M"))
     await expect(ann.locator("#ticket-due-rule")).to_contain_text(f"{REPLY_HOURS} h")
+    await expect(ann.locator("#ticket-repair")).to_be_hidden()
     await ann.fill("#ticket-subject", "Neighbour's noise <b>again</b>")
     await ann.fill("#ticket-due", "2030-01-02T10:30")
     await ann.select_option("#ticket-satisfaction", "4")
@@ -297,6 +300,7 @@ async def _complaint_and_repair(stack: Stack, ann: Page, ticket: str) -> None:
     # A repair dispatched from the panel: the party, due time and contact show on the ticket.
     await ann.select_option("#ticket-category", "repair")
     await expect(ann.locator("#ticket-repair")).to_be_visible()
+    await expect(ann.locator("#ticket-complaint")).to_be_hidden()
     await ann.select_option("#dispatch-party", "equipment_vendor")
     await ann.fill("#dispatch-due", "2030-01-03T09:00")
     await ann.fill("#dispatch-contact", "Lift Co <555-0101>")
@@ -319,7 +323,7 @@ async def _search_by_unit(ann: Page, customer_id: int, ticket: str) -> None:
     theirs = found.locator(".their-tickets li")
     await expect(theirs).to_have_count(2)
     await expect(found.locator(f'.their-tickets li[data-number="{ticket}"]')).to_contain_text(
-        "Repair"
+        "Repair · Dispatched"
     )
     await expect(found.locator(f'.their-tickets li[data-number="{OLD_TICKET}"]')).to_contain_text(
         "Old leak"

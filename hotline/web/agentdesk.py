@@ -2,7 +2,8 @@
 
 - ``GET /api/callbacks``: scheduled callbacks due before ``due_before`` (default:
   the next :data:`DUE_SOON_HOURS` hours), earliest first, each marked
-  ``overdue`` when its due time has passed. An agent sees only the callbacks
+  ``overdue`` when it is still not dialled :data:`OVERDUE_AFTER` after its due
+  time (a click-to-call just made is due, not overdue). An agent sees only the callbacks
   assigned to their own agent id (``mine`` is implied; asking for another
   agent's is 403, audited as ``callback.denied``); supervisors, admins and the
   integration token see everyone's, or one agent's with ``agent``, or their own
@@ -37,12 +38,14 @@ from hotline.web.openapi import Api, Input, array, record, scalar, string
 from hotline.web.schema import Boolean, DateTime, Integer, Object, Text
 from hotline.web.tickets import CALLBACK_SCHEMA, NAME_PATTERN, callback_json, now_of, visible_ticket
 
-__all__ = ["DUE_SOON_HOURS", "api"]
+__all__ = ["DUE_SOON_HOURS", "OVERDUE_AFTER", "api"]
 
 api = Api()
 
 DUE_SOON_HOURS: Final = 2
 """How far ahead ``GET /api/callbacks`` looks by default."""
+OVERDUE_AFTER: Final = timedelta(minutes=1)
+"""A scheduled callback this long past its due time is overdue."""
 SATISFACTION: Final = (1, 5)
 """The satisfaction scale (the tickets table's check)."""
 _AGENT: Final = Text(max_length=64, pattern=NAME_PATTERN, description="an agent id")
@@ -94,7 +97,8 @@ async def callbacks_due(request: web.Request, given: Input) -> web.Response:
     return web.json_response(
         {
             "callbacks": [
-                {**callback_json(callback), "overdue": callback.due_at < now} for callback in found
+                {**callback_json(callback), "overdue": callback.due_at < now - OVERDUE_AFTER}
+                for callback in found
             ],
             "now": now.isoformat(),
         }

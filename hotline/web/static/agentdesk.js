@@ -162,7 +162,7 @@ function ticketResult(ticket) {
     " ",
     t(`category.${ticket.category}`),
     " · ",
-    ticket.status,
+    t(`status.${ticket.status}`),
     " · ",
     ticket.subject ?? "",
     " ",
