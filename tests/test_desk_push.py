@@ -1,16 +1,24 @@
 """Escalations and handover notes pushed on the live feed, filtered by role and queue
-(hotline/web/desk.py, LiveHub.push_desk): real WebSockets on the served API."""
+(hotline/web/desk.py, desk_feed.py, LiveHub.push_desk): real WebSockets on the served API,
+and across two instances through Redis."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+import redis.asyncio as aioredis
+from aiohttp.test_utils import TestServer
 
-from tests.api_support import RunningApi, Signed, running_api
+from hotline.main import create_app
+from hotline.web.desk_feed import DESK_FEED
+from tests.api_support import RunningApi, Signed, add_users, api_settings, running_api
 
 pytestmark = pytest.mark.integration
 
@@ -106,3 +114,64 @@ async def test_a_handover_note_reaches_its_queues_not_its_author(api: RunningApi
     assert (await alice_feed.desk())["note"]["body"] == "fire drill at 3"
     for feed in (sam_feed, alice_feed, bob_feed):
         await feed.ws.close()
+
+
+@asynccontextmanager
+async def _instances(
+    dsn: str, folder: Path, redis_url: str, prefix: str
+) -> AsyncIterator[list[RunningApi]]:
+    """Two services for one ``pbx_id`` on one database and one Redis."""
+    base = api_settings(dsn, folder, redis_url=redis_url, redis_prefix=prefix)
+    running: list[RunningApi] = []
+    try:
+        for name in ("A", "B"):
+            service = replace(
+                base.service, pbx_id="pbx-desk", instance=name, state_dir=str(folder / name)
+            )
+            settings = replace(base, service=service)
+            server = TestServer(create_app(settings))
+            await server.start_server()
+            running.append(RunningApi(server, settings))
+        await add_users(running[0].pool)
+        yield running
+    finally:
+        for api in running:
+            for client in api.clients:
+                await client.close()
+            await api.server.close()
+
+
+async def test_a_desk_fact_reaches_the_pages_of_another_instance(
+    migrated_database_url: str,
+    tmp_path: Path,
+    redis_client: aioredis.Redis,  # noqa: ARG001 - deletes the test's keys afterwards
+    redis_server_url: str,
+    redis_prefix: str,
+) -> None:
+    async with _instances(migrated_database_url, tmp_path, redis_server_url, redis_prefix) as (
+        first,
+        second,
+    ):
+        for api in (first, second):
+            await api.server.app[DESK_FEED].subscribed.wait()
+        sam_feed = await Feed.open(await first.sign_in("sam"))
+        alice_feed = await Feed.open(await first.sign_in("alice"))  # queue support
+        bob = await second.sign_in("bob")  # queue sales, on the other instance
+        sales = await _ticket(second, "sales")
+        support = await _ticket(second, "support")
+
+        raised = await bob.call("POST", f"/api/tickets/{sales}/escalate", json={"reason": "x"})
+        assert raised.status == 201
+        frame = await sam_feed.desk()
+        assert frame["escalation"] == await raised.json()
+        other = await second.bearer(
+            "POST", f"/api/tickets/{support}/escalate", json={"reason": "y"}
+        )
+        assert other.status == 201
+        assert (await alice_feed.desk())["escalation"]["ticket"] == support  # not sales first
+        assert (await sam_feed.desk())["escalation"]["ticket"] == support  # once, not twice
+        assert second.server.app[DESK_FEED].published == 2
+        assert first.server.app[DESK_FEED].received == 2
+        assert second.server.app[DESK_FEED].received == 0  # its own are delivered directly
+        for feed in (sam_feed, alice_feed):
+            await feed.ws.close()

@@ -20,7 +20,7 @@
   the transfer targets and the quality form.
 
 Each new note, escalation (or transfer) and resolution is pushed on the live
-feed (:meth:`hotline.web.live.LiveHub.push_desk`) to the pages that may see it:
+feed (:mod:`hotline.web.desk_feed`, on every instance) to the pages that may see it:
 the escalations as ``GET /api/escalations`` would list them for the page's
 user, a note to the users whose queues it addresses (every user when it names
 none), not to its author. The panels no longer poll for them.
@@ -31,7 +31,6 @@ Every change is written to the audit log (``handover.write``, ``ticket.escalate`
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -45,9 +44,9 @@ from hotline.store.audit import AuditLog
 from hotline.store.db import NotFound
 from hotline.store.desk import Escalation, Escalations, HandoverNote, HandoverNotes
 from hotline.web.auth import Principal, principal_of, store_of
+from hotline.web.desk_feed import Audience, push
 from hotline.web.errors import json_error
 from hotline.web.keys import ENGINE, SETTINGS
-from hotline.web.live import HUB
 from hotline.web.openapi import Api, Input, array, enum, record, scalar, string
 from hotline.web.schema import Array, Boolean, DateTime, Integer, Object, Text
 from hotline.web.tickets import now_of, visible_ticket
@@ -210,10 +209,9 @@ async def write_note(request: web.Request, given: Input) -> web.Response:
     await AuditLog(store.pool).write(
         principal.name, "handover.write", "handover", str(note.id), {"tickets": tickets}
     )
-    hub = request.app.get(HUB)
-    if hub is not None:
-        unread = {**note_json(note), "read": False}  # by everyone it is pushed to
-        hub.push_desk("handover", {"event": "new", "note": unread}, _note_reader(note))
+    unread = {**note_json(note), "read": False}  # by everyone it is pushed to
+    audience = Audience(queues=note.queues, every_queue=not note.queues, excluded=note.author)
+    await push(request, "handover", {"event": "new", "note": unread}, audience)
     return web.json_response(note_json(note), status=201)
 
 
@@ -295,27 +293,19 @@ def _sees_escalation(principal: Principal, escalation: Escalation) -> bool:
     )
 
 
-def _push_escalation(request: web.Request, event: str, escalation: Escalation) -> None:
-    """Tell the pages that may see it (as ``GET /api/escalations`` would list it)."""
-    hub = request.app.get(HUB)
-    if hub is not None:
-        hub.push_desk(
-            "escalation",
-            {"event": event, "escalation": escalation_json(escalation)},
-            lambda principal: _sees_escalation(principal, escalation),
-        )
-
-
-def _note_reader(note: HandoverNote) -> Callable[[Principal], bool]:
-    """Who gets a new note pushed: those who may see it, except its author."""
-
-    def shown(principal: Principal) -> bool:
-        if principal.name == note.author:
-            return False
-        queues = _note_queues(principal)
-        return queues is None or not note.queues or bool(set(note.queues) & set(queues))
-
-    return shown
+async def _push_escalation(request: web.Request, event: str, escalation: Escalation) -> None:
+    """Tell the pages that may see it (as ``GET /api/escalations`` would list it for them)."""
+    owners = (escalation.ticket_assigned_to, escalation.raised_by)
+    audience = Audience(
+        queues=(escalation.ticket_queue,) if escalation.ticket_queue else (),
+        owners=tuple(owner for owner in owners if owner),
+    )
+    await push(
+        request,
+        "escalation",
+        {"event": event, "escalation": escalation_json(escalation)},
+        audience,
+    )
 
 
 @api.operation(
@@ -340,7 +330,7 @@ async def escalate(request: web.Request, given: Input) -> web.Response:
     await AuditLog(store.pool).write(
         principal.name, "ticket.escalate", "ticket", ticket.number, {"reason": reason}
     )
-    _push_escalation(request, "opened", escalation)
+    await _push_escalation(request, "opened", escalation)
     return web.json_response(escalation_json(escalation), status=201)
 
 
@@ -386,7 +376,7 @@ async def resolve_escalation(request: web.Request, given: Input) -> web.Response
         escalation.ticket,
         {"escalation": escalation.id, "resolution": resolution},
     )
-    _push_escalation(request, "resolved", escalation)
+    await _push_escalation(request, "resolved", escalation)
     return web.json_response(escalation_json(escalation))
 
 
@@ -482,7 +472,7 @@ async def transfer(request: web.Request, given: Input) -> web.Response:
     except NotFound:  # the ticket's row is not written yet (the outbox lags)
         escalation = None
     if escalation is not None:
-        _push_escalation(request, "opened", escalation)
+        await _push_escalation(request, "opened", escalation)
     return web.json_response(
         {
             "call_id": call_id,
