@@ -41,6 +41,7 @@ from email.utils import formatdate
 from pathlib import Path
 from typing import Final
 
+import structlog
 from aiohttp import web
 
 from hotline.store.audit import AuditLog
@@ -54,6 +55,7 @@ from hotline.web.schema import Integer
 __all__ = ["AUDIO_TYPE", "CHUNK", "ByteRange", "api", "audio_url", "may_play", "parse_range"]
 
 api = Api()
+log = structlog.get_logger("hotline.web.recordings")
 
 AUDIO_TYPE: Final = "audio/wav"
 CHUNK: Final = 64 * 1024
@@ -291,9 +293,12 @@ async def recording_audio(request: web.Request, given: Input) -> web.StreamRespo
         if request.method == "GET" and start == 0:
             await _audit_play(request, principal, recording, chosen)
         await response.prepare(request)
-        if request.method == "GET":
-            await _send(response, fd, start, length)
-        await response.write_eof()
+        try:
+            if request.method == "GET":
+                await _send(response, fd, start, length)
+            await response.write_eof()
+        except ConnectionError:  # the player went away (it often drops a request to seek)
+            log.debug("web.recording_client_gone", recording=recording.id)
         return response
     finally:
         os.close(fd)
