@@ -1,5 +1,5 @@
 import { api, connectLive, duration, el, serverNow, setText, t, whoAmI } from "./common.js";
-import { showEscalations, wireHandover } from "./desk.js";
+import { onDeskFact, showEscalations, showHandover, showRecordings, wireHandover } from "./desk.js";
 import {
   callNow,
   extraFields,
@@ -52,6 +52,7 @@ function fillTicket(number, ticket) {
   formTicket = number ?? null;
   formDirty = false;
   setText("ticket-number", number ?? "");
+  recordingsOf(number);
   document.getElementById("ticket-category").value = ticket?.category ?? "consultation";
   document.getElementById("ticket-subject").value = ticket?.subject ?? "";
   document.getElementById("ticket-notes").value = ticket?.description ?? "";
@@ -138,10 +139,22 @@ async function wireUp() {
     showEscalations("escalations", false).catch(() => {});
   });
   showEscalations("escalations", false).catch(() => {});
-  setInterval(() => showEscalations("escalations", false).catch(() => {}), 10000);
+}
+
+function recordingsOf(number) {
+  showRecordings("ticket-recordings", "recordings-none", number).catch(() => {});
 }
 
 function onFrame(frame) {
+  // Escalations and handover notes come on the feed; a snapshot means fetching them again.
+  if (frame.type === "desk") {
+    onDeskFact(frame);
+    return;
+  }
+  if (frame.type === "snapshot") {
+    showEscalations("escalations", false).catch(() => {});
+    showHandover().catch(() => {});
+  }
   const mine = frame.agents.find((item) => item.id === me.agent_id);
   if (!mine) return;
   const before = agent?.state;

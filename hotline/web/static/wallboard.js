@@ -1,5 +1,5 @@
 import { api, connectLive, duration, el, percent, serverNow, setText, t, whoAmI } from "./common.js";
-import { showEscalations, wireQuality } from "./desk.js";
+import { onDeskFact, showEscalations, wireQuality } from "./desk.js";
 
 const LONG_CALL = 600; // seconds: a call this long is marked
 const queues = new Map();
@@ -120,9 +120,15 @@ function render() {
 }
 
 function onFrame(frame) {
+  // Escalations come on the feed; a snapshot means fetching them again.
+  if (frame.type === "desk") {
+    onDeskFact(frame);
+    return;
+  }
   if (frame.type === "snapshot") {
     queues.clear();
     agents.clear();
+    if (!big) showEscalations("wall-escalations", true).catch(() => {});
   }
   for (const queue of frame.queues) queues.set(queue.name, queue);
   for (const agent of frame.agents) agents.set(agent.id, agent);
@@ -134,9 +140,6 @@ async function main() {
   setInterval(render, 1000);
   connectLive(onFrame);
   if (!big) {
-    const escalations = () => showEscalations("wall-escalations", true).catch(() => {});
-    escalations();
-    setInterval(escalations, 5000);
     wireQuality().catch((error) => setText("quality-result", error.message));
   }
 }
