@@ -30,22 +30,30 @@ OVERLAY = ROOT / "docker-compose.site2.yml"
 STOCK_ASTERISK_CONF = "[directories](!)\nastetcdir => /etc/asterisk\n\n[options]\n;systemname = x\n"
 
 
-def _merged(tmp_path: Path, env: Mapping[str, str] = COMPOSE_TEST_ENV) -> Any:
-    """``docker-compose -f docker-compose.yml -f docker-compose.site2.yml config``, parsed."""
+def _compose(
+    tmp_path: Path, env: Mapping[str, str], *extra: str
+) -> subprocess.CompletedProcess[str]:
+    """``docker-compose -f docker-compose.yml -f docker-compose.site2.yml config EXTRA``."""
     binary = shutil.which("docker-compose")
     if binary is None:
         pytest.skip("docker-compose is not installed (.ci/run installs it)")
     env_file = tmp_path / "test.env"
     env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()), encoding="utf-8")
-    result = subprocess.run(
-        [binary, "--project-directory", str(ROOT), "--env-file", str(env_file)]
-        + ["-f", str(COMPOSE), "-f", str(OVERLAY), "config"],
+    files = ["-f", str(COMPOSE), "-f", str(OVERLAY)]
+    command = [binary, "--project-directory", str(ROOT), "--env-file", str(env_file)]
+    return subprocess.run(
+        [*command, *files, "config", *extra],
         capture_output=True,
         text=True,
         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path)},
         timeout=120,
         check=False,
     )
+
+
+def _merged(tmp_path: Path) -> Any:
+    """The merged document, as docker-compose prints it."""
+    result = _compose(tmp_path, COMPOSE_TEST_ENV)
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)
 
@@ -80,21 +88,8 @@ def test_the_overlay_runs_a_second_sites_pair_on_the_shared_database(tmp_path: P
 
 
 def test_the_overlay_refuses_to_run_without_the_database_password(tmp_path: Path) -> None:
-    binary = shutil.which("docker-compose")
-    if binary is None:
-        pytest.skip("docker-compose is not installed (.ci/run installs it)")
     env = {k: v for k, v in COMPOSE_TEST_ENV.items() if k != "HOTLINE_DB_PASSWORD"}
-    env_file = tmp_path / "test.env"
-    env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()), encoding="utf-8")
-    result = subprocess.run(
-        [binary, "--project-directory", str(ROOT), "--env-file", str(env_file)]
-        + ["-f", str(COMPOSE), "-f", str(OVERLAY), "config", "-q"],
-        capture_output=True,
-        text=True,
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path)},
-        timeout=120,
-        check=False,
-    )
+    result = _compose(tmp_path, env, "-q")
     assert result.returncode != 0
     assert "set HOTLINE_DB_PASSWORD in .env" in result.stderr
 
@@ -102,7 +97,8 @@ def test_the_overlay_refuses_to_run_without_the_database_password(tmp_path: Path
 def test_the_second_sites_configuration_has_agent_ids_of_its_own() -> None:
     site1 = load_settings(ROOT / "config" / "hotline.toml")
     site2 = load_settings(ROOT / "config" / "hotline-site2.toml")
-    assert site2.agents and not set(site1.agents) & set(site2.agents)
+    assert site2.agents
+    assert not set(site1.agents) & set(site2.agents)
     assert set(site2.queues) == set(site1.queues)
 
 
