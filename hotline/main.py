@@ -49,6 +49,7 @@ from hotline.web import auth, live
 from hotline.web.app import MIDDLEWARES, install
 from hotline.web.errors import security_headers
 from hotline.web.keys import AMI, CLOCK, ENGINE, LEASE, METRICS, SETTINGS, STORE, TICKET_NUMBERS
+from hotline.web.live_sites import sites_context
 
 __all__ = ["create_app"]
 
@@ -196,7 +197,15 @@ def create_app(
         yield
 
     app.cleanup_ctx.extend(
-        [ami_client, store, auth.sessions_context, engine, live.live_context, connect]
+        [
+            ami_client,
+            store,
+            auth.sessions_context,
+            engine,
+            live.live_context,
+            sites_context,
+            connect,
+        ]
     )
     app.cleanup_ctx.append(ivr.ivr_context)
     install(app)
