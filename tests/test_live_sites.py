@@ -30,6 +30,7 @@ from hotline.web.keys import LEASE, STORE
 from hotline.web.live_sites import SITE_FEEDS
 from tests.api_support import FAST, PASSWORD
 from tests.support import eventually
+from tests.test_live_relay import _serve as serve_standby
 
 pytestmark = pytest.mark.e2e
 
@@ -245,11 +246,18 @@ async def test_an_agent_sees_only_their_own_site_and_an_unknown_site_is_refused(
     async with aiohttp.ClientSession() as client:
         cookie = await _cookie(north.base_url, client, "ann")
         headers = {"Cookie": f"hotline_session={cookie}"}
-        for site, status in (("south", 403), ("*", 403), ("nowhere", 422)):
+        refused = [
+            ({"site": "south"}, 403),
+            ({"site": "*"}, 403),
+            ({"site": "nowhere"}, 422),
+            ({"site": "north", "queues": "sales"}, 403),  # not among the agent's queues
+            ({"site": "north", "queues": "returns"}, 422),  # south's: not for an agent
+        ]
+        for params, status in refused:
             async with client.get(
-                f"{north.base_url}/api/live", params={"site": site}, headers=headers
+                f"{north.base_url}/api/live", params=params, headers=headers
             ) as response:
-                assert response.status == status, site
+                assert response.status == status, params
         own = await client.ws_connect(
             f"{north.base_url}/api/live", params={"site": "north"}, headers=headers
         )
@@ -308,3 +316,31 @@ async def test_every_sites_router_is_shown_and_a_site_without_one_says_so(
     assert south_now["since"] is not None  # when its lease ran out
     north_now = next(site for site in lost["sites"] if site["pbx_id"] == "north")
     assert north_now["router"] == "active"
+
+
+async def test_a_standbys_wallboard_shows_its_role_and_the_whole_centre(
+    centre: dict[str, Stack], tmp_path: Path
+) -> None:
+    north = centre["north"]
+    standby = await serve_standby(north, "B", tmp_path / "north-b")
+    try:
+        await eventually(lambda: "south" in standby.app[SITE_FEEDS].mirrors, what="B sees south")
+        async with aiohttp.ClientSession() as client:
+            ws = await _feed(standby.base_url, client, "sam", "*")
+            for stack in centre.values():
+                stack.sim.start_arrivals()
+            everyone = set(SITES["north"][3]) | set(SITES["south"][3])
+            frames = await _until_seen(ws, everyone)  # north's from B's mirror, south's too
+            frames += await _snapshot(ws)
+            await ws.close()
+    finally:
+        await standby.runner.cleanup()
+    status = frames[-1]
+    assert status["instance"]["role"] == "standby"
+    assert status["instance"]["instance"] == "B"
+    assert status["instance"]["epoch"] is None  # it never held the lease
+    site = next(s for s in status["sites"] if s["pbx_id"] == "north")
+    assert (site["router"], site["instance"], site["instances"]) == ("active", "A", ["A", "B"])
+    queues, agents, _ = _shown(frames)
+    assert queues == {("", "support"), ("", "sales"), ("south", "support"), ("south", "returns")}
+    assert agents == {"2001", "3001"}

@@ -626,7 +626,8 @@ async def live(request: web.Request, _: Input) -> web.WebSocketResponse:
     watch = feeds.selection(request, supervising) if feeds is not None else None
     if feeds is None and request.query.get("site", "*").strip() not in ("*", ""):
         raise json_error(422, "validation", fields={"site": "this instance has no other site"})
-    elsewhere = feeds.known_queues() if feeds is not None and watch is not None else None
+    # Other sites' queue names widen what a supervising page may name (an agent's: never).
+    elsewhere = feeds.known_queues() if feeds and watch and supervising else None
     queues = _subscribed(request, principal, elsewhere)
     hub = request.app[HUB]
     # No per-message deflate: compressing every wallboard's frame costs the loop the

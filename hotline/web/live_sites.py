@@ -243,6 +243,8 @@ class SiteFeeds:
         for site, mirror in sorted(self.mirrors.items()):
             if watch.covers(site):
                 mirror.send(page, watch, mirror.queues, mirror.agents, snapshot=True)
+        if not self.status:  # no poll has finished yet
+            self.status = self._status()
         self.send(page, {"type": "sites", **self.status})
 
     def send(self, page: _Page, frame: dict[str, Any]) -> None:
