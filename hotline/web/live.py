@@ -45,6 +45,11 @@ instance mirrors them (:meth:`LiveHub.apply_remote`), and an instance that is
 not active serves its pages from that mirror, with the same filtering by role
 and queue. A gap on the channel, a Redis reconnect, or this instance becoming
 or ceasing to be the active sends every page a fresh snapshot.
+
+Several sites: a page with ``?site=<pbx_id>`` or ``?site=*`` also gets the other
+sites' views and every site's router from :mod:`hotline.web.live_sites`; a page
+that does not watch this instance's site (``_Page.home`` false) gets this hub's
+frames empty.
 """
 
 from __future__ import annotations
@@ -654,6 +659,8 @@ async def live(request: web.Request, _: Input) -> web.WebSocketResponse:
                         feeds.snapshot(page)
     finally:
         hub.pages.discard(page)
+        if feeds is not None:
+            feeds.watches.pop(page, None)
         writer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await writer
