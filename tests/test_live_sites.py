@@ -299,6 +299,14 @@ async def test_every_sites_router_is_shown_and_a_site_without_one_says_so(
             metrics = await response.text()
         assert 'hotline_router_active{pbx_id="north",role="active"} 1' in metrics
         assert 'hotline_lease_epoch{pbx_id="north"} 1' in metrics
+        taken = north.app[LEASE].last_takeover
+        assert taken is not None
+        line = next(
+            row
+            for row in metrics.splitlines()
+            if row.startswith('hotline_lease_last_takeover_timestamp_seconds{pbx_id="north"}')
+        )
+        assert float(line.rsplit(" ", 1)[1]) == pytest.approx(taken.timestamp())
 
         await south.stop_service()  # a graceful stop releases the lease: south has no router
         lost = (
