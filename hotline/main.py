@@ -45,7 +45,7 @@ from hotline.store.lease import Lease
 from hotline.store.resources import store_context
 from hotline.store.scheduler import CallbackScheduler
 from hotline.ticketno import FileSequenceStore, MemorySequenceStore, SequenceStore, TicketNumbers
-from hotline.web import auth, live
+from hotline.web import auth, desk_feed, live
 from hotline.web.app import MIDDLEWARES, install
 from hotline.web.errors import security_headers
 from hotline.web.keys import AMI, CLOCK, ENGINE, LEASE, METRICS, SETTINGS, STORE, TICKET_NUMBERS
@@ -203,6 +203,7 @@ def create_app(
             auth.sessions_context,
             engine,
             live.live_context,
+            desk_feed.desk_feed_context,
             sites_context,
             connect,
         ]

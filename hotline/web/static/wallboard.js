@@ -1,5 +1,5 @@
 import { api, connectLive, duration, el, percent, serverNow, setText, t, whoAmI } from "./common.js";
-import { showEscalations, wireQuality } from "./desk.js";
+import { onDeskFact, showEscalations, wireQuality } from "./desk.js";
 
 const LONG_CALL = 600; // seconds: a call this long is marked
 const queues = new Map();
@@ -206,10 +206,16 @@ function wireSites() {
 }
 
 function onFrame(frame) {
+  // Escalations come on the feed; a snapshot means fetching them again.
+  if (frame.type === "desk") {
+    onDeskFact(frame);
+    return;
+  }
   if (frame.type === "sites") {
     showSites(frame);
     return;
   }
+  if (frame.type === "snapshot" && !frame.site && !big) showEscalations("wall-escalations", true).catch(() => {});
   applySiteFrame(frame);
   render();
 }
@@ -219,9 +225,6 @@ async function main() {
   setInterval(render, 1000);
   connectLive(onFrame, wireSites());
   if (!big) {
-    const escalations = () => showEscalations("wall-escalations", true).catch(() => {});
-    escalations();
-    setInterval(escalations, 5000);
     wireQuality().catch((error) => setText("quality-result", error.message));
   }
 }
