@@ -1,4 +1,4 @@
-import { api, connectLive, duration, el, percent, serverNow, setText, t, whoAmI } from "./common.js";
+import { api, connectLive, duration, el, mergeQueue, percent, serverNow, setText, t, whoAmI } from "./common.js";
 import { showEscalations, wireQuality } from "./desk.js";
 
 const LONG_CALL = 600; // seconds: a call this long is marked
@@ -124,7 +124,7 @@ function onFrame(frame) {
     queues.clear();
     agents.clear();
   }
-  for (const queue of frame.queues) queues.set(queue.name, queue);
+  for (const queue of frame.queues) queues.set(queue.name, mergeQueue(queues.get(queue.name), queue));
   for (const agent of frame.agents) agents.set(agent.id, agent);
   render();
 }
