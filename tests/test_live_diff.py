@@ -19,7 +19,14 @@ from hotline.clock import SystemClock
 from hotline.config import QueueConfig, parse_settings
 from hotline.domain.routing import Router
 from hotline.web.auth import Principal
-from hotline.web.live import LiveHub, _Page, diff_queue_view, mask_number, merge_queue_view
+from hotline.web.live import (
+    MASKED_SLOTS,
+    LiveHub,
+    _Page,
+    diff_queue_view,
+    mask_number,
+    merge_queue_view,
+)
 from tests.routing_helpers import Pbx, agent, make_router, originates
 
 pytestmark = pytest.mark.unit
@@ -173,7 +180,9 @@ async def test_agents_pages_get_queues_paced_and_their_own_tile_at_once() -> Non
     pbx = Pbx(router)
     hub = _hub(router)
     hub.masked_interval = 3600.0  # only the first update goes out within this test
+    hub.monotonic = lambda: 0.0  # the first tick: slot 0's turn
     own = Shown(_page("agent", frozenset({"support"}), agent_id="2001"))
+    own.page.slot = 0
     hub.pages.add(own.page)
     hub.send_snapshot(own.page)
     own.read()
@@ -223,3 +232,27 @@ async def test_an_answered_caller_leaves_the_wallboard_and_its_agent_tile_moves(
     assert board.queues["support"]["waiting"] == _truth(hub, router)["support"]
     assert board.agents["2001"]["state"] == router.agents["2001"].state.value
     assert uid  # the caller's id was the one shown, then left
+
+
+async def test_agents_pages_take_turns_one_slot_per_tick() -> None:
+    router = _router()
+    pbx = Pbx(router)
+    hub = _hub(router)
+    now = [0.0]
+    hub.monotonic = lambda: now[0]
+    tick = hub.masked_interval / MASKED_SLOTS
+    pages = []
+    for slot in range(MASKED_SLOTS):
+        page = Shown(_page("agent", frozenset({"support"}), agent_id="2001"))
+        page.page.slot = slot
+        hub.pages.add(page.page)
+        pages.append(page)
+    _, effects = pbx.caller(number="13900000001")
+    _feed(hub, effects)
+    for turn in range(MASKED_SLOTS):
+        now[0] = turn * tick + tick / 2
+        hub.flush()  # the timer's wake-up: no new fact, the next slot's turn
+        assert [len(page.read()) for page in pages] == [int(n == turn) for n in range(8)]
+    hub.flush()  # every slot had its turn: nothing waits
+    assert [page.read() for page in pages] == [[]] * MASKED_SLOTS
+    assert all(page.queues["support"]["waiting_count"] == 1 for page in pages)

@@ -231,7 +231,11 @@ async def _one_run(
                 report = await loop.run_in_executor(None, pages_conn.recv)
                 pages.join(30)
                 result.update(_latency(report, arrived))
-                result["pages_dropped"] = app[HUB].pages_dropped
+                hub = app[HUB]
+                result["pages_dropped"] = hub.pages_dropped
+                result["hub_batches"] = hub.batches
+                result["hub_busy_s"] = round(hub.busy_seconds, 3)
+                result["hub_batch_max_ms"] = _ms(hub.longest_batch)
         finally:
             await runner.cleanup()
             sim.join(30)
@@ -246,7 +250,7 @@ async def _load(
     """Run the load to its end; the decision latencies and the memory."""
     engine = app[ENGINE]
     loop = asyncio.get_running_loop()
-    wall = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     sim_conn.send("go")
     done = loop.run_in_executor(None, sim_conn.recv)
     rss = [_rss_mb()]
@@ -261,6 +265,7 @@ async def _load(
     return {
         "calls": calls,
         "wall_s": round(time.perf_counter() - wall, 2),
+        "service_cpu_s": round(time.process_time() - cpu, 2),
         "decisions": len(waiting),
         "decision_p50_ms": _ms(statistics.median(waiting)) if waiting else None,
         "decision_p99_ms": _ms(_percentile(waiting, 0.99)),

@@ -51,11 +51,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import time
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Protocol
@@ -112,11 +113,13 @@ CLIENT_BUFFER: Final = 64
 """Frames queued for one page before it counts as too slow and is closed."""
 FACT_BUFFER: Final = 10_000
 """Facts the hub holds between two wake-ups; past that, every page gets a snapshot."""
-FLUSH_INTERVAL: Final = 0.04
+FLUSH_INTERVAL: Final = 0.025
 """Wall seconds between two batches at most: under load, facts coalesce into one frame."""
 AGENT_WAITING_SHOWN: Final = 10
 """Waiting callers per queue an agent's page lists (the longest waits; ``waiting_count``
 says how many there are): a wallboard lists them all."""
+MASKED_SLOTS: Final = 8
+"""Agents' pages get their paced queue updates in this many turns per interval."""
 AGENT_QUEUES_INTERVAL: Final = 0.5
 """Wall seconds between two queue updates on an agent's page at most (their own tile goes
 out with every batch): 500 agents' pages share a few queues, and each queue change would
@@ -151,6 +154,9 @@ class _AgentToday:
     missed: int = 0
 
 
+_SLOT = itertools.count()
+
+
 @dataclass(eq=False)
 class _Page:
     """One connected page: its principal's view and its bounded frame buffer."""
@@ -162,6 +168,8 @@ class _Page:
     frames: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(CLIENT_BUFFER))
     seq: int = 0
     dropped: bool = False
+    slot: int = field(default_factory=lambda: next(_SLOT) % MASKED_SLOTS)
+    """The page's turn among the agents' pages' paced queue updates."""
 
     def sees_agent(self, agent: Agent) -> bool:
         return self.sees(agent.id)
@@ -186,6 +194,12 @@ class LiveHub:
         self.pages: weakref.WeakSet[_Page] = weakref.WeakSet()
         self.frames_sent = 0
         self.pages_dropped = 0
+        self.batches = 0
+        """Batches sent (flushes that had something to do)."""
+        self.busy_seconds = 0.0
+        """Wall seconds the loop spent making and queueing frames (the feed's share of it)."""
+        self.longest_batch = 0.0
+        """The longest of those batches, in wall seconds."""
         self.masked_interval = AGENT_QUEUES_INTERVAL
         """Wall seconds between two queue updates on non-supervising pages (0 on a
         virtual-time loop)."""
@@ -196,8 +210,10 @@ class LiveHub:
         self._queues_today: dict[str, _QueueToday] = {}
         self._agents_today: dict[str, _AgentToday] = {}
         self._baseline: dict[str, View] = {}
-        self._masked_pending: set[str] = set()
-        self._masked_next = 0.0
+        self.monotonic: Callable[[], float] = time.monotonic
+        """The wall clock the agents' pages' pacing is timed on."""
+        self._slot_pending: list[set[str]] = [set() for _ in range(MASKED_SLOTS)]
+        self._slot_tick = [-1] * MASKED_SLOTS
         self._masked_timer: asyncio.TimerHandle | None = None
         self.relay: LiveRelay | None = None
         """Set (by :func:`live_context`) when the feed is shared through Redis."""
@@ -238,7 +254,12 @@ class LiveHub:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            started = time.perf_counter()
             self.flush()
+            took = time.perf_counter() - started
+            self.batches += 1
+            self.busy_seconds += took
+            self.longest_batch = max(self.longest_batch, took)
             if pace:
                 await asyncio.sleep(pace)  # what comes meanwhile goes in one batch
 
@@ -256,13 +277,13 @@ class LiveHub:
         if remote:
             if switched:  # stepped down: the active's views from now on
                 self._snapshot_all()
-            elif self._masked_pending:
+            elif any(self._slot_pending):
                 self._deliver({}, self.remote_queues, {})
             return
         relay = self.relay
         full = overflowed or switched or (relay is not None and relay.want_full)
         if not (facts or full):
-            if self._masked_pending:  # the agents' pages' paced queue update is due
+            if any(self._slot_pending):  # an agents' pages' paced queue update may be due
                 self._deliver({}, self._baseline, {})
             return
         _widen(router, facts, queues, agents)
@@ -328,7 +349,8 @@ class LiveHub:
         )
 
     def _snapshot_all(self) -> None:
-        self._masked_pending.clear()  # the snapshots carry it
+        for pending in self._slot_pending:
+            pending.clear()  # the snapshots carry it
         for page in list(self.pages):
             self.send_snapshot(page)
 
@@ -337,14 +359,15 @@ class LiveHub:
     ) -> None:
         """Queue a delta for each page the batch concerns: supervising pages get the queues'
         diffs and every changed agent; other pages their queues' masked views (at most every
-        :attr:`masked_interval`) and their own tile. Each part is encoded once per batch,
-        and once per set of subscribed queues, however many pages share it."""
-        masked_names = self._masked_due(diffs.keys())
+        :attr:`masked_interval`, a slot of them at a time) and their own tile. Each part is
+        encoded once per batch, and once per set of subscribed queues, however many pages
+        share it."""
+        due = self._masked_due(diffs.keys())
         at = json.dumps(self.clock.now())
         tiles = {agent_id: json.dumps(view) for agent_id, view in agents.items()}
         every_tile = ", ".join(tiles.values())
         encoded: dict[tuple[bool, str], str] = {}
-        parts: dict[tuple[bool, frozenset[str]], str] = {}
+        parts: dict[tuple[bool, int, frozenset[str]], str] = {}
 
         def encode(supervising: bool, name: str) -> str:
             key = (supervising, name)
@@ -355,10 +378,11 @@ class LiveHub:
             return text
 
         for page in list(self.pages):
-            key = (page.supervising, page.queues)
+            slot = -1 if page.supervising else page.slot
+            key = (page.supervising, slot, page.queues)
             queues = parts.get(key)
             if queues is None:
-                names = set(diffs) if page.supervising else masked_names & baseline.keys()
+                names = set(diffs) if page.supervising else due.get(slot, set()) & baseline.keys()
                 queues = parts[key] = ", ".join(
                     encode(page.supervising, name) for name in sorted(page.queues & names)
                 )
@@ -367,21 +391,32 @@ class LiveHub:
             if queues or tile:
                 self._push(page, "delta", queues, tile, at)
 
-    def _masked_due(self, touched: Iterable[str]) -> set[str]:
-        """The queues whose masked views go out now (every :attr:`masked_interval` at most;
-        a timer wakes the hub for what waits)."""
-        self._masked_pending.update(touched)
-        if not self._masked_pending:
-            return set()
-        now = time.monotonic()
-        if self.masked_interval and now < self._masked_next:
-            if self._masked_timer is None:
-                loop = asyncio.get_running_loop()
-                self._masked_timer = loop.call_later(self._masked_next - now, self._masked_wake)
-            return set()
-        names, self._masked_pending = self._masked_pending, set()
-        self._masked_next = now + self.masked_interval
-        return names
+    def _masked_due(self, touched: Iterable[str]) -> dict[int, set[str]]:
+        """The slots of agents' pages whose queues' masked views go out now, with those
+        queues. Wall time is cut in ticks of ``masked_interval / MASKED_SLOTS``; in each tick
+        one slot (of :data:`MASKED_SLOTS`, pages spread among them as they connect) may be
+        sent what changed since its last turn, so no batch writes to every agent's page at
+        once. A timer wakes the hub at the next tick while a slot waits."""
+        changed = set(touched)
+        for pending in self._slot_pending:
+            pending |= changed
+        if not self.masked_interval:
+            every = {slot: names for slot, names in enumerate(self._slot_pending) if names}
+            self._slot_pending = [set() for _ in range(MASKED_SLOTS)]
+            return every
+        tick_length = self.masked_interval / MASKED_SLOTS
+        now = self.monotonic()
+        tick = int(now / tick_length)
+        slot = tick % MASKED_SLOTS
+        due: dict[int, set[str]] = {}
+        if self._slot_pending[slot] and self._slot_tick[slot] != tick:
+            due[slot], self._slot_pending[slot] = self._slot_pending[slot], set()
+            self._slot_tick[slot] = tick
+        if self._masked_timer is None and any(self._slot_pending):
+            delay = (tick + 1) * tick_length - now
+            loop = asyncio.get_running_loop()
+            self._masked_timer = loop.call_later(delay, self._masked_wake)
+        return due
 
     def _masked_wake(self) -> None:
         self._masked_timer = None
