@@ -28,9 +28,25 @@ only the queues and agents that changed. A page that sees a gap in ``seq``, or
 reconnects, asks again (``{"type": "snapshot"}``) or reconnects, and gets a
 fresh snapshot.
 
+A supervising page's queue in a delta is a diff of the waiting list: the view
+with ``"waiting_diff": true``, ``waiting`` holding only the callers that joined
+or changed since the last batch, ``waiting_left`` the call ids that left
+(:func:`diff_queue_view`; :func:`merge_queue_view` and ``mergeQueue`` in
+common.js apply it). The hub keeps, per queue, the full view of the last batch
+(the baseline): the diffs are taken against it, and a snapshot shows it, so a
+page that connects between two batches gets the next batch's diff on top of the
+very list it was shown. An agent's page gets its queues' masked lists whole
+(ten callers at most), paced: 500 agents' pages share a few queues, so each
+agent's page gets its queues' changes at most every :data:`AGENT_QUEUES_INTERVAL`,
+in turns (:data:`MASKED_SLOTS` slots, one per tick, so that no batch writes to
+every agent's page at once); its own tile goes out with every batch.
+
 Under load the hub batches: after a batch it waits :data:`FLUSH_INTERVAL` of wall
-time (not on a virtual-time loop), so what arrives meanwhile makes one frame per
-page; each view is encoded to JSON once per batch, however many pages get it.
+time (not on a virtual-time loop, where nothing is paced), so what arrives
+meanwhile makes one frame per page. Each part of a frame is encoded to JSON once
+per batch: a queue's diff once for every supervising page, its masked list once
+for every agent's page, the changed tiles once; a page's frame only adds its
+``seq`` around them.
 
 Each page has a bounded buffer of frames (:data:`CLIENT_BUFFER`) drained by its
 own writer task; a page whose buffer is full (a slow or dead browser) is closed
