@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import re
 import secrets
 import socket
@@ -254,6 +255,7 @@ async def _load(
     sim_conn.send("go")
     done = loop.run_in_executor(None, sim_conn.recv)
     rss = [_rss_mb()]
+    load = os.getloadavg()[0]
     while not done.done():
         await asyncio.wait({done}, timeout=0.5)
         rss.append(_rss_mb())
@@ -272,6 +274,7 @@ async def _load(
         "decision_all_p99_ms": _ms(_percentile(every, 0.99)),
         "rss_start_mb": round(rss[0], 1),
         "rss_max_mb": round(max(rss), 1),
+        "load_avg_1m": [round(load, 2), round(os.getloadavg()[0], 2)],
     }
 
 

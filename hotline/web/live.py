@@ -69,6 +69,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import operator
 import time
 import weakref
 from collections import deque
@@ -226,6 +227,7 @@ class LiveHub:
         self._queues_today: dict[str, _QueueToday] = {}
         self._agents_today: dict[str, _AgentToday] = {}
         self._baseline: dict[str, View] = {}
+        self._entries: dict[str, View] = {}
         self.monotonic: Callable[[], float] = time.monotonic
         """The wall clock the agents' pages' pacing is timed on."""
         self._slot_pending: list[set[str]] = [set() for _ in range(MASKED_SLOTS)]
@@ -570,12 +572,30 @@ class LiveHub:
                 counts = states.get(name)
                 if counts is not None:
                     counts[agent.state.value] += 1
+        if len(self._entries) > 2 * len(router.calls) + 100:  # forget the calls gone
+            self._entries = {k: v for k, v in self._entries.items() if k in router.calls}
         return {
-            name: self._queue_view(
-                name, sorted(calls, key=lambda c: (c.queue_entered_at, c.call_id)), states[name]
-            )
+            name: self._queue_view(name, sorted(calls, key=_WAIT_ORDER), states[name])
             for name, calls in waiting.items()
         }
+
+    def _entry(self, call: Call) -> View:
+        """A waiting caller's line in a queue view: the same object while it is unchanged,
+        so that a diff skips it at once."""
+        entry = self._entries.get(call.call_id)
+        if (
+            entry is None
+            or entry["since"] != call.queue_entered_at
+            or entry["priority"] != call.priority
+            or entry["number"] != call.number
+        ):
+            entry = self._entries[call.call_id] = {
+                "call_id": call.call_id,
+                "number": call.number,
+                "priority": call.priority,
+                "since": call.queue_entered_at,
+            }
+        return entry
 
     def _queue_view(self, name: str, waiting: list[Call], states: dict[str, int]) -> View:
         today = self._queues_today.get(name, _QueueToday())
@@ -583,15 +603,7 @@ class LiveHub:
         sla = self.settings.sla
         return {
             "name": name,
-            "waiting": [
-                {
-                    "call_id": call.call_id,
-                    "number": call.number,
-                    "priority": call.priority,
-                    "since": call.queue_entered_at,
-                }
-                for call in waiting
-            ],
+            "waiting": [self._entry(call) for call in waiting],
             "waiting_count": len(waiting),
             "longest_since": waiting[0].queue_entered_at if waiting else None,
             "agents": states,
@@ -632,6 +644,7 @@ class LiveHub:
 
 
 _STATES: Final = tuple(state.value for state in AgentState)
+_WAIT_ORDER: Final = operator.attrgetter("queue_entered_at", "call_id")
 
 
 def diff_queue_view(before: View | None, after: View) -> View:
