@@ -32,6 +32,7 @@ from tests.routing_helpers import Pbx, agent, make_router, originates
 pytestmark = pytest.mark.unit
 
 QUEUES = ("support", "sales")
+AGENTS = ("2001", "2002")
 
 
 def _hub(router: Router) -> LiveHub:
@@ -98,6 +99,7 @@ STEP = st.one_of(
     st.tuples(st.just("hangup"), st.integers(0, 50), st.just(0)),
     st.tuples(st.just("flush"), st.just(""), st.just(0)),
     st.tuples(st.just("connect"), st.just(""), st.just(0)),
+    st.tuples(st.sampled_from(["login", "pause", "logout"]), st.sampled_from(AGENTS), st.just(0)),
 )
 
 
@@ -132,6 +134,12 @@ def test_snapshot_then_diffs_in_order_reconstruct_every_queue(
             hub.flush()
         elif kind == "connect":
             connect()  # between two batches: its snapshot is the last batch's state
+        elif kind == "login":  # rings a waiting caller (who leaves the list), if any
+            _feed(hub, router.login(queue, pbx.now))
+        elif kind == "pause":  # an agent's change only: the lists stay as they were
+            _feed(hub, router.pause(queue, "break", pbx.now))
+        elif kind == "logout":
+            _feed(hub, router.logout(queue, pbx.now))
         for page in shown:
             page.read()
     hub.flush()
@@ -139,6 +147,12 @@ def test_snapshot_then_diffs_in_order_reconstruct_every_queue(
     for page in shown:
         page.read()
         assert {name: view["waiting"] for name, view in page.queues.items()} == truth
+        counts = {name: view["agents"] for name, view in page.queues.items()}
+        fresh = hub._build_queue_views(router, list(QUEUES))
+        assert counts == {name: view["agents"] for name, view in fresh.items()}
+        assert {a: view["state"] for a, view in page.agents.items()} == {
+            a: router.agents[a].state.value for a in AGENTS
+        }
         assert [frame["seq"] for frame in page.frames] == list(range(1, len(page.frames) + 1))
 
 

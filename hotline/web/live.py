@@ -73,7 +73,7 @@ import operator
 import time
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Protocol
@@ -304,10 +304,14 @@ class LiveHub:
             if any(self._slot_pending):  # an agents' pages' paced queue update may be due
                 self._deliver({}, self._baseline, {})
             return
-        _widen(router, facts, queues, agents)
+        if any(isinstance(fact, CallRequeued) for fact in facts):
+            callers = set(router.queues)  # the queue it left is not in the fact
+        else:
+            callers = set(queues)  # named by a call's fact: their waiting lists may change
+        _widen(router, agents, queues)
         if overflowed or switched:
             self._baseline.clear()  # the views are made again from the router
-        diffs = self._refresh(router, queues)
+        diffs = self._refresh(router, queues, callers)
         shown = {
             agent_id: self._agent_view(router.agents[agent_id])
             for agent_id in sorted(agents)
@@ -330,10 +334,13 @@ class LiveHub:
             _touched(fact, queues, agents)
         return queues, agents
 
-    def _refresh(self, router: Router, names: Iterable[str]) -> dict[str, View]:
-        """Make the full views of ``names`` again (the new baseline); their diffs against
-        the views the pages were last sent."""
-        fresh = self._build_queue_views(router, [name for name in names if name in router.queues])
+    def _refresh(self, router: Router, names: Iterable[str], callers: set[str]) -> dict[str, View]:
+        """Make the full views of ``names`` again (the new baseline; the waiting lists of
+        ``callers`` only, the others' are kept); their diffs against the views the pages
+        were last sent."""
+        known = [name for name in names if name in router.queues]
+        kept = {name for name in known if name not in callers and name in self._baseline}
+        fresh = self._build_queue_views(router, known, kept)
         diffs = {
             name: diff_queue_view(self._baseline.get(name), view)
             for name, view in sorted(fresh.items())
@@ -559,13 +566,18 @@ class LiveHub:
             page.frames.get_nowait()
         page.frames.put_nowait("")  # wakes the writer, which closes the socket
 
-    def _build_queue_views(self, router: Router, names: list[str]) -> dict[str, View]:
-        """The full (supervising) views of ``names``: one pass over the calls and agents."""
-        waiting: dict[str, list[Call]] = {name: [] for name in names}
-        for call in router.calls.values():
-            bucket = waiting.get(call.queue)
-            if bucket is not None and call.state is CallState.WAITING and not call.is_callback:
-                bucket.append(call)
+    def _build_queue_views(
+        self, router: Router, names: list[str], kept: Collection[str] = ()
+    ) -> dict[str, View]:
+        """The full (supervising) views of ``names``: one pass over the calls and agents;
+        the queues in ``kept`` keep their waiting list of the last batch (no call of
+        theirs changed)."""
+        waiting: dict[str, list[Call]] = {name: [] for name in names if name not in kept}
+        if waiting:
+            for call in router.calls.values():
+                bucket = waiting.get(call.queue)
+                if bucket is not None and call.state is CallState.WAITING and not call.is_callback:
+                    bucket.append(call)
         states = {name: dict.fromkeys(_STATES, 0) for name in names}
         for agent in router.agents.values():
             for name in agent.config.queues:
@@ -574,10 +586,13 @@ class LiveHub:
                     counts[agent.state.value] += 1
         if len(self._entries) > 2 * len(router.calls) + 100:  # forget the calls gone
             self._entries = {k: v for k, v in self._entries.items() if k in router.calls}
-        return {
-            name: self._queue_view(name, sorted(calls, key=_WAIT_ORDER), states[name])
+        lines = {
+            name: [self._entry(call) for call in sorted(calls, key=_WAIT_ORDER)]
             for name, calls in waiting.items()
         }
+        for name in kept:
+            lines[name] = self._baseline[name]["waiting"]
+        return {name: self._queue_view(name, lines[name], states[name]) for name in names}
 
     def _entry(self, call: Call) -> View:
         """A waiting caller's line in a queue view: the same object while it is unchanged,
@@ -597,15 +612,15 @@ class LiveHub:
             }
         return entry
 
-    def _queue_view(self, name: str, waiting: list[Call], states: dict[str, int]) -> View:
+    def _queue_view(self, name: str, waiting: list[View], states: dict[str, int]) -> View:
         today = self._queues_today.get(name, _QueueToday())
         counted = today.calls.answered + today.calls.abandoned - today.calls.short_abandoned
         sla = self.settings.sla
         return {
             "name": name,
-            "waiting": [self._entry(call) for call in waiting],
+            "waiting": waiting,
             "waiting_count": len(waiting),
-            "longest_since": waiting[0].queue_entered_at if waiting else None,
+            "longest_since": waiting[0]["since"] if waiting else None,
             "agents": states,
             "today": {
                 "answered": today.calls.answered,
@@ -651,6 +666,8 @@ def diff_queue_view(before: View | None, after: View) -> View:
     """A full queue view as a delta after ``before``: ``waiting`` holds only the callers
     that joined or changed, ``waiting_left`` the call ids that left, ``waiting_diff`` is
     true (:func:`merge_queue_view` undoes it)."""
+    if before is not None and before["waiting"] is after["waiting"]:  # kept as it was
+        return {**after, "waiting": [], "waiting_left": [], "waiting_diff": True}
     old = {} if before is None else {call["call_id"]: call for call in before["waiting"]}
     now: set[str] = set()
     changed: list[View] = []
@@ -693,11 +710,9 @@ def _masked(view: View) -> View:
     return {**view, "waiting": waiting}
 
 
-def _widen(router: Router, facts: list[Fact], queues: set[str], agents: set[str]) -> None:
-    """Add the queues whose views the batch changed without naming them: a requeued
-    caller's old queue, and the queues of every agent whose state changed."""
-    if any(isinstance(fact, CallRequeued) for fact in facts):
-        queues.update(router.queues)  # the queue it left is not in the fact
+def _widen(router: Router, agents: set[str], queues: set[str]) -> None:
+    """Add the queues whose views (their agents' counts) the batch changed without naming
+    them: the queues of every agent whose state changed."""
     for agent_id in agents:
         agent = router.agents.get(agent_id)
         if agent is not None:
