@@ -16,8 +16,12 @@ and for the run with pages the wallboards' event-to-frame latency: from the
 engine emitting a caller's ``CallArrived`` fact (the waiting event handled) to a
 wallboard's client reading the first frame that shows that caller, on the
 machine's wall clock (p50/p99 over every wallboard and caller); frames and bytes
-the pages read, pages the service dropped as too slow, and the service's
-resident memory (sampled during each run).
+the pages read, pages the service dropped as too slow, the live hub's batches and
+the wall time the loop spent making and queueing frames (``hub_busy_s``, and its
+longest batch), the service's CPU seconds over the load, its resident memory
+(sampled during each run), and the machine's 1-minute load average at the start
+and the end of each run (the figures mean little on a machine busy with other
+jobs: the service, the sim and the pages share its two cores).
 """
 
 from __future__ import annotations

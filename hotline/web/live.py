@@ -719,14 +719,19 @@ def _widen(router: Router, agents: set[str], queues: set[str]) -> None:
             queues.update(agent.config.queues)
 
 
+_CALL_FACTS: Final = (CallArrived, CallRequeued, CallEnded)
+_OFFER_FACTS: Final = (OfferStarted, OfferEnded, CallAnswered)
+_AGENT_FACTS: Final = (AgentStateChanged, WrapUpEnded)
+
+
 def _touched(fact: Fact, queues: set[str], agents: set[str]) -> None:
     """Add the queues and agents whose view ``fact`` changes."""
-    if isinstance(fact, CallArrived | CallRequeued | CallEnded):
+    if isinstance(fact, _CALL_FACTS):
         queues.add(fact.queue)
-    if isinstance(fact, OfferStarted | OfferEnded | CallAnswered):
+    if isinstance(fact, _OFFER_FACTS):
         queues.add(fact.queue)
         agents.add(fact.agent_id)
-    elif isinstance(fact, AgentStateChanged | WrapUpEnded):
+    elif isinstance(fact, _AGENT_FACTS):
         agents.add(fact.agent_id)
     elif isinstance(fact, AgentPresenceChanged):
         agents.add(fact.presence.agent_id)
