@@ -114,6 +114,7 @@ __all__ = [
     "FACT_BUFFER",
     "FLUSH_INTERVAL",
     "HUB",
+    "MASKED_SLOTS",
     "LiveHub",
     "api",
     "close_pages",
