@@ -1,4 +1,4 @@
-import { api, connectLive, duration, el, percent, serverNow, setText, t, whoAmI } from "./common.js";
+import { api, connectLive, duration, el, mergeQueue, percent, serverNow, setText, t, whoAmI } from "./common.js";
 import { onDeskFact, showEscalations, wireQuality } from "./desk.js";
 
 const LONG_CALL = 600; // seconds: a call this long is marked
@@ -131,7 +131,11 @@ function applySiteFrame(frame) {
     for (const [key, queue] of queues) if ((queue.site ?? null) === site) queues.delete(key);
     for (const [id, agent] of agents) if ((agent.site ?? null) === site) agents.delete(id);
   }
-  for (const queue of frame.queues) queues.set(`${site ?? ""}/${queue.name}`, site ? { ...queue, site } : queue);
+  for (const queue of frame.queues) {
+    const key = `${site ?? ""}/${queue.name}`;
+    const merged = mergeQueue(queues.get(key), queue); // a delta's waiting list is a diff
+    queues.set(key, site ? { ...merged, site } : merged);
+  }
   for (const agent of frame.agents) agents.set(agent.id, site ? { ...agent, site } : agent);
 }
 
