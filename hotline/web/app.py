@@ -28,6 +28,7 @@ from hotline.web import (
     scrape,
     tickets,
     users,
+    wall,
 )
 from hotline.web.errors import json_errors
 from hotline.web.keys import AMI, ENGINE, STORE
@@ -55,7 +56,7 @@ async def health(request: web.Request) -> web.Response:
 
 def install(app: web.Application) -> None:
     """Add ``/health``, the JSON API with its OpenAPI document, the live feed, the pages,
-    ``/metrics`` and ``/ready``."""
+    ``/metrics`` and ``/ready``; the wallboard's alert task."""
     app.router.add_get("/health", health)
     openapi.install(
         app,
@@ -70,6 +71,7 @@ def install(app: web.Application) -> None:
             desk.api,
             review.api,
             live.api,
+            wall.api,
             ivr.api,
         ],
         version="1",
@@ -77,3 +79,4 @@ def install(app: web.Application) -> None:
     app.router.add_routes(scrape.routes)
     app.router.add_routes(ready.routes)
     pages.install(app)
+    wall.install(app)

@@ -190,6 +190,8 @@ class LiveHub:
         self.remote_queues: dict[str, dict[str, Any]] = {}
         self.remote_agents: dict[str, dict[str, Any]] = {}
         self._serving_remote = False
+        self.alerts: list[dict[str, Any]] = []
+        """The wallboard's alerts as last pushed (:meth:`push_alerts`)."""
 
     @property
     def remote(self) -> bool:
@@ -358,7 +360,45 @@ class LiveHub:
     # -- frames -----------------------------------------------------------------------------
 
     def send_snapshot(self, page: _Page) -> None:
-        """Queue a full snapshot of what ``page`` may see."""
+        """Queue a full snapshot of what ``page`` may see; a supervising page then gets the
+        wallboard's alerts, when there are any."""
+        self._send_snapshot(page)
+        if page.supervising and self.alerts:
+            self._send_alerts(page)
+
+    # -- the wallboard's alerts (hotline.web.wall computes them) ---------------------------
+
+    def push_alerts(self, alerts: list[dict[str, Any]]) -> None:
+        """Send every supervising page the wallboard's alerts (the whole list, newest
+        first): ``{"type": "alerts", "alerts": [...], "queues": [], "agents": [], "seq",
+        "at"}``; kept for the pages that connect later."""
+        self.alerts = alerts
+        for page in list(self.pages):
+            if page.supervising:
+                self._send_alerts(page)
+
+    def _send_alerts(self, page: _Page) -> None:
+        if page.dropped:
+            return
+        page.seq += 1
+        frame = {"type": "alerts", "alerts": self.alerts, "queues": [], "agents": []}
+        text = json.dumps({**frame, "seq": page.seq, "at": self.clock.now()})
+        try:
+            page.frames.put_nowait(text)
+        except asyncio.QueueFull:
+            self.drop(page)
+
+    def queue_views(self) -> list[dict[str, Any]]:
+        """Every queue's full (supervising) view now: from the active's mirror on an
+        instance that does not route."""
+        if self.remote:
+            return [self.remote_queues[name] for name in sorted(self.remote_queues)]
+        router = self.router
+        if router is None:
+            return []
+        return [self._build_queue_view(router, name, True) for name in sorted(router.queues)]
+
+    def _send_snapshot(self, page: _Page) -> None:
         if self.remote:
             self._send_remote_snapshot(page)
             return
