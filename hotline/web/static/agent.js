@@ -1,5 +1,6 @@
 import { api, connectLive, duration, el, serverNow, setText, t, whoAmI } from "./common.js";
 import { showEscalations, wireHandover } from "./desk.js";
+import { wireAsk } from "./ask.js";
 
 let me = null;
 let agent = null;
@@ -175,6 +176,7 @@ async function main() {
   document.getElementById("ready-now").addEventListener("click", () => command(`${base}/ready`));
   document.getElementById("ticket-form").addEventListener("submit", saveTicket);
   wireUp().catch((error) => setText("up-result", error.message));
+  wireAsk();
   setInterval(tick, 1000);
   connectLive(onFrame);
 }
