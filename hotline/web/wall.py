@@ -84,7 +84,7 @@ COMPLAINT_INTERVAL: Final = 30.0
 """Clock seconds between two looks at the overdue complaints in the tickets store."""
 _OBJECT: Final = {"type": "object"}
 _CALL: Final = {"call_id": Text(max_length=128, min_length=1, single_line=True)}
-_ALERT: Final = {"alert_id": Text(max_length=128, min_length=1, single_line=True)}
+_ALERT: Final = {"id": Text(max_length=128, min_length=1, single_line=True)}
 _QUEUE: Final = Text(max_length=64, min_length=1, pattern=r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _CALL_SCHEMA: Final = record(
     {
@@ -337,13 +337,13 @@ async def _answer(request: web.Request, action: str, alert_id: str) -> web.Respo
 
 def _answer_operation(action: str) -> None:
     async def handler(request: web.Request, given: Input) -> web.Response:
-        return await _answer(request, action, given.path["alert_id"])
+        return await _answer(request, action, given.path["id"])
 
     handler.__doc__ = f"Answer an agent's request: {action} on their call (ChanSpy)."
     handler.__name__ = handler.__qualname__ = f"answer_{action}"
     api.operation(
         "POST",
-        f"/api/wallboard/alerts/{{alert_id}}/{action}",
+        f"/api/wallboard/alerts/{{id}}/{action}",
         summary=f"Answer an agent's request for a supervisor: {action} (audited)",
         tag="panels",
         path_params=_ALERT,
@@ -358,7 +358,7 @@ for _action in ("whisper", "barge"):
 
 @api.operation(
     "POST",
-    "/api/wallboard/alerts/{alert_id}/dismiss",
+    "/api/wallboard/alerts/{id}/dismiss",
     summary="Dismiss an agent's request for a supervisor (audited)",
     tag="panels",
     path_params=_ALERT,
@@ -367,7 +367,7 @@ for _action in ("whisper", "barge"):
 async def dismiss_alert(request: web.Request, given: Input) -> web.Response:
     """Resolve an "ask" alert without joining the call."""
     _supervisor_only(request)
-    alert_id = given.path["alert_id"]
+    alert_id = given.path["id"]
     detail = _ask(request, alert_id).condition.detail
     request.app[ALERTS].resolve(alert_id)
     await AuditLog(store_of(request).pool).write(
