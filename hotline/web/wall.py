@@ -57,7 +57,7 @@ from hotline.domain.routing.waiting import PRIORITY_LIMIT, NotWaiting
 from hotline.engine import EngineError
 from hotline.store.audit import AuditLog
 from hotline.store.resources import Store
-from hotline.web.auth import principal_of, store_of
+from hotline.web.auth import USERS, principal_of, store_of
 from hotline.web.errors import json_error
 from hotline.web.keys import CLOCK, ENGINE, STORE
 from hotline.web.live import HUB, SUPERVISING_ROLES, LiveHub
@@ -293,10 +293,11 @@ async def ask_supervisor(request: web.Request, given: Input) -> web.Response:
     if call is None:
         raise json_error(409, "conflict", message="you are not talking to a caller")
     agent = engine.router.agents[principal.agent_id]
+    name = agent.config.name or principal.agent_id
+    if principal.user_id is not None:  # the agent as the supervisors know them
+        name = (await request.app[USERS].get(principal.user_id)).display_name or name
     note = given.body.get("note", "").strip()
-    alert = request.app[ALERTS].ask(
-        principal.agent_id, agent.config.name or principal.agent_id, call, note
-    )
+    alert = request.app[ALERTS].ask(principal.agent_id, name, call, note)
     await AuditLog(store_of(request).pool).write(
         principal.name,
         "agent.ask_supervisor",
