@@ -1,10 +1,16 @@
-"""The wallboard's alert rules and board (hotline/domain/alerts.py): pure."""
+"""The wallboard's alert rules and board (hotline/domain/alerts.py, pure), and the alert
+centre (hotline/web/wall.py) on a router driven by hand: no network, no clock."""
 
 from __future__ import annotations
 
 import pytest
 
+from hotline.clock import SystemClock
+from hotline.config import QueueConfig, parse_settings
 from hotline.domain.alerts import AlertBoard, Condition, QueueFigures, queue_conditions
+from hotline.web.live import LiveHub
+from hotline.web.wall import AlertCenter
+from tests.routing_helpers import Pbx, agent, make_router, originates
 
 pytestmark = pytest.mark.unit
 
@@ -60,3 +66,53 @@ def test_the_board_keeps_the_first_moment_and_clears_what_ended() -> None:
     assert ask.to_json() == {"id": "ask:1", "kind": "ask", "since": T0 + 3, "agent_id": "2001"}
     with pytest.raises(ValueError, match="outside"):
         board.replace("queue:", [ask.condition], T0)
+
+
+class _Still(SystemClock):
+    """A clock that only moves when told to."""
+
+    def __init__(self, now: float) -> None:
+        self.at = now
+
+    def now(self) -> float:
+        return self.at
+
+
+def test_an_ask_is_resolved_when_the_call_ends_and_queue_alerts_follow_the_router() -> None:
+    settings = parse_settings(
+        {
+            "service": {"state_dir": "/nonexistent"},
+            "queues": [{"name": "support"}],
+            "agents": [{"id": "2001", "device": "Local/2001@agents", "queues": ["support"]}],
+        },
+        env={},
+    )
+    router = make_router([agent("2001")], [QueueConfig(name="support", wrap_up=0.0)])
+    pbx = Pbx(router)
+    clock = _Still(pbx.now)
+    hub = LiveHub(settings, clock)
+    hub.router = router
+    center = AlertCenter(hub, clock)
+    pushed: list[list[dict[str, object]]] = []
+    hub.push_alerts = pushed.append  # type: ignore[method-assign]  # what the feed gets
+
+    uid, _ = pbx.caller()
+    assert center.evaluate()
+    assert [alert["kind"] for alert in pushed[-1]] == ["nobody_available"]
+    [offer] = originates(router.login("2001", pbx.now))
+    pbx.ring(offer)
+    pbx.answer(offer)
+    assert center.evaluate()  # the caller is answered: nobody waits
+    assert pushed[-1] == []
+
+    call = router.call_of_agent("2001")
+    assert call is not None
+    first = center.ask("2001", "Ann", call, "help")
+    assert center.ask("2001", "Ann", call, "again") == first  # one per call
+    assert [alert["id"] for alert in pushed[-1]] == [first.condition.key]
+    assert pushed[-1][0]["ticket"] == call.ticket
+    assert not center.evaluate()  # still on the call: nothing changes
+
+    pbx.hangup(uid, call.channel)
+    assert center.evaluate()
+    assert pushed[-1] == []
