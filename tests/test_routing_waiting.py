@@ -66,14 +66,15 @@ def test_moving_a_caller_rings_an_agent_of_the_other_queue_and_keeps_the_wait() 
     [offer] = originates(effects)
     assert (offer.caller_channel, offer.device) == (router.calls[uid].channel, "Local/3001@agents")
     call = router.calls[uid]
-    assert (call.queue, call.original_queue, call.arrived_at) == ("billing", "support", arrived)
+    assert (call.queue, call.original_queue, call.arrived_at) == ("billing", "billing", arrived)
+    assert call.queue_entered_at == arrived  # the wallboard shows the whole wait
 
     pbx.ring(offer)
     pbx.now += 3
     pbx.answer(offer)
     ended = [e for e in pbx.hangup(uid, call.channel) if isinstance(e, CallEnded)]
     [record] = ended
-    assert record.queue == "billing"  # counted on the queue that answered
+    assert (record.queue, record.original_queue) == ("billing", "billing")  # SLA there
     assert record.wait_seconds == pytest.approx(63.0)  # from the first arrival
 
 

@@ -15,10 +15,15 @@ caller is re-inserted at their new priority, keeping their arrival time.
 A moved caller keeps their original arrival time, so they take their place in
 the new queue by how long they have waited, and their wait (and the service
 level's "answered within") is counted from when they first arrived, as a call
-centre counts a caller's wait across a move; the service level is counted on the
-queue that answers (the call record's ``queue``; ``original_queue`` keeps the
-first). The new queue's maximum wait counts from the move (as an overflow's
-does), so a caller who waited long is not overflowed out of it at once. The
+centre counts a caller's wait across a move. A move re-classifies the caller (a
+supervisor's "this caller belongs there", unlike an overflow, which is the first
+queue failing them): the new queue becomes the queue they asked for
+(``original_queue``), so the service level is counted on the queue that answers
+them, alike on the wallboard, in the metrics and in the reports (which count per
+``original_queue``); the audit row keeps the queue they came from. Their
+``queue_entered_at`` is kept too, so the wallboard shows their whole wait (and
+the long-wait alert counts it); but the new queue's maximum wait counts from
+the move, so a caller who waited long is not overflowed out of it at once. The
 call's required skills become the new queue's (plus any beyond the old queue's,
 as an overflow keeps them), and an agent assignment is dropped (it belonged to
 the old queue's handling).
@@ -86,9 +91,9 @@ def move_caller(r: Router, call_id: str, queue: str, now: float) -> list[Effect]
     old = r.queues[call.queue]
     call.skills = frozenset(r.queues[queue].skills) | (call.skills - frozenset(old.skills))
     call.queue = queue
+    call.original_queue = queue
     call.assigned_agent = None
     call.overflow_due = False
-    call.queue_entered_at = now
     dispatch.enqueue(r, call)
     dispatch.schedule_max_wait(r, call, now)
     effects.append(CallRequeued(call.call_id, queue, "moved", now))
