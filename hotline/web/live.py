@@ -388,15 +388,13 @@ class LiveHub:
         except asyncio.QueueFull:
             self.drop(page)
 
-    def queue_views(self) -> list[dict[str, Any]]:
-        """Every queue's full (supervising) view now: from the active's mirror on an
-        instance that does not route."""
-        if self.remote:
-            return [self.remote_queues[name] for name in sorted(self.remote_queues)]
-        router = self.router
-        if router is None:
-            return []
-        return [self._build_queue_view(router, name, True) for name in sorted(router.queues)]
+    def service_level_today(self, name: str) -> float | None:
+        """Queue ``name``'s service level today so far, as its view shows it (``None``
+        before its first counted call)."""
+        today = self._queues_today.get(name, _QueueToday()).calls
+        return ratio(
+            today.answered_within, today.answered + today.abandoned - today.short_abandoned
+        )
 
     def _send_snapshot(self, page: _Page) -> None:
         if self.remote:

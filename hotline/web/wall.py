@@ -2,8 +2,9 @@
 
 Alerts (the rules: :mod:`hotline.domain.alerts`) are computed here, on the
 server, from the live state: every :data:`ALERT_INTERVAL` seconds of the
-service's clock from the queues' views (:meth:`LiveHub.queue_views`: service
-level under target, a wait over the limit, callers with nobody available), every
+service's clock from the router's live state (the same figures as the queues'
+views: service level under target, a wait over the limit, callers with nobody
+available; on an instance that does not route, from the mirrored views), every
 :data:`COMPLAINT_INTERVAL` from the tickets store (complaints past their
 committed reply time), and at once when an agent asks for a supervisor. When the
 set changes, the live feed pushes the whole list, newest first, to the
@@ -39,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import math
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -50,7 +52,7 @@ from aiohttp import web
 from hotline.clock import Clock
 from hotline.domain.alerts import Alert, AlertBoard, Condition, QueueFigures, queue_conditions
 from hotline.domain.commands import CallerCommand, MoveCaller, SetPriority
-from hotline.domain.model import AgentState, Call
+from hotline.domain.model import AgentState, Call, CallState
 from hotline.domain.routing import Router
 from hotline.domain.routing.transfer import UnknownQueue
 from hotline.domain.routing.waiting import PRIORITY_LIMIT, NotWaiting
@@ -112,16 +114,49 @@ class AlertCenter:
         """Apply the queue rules to the queues' views now and drop the asks whose call
         ended; push when something changed. True if it did."""
         now = self.clock.now()
+        hub, router = self.hub, self.hub.router
+        if hub.remote:  # this instance does not route: the active's views, mirrored
+            figures = [_figures(view) for _, view in sorted(hub.remote_queues.items())]
+        else:
+            figures = self._local_figures(router) if router is not None else []
         conditions: list[Condition] = []
-        for view in self.hub.queue_views():
-            conditions += queue_conditions(_figures(view), now)
+        for queue in figures:
+            conditions += queue_conditions(queue, now)
         changed = self.board.replace("queue:", conditions, now)
-        router = self.hub.router
-        if router is not None and not self.hub.remote:
+        if router is not None and not hub.remote:
             changed |= self._drop_ended_asks(router)
         if changed:
             self.publish()
         return changed
+
+    def _local_figures(self, router: Router) -> list[QueueFigures]:
+        """The queues' figures from the router, in one pass over its calls and agents (not
+        the views: they sort every queue's callers, too much each second under load)."""
+        waiting: dict[str, int] = dict.fromkeys(router.queues, 0)
+        oldest: dict[str, float] = {}
+        for call in router.calls.values():
+            if call.state is CallState.WAITING and not call.is_callback and call.queue in waiting:
+                waiting[call.queue] += 1
+                if call.queue_entered_at < oldest.get(call.queue, math.inf):
+                    oldest[call.queue] = call.queue_entered_at
+        available: dict[str, int] = dict.fromkeys(router.queues, 0)
+        for agent in router.agents.values():
+            if agent.state is AgentState.AVAILABLE:
+                for name in agent.config.queues:
+                    available[name] = available.get(name, 0) + 1
+        sla = self.hub.settings.sla
+        return [
+            QueueFigures(
+                name=name,
+                waiting=waiting[name],
+                longest_since=oldest.get(name),
+                available=available[name],
+                service_level=self.hub.service_level_today(name),
+                service_level_target=sla.service_level_target,
+                longest_wait_limit=sla.longest_wait_limit,
+            )
+            for name in sorted(router.queues)
+        ]
 
     def _drop_ended_asks(self, router: Router) -> bool:
         changed = False
