@@ -45,7 +45,7 @@ from hotline.store.lease import Lease
 from hotline.store.resources import store_context
 from hotline.store.scheduler import CallbackScheduler
 from hotline.ticketno import FileSequenceStore, MemorySequenceStore, SequenceStore, TicketNumbers
-from hotline.web import auth, live
+from hotline.web import auth, desk_feed, live
 from hotline.web.app import MIDDLEWARES, install
 from hotline.web.errors import security_headers
 from hotline.web.keys import AMI, CLOCK, ENGINE, LEASE, METRICS, SETTINGS, STORE, TICKET_NUMBERS
@@ -196,7 +196,15 @@ def create_app(
         yield
 
     app.cleanup_ctx.extend(
-        [ami_client, store, auth.sessions_context, engine, live.live_context, connect]
+        [
+            ami_client,
+            store,
+            auth.sessions_context,
+            engine,
+            live.live_context,
+            desk_feed.desk_feed_context,
+            connect,
+        ]
     )
     app.cleanup_ctx.append(ivr.ivr_context)
     install(app)

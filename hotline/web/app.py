@@ -23,6 +23,7 @@ from hotline.web import (
     pages,
     panels,
     ready,
+    recordings,
     reports,
     review,
     scrape,
@@ -63,6 +64,7 @@ def install(app: web.Application) -> None:
         [
             auth.api,
             tickets.api,
+            recordings.api,
             customers.api,
             users.api,
             agents.api,

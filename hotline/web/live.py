@@ -28,6 +28,15 @@ only the queues and agents that changed. A page that sees a gap in ``seq``, or
 reconnects, asks again (``{"type": "snapshot"}``) or reconnects, and gets a
 fresh snapshot.
 
+Desk facts share the sequence: ``{"type": "desk", "kind": "escalation",
+"event": "opened" | "resolved", "escalation": {...}}`` and ``{"type": "desk",
+"kind": "handover", "event": "new", "note": {...}}``, queued by the web
+handlers that change them (:meth:`LiveHub.push_desk`, filtered per principal
+by :mod:`hotline.web.desk`: an agent gets the escalations of the tickets they
+may see, supervisors all; a note goes to those whose queues it addresses,
+never back to its author). A snapshot does not carry them: a page fetches the
+lists again on each snapshot.
+
 Under load the hub batches: after a batch it waits :data:`FLUSH_INTERVAL` of wall
 time (not on a virtual-time loop), so what arrives meanwhile makes one frame per
 page; each view is encoded to JSON once per batch, however many pages get it.
@@ -54,7 +63,7 @@ import contextlib
 import json
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Protocol
@@ -469,6 +478,33 @@ class LiveHub:
         if text is None:
             text = self._json[id(view)] = json.dumps(view)
         return text
+
+    # -- desk facts: escalations and handover notes, pushed by the web handlers -------------
+
+    def push_desk(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        shown: Callable[[Principal], bool],
+    ) -> int:
+        """Queue ``{"type": "desk", "kind": kind, **payload, "seq", "at"}`` for every page
+        whose principal ``shown`` lets see it (supervising pages: per ``shown`` too); the
+        number of pages it went to. Encoded once, whatever the number of pages."""
+        body = json.dumps(payload)[1:-1]
+        prefix = f'{{"type": "desk", "kind": {json.dumps(kind)}, {body}, "seq": '
+        at = json.dumps(self.clock.now())
+        sent = 0
+        for page in list(self.pages):
+            if page.dropped or not shown(page.principal):
+                continue
+            page.seq += 1
+            try:
+                page.frames.put_nowait(f'{prefix}{page.seq}, "at": {at}}}')
+            except asyncio.QueueFull:
+                self.drop(page)
+                continue
+            sent += 1
+        return sent
 
     def drop(self, page: _Page) -> None:
         """Forget a page whose buffer is full and close it (its writer task ends)."""

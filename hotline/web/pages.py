@@ -38,7 +38,8 @@ LANGUAGES: Final = ("en", "zh-CN")
 LANG_COOKIE: Final = "hotline_lang"
 CSP: Final = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    "media-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'"
 )
 """The pages' Content-Security-Policy."""
 

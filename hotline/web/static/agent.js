@@ -1,5 +1,5 @@
 import { api, connectLive, duration, el, serverNow, setText, t, whoAmI } from "./common.js";
-import { showEscalations, wireHandover } from "./desk.js";
+import { onDeskFact, showEscalations, showHandover, showRecordings, wireHandover } from "./desk.js";
 import { wireAsk } from "./ask.js";
 
 let me = null;
@@ -55,6 +55,7 @@ function showPop(data) {
   document.getElementById("pop-recent").replaceChildren(...data.recent_tickets.map(ticketLine));
   const selected = data.open_tickets.find((ticket) => ticket.number === data.preselected);
   setText("ticket-number", selected?.number ?? "");
+  recordingsOf(selected?.number);
   document.getElementById("ticket-category").value = selected?.category ?? "consultation";
   document.getElementById("ticket-subject").value = selected?.subject ?? "";
   document.getElementById("ticket-notes").value = selected?.description ?? "";
@@ -103,10 +104,22 @@ async function wireUp() {
     showEscalations("escalations", false).catch(() => {});
   });
   showEscalations("escalations", false).catch(() => {});
-  setInterval(() => showEscalations("escalations", false).catch(() => {}), 10000);
+}
+
+function recordingsOf(number) {
+  showRecordings("ticket-recordings", "recordings-none", number).catch(() => {});
 }
 
 function onFrame(frame) {
+  // Escalations and handover notes come on the feed; a snapshot means fetching them again.
+  if (frame.type === "desk") {
+    onDeskFact(frame);
+    return;
+  }
+  if (frame.type === "snapshot") {
+    showEscalations("escalations", false).catch(() => {});
+    showHandover().catch(() => {});
+  }
   const mine = frame.agents.find((item) => item.id === me.agent_id);
   if (!mine) return;
   const before = agent?.state;
@@ -151,6 +164,7 @@ async function saveTicket(event) {
         });
     await refreshPop();
     setText("ticket-number", saved.number);
+    recordingsOf(saved.number);
     setText("ticket-result", t("ticket.saved", { number: saved.number }));
   } catch (error) {
     setText("ticket-result", t("ticket.failed", { error: error.message }));

@@ -1,5 +1,5 @@
 import { api, connectLive, duration, el, percent, serverNow, setText, t, whoAmI } from "./common.js";
-import { showEscalations, wireQuality } from "./desk.js";
+import { onDeskFact, showEscalations, wireQuality } from "./desk.js";
 
 // Seconds after which a call is marked long: [panels] long_call, from the page.
 const LONG_CALL = Number(document.getElementById("agents").dataset.longCall) || 600;
@@ -227,10 +227,16 @@ function onFrame(frame) {
     render();
     return;
   }
+  // Escalations come on the feed; a snapshot means fetching them again.
+  if (frame.type === "desk") {
+    onDeskFact(frame);
+    return;
+  }
   if (frame.type === "snapshot") {
     alerts = []; // the alerts that hold come right after the snapshot
     queues.clear();
     agents.clear();
+    if (!big) showEscalations("wall-escalations", true).catch(() => {});
   }
   for (const queue of frame.queues) queues.set(queue.name, queue);
   for (const agent of frame.agents) agents.set(agent.id, agent);
@@ -242,9 +248,6 @@ async function main() {
   setInterval(render, 1000);
   connectLive(onFrame);
   if (!big) {
-    const escalations = () => showEscalations("wall-escalations", true).catch(() => {});
-    escalations();
-    setInterval(escalations, 5000);
     wireQuality().catch((error) => setText("quality-result", error.message));
   }
 }
