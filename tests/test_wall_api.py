@@ -122,6 +122,11 @@ async def test_callers_with_nobody_available_raise_an_alert_that_clears(api: Run
         ids = [item["id"] for item in (await _alert_frame(ws))["alerts"]]
         if ids == ["queue:billing:nobody_available"]:
             break
+    # A page of other queues does not get them: its list is empty.
+    sales = await sam.client.ws_connect("/api/live?queues=sales")
+    assert json.loads((await sales.receive()).data)["type"] == "snapshot"
+    assert (await _alert_frame(sales))["alerts"] == []
+    await sales.close()
     # An agent's page never gets alerts.
     alice = await api.sign_in("alice")
     mine = await alice.client.ws_connect("/api/live")

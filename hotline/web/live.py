@@ -379,8 +379,9 @@ class LiveHub:
 
     def push_alerts(self, alerts: list[dict[str, Any]]) -> None:
         """Send every supervising page the wallboard's alerts (the whole list, newest
-        first): ``{"type": "alerts", "alerts": [...], "queues": [], "agents": [], "seq",
-        "at"}``; kept for the pages that connect later."""
+        first, less those of queues the page did not subscribe to): ``{"type": "alerts",
+        "alerts": [...], "queues": [], "agents": [], "seq", "at"}``; kept for the pages
+        that connect later."""
         self.alerts = alerts
         for page in list(self.pages):
             if page.supervising:
@@ -390,7 +391,8 @@ class LiveHub:
         if page.dropped:
             return
         page.seq += 1
-        frame = {"type": "alerts", "alerts": self.alerts, "queues": [], "agents": []}
+        shown = [a for a in self.alerts if a.get("queue") is None or a["queue"] in page.queues]
+        frame = {"type": "alerts", "alerts": shown, "queues": [], "agents": []}
         text = json.dumps({**frame, "seq": page.seq, "at": self.clock.now()})
         try:
             page.frames.put_nowait(text)
