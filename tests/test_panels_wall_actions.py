@@ -6,6 +6,9 @@ for a supervisor from the panel, the alert shows on the wallboard, and its whisp
 the PBX receive the ChanSpy Originate for the supervisor's own device; every action shows in
 the audit-log viewer.
 
+Screenshot (the wallboard with an agent's request): into docs/ only with
+``HOTLINE_SCREENSHOTS=1`` (as tests/test_panels_browser.py does).
+
 Needs /usr/bin/chromium (Debian ``chromium``) and the ``playwright`` package; never downloads
 a browser. Run alone with ``pytest -m browser``.
 """
@@ -33,6 +36,7 @@ from hotline.store.users import Users
 from hotline.web.keys import STORE
 from tests.api_support import FAST, PASSWORD
 from tests.support import eventually
+from tests.test_panels_browser import screenshot_dir
 
 pytestmark = [
     pytest.mark.browser,
@@ -121,16 +125,16 @@ def _rung(stack: Stack, agent_id: str) -> list[OfferStarted]:
     return [f for f in stack.facts if isinstance(f, OfferStarted) and f.agent_id == agent_id]
 
 
-async def test_wallboard_alerts_and_actions_in_chromium(stack: Stack) -> None:
+async def test_wallboard_alerts_and_actions_in_chromium(stack: Stack, tmp_path: Path) -> None:
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         try:
-            await _scenario_in_browser(stack, browser)
+            await _scenario_in_browser(stack, browser, screenshot_dir(tmp_path))
         finally:
             await browser.close()
 
 
-async def _scenario_in_browser(stack: Stack, browser: Browser) -> None:
+async def _scenario_in_browser(stack: Stack, browser: Browser, shots: Path) -> None:
     dialogs: list[str] = []
     board = await _sign_in(browser, stack.base_url, "sam", dialogs)
     await board.wait_for_url("**/wallboard")
@@ -187,6 +191,7 @@ async def _scenario_in_browser(stack: Stack, browser: Browser) -> None:
     await expect(ask.locator(".text")).to_contain_text("Ann asks for a supervisor")
     await expect(ask.locator(".note")).to_have_text("Caller <b>threatens</b> to sue")
     assert await ask.locator("b").count() == 0  # text, never markup
+    await board.screenshot(path=str(shots / "panel-wallboard-alerts-en.png"), full_page=True)
     await ask.locator("button.whisper").click()
     await expect(board.locator("#action-result")).to_have_text("Whisper: sent", timeout=WAIT_MS)
     await eventually(lambda: _spied(stack, f"{AGENT_DEVICE},qw"), what="the ChanSpy Originate")
