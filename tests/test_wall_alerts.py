@@ -112,6 +112,11 @@ def test_an_ask_is_resolved_when_the_call_ends_and_queue_alerts_follow_the_route
     assert [alert["id"] for alert in pushed[-1]] == [first.condition.key]
     assert pushed[-1][0]["ticket"] == call.ticket
     assert not center.evaluate()  # still on the call: nothing changes
+    center.agent_joined("2002")  # another agent's call: nothing
+    assert len(center.board.alerts) == 1
+    center.agent_joined("2001")  # a supervisor listens from the tile: answered
+    assert pushed[-1] == []
+    center.ask("2001", "Ann", call, "once more")
 
     pbx.hangup(uid, call.channel)
     assert center.evaluate()

@@ -17,8 +17,9 @@ raises an ``ask`` alert with the agent, the caller's number, the call and its
 ticket. A supervisor answers it from the wallboard with one click:
 ``POST /api/wallboard/alerts/{id}/whisper`` (or ``barge``) rings the
 supervisor's own device into ChanSpy on the agent's (the path of
-:mod:`hotline.web.panels`), or ``.../dismiss``; either resolves it, and so does
-the call ending (or leaving the agent).
+:mod:`hotline.web.panels`), or ``.../dismiss``; either resolves it, and so do a
+listen, whisper or barge from the agent's tile and the call ending (or leaving
+the agent).
 
 Waiting callers (``POST /api/wallboard/calls/{call_id}/priority`` and
 ``.../move``): the router's own queue changes (see
@@ -61,7 +62,7 @@ from hotline.store.audit import AuditLog
 from hotline.store.resources import Store
 from hotline.web.auth import USERS, principal_of, store_of
 from hotline.web.errors import json_error
-from hotline.web.keys import CLOCK, ENGINE, STORE
+from hotline.web.keys import ASKS, CLOCK, ENGINE, STORE
 from hotline.web.live import HUB, SUPERVISING_ROLES, LiveHub
 from hotline.web.openapi import Api, Input, array, record, scalar, string
 from hotline.web.panels import _spy, _supervisor_only
@@ -219,6 +220,19 @@ class AlertCenter:
         self.publish()
         return alert
 
+    def agent_joined(self, agent_id: str) -> None:
+        """A supervisor listens, whispers or barges on the agent's call (from the alert or
+        the agent's tile): the agent's requests are answered."""
+        keys = [
+            key
+            for key, alert in self.board.alerts.items()
+            if alert.condition.kind == "ask" and alert.condition.detail["agent_id"] == agent_id
+        ]
+        for key in keys:
+            self.board.resolve(key)
+        if keys:
+            self.publish()
+
     def resolve(self, key: str) -> Alert | None:
         """Clear one alert (pushing the change)."""
         alert = self.board.resolve(key)
@@ -287,7 +301,7 @@ async def _alerts_context(app: web.Application) -> AsyncIterator[None]:
 def install(app: web.Application) -> None:
     """Give ``app`` its alert centre and the task that keeps it (call after the live feed's
     hub and context are in place)."""
-    app[ALERTS] = AlertCenter(app[HUB], app[CLOCK])
+    app[ALERTS] = app[ASKS] = AlertCenter(app[HUB], app[CLOCK])
     app.cleanup_ctx.append(_alerts_context)
 
 
@@ -354,8 +368,8 @@ async def _answer(request: web.Request, action: str, alert_id: str) -> web.Respo
     _supervisor_only(request)
     alert = _ask(request, alert_id)
     detail = alert.condition.detail
-    response = await _spy(request, action, detail["agent_id"])  # audited as supervisor.<action>
-    request.app[ALERTS].resolve(alert_id)
+    # Audited as supervisor.<action>; resolves the agent's requests once the PBX took it.
+    response = await _spy(request, action, detail["agent_id"])
     await AuditLog(store_of(request).pool).write(
         principal_of(request).name,
         "supervisor.ask_answered",
