@@ -49,6 +49,7 @@ from hotline.web import auth, desk_feed, live
 from hotline.web.app import MIDDLEWARES, install
 from hotline.web.errors import security_headers
 from hotline.web.keys import AMI, CLOCK, ENGINE, LEASE, METRICS, SETTINGS, STORE, TICKET_NUMBERS
+from hotline.web.live_sites import sites_context
 
 __all__ = ["create_app"]
 
@@ -203,6 +204,7 @@ def create_app(
             engine,
             live.live_context,
             desk_feed.desk_feed_context,
+            sites_context,
             connect,
         ]
     )

@@ -44,6 +44,7 @@ EXPECTED_TABLES = {
     "quality_scores",
     "recordings",
     "schema_migrations",
+    "site_agents",
     "sites",
     "ticket_events",
     "tickets",

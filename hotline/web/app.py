@@ -14,6 +14,7 @@ from aiohttp import web
 
 from hotline.ivr import service as ivr
 from hotline.web import (
+    agentdesk,
     agents,
     auth,
     customers,
@@ -71,6 +72,7 @@ def install(app: web.Application) -> None:
             reports.api,
             panels.api,
             desk.api,
+            agentdesk.api,
             review.api,
             live.api,
             wall.api,

@@ -54,6 +54,11 @@ instance mirrors them (:meth:`LiveHub.apply_remote`), and an instance that is
 not active serves its pages from that mirror, with the same filtering by role
 and queue. A gap on the channel, a Redis reconnect, or this instance becoming
 or ceasing to be the active sends every page a fresh snapshot.
+
+Several sites: a page with ``?site=<pbx_id>`` or ``?site=*`` also gets the other
+sites' views and every site's router from :mod:`hotline.web.live_sites`; a page
+that does not watch this instance's site (``_Page.home`` false) gets this hub's
+frames empty.
 """
 
 from __future__ import annotations
@@ -94,6 +99,7 @@ from hotline.web.auth import Principal, principal_of
 from hotline.web.errors import json_error
 from hotline.web.keys import CLOCK, ENGINE, LEASE, SETTINGS
 from hotline.web.live_relay import LiveRelay
+from hotline.web.live_sites import SITE_FEEDS
 from hotline.web.openapi import Api, Input
 from hotline.web.schema import Text
 
@@ -160,13 +166,15 @@ class _Page:
     frames: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(CLIENT_BUFFER))
     seq: int = 0
     dropped: bool = False
+    home: bool = True
+    """False for a page watching other sites only (``?site=``): no tile of this site."""
 
     def sees_agent(self, agent: Agent) -> bool:
         return self.sees(agent.id)
 
     def sees(self, agent_id: str) -> bool:
         """Supervising pages see every agent, an agent's page their own tile."""
-        return self.supervising or agent_id == self.principal.agent_id
+        return self.home and (self.supervising or agent_id == self.principal.agent_id)
 
 
 class _Gate(Protocol):
@@ -640,15 +648,19 @@ def _touched(fact: Fact, queues: set[str], agents: set[str]) -> None:
 HUB: Final = web.AppKey("live_hub", LiveHub)
 
 
-def _subscribed(request: web.Request, principal: Principal) -> frozenset[str]:
-    """The queues the page asks for (``?queues=a,b``), checked against what it may see."""
+def _subscribed(
+    request: web.Request, principal: Principal, elsewhere: set[str] | None = None
+) -> frozenset[str]:
+    """The queues the page asks for (``?queues=a,b``), checked against what it may see
+    (``elsewhere``: names other sites' queues have, for a page watching them)."""
     configured = request.app[SETTINGS].queues
     allowed = set(configured) if principal.role in SUPERVISING_ROLES else set(principal.queues)
     asked = request.query.get("queues", "")
     if not asked:
         return frozenset(allowed)
     names = {name.strip() for name in asked.split(",") if name.strip()}
-    unknown = sorted(names - set(configured))
+    unknown = sorted(names - set(configured) - (elsewhere or set()))
+    allowed |= elsewhere or set()
     if unknown:
         raise json_error(422, "validation", fields={"queues": f"unknown queue {unknown[0]!r}"})
     if not names <= allowed:
@@ -673,7 +685,14 @@ def _same_origin(request: web.Request) -> bool:
             min_length=1,
             single_line=True,
             description="comma-separated; default: every queue the user may see",
-        )
+        ),
+        "site": Text(
+            max_length=200,
+            min_length=1,
+            single_line=True,
+            description="a pbx_id (one site) or * (the whole centre); adds sites frames; "
+            "default: this instance's site only",
+        ),
     },
     status=101,
     errors=(400,),
@@ -683,7 +702,14 @@ async def live(request: web.Request, _: Input) -> web.WebSocketResponse:
     principal = principal_of(request)
     if not _same_origin(request):
         raise json_error(403, "forbidden", message="cross-origin feed refused")
-    queues = _subscribed(request, principal)
+    supervising = principal.role in SUPERVISING_ROLES
+    feeds = request.app.get(SITE_FEEDS)
+    watch = feeds.selection(request, supervising) if feeds is not None else None
+    if feeds is None and request.query.get("site", "*").strip() not in ("*", ""):
+        raise json_error(422, "validation", fields={"site": "this instance has no other site"})
+    # Other sites' queue names widen what a supervising page may name (an agent's: never).
+    elsewhere = feeds.known_queues() if feeds and watch and supervising else None
+    queues = _subscribed(request, principal, elsewhere)
     hub = request.app[HUB]
     # No per-message deflate: compressing every wallboard's frame costs the loop the
     # engine runs on more than the bytes it saves on a LAN.
@@ -691,9 +717,12 @@ async def live(request: web.Request, _: Input) -> web.WebSocketResponse:
     if not ws.can_prepare(request).ok:
         raise json_error(400, "bad request", message="send a WebSocket upgrade request")
     await ws.prepare(request)
-    page = _Page(ws, principal, queues, principal.role in SUPERVISING_ROLES)
+    home = watch is None or watch.home
+    page = _Page(ws, principal, queues if home else frozenset(), supervising, home=home)
     hub.pages.add(page)
     hub.send_snapshot(page)
+    if feeds is not None and watch is not None:
+        feeds.watch(page, watch)  # the other sites' snapshots and the sites frame
     writer = asyncio.create_task(_write(page), name="live-writer")
     try:
         async for message in ws:
@@ -702,8 +731,12 @@ async def live(request: web.Request, _: Input) -> web.WebSocketResponse:
             with contextlib.suppress(ValueError, AttributeError):
                 if json.loads(message.data).get("type") == "snapshot":
                     hub.send_snapshot(page)
+                    if feeds is not None:
+                        feeds.snapshot(page)
     finally:
         hub.pages.discard(page)
+        if feeds is not None:
+            feeds.watches.pop(page, None)
         writer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await writer

@@ -46,7 +46,7 @@ from hotline.web.schema import (
     ValidationFailed,
 )
 
-__all__ = ["NAME_PATTERN", "api", "ticket_json"]
+__all__ = ["CALLBACK_SCHEMA", "NAME_PATTERN", "api", "callback_json", "ticket_json"]
 
 api = Api()
 
@@ -226,7 +226,8 @@ def _event_json(event: TicketEvent) -> dict[str, Any]:
     }
 
 
-def _callback_json(callback: Callback) -> dict[str, Any]:
+def callback_json(callback: Callback) -> dict[str, Any]:
+    """The API's view of a callback."""
     return {
         "id": callback.id,
         "ticket_number": callback.ticket_number,
@@ -649,7 +650,7 @@ async def schedule_callback(request: web.Request, given: Input) -> web.Response:
         note=body.get("note", ""),
         max_attempts=body.get("max_attempts"),
     )
-    return web.json_response(_callback_json(callback), status=201)
+    return web.json_response(callback_json(callback), status=201)
 
 
 @api.operation(
@@ -665,7 +666,7 @@ async def ticket_callbacks(request: web.Request, given: Input) -> web.Response:
     number = given.path["number"]
     await visible_ticket(request, number)
     callbacks = await Callbacks(store_of(request).pool).for_ticket(number)
-    return web.json_response([_callback_json(callback) for callback in callbacks])
+    return web.json_response([callback_json(callback) for callback in callbacks])
 
 
 @api.operation(
