@@ -30,6 +30,7 @@ from hotline.web import (
     scrape,
     tickets,
     users,
+    wall,
 )
 from hotline.web.errors import json_errors
 from hotline.web.keys import AMI, ENGINE, STORE
@@ -57,7 +58,7 @@ async def health(request: web.Request) -> web.Response:
 
 def install(app: web.Application) -> None:
     """Add ``/health``, the JSON API with its OpenAPI document, the live feed, the pages,
-    ``/metrics`` and ``/ready``."""
+    ``/metrics`` and ``/ready``; the wallboard's alert task."""
     app.router.add_get("/health", health)
     openapi.install(
         app,
@@ -74,6 +75,7 @@ def install(app: web.Application) -> None:
             agentdesk.api,
             review.api,
             live.api,
+            wall.api,
             ivr.api,
         ],
         version="1",
@@ -81,3 +83,4 @@ def install(app: web.Application) -> None:
     app.router.add_routes(scrape.routes)
     app.router.add_routes(ready.routes)
     pages.install(app)
+    wall.install(app)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from aiohttp import web
 
 from hotline.ami.client import AmiClient
@@ -13,7 +15,27 @@ from hotline.store.lease import Lease
 from hotline.store.resources import Store
 from hotline.ticketno import TicketNumbers
 
-__all__ = ["AMI", "CLOCK", "ENGINE", "LEASE", "METRICS", "SETTINGS", "STORE", "TICKET_NUMBERS"]
+__all__ = [
+    "AMI",
+    "ASKS",
+    "CLOCK",
+    "ENGINE",
+    "LEASE",
+    "METRICS",
+    "SETTINGS",
+    "STORE",
+    "TICKET_NUMBERS",
+    "AskResolver",
+]
+
+
+class AskResolver(Protocol):
+    """What a supervisor's listen, whisper or barge tells the wallboard's alerts."""
+
+    def agent_joined(self, agent_id: str) -> None:
+        """A supervisor joined the agent's call: their requests for one are answered."""
+        ...  # pragma: no cover
+
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
@@ -23,3 +45,5 @@ METRICS = web.AppKey("metrics", Metrics)
 TICKET_NUMBERS = web.AppKey("ticket_numbers", TicketNumbers)
 STORE = web.AppKey("store", Store)
 LEASE = web.AppKey("lease", Lease)
+ASKS = web.AppKey("asks", AskResolver)
+"""The wallboard's alert centre, as the supervisor actions see it (:mod:`hotline.web.wall`)."""

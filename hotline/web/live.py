@@ -258,6 +258,8 @@ class LiveHub:
         self.remote_queues: dict[str, View] = {}
         self.remote_agents: dict[str, View] = {}
         self._serving_remote = False
+        self.alerts: list[dict[str, Any]] = []
+        """The wallboard's alerts as last pushed (:meth:`push_alerts`)."""
 
     @property
     def remote(self) -> bool:
@@ -521,8 +523,47 @@ class LiveHub:
     # -- frames -----------------------------------------------------------------------------
 
     def send_snapshot(self, page: _Page) -> None:
-        """Queue a full snapshot of what ``page`` may see (the queues as the pages were last
-        sent them: the next delta's diffs start there)."""
+        """Queue a full snapshot of what ``page`` may see; a supervising page then gets the
+        wallboard's alerts, when there are any."""
+        self._send_snapshot(page)
+        if page.supervising and self.alerts:
+            self._send_alerts(page)
+
+    # -- the wallboard's alerts (hotline.web.wall computes them) ---------------------------
+
+    def push_alerts(self, alerts: list[dict[str, Any]]) -> None:
+        """Send every supervising page the wallboard's alerts (the whole list, newest
+        first, less those of queues the page did not subscribe to): ``{"type": "alerts",
+        "alerts": [...], "queues": [], "agents": [], "seq", "at"}``; kept for the pages
+        that connect later."""
+        self.alerts = alerts
+        for page in list(self.pages):
+            if page.supervising:
+                self._send_alerts(page)
+
+    def _send_alerts(self, page: _Page) -> None:
+        if page.dropped:
+            return
+        page.seq += 1
+        shown = [a for a in self.alerts if a.get("queue") is None or a["queue"] in page.queues]
+        frame = {"type": "alerts", "alerts": shown, "queues": [], "agents": []}
+        text = json.dumps({**frame, "seq": page.seq, "at": self.clock.now()})
+        try:
+            page.frames.put_nowait(text)
+        except asyncio.QueueFull:
+            self.drop(page)
+
+    def service_level_today(self, name: str) -> float | None:
+        """Queue ``name``'s service level today so far, as its view shows it (``None``
+        before its first counted call)."""
+        today = self._queues_today.get(name, _QueueToday()).calls
+        return ratio(
+            today.answered_within, today.answered + today.abandoned - today.short_abandoned
+        )
+
+    def _send_snapshot(self, page: _Page) -> None:
+        """The snapshot itself (the queues as the pages were last sent them: the next
+        delta's diffs start there)."""
         if self.remote:
             self._send_remote_snapshot(page)
             return

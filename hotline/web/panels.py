@@ -44,7 +44,7 @@ from hotline.web.agents import AGENT_SCHEMA, agent_json
 from hotline.web.auth import USERS, principal_of, store_of
 from hotline.web.customers import customer_json
 from hotline.web.errors import json_error
-from hotline.web.keys import AMI, ENGINE
+from hotline.web.keys import AMI, ASKS, ENGINE
 from hotline.web.openapi import Api, Input, record, scalar, string
 from hotline.web.schema import Object, Text
 from hotline.web.tickets import ticket_json
@@ -191,6 +191,8 @@ async def _spy(request: web.Request, action: str, agent_id: str) -> web.Response
     if not result.ok:
         message = result.response.get("Message") or "refused"
         raise json_error(503, "pbx refused", message=message)
+    if ASKS in request.app:  # the agent's "ask a supervisor", answered
+        request.app[ASKS].agent_joined(agent_id)
     return web.json_response({"action": action, "agent_id": agent_id, "device": user.device})
 
 

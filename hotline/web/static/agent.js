@@ -1,5 +1,6 @@
 import { api, connectLive, duration, el, serverNow, setText, t, whoAmI } from "./common.js";
 import { onDeskFact, showEscalations, showHandover, showRecordings, wireHandover } from "./desk.js";
+import { wireAsk } from "./ask.js";
 import {
   callNow,
   extraFields,
@@ -250,6 +251,7 @@ async function main() {
   wireCallbacks();
   wireSearch();
   wireUp().catch((error) => setText("up-result", error.message));
+  wireAsk();
   setInterval(tick, 1000);
   connectLive(onFrame);
 }
