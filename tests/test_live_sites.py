@@ -179,10 +179,12 @@ async def _until_seen(
 
 
 async def _snapshot(ws: aiohttp.ClientWebSocketResponse) -> list[dict[str, Any]]:
-    """Ask for a fresh snapshot: the frames up to its last one (the ``sites`` frame)."""
+    """Ask for a fresh snapshot: every frame up to its last one (the ``sites`` frame),
+    those sent before it included, so that the page's sequence stays whole."""
     await ws.send_str(json.dumps({"type": "snapshot"}))
     frames = await _frames_until(ws, lambda f: f["type"] == "sites")
-    return frames[next(i for i, f in enumerate(frames) if f["type"] == "snapshot") :]
+    assert any(f["type"] == "snapshot" for f in frames)
+    return frames
 
 
 def _shown(frames: list[dict[str, Any]]) -> tuple[set[tuple[str, str]], set[str], set[str]]:

@@ -326,6 +326,7 @@ class LiveHub:
             return
         if any(isinstance(fact, CallRequeued) for fact in facts):
             callers = set(router.queues)  # the queue it left is not in the fact
+            queues |= callers
         else:
             callers = set(queues)  # named by a call's fact: their waiting lists may change
         _widen(router, agents, queues)
