@@ -48,7 +48,17 @@ from hotline.ticketno import FileSequenceStore, MemorySequenceStore, SequenceSto
 from hotline.web import auth, desk_feed, live
 from hotline.web.app import MIDDLEWARES, install
 from hotline.web.errors import security_headers
-from hotline.web.keys import AMI, CLOCK, ENGINE, LEASE, METRICS, SETTINGS, STORE, TICKET_NUMBERS
+from hotline.web.keys import (
+    AMI,
+    CALLBACKS_DUE,
+    CLOCK,
+    ENGINE,
+    LEASE,
+    METRICS,
+    SETTINGS,
+    STORE,
+    TICKET_NUMBERS,
+)
 from hotline.web.live_sites import sites_context
 
 __all__ = ["create_app"]
@@ -93,6 +103,7 @@ def create_app(
     app = web.Application(middlewares=MIDDLEWARES, client_max_size=1024 * 1024)
     app.on_response_prepare.append(security_headers)
     app[SETTINGS] = settings
+    app[CALLBACKS_DUE] = asyncio.Event()
     app[CLOCK] = clock or SystemClock()
     app[METRICS] = Metrics(settings, CollectorRegistry(), clock=app[CLOCK])
     hub = live.new_hub(app)
@@ -179,6 +190,7 @@ def create_app(
                 interval=settings.tickets.callback_poll_interval,
                 default_queue=settings.routing.default_queue,
                 site=settings.service.pbx_id or None,  # several sites: its own callbacks
+                woken=app[CALLBACKS_DUE],
             )
             tasks.append(
                 asyncio.create_task(_when_active(lease, scheduler.run()), name="callback-scheduler")

@@ -33,7 +33,7 @@ from hotline.store.customers import Customers
 from hotline.store.rules import CATEGORIES, DISPATCH_PARTIES
 from hotline.web.auth import Principal, principal_of, store_of
 from hotline.web.errors import json_error
-from hotline.web.keys import SETTINGS
+from hotline.web.keys import CALLBACKS_DUE, SETTINGS
 from hotline.web.openapi import Api, Input, array, record, scalar, string
 from hotline.web.schema import Boolean, DateTime, Integer, Object, Text
 from hotline.web.tickets import CALLBACK_SCHEMA, NAME_PATTERN, callback_json, now_of, visible_ticket
@@ -156,6 +156,8 @@ async def call_now(request: web.Request, given: Input) -> web.Response:
         ticket.number,
         {"callback": callback.id, "agent_id": agent_id},
     )
+    if CALLBACKS_DUE in request.app:
+        request.app[CALLBACKS_DUE].set()  # the scheduler polls now, not at its next turn
     return web.json_response(callback_json(callback), status=201)
 
 

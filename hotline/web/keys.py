@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Protocol
 
 from aiohttp import web
@@ -18,6 +19,7 @@ from hotline.ticketno import TicketNumbers
 __all__ = [
     "AMI",
     "ASKS",
+    "CALLBACKS_DUE",
     "CLOCK",
     "ENGINE",
     "LEASE",
@@ -46,4 +48,6 @@ TICKET_NUMBERS = web.AppKey("ticket_numbers", TicketNumbers)
 STORE = web.AppKey("store", Store)
 LEASE = web.AppKey("lease", Lease)
 ASKS = web.AppKey("asks", AskResolver)
+CALLBACKS_DUE = web.AppKey("callbacks_due", asyncio.Event)
+"""Set when a callback is due now (a click-to-call): the scheduler polls at once."""
 """The wallboard's alert centre, as the supervisor actions see it (:mod:`hotline.web.wall`)."""
