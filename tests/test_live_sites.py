@@ -27,7 +27,7 @@ from hotline.sim.pbx import SimPbx
 from hotline.sim.scenario import AgentBehaviour, AgentGroup, Arrivals, Fixed, Scenario
 from hotline.store.users import Users
 from hotline.web.keys import LEASE, STORE
-from hotline.web.live_sites import SITE_FEEDS
+from hotline.web.live_sites import SITE_FEEDS, SiteFeeds
 from tests.api_support import FAST, PASSWORD
 from tests.support import eventually
 from tests.test_live_relay import _serve as serve_standby
@@ -118,7 +118,11 @@ async def centre(
         for pbx_id, stack in stacks.items():
             other = next(site for site in SITES if site != pbx_id)
             feeds = stack.app[SITE_FEEDS]
-            await eventually(lambda f=feeds, o=other: o in f.mirrors, what=f"{pbx_id} sees {other}")
+
+            def sees(f: SiteFeeds = feeds, o: str = other) -> bool:
+                return o in f.mirrors
+
+            await eventually(sees, what=f"{pbx_id} sees {other}")
         yield stacks
     finally:
         for stack in stacks.values():
@@ -288,7 +292,9 @@ async def test_every_sites_router_is_shown_and_a_site_without_one_says_so(
             assert site["router"] == "active"
             assert site["instance"] == SITES[pbx_id][0]
             assert site["epoch"] == stack.app[LEASE].epoch
-            assert site["last_takeover"] == stack.app[LEASE].last_takeover.isoformat()
+            takeover = stack.app[LEASE].last_takeover
+            assert takeover is not None
+            assert site["last_takeover"] == takeover.isoformat()
             assert site["instances"] == [SITES[pbx_id][0]]
         # /ready and /metrics say the same of this instance.
         async with client.get(f"{north.base_url}/ready") as response:

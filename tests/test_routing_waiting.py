@@ -32,6 +32,7 @@ def test_raising_a_callers_priority_changes_who_is_routed_first() -> None:
 
     pbx.now += 5
     effects = router.set_priority(second, 5, pbx.now)
+    assert isinstance(effects[0], SetChannelVariable)
     assert to_action(effects[0])[:2] == (
         "Setvar",
         [

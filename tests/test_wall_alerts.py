@@ -3,6 +3,8 @@ centre (hotline/web/wall.py) on a router driven by hand: no network, no clock.""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from hotline.clock import SystemClock
@@ -93,8 +95,8 @@ def test_an_ask_is_resolved_when_the_call_ends_and_queue_alerts_follow_the_route
     hub = LiveHub(settings, clock)
     hub.router = router
     center = AlertCenter(hub, clock)
-    pushed: list[list[dict[str, object]]] = []
-    hub.push_alerts = pushed.append  # type: ignore[method-assign]  # what the feed gets
+    pushed: list[list[dict[str, Any]]] = []
+    hub.push_alerts = pushed.append  # type: ignore[method-assign,assignment]  # what the feed gets
 
     uid, _ = pbx.caller()
     assert center.evaluate()
