@@ -181,7 +181,7 @@ async def test_a_delta_carries_only_the_callers_that_joined_or_left() -> None:
 
 
 def test_diff_of_equal_views_is_empty_and_merge_of_a_full_view_replaces() -> None:
-    view = {"name": "q", "waiting": [{"call_id": "a", "since": 1.0, "number": "1"}]}
+    view = {"name": "q", "waiting": [{"call_id": "a", "since": 1.0, "number": "1", "priority": 0}]}
     diff = diff_queue_view(view, view)
     assert (diff["waiting"], diff["waiting_left"]) == ([], [])
     assert merge_queue_view(view, diff)["waiting"] == view["waiting"]
@@ -270,3 +270,25 @@ async def test_agents_pages_take_turns_one_slot_per_tick() -> None:
     hub.flush()  # every slot had its turn: nothing waits
     assert [page.read() for page in pages] == [[]] * MASKED_SLOTS
     assert all(page.queues["support"]["waiting_count"] == 1 for page in pages)
+
+
+async def test_a_raised_caller_is_listed_first_as_they_will_be_answered_first() -> None:
+    router = _router()
+    pbx = Pbx(router)
+    hub = _hub(router)
+    board = Shown(_page("supervisor", frozenset(QUEUES)))
+    hub.pages.add(board.page)
+    first, effects = pbx.caller(number="13900000001")
+    pbx.now += 5
+    second, more = pbx.caller(number="13900000002")
+    _feed(hub, effects + more)
+    hub.flush()
+    hub.send_snapshot(board.page)
+    board.read()
+    assert [c["call_id"] for c in board.queues["support"]["waiting"]] == [first, second]
+    pbx.now += 1
+    _feed(hub, router.set_priority(second, 5, pbx.now))
+    hub.flush()
+    board.read()  # the delta's diff, merged
+    assert [c["call_id"] for c in board.queues["support"]["waiting"]] == [second, first]
+    assert [call.call_id for call in router.waiting_calls("support")] == [second, first]

@@ -83,7 +83,6 @@ import asyncio
 import contextlib
 import itertools
 import json
-import operator
 import time
 import weakref
 from collections import deque
@@ -675,7 +674,7 @@ class LiveHub:
         if len(self._entries) > 2 * len(router.calls) + 100:  # forget the calls gone
             self._entries = {k: v for k, v in self._entries.items() if k in router.calls}
         lines = {
-            name: [self._entry(call) for call in sorted(calls, key=_WAIT_ORDER)]
+            name: [self._entry(call) for call in sorted(calls, key=_wait_order)]
             for name, calls in waiting.items()
         }
         for name in kept:
@@ -747,7 +746,17 @@ class LiveHub:
 
 
 _STATES: Final = tuple(state.value for state in AgentState)
-_WAIT_ORDER: Final = operator.attrgetter("queue_entered_at", "call_id")
+
+
+def _wait_order(call: Call) -> tuple[int, float, str]:
+    """A queue's waiting list in the order the callers will be answered: priority first
+    (a supervisor's raise moves a caller up), then the wait; :func:`_line_order` too."""
+    return (-call.priority, call.queue_entered_at, call.call_id)
+
+
+def _line_order(line: View) -> tuple[int, float, str]:
+    """The same order of a view's lines (a diff merged: ``mergeQueue`` in common.js)."""
+    return (-line["priority"], line["since"], line["call_id"])
 
 
 def diff_queue_view(before: View | None, after: View) -> View:
@@ -781,7 +790,7 @@ def merge_queue_view(shown: View | None, view: View) -> View:
     }
     calls.update((call["call_id"], call) for call in view["waiting"])
     merged = {key: value for key, value in view.items() if key not in _DIFF_KEYS}
-    merged["waiting"] = sorted(calls.values(), key=lambda call: (call["since"], call["call_id"]))
+    merged["waiting"] = sorted(calls.values(), key=_line_order)
     return merged
 
 

@@ -97,7 +97,9 @@ export function mergeQueue(shown, view) {
   const calls = new Map();
   for (const call of shown ? shown.waiting : []) if (!gone.has(call.call_id)) calls.set(call.call_id, call);
   for (const call of view.waiting) calls.set(call.call_id, call);
-  const byWait = (a, b) => a.since - b.since || (a.call_id < b.call_id ? -1 : a.call_id > b.call_id ? 1 : 0);
+  // The order they will be answered in: priority first, then the wait (as the server's).
+  const byWait = (a, b) =>
+    b.priority - a.priority || a.since - b.since || (a.call_id < b.call_id ? -1 : a.call_id > b.call_id ? 1 : 0);
   return { ...view, waiting: [...calls.values()].sort(byWait) };
 }
 
