@@ -62,8 +62,9 @@ from hotline.reports.aggregate import (
 from hotline.reports.period import ReportRequest, interval_sql, local_start, periods
 from hotline.reports.presence import PresenceBuilder, StateChange
 from hotline.store.db import Pool
+from hotline.store.rollup import rollup_rules
 
-__all__ = ["build_report", "configure_rollup"]
+__all__ = ["build_report"]
 
 _PERIOD: Final = "(date_trunc($1, {column} at time zone $2))::date"
 _SLOT: Final = "date_bin($1, {column} at time zone $2, timestamp '2000-01-01')"
@@ -315,7 +316,6 @@ select exists (select 1 from report_rollup_rules
                where time_zone = $1 and service_level_threshold = $2
                  and short_abandon_threshold = $3 and ring_within = $4)
 """
-_CONFIGURE_SQL: Final = "select hotline_rollup_configure($1, $2, $3, $4)"
 _BOUNDS_SQL: Final = """
 select ($1::date::timestamp at time zone $2) as start,
        (($3::date + 1)::timestamp at time zone $2) as "end"
@@ -378,7 +378,7 @@ async def build_report(
             request, rules, now=now, names=_names(settings), members=_members(settings)
         )
         query = _Query(request, zone, rules)
-        if rollup and await conn.fetchval(_ROLLUP_RULES_SQL, *_rollup_rules(zone, rules)):
+        if rollup and await conn.fetchval(_ROLLUP_RULES_SQL, *rollup_rules(settings)):
             await _add_rolled_up(conn, builder, query, now)
         else:
             await _add_calls(conn, builder, query)
@@ -386,24 +386,6 @@ async def build_report(
         presence = await _presence(conn, request, zone, now)
         builder.add_presence(presence.times, presence.logged_in)
     return await asyncio.to_thread(builder.build, time_zone=zone)
-
-
-def _rollup_rules(zone: str, rules: SlaRules) -> tuple[str, float, float, float]:
-    """What the roll-ups are counted with: the zone of the days and the thresholds."""
-    within = rules.sla_rings * rules.ring_cadence
-    return zone, rules.service_level_threshold, rules.short_abandon_threshold, within
-
-
-async def configure_rollup(pool: Pool, settings: Settings) -> bool:
-    """Have the roll-ups counted with ``settings``' time zone and thresholds, rebuilding
-    them from the raw rows if they were counted otherwise (or not yet); True if rebuilt.
-
-    The service calls it at start; it holds off the writers of calls, rings and tickets
-    while it rebuilds."""
-    rules = _rollup_rules(settings.service.time_zone, SlaRules.of(settings))
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("set local jit = off")
-        return bool(await conn.fetchval(_CONFIGURE_SQL, *rules))
 
 
 def _names(settings: Settings) -> dict[str, str]:
