@@ -120,10 +120,9 @@ _CALLS_SQL: Final = _range_query(
            coalesce(sum(calls) filter (where abandoned and short), 0)::int8 as short_abandoned,
            coalesce(sum(calls) filter (where outcome is not null and not answered
                and not abandoned), 0)::int8 as overflowed,
-           (coalesce(sum(wait_ns) filter (where answered), 0) / 1e9)::float8 as answered_wait,
-           (coalesce(sum(talk_us) filter (where outcome is not null), 0) / 1e6)::float8 as talk,
-           (coalesce(sum(wrap_up_ns) filter (where outcome is not null), 0) / 1e9)::float8
-               as wrap_up,
+           coalesce(sum(wait_ns) filter (where answered), 0)::int8 as answered_wait_ns,
+           coalesce(sum(talk_us) filter (where outcome is not null), 0)::int8 as talk_us,
+           coalesce(sum(wrap_up_ns) filter (where outcome is not null), 0)::int8 as wrap_up_ns,
            coalesce(sum(calls) filter (where outcome = 'abandoned_waiting'), 0)::int8
                as abandoned_waiting,
            coalesce(sum(calls) filter (where outcome = 'abandoned_ringing'), 0)::int8
@@ -247,11 +246,10 @@ _ROLLUP_CALLS_SQL: Final = _rollup_query(
            coalesce(sum(r.calls) filter (where r.outcome not in
                ('', 'answered', 'abandoned_waiting', 'abandoned_ringing')), 0)::int8
                as overflowed,
-           (coalesce(sum(r.wait_ns) filter (where r.outcome = 'answered'), 0) / 1e9)::float8
-               as answered_wait,
-           (coalesce(sum(r.talk_us) filter (where r.outcome <> ''), 0) / 1e6)::float8 as talk,
-           (coalesce(sum(r.wrap_up_ns) filter (where r.outcome <> ''), 0) / 1e9)::float8
-               as wrap_up,
+           coalesce(sum(r.wait_ns) filter (where r.outcome = 'answered'), 0)::int8
+               as answered_wait_ns,
+           coalesce(sum(r.talk_us) filter (where r.outcome <> ''), 0)::int8 as talk_us,
+           coalesce(sum(r.wrap_up_ns) filter (where r.outcome <> ''), 0)::int8 as wrap_up_ns,
            coalesce(sum(r.calls) filter (where r.outcome = 'abandoned_waiting'), 0)::int8
                as abandoned_waiting,
            coalesce(sum(r.calls) filter (where r.outcome = 'abandoned_ringing'), 0)::int8
@@ -495,15 +493,15 @@ def _call_group(row: Any, key: str) -> CallGroup:
         abandoned_within=row["abandoned_within"],
         short_abandoned=row["short_abandoned"],
         overflowed=row["overflowed"],
-        answered_wait_seconds=row["answered_wait"],
     )
     return CallGroup(
         period=row["period"],
         key=key,
         tally=tally,
         in_progress=row["in_progress"],
-        talk_seconds=row["talk"],
-        wrap_up_seconds=row["wrap_up"],
+        talk_us=row["talk_us"],
+        wrap_up_ns=row["wrap_up_ns"],
+        answered_wait_ns=row["answered_wait_ns"],
         abandoned_waiting=row["abandoned_waiting"],
         abandoned_ringing=row["abandoned_ringing"],
         longest_wait=row["longest_wait"],
