@@ -1,5 +1,15 @@
 """The rows of a report, read from PostgreSQL, and :func:`build_report`.
 
+Roll-ups first: migration ``0009_report_rollup.sql`` keeps, in the writers'
+transactions, the sums of the calls and rings per local 15-minute slot and per
+local day (by site, queue or agent, outcome and threshold flags) and of the
+tickets and repairs per day, counted with the rules of
+:func:`hotline.store.rollup.rollup_rules`. When the report's rules are those, it
+reads them (``_ROLLUP_*``: a few thousand rows for a month of a million calls);
+otherwise, or with ``rollup=False``, it groups the raw rows as described below.
+Both give the same integers, so the same figures. ``ReportRequest.site`` keeps
+one site's calls and rings (``calls.pbx_id``).
+
 Plain SQL on asyncpg. PostgreSQL does the counting: each query selects by a
 timestamp in the range, labels each row with its calendar period (or interval),
 and groups by period and queue and by period and agent, so what comes back is
@@ -13,7 +23,8 @@ and the flags each definition needs (outcome, within the threshold, short;
 result, within the rings), a few hundred groups a period, then those groups per
 period and queue and per period and agent (``GROUPING SETS``). Seconds are
 summed as whole nanoseconds (the talk, which comes from timestamps, as
-microseconds): integer sums are exact, so they do not depend on the order
+microseconds) and stay integers up to the report's rows
+(:class:`~hotline.reports.aggregate.CallGroup`): integer sums are exact, so they do not depend on the order
 PostgreSQL adds the rows in (a parallel or synchronised scan changes it) and the
 same data always gives the same figures, and they are cheap (a ``numeric`` sum
 of the floats costs about twice as much). A total is then within half a
