@@ -27,10 +27,10 @@ microseconds) and stay integers up to the report's rows
 (:class:`~hotline.reports.aggregate.CallGroup`): integer sums are exact, so they
 do not depend on the order PostgreSQL adds the rows in (a parallel or
 synchronised scan changes it) and the same data always gives the same figures,
-and they are cheap (a ``numeric`` sum of the floats costs about twice as much). A total is then within half a
-nanosecond a call of the row-by-row float sums of
-:class:`~hotline.reports.aggregate.ReportBuilder`, far below the microseconds the
-timestamps keep.
+and they are cheap (a ``numeric`` sum of the floats costs about twice as much).
+A total is then within half a nanosecond a call of the row-by-row float sums of
+:class:`~hotline.reports.aggregate.ReportBuilder`, far below the microseconds
+the timestamps keep.
 
 Periods are in the configured time zone: ``date_trunc(period, t at time zone
 tz)`` is the period's first date, and the range is ``[from 00:00, to + 1 day
