@@ -7,6 +7,8 @@ real PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +25,15 @@ from hotline.reports.render import render, report_json
 from hotline.store.db import Pool, create_pool, transaction
 from hotline.store.records import Record, Recorder, apply_records
 from hotline.store.rollup import configure_rollup
-from tests.test_reports import abandoned_call, answered_call, local, report_settings
+from tests.api_support import running_api
+from tests.test_reports import (
+    CONFIG,
+    abandoned_call,
+    answered_call,
+    local,
+    report_settings,
+    run_report,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -191,3 +201,41 @@ async def test_a_sites_report_has_its_own_calls_and_the_centre_their_sum(
     request = parse_request("day", "2026-03-01", "2026-03-03", "html", site="north")
     page = render(await build_report(pg_pool, request, settings), "html").decode()
     assert "Site north: its calls and rings" in page
+
+
+async def test_the_command_and_the_api_take_a_site(
+    pg_pool: Pool, migrated_database_url: str, tmp_path: Path
+) -> None:
+    await write(pg_pool, records(calls("n"), site="north"))
+    await write(pg_pool, records(calls("s")[:40], site="south"))
+    config = tmp_path / "hotline.toml"
+    config.write_text(CONFIG, encoding="utf-8")
+    dates = ("--period", "month", "--from", "2026-03-01", "--to", "2026-03-03")
+    north, centre, bad = await asyncio.gather(
+        *(
+            asyncio.to_thread(run_report, config, migrated_database_url, *dates, *more)
+            for more in (("--site", "north"), (), ("--site", "no such site!"))
+        )
+    )
+    assert (north.returncode, centre.returncode, north.stderr) == (0, 0, "")
+    assert json.loads(north.stdout)["site"] == "north"
+    assert json.loads(north.stdout)["queues"][-1]["offered"] == 24
+    assert json.loads(centre.stdout)["queues"][-1]["offered"] > 24
+    assert bad.returncode == 2
+    assert "--site: must be a site name" in bad.stderr
+    async with running_api(migrated_database_url, tmp_path / "api", users=False) as api:
+        query = "/api/reports?period=month&from=2026-02-28&to=2026-03-04"
+        by_site = await (await api.bearer("GET", query + "&site=north")).json()
+        page = await (await api.bearer("GET", query + "&site=north&format=html")).text()
+        sheet = await api.bearer("GET", query + "&site=north&format=xlsx")
+        refused = await api.bearer("GET", query + "&site=a%20b")
+        refused_body = await refused.json()
+    assert by_site["site"] == "north"
+    assert by_site["queues"][-1]["offered"] == 24
+    assert "Site north: its calls and rings" in page
+    assert (
+        'filename="hotline-report-north-2026-02-28-2026-03-04.xlsx"'
+        in (sheet.headers["Content-Disposition"])
+    )
+    assert refused.status == 422
+    assert set(refused_body["fields"]) == {"site"}
