@@ -43,7 +43,7 @@ from hotline.store.migrate import migrate, migrations_dir
 from hotline.store.opentickets import OpenTickets
 from hotline.store.outbox import Outbox
 from hotline.store.records import Recorder, apply_records
-from hotline.store.rollup import configure_rollup
+from hotline.store.rollup import configure_rollup_at_start
 from hotline.store.rules import CATEGORIES, RetryPolicy
 from hotline.store.sites import SiteConflict, claim_letter
 from hotline.store.tickets import TicketFilter, Tickets
@@ -184,8 +184,7 @@ async def store_context(
         log.info("store.migrated", applied=[m.name for m in applied])
     pool = await create_pool(dsn, max_size=database.pool_size)
     try:
-        if await configure_rollup(pool, settings):
-            log.info("store.report_rollup_rebuilt")
+        await configure_rollup_at_start(pool, settings)
         open_tickets = OpenTickets(
             numbers.allocate, rule=settings.tickets.attach, attach_days=settings.tickets.attach_days
         )

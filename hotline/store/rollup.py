@@ -13,10 +13,15 @@ from __future__ import annotations
 
 from typing import Final
 
+import asyncpg
+import structlog
+
 from hotline.config import Settings
 from hotline.store.db import Pool
 
-__all__ = ["configure_rollup", "rollup_rules"]
+__all__ = ["configure_rollup", "configure_rollup_at_start", "rollup_rules"]
+
+log = structlog.get_logger("hotline.store.rollup")
 
 _CONFIGURE_SQL: Final = "select hotline_rollup_configure($1, $2, $3, $4)"
 
@@ -40,3 +45,13 @@ async def configure_rollup(pool: Pool, settings: Settings) -> bool:
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("set local jit = off")
         return bool(await conn.fetchval(_CONFIGURE_SQL, *rollup_rules(settings)))
+
+
+async def configure_rollup_at_start(pool: Pool, settings: Settings) -> None:
+    """:func:`configure_rollup`, for the store's start: PostgreSQL being away does not
+    stop the service (reports then read the raw rows until a start that reaches it)."""
+    try:
+        if await configure_rollup(pool, settings):
+            log.info("store.report_rollup_rebuilt")
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        log.warning("store.report_rollup_not_configured", error=f"{type(exc).__name__}: {exc}")
