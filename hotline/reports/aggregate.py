@@ -173,7 +173,11 @@ class CompletedRepair:
 class CallGroup:
     """The sums of the calls of one group: ``key`` is the queue asked for, or the agent who
     answered (answered calls only). ``tally`` covers the ended calls; talk and wrap-up
-    are their totals; ``longest_wait`` the longest wait of an ended call."""
+    are their totals; ``longest_wait`` the longest wait of an ended call. From SQL the
+    seconds come as whole microseconds of talk and nanoseconds of wrap-up and of the
+    answered calls' wait (``talk_us``, ``wrap_up_ns``, ``answered_wait_ns``), added as
+    integers and turned into seconds once per report row, so any grouping of the same
+    calls gives the same floats."""
 
     period: date
     key: str
