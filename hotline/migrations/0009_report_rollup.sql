@@ -19,10 +19,12 @@
 -- what the new rows contribute (rows whose report columns did not change are left
 -- out), in the writer's transaction: a replayed record that changes nothing changes
 -- no sum, a re-upsert that changes a call moves it between groups, and nothing is
--- kept outside the database, so restarts do not matter. longest_wait is a max: when
--- rows leave a group it is recomputed from the group's raw rows (an indexed range of
--- one slot or day). Call groups that drop to zero are deleted; ring, ticket and
--- repair groups at zero stay (reports skip them).
+-- kept outside the database, so restarts do not matter. An update's old and new rows
+-- go in one statement (signed -1 and 1). longest_wait is a max: when an ended call that
+-- may have been a group's longest leaves it (another outcome, queue, agent, site or
+-- wait) it is recomputed from the group's raw rows (an indexed range of one slot or
+-- day); a wrap-up or survey score does not move a call. Groups that drop to zero stay
+-- (reports skip them).
 --
 -- grain 's': the local 15-minute slot of the arrival (30-minute and hour slots are
 -- unions of them), grain 'd': the local day. A call's rings and everything about it
@@ -96,8 +98,10 @@ create table report_repair_rollup (
 create index tickets_unreplied_complaints on tickets (opened_at)
     where category = 'complaint' and replied_at is null;
 
--- The statements, with %1$s the source rows (a table, a transition table or a
--- subquery with the columns of the raw table) and %2$s the sign (1 or -1).
+-- The statements, with %1$s the source rows: a table, a transition table or a
+-- subquery with the raw table's columns and "sign", 1 for a row that adds to its
+-- groups and -1 for one that leaves them (an update's old and new rows, in one
+-- statement).
 create function hotline_rollup_calls_sql() returns text language sql immutable as $sql$
 select $q$
 with rules as (select * from report_rollup_rules),
@@ -113,14 +117,17 @@ src as (
            src.pbx_id, p.by_agent,
            case when p.by_agent then src.answered_by else src.original_queue end as key,
            coalesce(src.outcome, '') as outcome, src.within, src.short,
-           count(*) as calls,
-           coalesce(sum((coalesce(src.wait_seconds, 0) * 1e9)::int8), 0) as wait_ns,
-           coalesce(sum((greatest(date_part('epoch', coalesce(src.talk_ended_at, src.ended_at)
-               - src.answered_at), 0) * 1e6)::int8), 0) as talk_us,
-           coalesce(sum((coalesce(src.wrap_up_seconds, 0) * 1e9)::int8), 0) as wrap_up_ns,
-           max(src.wait_seconds) filter (where src.outcome is not null) as longest_wait,
-           count(src.survey_score) as survey_responses,
-           coalesce(sum(src.survey_score), 0) as survey_total
+           sum(src.sign) as calls,
+           coalesce(sum(src.sign * (coalesce(src.wait_seconds, 0) * 1e9)::int8), 0) as wait_ns,
+           coalesce(sum(src.sign * (greatest(date_part('epoch',
+               coalesce(src.talk_ended_at, src.ended_at) - src.answered_at), 0) * 1e6)::int8), 0)
+               as talk_us,
+           coalesce(sum(src.sign * (coalesce(src.wrap_up_seconds, 0) * 1e9)::int8), 0)
+               as wrap_up_ns,
+           max(src.wait_seconds) filter (where src.outcome is not null and src.sign > 0)
+               as longest_wait,
+           sum(src.sign * (src.survey_score is not null)::int) as survey_responses,
+           coalesce(sum(src.sign * src.survey_score), 0) as survey_total
     from src
     cross join (values ('s'::"char"), ('d'::"char")) g (grain)
     join (values (false), (true)) p (by_agent)
@@ -128,9 +135,8 @@ src as (
     group by 1, 2, 3, 4, 5, 6, 7, 8
 )
 insert into report_call_rollup as t
-select grain, bucket, pbx_id, by_agent, key, outcome, within, short,
-       %2$s * calls, %2$s * wait_ns, %2$s * talk_us, %2$s * wrap_up_ns,
-       case when %2$s > 0 then longest_wait end, %2$s * survey_responses, %2$s * survey_total
+select grain, bucket, pbx_id, by_agent, key, outcome, within, short, calls, wait_ns, talk_us,
+       wrap_up_ns, longest_wait, survey_responses, survey_total
 from parts
 on conflict (grain, bucket, pbx_id, by_agent, key, outcome, within, short) do update set
     calls = t.calls + excluded.calls,
@@ -143,8 +149,9 @@ on conflict (grain, bucket, pbx_id, by_agent, key, outcome, within, short) do up
 $q$
 $sql$;
 
--- After rows left their groups: the groups' longest wait again from the raw rows,
--- and the groups left empty deleted. %1$s: the rows that left.
+-- After ended calls left their groups (another outcome, queue, agent, site, arrival or
+-- wait): each group's longest wait again from its raw rows, when a call that left may
+-- have been the longest. %1$s: the rows that left (the raw table's columns).
 create function hotline_rollup_calls_left_sql() returns text language sql immutable as $sql$
 select $q$
 with rules as (select * from report_rollup_rules),
@@ -153,28 +160,25 @@ src as (
            coalesce(s.wait_seconds, 0) <= rules.service_level_threshold as within,
            coalesce(s.wait_seconds, 0) <= rules.short_abandon_threshold as short
     from %1$s s, rules
+    where s.outcome is not null
 ), groups as (
-    select distinct g.grain,
+    select g.grain,
            case g.grain when 's' then date_bin('15 minutes', src.local_at, timestamp '2000-01-01')
                 else date_trunc('day', src.local_at) end as bucket,
            src.pbx_id, p.by_agent,
            case when p.by_agent then src.answered_by else src.original_queue end as key,
-           coalesce(src.outcome, '') as outcome, src.within, src.short
+           src.outcome, src.within, src.short, max(src.wait_seconds) as wait
     from src
     cross join (values ('s'::"char"), ('d'::"char")) g (grain)
     join (values (false), (true)) p (by_agent)
         on not p.by_agent or (src.outcome = 'answered' and src.answered_by is not null)
-), emptied as (
-    delete from report_call_rollup t using groups g
-    where (t.grain, t.bucket, t.pbx_id, t.by_agent, t.key, t.outcome, t.within, t.short)
-        = (g.grain, g.bucket, g.pbx_id, g.by_agent, g.key, g.outcome, g.within, g.short)
-      and t.calls = 0
-    returning t.grain
+    group by 1, 2, 3, 4, 5, 6, 7, 8
 )
 update report_call_rollup t set longest_wait = (
     select max(c.wait_seconds) from calls c, rules
-    where c.arrived_at >= (t.bucket at time zone rules.time_zone) - interval '1 day'
-      and c.arrived_at < (t.bucket at time zone rules.time_zone) + interval '2 days'
+    where c.arrived_at >= (t.bucket at time zone rules.time_zone) - interval '3 hours'
+      and c.arrived_at < (t.bucket at time zone rules.time_zone) + case t.grain
+          when 's' then interval '15 minutes' else interval '1 day' end + interval '3 hours'
       and case t.grain when 's'
                then date_bin('15 minutes', c.arrived_at at time zone rules.time_zone,
                              timestamp '2000-01-01')
@@ -186,12 +190,12 @@ update report_call_rollup t set longest_wait = (
 from groups g
 where (t.grain, t.bucket, t.pbx_id, t.by_agent, t.key, t.outcome, t.within, t.short)
     = (g.grain, g.bucket, g.pbx_id, g.by_agent, g.key, g.outcome, g.within, g.short)
-  and g.outcome <> '' and t.calls <> 0
+  and t.longest_wait <= g.wait
 $q$
 $sql$;
 
--- %1$s: rows with agent_id, result, ring_seconds and their call's arrived_at,
--- original_queue, pbx_id.
+-- %1$s: rows with agent_id, result, ring_seconds, their call's arrived_at,
+-- original_queue and pbx_id, and sign.
 create function hotline_rollup_offers_sql() returns text language sql immutable as $sql$
 select $q$
 with rules as (select * from report_rollup_rules),
@@ -205,43 +209,41 @@ src as (
                 else date_trunc('day', src.local_at) end as bucket,
            src.pbx_id, p.by_agent,
            case when p.by_agent then src.agent_id else src.original_queue end as key,
-           src.result, src.within, count(*) as offers
+           src.result, src.within, sum(src.sign) as offers
     from src
     cross join (values ('s'::"char"), ('d'::"char")) g (grain)
     cross join (values (false), (true)) p (by_agent)
     group by 1, 2, 3, 4, 5, 6, 7
 )
 insert into report_offer_rollup as t
-select grain, bucket, pbx_id, by_agent, key, result, within, %2$s * offers from parts
+select grain, bucket, pbx_id, by_agent, key, result, within, offers from parts
 on conflict (grain, bucket, pbx_id, by_agent, key, result, within) do update set
     offers = t.offers + excluded.offers
 $q$
 $sql$;
 
--- %1$s: tickets rows.
+-- %1$s: tickets rows with sign.
 create function hotline_rollup_tickets_sql() returns text language sql immutable as $sql$
 select $q$
 with rules as (select * from report_rollup_rules),
 parts as (
-    select (s.opened_at at time zone rules.time_zone)::date as day, count(*) as tickets,
-           count(*) filter (where s.category = 'complaint') as complaints,
-           count(*) filter (where s.category = 'complaint' and s.replied_at <= s.due_at)
-               as on_time,
-           count(*) filter (where s.category = 'complaint' and s.replied_at > s.due_at)
-               as replied_late,
-           count(*) filter (where s.category = 'repair') as repairs,
-           count(*) filter (where s.satisfaction = 1) as s1,
-           count(*) filter (where s.satisfaction = 2) as s2,
-           count(*) filter (where s.satisfaction = 3) as s3,
-           count(*) filter (where s.satisfaction = 4) as s4,
-           count(*) filter (where s.satisfaction = 5) as s5
+    select (s.opened_at at time zone rules.time_zone)::date as day, sum(s.sign) as tickets,
+           coalesce(sum(s.sign) filter (where s.category = 'complaint'), 0) as complaints,
+           coalesce(sum(s.sign) filter (where s.category = 'complaint'
+               and s.replied_at <= s.due_at), 0) as on_time,
+           coalesce(sum(s.sign) filter (where s.category = 'complaint'
+               and s.replied_at > s.due_at), 0) as replied_late,
+           coalesce(sum(s.sign) filter (where s.category = 'repair'), 0) as repairs,
+           coalesce(sum(s.sign) filter (where s.satisfaction = 1), 0) as s1,
+           coalesce(sum(s.sign) filter (where s.satisfaction = 2), 0) as s2,
+           coalesce(sum(s.sign) filter (where s.satisfaction = 3), 0) as s3,
+           coalesce(sum(s.sign) filter (where s.satisfaction = 4), 0) as s4,
+           coalesce(sum(s.sign) filter (where s.satisfaction = 5), 0) as s5
     from %1$s s, rules
     group by 1
 ), tickets_changed as (
     insert into report_ticket_rollup as t
-    select day, %2$s * tickets, %2$s * complaints, %2$s * on_time, %2$s * replied_late,
-           %2$s * repairs, %2$s * s1, %2$s * s2, %2$s * s3, %2$s * s4, %2$s * s5
-    from parts
+    select * from parts
     on conflict (day) do update set
         tickets = t.tickets + excluded.tickets,
         complaints = t.complaints + excluded.complaints,
@@ -252,115 +254,137 @@ parts as (
         s4 = t.s4 + excluded.s4, s5 = t.s5 + excluded.s5
 ), repairs as (
     select (s.completed_at at time zone rules.time_zone)::date as day,
-           coalesce(s.dispatch_party, 'unassigned') as party, count(*) as completed,
-           count(*) filter (where s.completed_on_time) as on_time,
-           count(*) filter (where not s.completed_on_time) as late
+           coalesce(s.dispatch_party, 'unassigned') as party, sum(s.sign) as completed,
+           coalesce(sum(s.sign) filter (where s.completed_on_time), 0) as on_time,
+           coalesce(sum(s.sign) filter (where not s.completed_on_time), 0) as late
     from %1$s s, rules
     where s.completed_at is not null
     group by 1, 2
-), repairs_changed as (
-    insert into report_repair_rollup as t
-    select day, party, %2$s * completed, %2$s * on_time, %2$s * late from repairs
-    on conflict (day, party) do update set
-        completed = t.completed + excluded.completed,
-        on_time = t.on_time + excluded.on_time,
-        late = t.late + excluded.late
 )
-select 1
+insert into report_repair_rollup as t
+select * from repairs
+on conflict (day, party) do update set
+    completed = t.completed + excluded.completed,
+    on_time = t.on_time + excluded.on_time,
+    late = t.late + excluded.late
 $q$
 $sql$;
 
--- The columns of each table the roll-ups read: rows whose values of them did not
--- change are left out of an update's contribution.
-create function hotline_rollup_changed(cols text) returns text
+-- An update's rows whose values of ``cols`` (a row constructor over o. / n.) changed:
+-- the old ones with sign -1 and the new ones with sign 1.
+create function hotline_rollup_changed(old_cols text, new_cols text) returns text
 language sql immutable as $sql$
 select format(
-    '(select o.* from old_rows o join new_rows n on n.id = o.id where (%1$s) is distinct from (%2$s))',
-    (select string_agg('o.' || c, ', ') from unnest(string_to_array(cols, ',')) c),
-    (select string_agg('n.' || c, ', ') from unnest(string_to_array(cols, ',')) c))
+    '(select o.*, -1 as sign from old_rows o join new_rows n on n.id = o.id '
+    'where (%1$s) is distinct from (%2$s) '
+    'union all '
+    'select n.*, 1 as sign from old_rows o join new_rows n on n.id = o.id '
+    'where (%1$s) is distinct from (%2$s))', old_cols, new_cols)
 $sql$;
 
-create function hotline_rollup_changed_new(cols text) returns text
-language sql immutable as $sql$
-select format(
-    '(select n.* from old_rows o join new_rows n on n.id = o.id where (%1$s) is distinct from (%2$s))',
-    (select string_agg('o.' || c, ', ') from unnest(string_to_array(cols, ',')) c),
-    (select string_agg('n.' || c, ', ') from unnest(string_to_array(cols, ',')) c))
-$sql$;
-
-create function hotline_rollup_call_columns() returns text language sql immutable as $$
-select 'arrived_at,pbx_id,original_queue,answered_by,answered_at,outcome,wait_seconds,'
-       'talk_ended_at,ended_at,wrap_up_seconds,survey_score'
-$$;
-
-create function hotline_rollup_ticket_columns() returns text language sql immutable as $$
-select 'opened_at,category,replied_at,due_at,satisfaction,completed_at,dispatch_party,'
-       'completed_on_time'
-$$;
-
--- The offers of the calls in %1$s, with the calls' attributes.
+-- The offers of the calls in %1$s (with sign), with the calls' attributes.
 create function hotline_rollup_offers_of(calls_source text) returns text
 language sql immutable as $$
 select format(
-    '(select o.agent_id, o.result, o.ring_seconds, c.arrived_at, c.original_queue, c.pbx_id '
-    'from %s c join call_offers o on o.call_id = c.call_id)', calls_source)
+    '(select o.agent_id, o.result, o.ring_seconds, c.arrived_at, c.original_queue, '
+    'c.pbx_id, c.sign from %s c join call_offers o on o.call_id = c.call_id)', calls_source)
 $$;
 
-create function hotline_rollup_calls_inserted() returns trigger language plpgsql as $$
-begin
-    if exists (select 1 from report_rollup_rules) and exists (select 1 from new_rows) then
-        execute format(hotline_rollup_calls_sql(), 'new_rows', 1);
-    end if;
-    return null;
-end $$;
-
-create function hotline_rollup_calls_updated() returns trigger language plpgsql as $$
+-- The trigger functions of the frequent writes run their statement as static SQL,
+-- made here from the same templates, so PL/pgSQL plans it once per connection
+-- rather than at every write; the rare ones (a call moving, rows deleted) EXECUTE it.
+do $do$
 declare
-    cols text := hotline_rollup_call_columns();
-    moved text := 'arrived_at,pbx_id,original_queue';
+    report_old text := 'o.arrived_at, o.pbx_id, o.original_queue, o.answered_by, '
+        'o.answered_at, o.outcome, o.wait_seconds, o.talk_ended_at, o.ended_at, '
+        'o.wrap_up_seconds, o.survey_score';
+    tickets_old text := 'o.opened_at, o.category, o.replied_at, o.due_at, o.satisfaction, '
+        'o.completed_at, o.dispatch_party, o.completed_on_time';
 begin
-    if not exists (select 1 from report_rollup_rules) or not exists (select 1 from new_rows) then
-        return null;
-    end if;
-    if not exists (select 1 from old_rows o join new_rows n on n.id = o.id
-                   where (o.arrived_at, o.pbx_id, o.original_queue, o.answered_by,
-                          o.answered_at, o.outcome, o.wait_seconds, o.talk_ended_at,
-                          o.ended_at, o.wrap_up_seconds, o.survey_score)
-                         is distinct from
-                         (n.arrived_at, n.pbx_id, n.original_queue, n.answered_by,
-                          n.answered_at, n.outcome, n.wait_seconds, n.talk_ended_at,
-                          n.ended_at, n.wrap_up_seconds, n.survey_score)) then
-        return null;
-    end if;
-    execute format(hotline_rollup_calls_sql(), hotline_rollup_changed(cols), -1);
-    execute format(hotline_rollup_calls_sql(), hotline_rollup_changed_new(cols), 1);
-    execute format(hotline_rollup_calls_left_sql(), hotline_rollup_changed(cols));
-    if exists (select 1 from old_rows o join new_rows n on n.id = o.id
-               where (o.arrived_at, o.pbx_id, o.original_queue)
-                     is distinct from (n.arrived_at, n.pbx_id, n.original_queue)) then
-        execute format(hotline_rollup_offers_sql(),
-                       hotline_rollup_offers_of(hotline_rollup_changed(moved)), -1);
-        execute format(hotline_rollup_offers_sql(),
-                       hotline_rollup_offers_of(hotline_rollup_changed_new(moved)), 1);
-    end if;
-    return null;
-end $$;
+    execute format($f$
+        create function hotline_rollup_calls_inserted() returns trigger language plpgsql as $b$
+        begin
+            if exists (select 1 from report_rollup_rules) and exists (select 1 from new_rows) then
+                %s;
+            end if;
+            return null;
+        end $b$ $f$,
+        format(hotline_rollup_calls_sql(), '(select n.*, 1 as sign from new_rows n)'));
+    execute format($f$
+        create function hotline_rollup_calls_updated() returns trigger language plpgsql as $b$
+        begin
+            if not exists (select 1 from report_rollup_rules) or not exists (
+                select 1 from old_rows o join new_rows n on n.id = o.id
+                where (%1$s) is distinct from (%2$s)) then
+                return null;
+            end if;
+            %3$s;
+            if exists (select 1 from old_rows o join new_rows n on n.id = o.id
+                       where o.outcome is not null
+                         and (o.arrived_at, o.pbx_id, o.original_queue, o.answered_by,
+                              o.outcome, o.wait_seconds)
+                             is distinct from
+                             (n.arrived_at, n.pbx_id, n.original_queue, n.answered_by,
+                              n.outcome, n.wait_seconds)) then
+                execute format(hotline_rollup_calls_left_sql(),
+                    '(select o.* from old_rows o join new_rows n on n.id = o.id '
+                    'where (o.arrived_at, o.pbx_id, o.original_queue, o.answered_by, '
+                    'o.outcome, o.wait_seconds) is distinct from (n.arrived_at, n.pbx_id, '
+                    'n.original_queue, n.answered_by, n.outcome, n.wait_seconds))');
+            end if;
+            if exists (select 1 from old_rows o join new_rows n on n.id = o.id
+                       where (o.arrived_at, o.pbx_id, o.original_queue)
+                             is distinct from (n.arrived_at, n.pbx_id, n.original_queue)) then
+                execute format(hotline_rollup_offers_sql(), hotline_rollup_offers_of(
+                    hotline_rollup_changed('o.arrived_at, o.pbx_id, o.original_queue',
+                                           'n.arrived_at, n.pbx_id, n.original_queue')));
+            end if;
+            return null;
+        end $b$ $f$,
+        report_old, replace(report_old, 'o.', 'n.'),
+        format(hotline_rollup_calls_sql(),
+               hotline_rollup_changed(report_old, replace(report_old, 'o.', 'n.'))));
+    execute format($f$
+        create function hotline_rollup_offers_inserted() returns trigger language plpgsql as $b$
+        begin
+            if exists (select 1 from report_rollup_rules) and exists (select 1 from new_rows) then
+                %s;
+            end if;
+            return null;
+        end $b$ $f$,
+        format(hotline_rollup_offers_sql(), '(select n.agent_id, n.result, n.ring_seconds, '
+            'c.arrived_at, c.original_queue, c.pbx_id, 1 as sign '
+            'from new_rows n join calls c on c.call_id = n.call_id)'));
+    execute format($f$
+        create function hotline_rollup_tickets_inserted() returns trigger language plpgsql as $b$
+        begin
+            if exists (select 1 from report_rollup_rules) and exists (select 1 from new_rows) then
+                %s;
+            end if;
+            return null;
+        end $b$ $f$,
+        format(hotline_rollup_tickets_sql(), '(select n.*, 1 as sign from new_rows n)'));
+    execute format($f$
+        create function hotline_rollup_tickets_updated() returns trigger language plpgsql as $b$
+        begin
+            if not exists (select 1 from report_rollup_rules) or not exists (
+                select 1 from old_rows o join new_rows n on n.id = o.id
+                where (%1$s) is distinct from (%2$s)) then
+                return null;
+            end if;
+            %3$s;
+            return null;
+        end $b$ $f$,
+        tickets_old, replace(tickets_old, 'o.', 'n.'),
+        format(hotline_rollup_tickets_sql(),
+               hotline_rollup_changed(tickets_old, replace(tickets_old, 'o.', 'n.'))));
+end $do$;
 
 create function hotline_rollup_calls_deleted() returns trigger language plpgsql as $$
 begin
     if exists (select 1 from report_rollup_rules) and exists (select 1 from old_rows) then
-        execute format(hotline_rollup_calls_sql(), 'old_rows', -1);
+        execute format(hotline_rollup_calls_sql(), '(select o.*, -1 as sign from old_rows o)');
         execute format(hotline_rollup_calls_left_sql(), 'old_rows');
-    end if;
-    return null;
-end $$;
-
-create function hotline_rollup_offers_inserted() returns trigger language plpgsql as $$
-begin
-    if exists (select 1 from report_rollup_rules) and exists (select 1 from new_rows) then
-        execute format(hotline_rollup_offers_sql(), '(select n.agent_id, n.result, '
-            'n.ring_seconds, c.arrived_at, c.original_queue, c.pbx_id from new_rows n '
-            'join calls c on c.call_id = n.call_id)', 1);
     end if;
     return null;
 end $$;
@@ -369,11 +393,10 @@ create function hotline_rollup_offers_updated() returns trigger language plpgsql
 begin
     if exists (select 1 from report_rollup_rules) and exists (select 1 from new_rows) then
         execute format(hotline_rollup_offers_sql(), '(select o.agent_id, o.result, '
-            'o.ring_seconds, c.arrived_at, c.original_queue, c.pbx_id from old_rows o '
-            'join calls c on c.call_id = o.call_id)', -1);
-        execute format(hotline_rollup_offers_sql(), '(select n.agent_id, n.result, '
-            'n.ring_seconds, c.arrived_at, c.original_queue, c.pbx_id from new_rows n '
-            'join calls c on c.call_id = n.call_id)', 1);
+            'o.ring_seconds, c.arrived_at, c.original_queue, c.pbx_id, -1 as sign '
+            'from old_rows o join calls c on c.call_id = o.call_id '
+            'union all select n.agent_id, n.result, n.ring_seconds, c.arrived_at, '
+            'c.original_queue, c.pbx_id, 1 from new_rows n join calls c on c.call_id = n.call_id)');
     end if;
     return null;
 end $$;
@@ -382,42 +405,16 @@ create function hotline_rollup_offers_deleted() returns trigger language plpgsql
 begin
     if exists (select 1 from report_rollup_rules) and exists (select 1 from old_rows) then
         execute format(hotline_rollup_offers_sql(), '(select o.agent_id, o.result, '
-            'o.ring_seconds, c.arrived_at, c.original_queue, c.pbx_id from old_rows o '
-            'join calls c on c.call_id = o.call_id)', -1);
+            'o.ring_seconds, c.arrived_at, c.original_queue, c.pbx_id, -1 as sign '
+            'from old_rows o join calls c on c.call_id = o.call_id)');
     end if;
-    return null;
-end $$;
-
-create function hotline_rollup_tickets_inserted() returns trigger language plpgsql as $$
-begin
-    if exists (select 1 from report_rollup_rules) and exists (select 1 from new_rows) then
-        execute format(hotline_rollup_tickets_sql(), 'new_rows', 1);
-    end if;
-    return null;
-end $$;
-
-create function hotline_rollup_tickets_updated() returns trigger language plpgsql as $$
-declare
-    cols text := hotline_rollup_ticket_columns();
-begin
-    if not exists (select 1 from report_rollup_rules) or not exists (
-        select 1 from old_rows o join new_rows n on n.id = o.id
-        where (o.opened_at, o.category, o.replied_at, o.due_at, o.satisfaction,
-               o.completed_at, o.dispatch_party, o.completed_on_time)
-              is distinct from
-              (n.opened_at, n.category, n.replied_at, n.due_at, n.satisfaction,
-               n.completed_at, n.dispatch_party, n.completed_on_time)) then
-        return null;
-    end if;
-    execute format(hotline_rollup_tickets_sql(), hotline_rollup_changed(cols), -1);
-    execute format(hotline_rollup_tickets_sql(), hotline_rollup_changed_new(cols), 1);
     return null;
 end $$;
 
 create function hotline_rollup_tickets_deleted() returns trigger language plpgsql as $$
 begin
     if exists (select 1 from report_rollup_rules) and exists (select 1 from old_rows) then
-        execute format(hotline_rollup_tickets_sql(), 'old_rows', -1);
+        execute format(hotline_rollup_tickets_sql(), '(select o.*, -1 as sign from old_rows o)');
     end if;
     return null;
 end $$;
@@ -470,8 +467,9 @@ begin
         (time_zone, service_level_threshold, short_abandon_threshold, ring_within)
     values (zone, service_level, short_abandon, ring);
     truncate report_call_rollup, report_offer_rollup, report_ticket_rollup, report_repair_rollup;
-    execute format(hotline_rollup_calls_sql(), 'calls', 1);
-    execute format(hotline_rollup_offers_sql(), hotline_rollup_offers_of('calls'), 1);
-    execute format(hotline_rollup_tickets_sql(), 'tickets', 1);
+    execute format(hotline_rollup_calls_sql(), '(select c.*, 1 as sign from calls c)');
+    execute format(hotline_rollup_offers_sql(),
+                   hotline_rollup_offers_of('(select c.*, 1 as sign from calls c)'));
+    execute format(hotline_rollup_tickets_sql(), '(select t.*, 1 as sign from tickets t)');
     return true;
 end $$;
