@@ -13,6 +13,12 @@
 #    The bind address is the container's own address on the compose network:
 #    private, reachable by the hotline and prometheus services, and never
 #    0.0.0.0.
+# 3. For a second site's Asterisk (docker-compose.site2.yml), when set:
+#    ASTERISK_SYSTEMNAME  asterisk.conf's systemname (hotline-asterisk-local.conf,
+#                         #tryinclude'd by the stock asterisk.conf): it prefixes
+#                         every Uniqueid, so several PBXs' call ids never clash
+#    HOTLINE_BACKEND      the dialplan global naming the FastAGI host (the
+#                         site's own hotline service), after the Hotline globals
 #
 # The paths can be overridden for a dry run outside a container.
 set -eu
@@ -75,5 +81,33 @@ umask 027
 } >"$etc/hotline-http-local.conf"
 # Asterisk drops root (-U asterisk) before it reads its config.
 chown asterisk: "$etc/hotline-manager-local.conf" "$etc/hotline-http-local.conf" 2>/dev/null || true
+
+# Names go into config lines: letters, digits, "-", "_" and "." only.
+check_name() {
+    case $2 in
+        '' | *[!A-Za-z0-9._-]*) die "$1 must use only A-Z a-z 0-9 . _ - (got '$2')" ;;
+    esac
+}
+
+if [ -n "${ASTERISK_SYSTEMNAME:-}" ]; then
+    check_name ASTERISK_SYSTEMNAME "$ASTERISK_SYSTEMNAME"
+    [ -f "$etc/asterisk.conf" ] || die "$etc/asterisk.conf is missing: this image has no stock asterisk.conf"
+    grep -q '^\[options\]' "$etc/asterisk.conf" || die "$etc/asterisk.conf has no [options] section"
+    line='#tryinclude hotline-asterisk-local.conf'
+    grep -qxF "$line" "$etc/asterisk.conf" || printf '\n%s\n' "$line" >>"$etc/asterisk.conf"
+    {
+        echo "; Written by compose-entrypoint.sh at container start. Do not edit."
+        echo "[options](+)"
+        echo "systemname = $ASTERISK_SYSTEMNAME"
+    } >"$etc/hotline-asterisk-local.conf"
+    chown asterisk: "$etc/hotline-asterisk-local.conf" 2>/dev/null || true
+fi
+
+if [ -n "${HOTLINE_BACKEND:-}" ]; then
+    check_name HOTLINE_BACKEND "$HOTLINE_BACKEND"
+    mark='; set by compose-entrypoint.sh'
+    sed -i "/$mark\$/d" "$etc/extensions.conf"  # a restarted container: replaced, not repeated
+    sed -i "\|^$globals_line\$|a HOTLINE_BACKEND=$HOTLINE_BACKEND $mark" "$etc/extensions.conf"
+fi
 
 exec "$@"

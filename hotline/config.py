@@ -206,12 +206,14 @@ class PanelsConfig:
     supervisors' queue; empty: none). ``transfer_queues``: the queues a caller may be
     transferred to (empty: every configured queue). ``quality_criteria``: the quality
     review form, each criterion scored 0 to ``quality_max``, plus free comments.
+    ``long_call``: seconds after which the wallboard marks a call as long.
     """
 
     supervisor_queue: str = ""
     transfer_queues: tuple[str, ...] = ()
     quality_criteria: tuple[str, ...] = QUALITY_CRITERIA
     quality_max: int = 5
+    long_call: float = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -547,6 +549,7 @@ def _parse_panels(reader: _Reader, queues: Mapping[str, QueueConfig]) -> PanelsC
         transfer_queues=transfer_queues,
         quality_criteria=criteria,
         quality_max=reader.integer("quality_max", 5, minimum=1),
+        long_call=reader.number("long_call", 600.0, minimum=1.0, maximum=86400.0),
     )
 
 

@@ -89,7 +89,18 @@ from hotline.ami.client import (
 )
 from hotline.ami.codec import Message
 from hotline.clock import Clock
-from hotline.domain.commands import AgentCommand, Login, Logout, Pause, Ready, Transfer, Unpause
+from hotline.domain.commands import (
+    AgentCommand,
+    CallerCommand,
+    Login,
+    Logout,
+    MoveCaller,
+    Pause,
+    Ready,
+    SetPriority,
+    Transfer,
+    Unpause,
+)
 from hotline.domain.effects import (
     CallEnded,
     Command,
@@ -103,7 +114,7 @@ from hotline.domain.effects import (
     SetChannelVariable,
 )
 from hotline.domain.events import DomainEvent, OriginateRejected
-from hotline.domain.model import Agent, AgentPresence
+from hotline.domain.model import Agent, AgentPresence, Call
 from hotline.domain.routing import Router
 from hotline.pbx.actions import to_action
 from hotline.pbx.resync import JOURNAL_FAMILY, STATUS_VARIABLES, build_snapshot
@@ -173,8 +184,8 @@ Reload = Callable[[], Awaitable[tuple[Iterable[AgentPresence], Mapping[str, tupl
 
 @dataclass(slots=True)
 class _Pending:
-    command: AgentCommand
-    future: asyncio.Future[Agent]
+    command: AgentCommand | CallerCommand
+    future: asyncio.Future[Agent | Call]
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,11 +275,23 @@ class Engine:
         Raises :class:`EngineError` if applying it raised, and
         :class:`EngineUnavailable` if the engine task has ended (never hangs on a dead engine).
         """
+        result = await self._submit(command)
+        assert isinstance(result, Agent)
+        return result
+
+    async def caller_command(self, command: CallerCommand) -> Call:
+        """Have the engine task apply a command on a waiting caller (raise their priority,
+        move them); returns the call afterwards. Raises as :meth:`command` does."""
+        result = await self._submit(command)
+        assert isinstance(result, Call)
+        return result
+
+    async def _submit(self, command: AgentCommand | CallerCommand) -> Agent | Call:
         if self.ended.is_set():
             raise EngineUnavailable("the engine is not running")
         if not self.may_act():
             raise EngineStandby("this instance is a standby: the active one routes")
-        future: asyncio.Future[Agent] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Agent | Call] = asyncio.get_running_loop().create_future()
         self._post(_Pending(command, future))
         return await future
 
@@ -463,7 +486,13 @@ class Engine:
 
     def _internal_failed(self, item: DomainEvent | _Pending | _RetryResync, exc: Exception) -> None:
         if isinstance(item, _Pending):
-            self._failed("command", exc, command=item.command.kind, agent=item.command.agent_id)
+            command = item.command
+            target = (
+                {"call_id": command.call_id}
+                if isinstance(command, SetPriority | MoveCaller)
+                else {"agent": command.agent_id}
+            )
+            self._failed("command", exc, command=command.kind, **target)
             if not item.future.done():
                 item.future.set_exception(
                     EngineError(f"{item.command.kind} failed inside the engine: {_describe(exc)}")
@@ -566,12 +595,23 @@ class Engine:
             return
         self._execute(effects, now)
         if not future.done():
-            future.set_result(self.router.agents[command.agent_id])
+            future.set_result(self._commanded(command))
 
-    def _run_command(self, command: AgentCommand, now: float) -> list[Effect]:
-        """The router's answer to one agent command (it raises on an unknown agent)."""
+    def _commanded(self, command: AgentCommand | CallerCommand) -> Agent | Call:
+        """What a command's caller gets back: the agent, or the call, afterwards."""
+        if isinstance(command, SetPriority | MoveCaller):
+            return self.router.calls[command.call_id]
+        return self.router.agents[command.agent_id]
+
+    def _run_command(self, command: AgentCommand | CallerCommand, now: float) -> list[Effect]:
+        """The router's answer to one command (it raises on an unknown agent or a caller
+        who is not waiting)."""
         router = self.router
         match command:
+            case SetPriority(call_id, priority):
+                return router.set_priority(call_id, priority, now)
+            case MoveCaller(call_id, queue):
+                return router.move_caller(call_id, queue, now)
             case Login(agent_id):
                 return router.login(agent_id, now)
             case Logout(agent_id):

@@ -45,10 +45,21 @@ from hotline.store.lease import Lease
 from hotline.store.resources import store_context
 from hotline.store.scheduler import CallbackScheduler
 from hotline.ticketno import FileSequenceStore, MemorySequenceStore, SequenceStore, TicketNumbers
-from hotline.web import auth, live
+from hotline.web import auth, desk_feed, live
 from hotline.web.app import MIDDLEWARES, install
 from hotline.web.errors import security_headers
-from hotline.web.keys import AMI, CLOCK, ENGINE, LEASE, METRICS, SETTINGS, STORE, TICKET_NUMBERS
+from hotline.web.keys import (
+    AMI,
+    CALLBACKS_DUE,
+    CLOCK,
+    ENGINE,
+    LEASE,
+    METRICS,
+    SETTINGS,
+    STORE,
+    TICKET_NUMBERS,
+)
+from hotline.web.live_sites import sites_context
 
 __all__ = ["create_app"]
 
@@ -92,6 +103,7 @@ def create_app(
     app = web.Application(middlewares=MIDDLEWARES, client_max_size=1024 * 1024)
     app.on_response_prepare.append(security_headers)
     app[SETTINGS] = settings
+    app[CALLBACKS_DUE] = asyncio.Event()
     app[CLOCK] = clock or SystemClock()
     app[METRICS] = Metrics(settings, CollectorRegistry(), clock=app[CLOCK])
     hub = live.new_hub(app)
@@ -178,6 +190,7 @@ def create_app(
                 interval=settings.tickets.callback_poll_interval,
                 default_queue=settings.routing.default_queue,
                 site=settings.service.pbx_id or None,  # several sites: its own callbacks
+                woken=app[CALLBACKS_DUE],
             )
             tasks.append(
                 asyncio.create_task(_when_active(lease, scheduler.run()), name="callback-scheduler")
@@ -196,7 +209,16 @@ def create_app(
         yield
 
     app.cleanup_ctx.extend(
-        [ami_client, store, auth.sessions_context, engine, live.live_context, connect]
+        [
+            ami_client,
+            store,
+            auth.sessions_context,
+            engine,
+            live.live_context,
+            desk_feed.desk_feed_context,
+            sites_context,
+            connect,
+        ]
     )
     app.cleanup_ctx.append(ivr.ivr_context)
     install(app)

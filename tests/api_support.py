@@ -47,13 +47,15 @@ def api_settings(
     redis_url: str = "",
     redis_prefix: str = "hotline:",
     web: dict[str, Any] | None = None,
+    tickets: dict[str, Any] | None = None,
 ) -> Settings:
-    """Settings for an API test: three queues, two agents, plain-HTTP cookies."""
+    """Settings for an API test: three queues, two agents, plain-HTTP cookies
+    (``tickets``: more ``[tickets]`` settings, e.g. ``monitor_dir``)."""
     data: dict[str, Any] = {
         "service": {"state_dir": str(folder), "api_token": TOKEN},
         "ami": {"url": "ami://hotline:secret@127.0.0.1:1"},
         "database": {"url": dsn, "outbox_dir": str(folder / "outbox")},
-        "tickets": {"monitor_dir": "/rec", "callback_max_attempts": 4},
+        "tickets": {"monitor_dir": "/rec", "callback_max_attempts": 4, **(tickets or {})},
         "web": {"cookie_secure": False, **(web or {})},
         "queues": [{"name": "support"}, {"name": "sales"}, {"name": "billing"}],
         "agents": [

@@ -172,6 +172,8 @@ async def test_the_screen_pop_is_empty_without_a_caller(api: RunningApi) -> None
         "open_tickets": [],
         "recent_tickets": [],
         "preselected": None,
+        "ticket": None,
+        "pending": False,
     }
 
 

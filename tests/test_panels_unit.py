@@ -49,6 +49,7 @@ def _hub(router: Any) -> LiveHub:
     )
     hub = LiveHub(settings, SystemClock())
     hub.router = router
+    hub.masked_interval = 0.0  # agents' pages unpaced here (tests/test_live_diff.py paces)
     return hub
 
 

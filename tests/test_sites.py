@@ -184,12 +184,13 @@ async def test_the_store_refuses_to_start_for_a_letter_of_another_site(
     migrated_database_url: str, tmp_path: Path
 ) -> None:
     def settings(instance: str, pbx_id: str) -> Settings:
+        agent = "1001" if pbx_id == "north" else "2001"  # agent ids are claimed per site too
         return parse_settings(
             {
                 "service": {"instance": instance, "pbx_id": pbx_id, "state_dir": str(tmp_path)},
                 "database": {"url": migrated_database_url, "outbox_dir": str(tmp_path / "o")},
                 "queues": [{"name": "support"}],
-                "agents": [{"id": "1001", "device": "PJSIP/1001", "queues": ["support"]}],
+                "agents": [{"id": agent, "device": f"PJSIP/{agent}", "queues": ["support"]}],
             },
             env={"HOTLINE_API_TOKEN": "sites-token"},
         )

@@ -16,14 +16,19 @@ and for the run with pages the wallboards' event-to-frame latency: from the
 engine emitting a caller's ``CallArrived`` fact (the waiting event handled) to a
 wallboard's client reading the first frame that shows that caller, on the
 machine's wall clock (p50/p99 over every wallboard and caller); frames and bytes
-the pages read, pages the service dropped as too slow, and the service's
-resident memory (sampled during each run).
+the pages read, pages the service dropped as too slow, the live hub's batches and
+the wall time the loop spent making and queueing frames (``hub_busy_s``, and its
+longest batch), the service's CPU seconds over the load, its resident memory
+(sampled during each run), and the machine's 1-minute load average at the start
+and the end of each run (the figures mean little on a machine busy with other
+jobs: the service, the sim and the pages share its two cores).
 """
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import re
 import secrets
 import socket
@@ -231,7 +236,11 @@ async def _one_run(
                 report = await loop.run_in_executor(None, pages_conn.recv)
                 pages.join(30)
                 result.update(_latency(report, arrived))
-                result["pages_dropped"] = app[HUB].pages_dropped
+                hub = app[HUB]
+                result["pages_dropped"] = hub.pages_dropped
+                result["hub_batches"] = hub.batches
+                result["hub_busy_s"] = round(hub.busy_seconds, 3)
+                result["hub_batch_max_ms"] = _ms(hub.longest_batch)
         finally:
             await runner.cleanup()
             sim.join(30)
@@ -246,10 +255,11 @@ async def _load(
     """Run the load to its end; the decision latencies and the memory."""
     engine = app[ENGINE]
     loop = asyncio.get_running_loop()
-    wall = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     sim_conn.send("go")
     done = loop.run_in_executor(None, sim_conn.recv)
     rss = [_rss_mb()]
+    load = os.getloadavg()[0]
     while not done.done():
         await asyncio.wait({done}, timeout=0.5)
         rss.append(_rss_mb())
@@ -261,12 +271,14 @@ async def _load(
     return {
         "calls": calls,
         "wall_s": round(time.perf_counter() - wall, 2),
+        "service_cpu_s": round(time.process_time() - cpu, 2),
         "decisions": len(waiting),
         "decision_p50_ms": _ms(statistics.median(waiting)) if waiting else None,
         "decision_p99_ms": _ms(_percentile(waiting, 0.99)),
         "decision_all_p99_ms": _ms(_percentile(every, 0.99)),
         "rss_start_mb": round(rss[0], 1),
         "rss_max_mb": round(max(rss), 1),
+        "load_avg_1m": [round(load, 2), round(os.getloadavg()[0], 2)],
     }
 
 

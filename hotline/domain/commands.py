@@ -1,4 +1,5 @@
-"""Agent commands: what an agent (or a supervisor) asks the router to do, one type each.
+"""Agent commands: what an agent (or a supervisor) asks the router to do, one type each;
+caller commands: what a supervisor does to a waiting caller (:data:`CallerCommand`).
 
 The engine applies them in its task (:meth:`hotline.engine.Engine.command`), matching
 on the type; :func:`agent_command` turns the API's verb into one.
@@ -11,10 +12,13 @@ from typing import ClassVar
 
 __all__ = [
     "AgentCommand",
+    "CallerCommand",
     "Login",
     "Logout",
+    "MoveCaller",
     "Pause",
     "Ready",
+    "SetPriority",
     "Transfer",
     "Unpause",
     "agent_command",
@@ -74,6 +78,28 @@ class Transfer:
 
 AgentCommand = Login | Logout | Pause | Unpause | Ready | Transfer
 """Every agent command."""
+
+
+@dataclass(frozen=True, slots=True)
+class SetPriority:
+    """Give a waiting caller a new priority (the wallboard's "raise priority")."""
+
+    call_id: str
+    priority: int
+    kind: ClassVar[str] = "priority"
+
+
+@dataclass(frozen=True, slots=True)
+class MoveCaller:
+    """Move a waiting caller to another queue, keeping their arrival time."""
+
+    call_id: str
+    queue: str
+    kind: ClassVar[str] = "move"
+
+
+CallerCommand = SetPriority | MoveCaller
+"""Every command on a waiting caller."""
 
 
 def agent_command(kind: str, agent_id: str, reason: str = "") -> AgentCommand:

@@ -19,7 +19,8 @@ from hotline.store.db import Db, NotFound
 __all__ = ["Recording", "Recordings", "recording_path"]
 
 _SELECT: Final = (
-    "select r.path, t.number as ticket_number, r.call_id, r.offer_id, r.agent_id, r.started_at "
+    "select r.id, r.path, t.number as ticket_number, r.call_id, r.offer_id, r.agent_id, "
+    "r.started_at "
     "from recordings r join tickets t on t.id = r.ticket_id"
 )
 
@@ -33,6 +34,7 @@ def recording_path(monitor_dir: str, ticket: str, offer_id: str) -> str:
 class Recording:
     """One recording file."""
 
+    id: int
     path: str
     ticket_number: str
     call_id: str
@@ -57,6 +59,13 @@ class Recordings:
         row = await self.db.fetchrow(_SELECT + " where r.path = $1", path)
         if row is None:
             raise NotFound(f"recording {path} not found")
+        return _recording(row)
+
+    async def by_id(self, recording_id: int) -> Recording:
+        """The recording numbered ``recording_id``."""
+        row = await self.db.fetchrow(_SELECT + " where r.id = $1", recording_id)
+        if row is None:
+            raise NotFound(f"recording {recording_id} not found")
         return _recording(row)
 
     async def for_ticket(self, number: str) -> list[Recording]:

@@ -15,8 +15,9 @@ lazily, the view starts empty and is warmed by the first reconciliation that
 reaches the database, and the outbox keeps every record until it can write it.
 Only an explicitly requested migration must succeed.
 
-Before warming the view it claims the instance's ticket letter for its site
-(:mod:`hotline.store.sites`): a letter another site claims refuses the start
+Before warming the view it claims the instance's ticket letter and its agent ids
+for its site (:mod:`hotline.store.sites`): a letter or an agent id another site
+claims refuses the start
 (:class:`~hotline.store.sites.SiteConflict`); an unreachable database is retried
 by the reconciliation task, and a conflict found then is kept in
 ``Store.site_conflict`` (``/ready`` is red).
@@ -45,7 +46,7 @@ from hotline.store.outbox import Outbox
 from hotline.store.records import Recorder, apply_records
 from hotline.store.rollup import configure_rollup_at_start
 from hotline.store.rules import CATEGORIES, RetryPolicy
-from hotline.store.sites import SiteConflict, claim_letter
+from hotline.store.sites import SiteConflict, claim_agents, claim_letter
 from hotline.store.tickets import TicketFilter, Tickets
 from hotline.ticketno import TicketNumbers
 
@@ -129,7 +130,8 @@ async def _reconcile_and_count(store: Store, clock: Clock, overdue: OverdueSink 
 
 
 async def claim_site(store: Store, settings: Settings) -> None:
-    """Claim this instance's ticket letter for its site (:mod:`hotline.store.sites`) once;
+    """Claim this instance's ticket letter and agent ids for its site
+    (:mod:`hotline.store.sites`) once;
     a conflict found after the start (the database was down then) is kept in
     ``site_conflict`` for ``/ready`` and logged."""
     if store.site_claimed or store.site_conflict is not None:
@@ -137,6 +139,7 @@ async def claim_site(store: Store, settings: Settings) -> None:
     service = settings.service
     try:
         await claim_letter(store.pool, service.instance, service.pbx_id)
+        await claim_agents(store.pool, service.pbx_id, list(settings.agents))
     except SiteConflict as exc:
         store.site_conflict = str(exc)
         log.error("store.site_conflict", error=str(exc))

@@ -13,11 +13,15 @@ instance's view: two instances of one site would each submit the same callback
 (only a site's active runs its scheduler). Several sites on one database each
 run one: a scheduler with a ``site`` submits only that site's callbacks, after
 claiming those of no site yet (:meth:`Callbacks.claim`), so no callback is
-dialled by two sites.
+dialled by two sites. :meth:`CallbackScheduler.wake` ends the wait at once (a
+click-to-call is due now: the agent's phone need not wait for the next poll;
+the web app sets the event it was given, ``woken``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -47,9 +51,11 @@ class CallbackScheduler:
         default_queue: str,
         batch: int = 100,
         site: str | None = None,
+        woken: asyncio.Event | None = None,
     ) -> None:
         """``submit`` hands an event to the engine (it must not block); ``site`` is the
-        ``[service] pbx_id`` whose callbacks it dials (``None``: every callback)."""
+        ``[service] pbx_id`` whose callbacks it dials (``None``: every callback); setting
+        ``woken`` is :meth:`wake`."""
         self.site = site
         self.pool = pool
         self.submit = submit
@@ -58,6 +64,11 @@ class CallbackScheduler:
         self.default_queue = default_queue
         self.batch = batch
         self._attempt_in_flight: dict[int, int] = {}
+        self._woken = woken if woken is not None else asyncio.Event()
+
+    def wake(self) -> None:
+        """Poll now instead of at the end of the interval (nothing if not running)."""
+        self._woken.set()
 
     async def poll(self) -> int:
         """Submit every callback due now whose previous attempt is recorded; how many."""
@@ -96,4 +107,18 @@ class CallbackScheduler:
                 await self.poll()
             except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("store.callback_poll_failed", error=f"{type(exc).__name__}: {exc}")
-            await self.clock.sleep(self.interval)
+            await self._pause()
+
+    async def _pause(self) -> None:
+        """Wait ``interval`` on the clock, or until :meth:`wake`."""
+        if not self._woken.is_set():
+            sleeping = asyncio.ensure_future(self.clock.sleep(self.interval))
+            woken = asyncio.ensure_future(self._woken.wait())
+            try:
+                await asyncio.wait({sleeping, woken}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in (sleeping, woken):
+                    waiter.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await waiter
+        self._woken.clear()

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from hotline.ivr import service as ivr
 from hotline.web import (
+    agentdesk,
     agents,
     auth,
     customers,
@@ -23,11 +24,13 @@ from hotline.web import (
     pages,
     panels,
     ready,
+    recordings,
     reports,
     review,
     scrape,
     tickets,
     users,
+    wall,
 )
 from hotline.web.errors import json_errors
 from hotline.web.keys import AMI, ENGINE, STORE
@@ -55,21 +58,24 @@ async def health(request: web.Request) -> web.Response:
 
 def install(app: web.Application) -> None:
     """Add ``/health``, the JSON API with its OpenAPI document, the live feed, the pages,
-    ``/metrics`` and ``/ready``."""
+    ``/metrics`` and ``/ready``; the wallboard's alert task."""
     app.router.add_get("/health", health)
     openapi.install(
         app,
         [
             auth.api,
             tickets.api,
+            recordings.api,
             customers.api,
             users.api,
             agents.api,
             reports.api,
             panels.api,
             desk.api,
+            agentdesk.api,
             review.api,
             live.api,
+            wall.api,
             ivr.api,
         ],
         version="1",
@@ -77,3 +83,4 @@ def install(app: web.Application) -> None:
     app.router.add_routes(scrape.routes)
     app.router.add_routes(ready.routes)
     pages.install(app)
+    wall.install(app)

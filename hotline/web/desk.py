@@ -19,6 +19,12 @@
   of kind ``transfer`` on that ticket. ``GET /api/panel/options`` tells the panel
   the transfer targets and the quality form.
 
+Each new note, escalation (or transfer) and resolution is pushed on the live
+feed (:mod:`hotline.web.desk_feed`, on every instance) to the pages that may see it:
+the escalations as ``GET /api/escalations`` would list them for the page's
+user, a note to the users whose queues it addresses (every user when it names
+none), not to its author. The panels no longer poll for them.
+
 Every change is written to the audit log (``handover.write``, ``ticket.escalate``,
 ``call.transfer``, ``supervisor.resolve_escalation``).
 """
@@ -38,6 +44,7 @@ from hotline.store.audit import AuditLog
 from hotline.store.db import NotFound
 from hotline.store.desk import Escalation, Escalations, HandoverNote, HandoverNotes
 from hotline.web.auth import Principal, principal_of, store_of
+from hotline.web.desk_feed import Audience, push
 from hotline.web.errors import json_error
 from hotline.web.keys import ENGINE, SETTINGS
 from hotline.web.openapi import Api, Input, array, enum, record, scalar, string
@@ -202,6 +209,9 @@ async def write_note(request: web.Request, given: Input) -> web.Response:
     await AuditLog(store.pool).write(
         principal.name, "handover.write", "handover", str(note.id), {"tickets": tickets}
     )
+    unread = {**note_json(note), "read": False}  # by everyone it is pushed to
+    audience = Audience(queues=note.queues, every_queue=not note.queues, excluded=note.author)
+    await push(request, "handover", {"event": "new", "note": unread}, audience)
     return web.json_response(note_json(note), status=201)
 
 
@@ -283,6 +293,21 @@ def _sees_escalation(principal: Principal, escalation: Escalation) -> bool:
     )
 
 
+async def _push_escalation(request: web.Request, event: str, escalation: Escalation) -> None:
+    """Tell the pages that may see it (as ``GET /api/escalations`` would list it for them)."""
+    owners = (escalation.ticket_assigned_to, escalation.raised_by)
+    audience = Audience(
+        queues=(escalation.ticket_queue,) if escalation.ticket_queue else (),
+        owners=tuple(owner for owner in owners if owner),
+    )
+    await push(
+        request,
+        "escalation",
+        {"event": event, "escalation": escalation_json(escalation)},
+        audience,
+    )
+
+
 @api.operation(
     "POST",
     "/api/tickets/{number}/escalate",
@@ -305,6 +330,7 @@ async def escalate(request: web.Request, given: Input) -> web.Response:
     await AuditLog(store.pool).write(
         principal.name, "ticket.escalate", "ticket", ticket.number, {"reason": reason}
     )
+    await _push_escalation(request, "opened", escalation)
     return web.json_response(escalation_json(escalation), status=201)
 
 
@@ -350,6 +376,7 @@ async def resolve_escalation(request: web.Request, given: Input) -> web.Response
         escalation.ticket,
         {"escalation": escalation.id, "resolution": resolution},
     )
+    await _push_escalation(request, "resolved", escalation)
     return web.json_response(escalation_json(escalation))
 
 
@@ -444,6 +471,8 @@ async def transfer(request: web.Request, given: Input) -> web.Response:
         )
     except NotFound:  # the ticket's row is not written yet (the outbox lags)
         escalation = None
+    if escalation is not None:
+        await _push_escalation(request, "opened", escalation)
     return web.json_response(
         {
             "call_id": call_id,

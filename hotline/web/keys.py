@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Protocol
+
 from aiohttp import web
 
 from hotline.ami.client import AmiClient
@@ -13,7 +16,28 @@ from hotline.store.lease import Lease
 from hotline.store.resources import Store
 from hotline.ticketno import TicketNumbers
 
-__all__ = ["AMI", "CLOCK", "ENGINE", "LEASE", "METRICS", "SETTINGS", "STORE", "TICKET_NUMBERS"]
+__all__ = [
+    "AMI",
+    "ASKS",
+    "CALLBACKS_DUE",
+    "CLOCK",
+    "ENGINE",
+    "LEASE",
+    "METRICS",
+    "SETTINGS",
+    "STORE",
+    "TICKET_NUMBERS",
+    "AskResolver",
+]
+
+
+class AskResolver(Protocol):
+    """What a supervisor's listen, whisper or barge tells the wallboard's alerts."""
+
+    def agent_joined(self, agent_id: str) -> None:
+        """A supervisor joined the agent's call: their requests for one are answered."""
+        ...  # pragma: no cover
+
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
@@ -23,3 +47,7 @@ METRICS = web.AppKey("metrics", Metrics)
 TICKET_NUMBERS = web.AppKey("ticket_numbers", TicketNumbers)
 STORE = web.AppKey("store", Store)
 LEASE = web.AppKey("lease", Lease)
+ASKS = web.AppKey("asks", AskResolver)
+CALLBACKS_DUE = web.AppKey("callbacks_due", asyncio.Event)
+"""Set when a callback is due now (a click-to-call): the scheduler polls at once."""
+"""The wallboard's alert centre, as the supervisor actions see it (:mod:`hotline.web.wall`)."""

@@ -65,6 +65,7 @@ _ERROR_TEXT: Final[Mapping[int, str]] = {
     409: "the object's state does not allow this change",
     413: "body too large",
     415: "the body is not application/json",
+    416: "the Range is not satisfiable: `Content-Range: bytes */<size>` gives the size",
     422: "invalid input: `fields` names each offending field",
     429: "too many failed logins: retry after `Retry-After` seconds",
     503: "the database or the session store is unavailable",
@@ -148,6 +149,8 @@ class Operation:
     public: bool
     errors: tuple[int, ...]
     other_media: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    description: str = ""
+    also: Mapping[int, str] = field(default_factory=dict)
 
     async def parse(self, request: web.Request) -> Input:
         """Validate ``request`` against this declaration."""
@@ -209,6 +212,8 @@ class Api:
         public: bool = False,
         errors: Iterable[int] = (),
         other_media: Mapping[str, Mapping[str, Any]] | None = None,
+        description: str = "",
+        also: Mapping[int, str] | None = None,
     ) -> Callable[[ApiHandler], ApiHandler]:
         """Declare an operation; the decorated ``handler(request, input)`` serves it.
 
@@ -216,7 +221,9 @@ class Api:
         public), 404 (with path parameters), 422 (with query or body), 413 (with
         a body), 415 (``json_only``) and 503 are added. ``other_media`` maps the
         media types the success may be sent as besides JSON (chosen by a query
-        parameter, say) to their schemas.
+        parameter, say) to their schemas. ``description`` is the operation's longer
+        text; ``also`` maps other success statuses (206, say) to their descriptions,
+        answered with the same content as the success.
         """
 
         def decorate(handler: ApiHandler) -> ApiHandler:
@@ -248,6 +255,8 @@ class Api:
                 public=public,
                 errors=tuple(sorted(codes)),
                 other_media=dict(other_media or {}),
+                description=description,
+                also=dict(also or {}),
             )
 
             async def serve(request: web.Request) -> web.StreamResponse:
@@ -293,6 +302,8 @@ def _describe(operation: Operation) -> dict[str, Any]:
     for media, schema in operation.other_media.items():
         success.setdefault("content", {})[media] = {"schema": dict(schema)}
     responses: dict[str, Any] = {str(operation.status): success}
+    for code, text in operation.also.items():
+        responses[str(code)] = {**success, "description": text}
     for code in operation.errors:
         responses[str(code)] = {
             "description": _ERROR_TEXT[code],
@@ -305,6 +316,8 @@ def _describe(operation: Operation) -> dict[str, Any]:
         "security": _security(operation),
         "responses": responses,
     }
+    if operation.description:
+        described["description"] = operation.description
     parameters = _parameters(operation)
     if parameters:
         described["parameters"] = parameters

@@ -28,6 +28,7 @@ import jinja2
 from aiohttp import web
 
 from hotline.web.auth import PAGE_PATHS, STATIC_PREFIX
+from hotline.web.keys import SETTINGS
 
 __all__ = ["CSP", "LANGUAGES", "PAGE_PATHS", "choose_language", "install"]
 
@@ -37,7 +38,8 @@ LANGUAGES: Final = ("en", "zh-CN")
 LANG_COOKIE: Final = "hotline_lang"
 CSP: Final = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    "media-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'"
 )
 """The pages' Content-Security-Policy."""
 
@@ -120,7 +122,13 @@ async def agent_page(request: web.Request) -> web.Response:
 @routes.get("/wallboard")
 async def wallboard_page(request: web.Request) -> web.Response:
     """The supervisor wallboard (``?big=1``: big-screen mode, no controls)."""
-    return _render(request, "wallboard.html", page="wallboard", big=request.query.get("big") == "1")
+    return _render(
+        request,
+        "wallboard.html",
+        page="wallboard",
+        big=request.query.get("big") == "1",
+        long_call=int(request.app[SETTINGS].panels.long_call),
+    )
 
 
 @routes.get("/audit")

@@ -2,9 +2,14 @@
 
 - ``GET /api/panel/pop``: for a signed-in agent, the caller ringing on or talking
   to their phone right now (:meth:`Router.caller_on_phone`): the customer file
-  (its read audited), the open tickets (the newest preselected) and recent ones.
-  No caller, or an anonymous one: ``customer`` is null (the panel shows an empty
-  form).
+  (its read audited), the open tickets and recent ones, and ``ticket``: the
+  call's own ticket (the router's, attached to the caller's open ticket or
+  newly numbered), preselected. The router numbers a new ticket before the
+  outbox stores it: when its row is not written yet the pop keeps looking for it
+  (:data:`POP_STORE_WAIT` seconds at most) and, if it is still not
+  there, answers ``pending: true`` with the number, and the panel asks again
+  (it never shows "no ticket" for a call that has one). No caller, or an
+  anonymous one: ``customer`` is null (the panel shows an empty form).
 - ``POST /api/supervise/{agent_id}/{listen|whisper|barge}``: ring the
   supervisor's own device (``device`` of their user profile) into ChanSpy on the
   agent's device, as ``supervisor_spy.jsonl`` shows: ``Originate
@@ -20,6 +25,8 @@ integration token, which has no phone); every one is written to the audit log
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -31,22 +38,27 @@ from hotline.domain.routing import UnknownAgent
 from hotline.engine import EngineError
 from hotline.store.audit import AuditLog
 from hotline.store.customers import Customers
-from hotline.store.tickets import TicketFilter
+from hotline.store.db import NotFound
+from hotline.store.tickets import Ticket, TicketFilter
 from hotline.web.agents import AGENT_SCHEMA, agent_json
 from hotline.web.auth import USERS, principal_of, store_of
 from hotline.web.customers import customer_json
 from hotline.web.errors import json_error
-from hotline.web.keys import AMI, ENGINE
-from hotline.web.openapi import Api, Input, record, string
+from hotline.web.keys import AMI, ASKS, ENGINE
+from hotline.web.openapi import Api, Input, record, scalar, string
 from hotline.web.schema import Object, Text
 from hotline.web.tickets import ticket_json
 
-__all__ = ["SPY_OPTIONS", "api"]
+__all__ = ["POP_STORE_WAIT", "SPY_OPTIONS", "api"]
 
 api = Api()
 
 SPY_OPTIONS: Final = {"listen": "q", "whisper": "qw", "barge": "qB"}
 """ChanSpy's options per action (``supervisor_spy.jsonl``)."""
+POP_STORE_WAIT: Final = 0.4
+"""How long the screen-pop waits for the outbox to store the call's ticket (seconds)."""
+POP_STORE_POLL: Final = 0.05
+"""How often it looks for the row meanwhile (seconds)."""
 SPY_TIMEOUT_MS: Final = 10_000
 """How long the supervisor's phone rings (the Originate's ``Timeout``)."""
 _SUPERVISORS: Final = frozenset({"supervisor", "admin"})
@@ -66,6 +78,32 @@ def _agent_device(request: web.Request, agent_id: str) -> str:
     return agent.config.device
 
 
+def _call_on_phone(request: web.Request, agent_id: str) -> tuple[str, str] | None:
+    """The number and ticket of the caller ringing on or talking to the agent's phone."""
+    router = request.app[ENGINE].router
+    number = router.caller_on_phone(agent_id)
+    if number is None:
+        return None
+    agent = router.agents[agent_id]
+    offer = router.offers.get(agent.offer_id) if agent.offer_id else None
+    call = router.calls.get(offer.call_id) if offer is not None else None
+    return number, call.ticket if call is not None else ""
+
+
+async def _stored_ticket(request: web.Request, number: str) -> Ticket | None:
+    """The ticket's row; when not written yet, asked again until the outbox has written it
+    or :data:`POP_STORE_WAIT` seconds have passed (``None`` then)."""
+    tickets = store_of(request).tickets
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(POP_STORE_WAIT):
+            while True:
+                try:
+                    return await tickets.get(number)
+                except NotFound:
+                    await asyncio.sleep(POP_STORE_POLL)
+    return None
+
+
 @api.operation(
     "GET",
     "/api/panel/pop",
@@ -78,39 +116,45 @@ def _agent_device(request: web.Request, agent_id: str) -> str:
             "open_tickets": {"type": "array", "items": _OBJECT},
             "recent_tickets": {"type": "array", "items": _OBJECT},
             "preselected": string(nullable=True),
+            "ticket": string(nullable=True),
+            "pending": scalar("boolean"),
         }
     ),
 )
 async def screen_pop(request: web.Request, _: Input) -> web.Response:
     """The caller's customer file (audited), open and recent tickets; empty for none."""
     principal = principal_of(request)
-    number = None
+    on_phone = None
     if principal.agent_id is not None:
-        number = request.app[ENGINE].router.caller_on_phone(principal.agent_id)
+        on_phone = _call_on_phone(request, principal.agent_id)
+    number, ticket_number = on_phone or (None, None)
     body: dict[str, Any] = {
         "number": number,
         "customer": None,
         "open_tickets": [],
         "recent_tickets": [],
-        "preselected": None,
+        "preselected": ticket_number or None,
+        "ticket": ticket_number or None,
+        "pending": False,
     }
     if not number:
         return web.json_response(body)
+    if ticket_number and await _stored_ticket(request, ticket_number) is None:
+        body["pending"] = True  # the outbox has not written it yet: the panel asks again
     store = store_of(request)
     customers = Customers(store.pool)
     found = await customers.find_by_phone(number)
     if found is None:
         return web.json_response(body)
     customer = await customers.read(found.id, actor=principal.name)
-    now = request.app[ENGINE].clock.now()
-    moment = datetime.fromtimestamp(now, UTC)
+    moment = datetime.fromtimestamp(request.app[ENGINE].clock.now(), UTC)
     opened = await store.tickets.find(TicketFilter(customer_id=customer.id, open_only=True))
     recent = await store.tickets.find(TicketFilter(customer_id=customer.id), limit=5)
     body.update(
         customer=customer_json(customer),
         open_tickets=[ticket_json(ticket, moment) for ticket in opened],
         recent_tickets=[ticket_json(ticket, moment) for ticket in recent],
-        preselected=opened[0].number if opened else None,
+        preselected=ticket_number or (opened[0].number if opened else None),
     )
     return web.json_response(body)
 
@@ -147,6 +191,8 @@ async def _spy(request: web.Request, action: str, agent_id: str) -> web.Response
     if not result.ok:
         message = result.response.get("Message") or "refused"
         raise json_error(503, "pbx refused", message=message)
+    if ASKS in request.app:  # the agent's "ask a supervisor", answered
+        request.app[ASKS].agent_joined(agent_id)
     return web.json_response({"action": action, "agent_id": agent_id, "device": user.device})
 
 

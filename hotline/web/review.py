@@ -1,7 +1,8 @@
 """Quality review (质检) and the audit-log viewer.
 
-- ``GET /api/quality/calls``: recent answered calls with their recordings, to
-  review (supervisors and admins), each with whether it was scored already.
+- ``GET /api/quality/calls``: recent answered calls with their recordings (each
+  with the ``audio_url`` it plays from, :mod:`hotline.web.recordings`), to review
+  (supervisors and admins), each with whether it was scored already.
 - ``POST /api/quality/{call_id}``: a supervisor scores a call on the configured
   form (``[panels] quality_criteria``, each 0 to ``quality_max``, plus comments);
   the score is for the agent who answered it. Audited (``supervisor.quality_score``).
@@ -26,6 +27,7 @@ from hotline.web.desk import DAY, day_range, supervisor_only
 from hotline.web.errors import json_error
 from hotline.web.keys import SETTINGS
 from hotline.web.openapi import Api, Input, array, record, scalar, string
+from hotline.web.recordings import audio_url
 from hotline.web.schema import Array, DateTime, Integer, Object, Text
 
 __all__ = ["api", "audit_json", "score_json"]
@@ -107,6 +109,15 @@ def audit_json(entry: AuditEntry) -> dict[str, Any]:
                         "caller_number": string(),
                         "answered_at": string(fmt="date-time"),
                         "recordings": array(string()),
+                        "audio": array(
+                            record(
+                                {
+                                    "id": scalar("integer"),
+                                    "path": string(),
+                                    "audio_url": string(),
+                                }
+                            )
+                        ),
                         "scored": scalar("boolean"),
                     }
                 )
@@ -121,7 +132,9 @@ async def reviewable_calls(request: web.Request, given: Input) -> web.Response:
         "select c.call_id, t.number as ticket, c.answered_by as agent_id, c.caller_number, "
         "c.answered_at, "
         "coalesce(array(select r.path from recordings r where r.call_id = c.call_id "
-        "order by r.started_at), '{}') as recordings, "
+        "order by r.started_at, r.id), '{}') as recordings, "
+        "coalesce(array(select r.id from recordings r where r.call_id = c.call_id "
+        "order by r.started_at, r.id), '{}') as recording_ids, "
         "exists (select 1 from quality_scores q where q.call_id = c.call_id) as scored "
         "from calls c join tickets t on t.id = c.ticket_id "
         "where c.answered_by is not null and ($1::text is null or c.answered_by = $1) "
@@ -137,6 +150,10 @@ async def reviewable_calls(request: web.Request, given: Input) -> web.Response:
             "caller_number": row["caller_number"],
             "answered_at": row["answered_at"].isoformat(),
             "recordings": list(row["recordings"]),
+            "audio": [
+                {"id": ident, "path": path, "audio_url": audio_url(ident)}
+                for ident, path in zip(row["recording_ids"], row["recordings"], strict=True)
+            ],
             "scored": row["scored"],
         }
         for row in rows

@@ -35,6 +35,7 @@ from hotline.web.customers import check_customer_access
 from hotline.web.errors import json_error
 from hotline.web.keys import CLOCK, SETTINGS, TICKET_NUMBERS
 from hotline.web.openapi import Api, Input, array, enum, record, scalar, string
+from hotline.web.recordings import audio_url, may_play
 from hotline.web.schema import (
     Boolean,
     DateTime,
@@ -45,7 +46,7 @@ from hotline.web.schema import (
     ValidationFailed,
 )
 
-__all__ = ["NAME_PATTERN", "api", "ticket_json"]
+__all__ = ["CALLBACK_SCHEMA", "NAME_PATTERN", "api", "callback_json", "ticket_json"]
 
 api = Api()
 
@@ -156,12 +157,15 @@ CALL_SCHEMA: Final = record(
 )
 RECORDING_SCHEMA: Final = record(
     {
+        "id": scalar("integer"),
         "path": string(),
         "ticket_number": string(),
         "call_id": string(),
         "offer_id": string(),
         "agent_id": _OPTIONAL_TEXT,
         "started_at": _TIME,
+        "audio_url": string(),
+        "playable": scalar("boolean"),
     }
 )
 PAGE_SCHEMA: Final = record(
@@ -222,7 +226,8 @@ def _event_json(event: TicketEvent) -> dict[str, Any]:
     }
 
 
-def _callback_json(callback: Callback) -> dict[str, Any]:
+def callback_json(callback: Callback) -> dict[str, Any]:
+    """The API's view of a callback."""
     return {
         "id": callback.id,
         "ticket_number": callback.ticket_number,
@@ -264,14 +269,17 @@ def _call_json(call: Call) -> dict[str, Any]:
     }
 
 
-def _recording_json(recording: Recording) -> dict[str, Any]:
+def _recording_json(recording: Recording, principal: Principal) -> dict[str, Any]:
     return {
+        "id": recording.id,
         "path": recording.path,
         "ticket_number": recording.ticket_number,
         "call_id": recording.call_id,
         "offer_id": recording.offer_id,
         "agent_id": recording.agent_id,
         "started_at": _time(recording.started_at),
+        "audio_url": audio_url(recording.id),
+        "playable": may_play(principal, recording),
     }
 
 
@@ -642,7 +650,7 @@ async def schedule_callback(request: web.Request, given: Input) -> web.Response:
         note=body.get("note", ""),
         max_attempts=body.get("max_attempts"),
     )
-    return web.json_response(_callback_json(callback), status=201)
+    return web.json_response(callback_json(callback), status=201)
 
 
 @api.operation(
@@ -658,7 +666,7 @@ async def ticket_callbacks(request: web.Request, given: Input) -> web.Response:
     number = given.path["number"]
     await visible_ticket(request, number)
     callbacks = await Callbacks(store_of(request).pool).for_ticket(number)
-    return web.json_response([_callback_json(callback) for callback in callbacks])
+    return web.json_response([callback_json(callback) for callback in callbacks])
 
 
 @api.operation(
@@ -682,7 +690,7 @@ async def ticket_calls(request: web.Request, given: Input) -> web.Response:
 @api.operation(
     "GET",
     "/api/tickets/{number}/recordings",
-    summary="The ticket's recordings, oldest first",
+    summary="The ticket's recordings, oldest first (playable: the user may play it at audio_url)",
     tag="tickets",
     path_params=_NUMBER,
     response=array(RECORDING_SCHEMA),
@@ -692,4 +700,5 @@ async def ticket_recordings(request: web.Request, given: Input) -> web.Response:
     number = given.path["number"]
     await visible_ticket(request, number)
     recordings = await Recordings(store_of(request).pool).for_ticket(number)
-    return web.json_response([_recording_json(recording) for recording in recordings])
+    principal = principal_of(request)
+    return web.json_response([_recording_json(item, principal) for item in recordings])

@@ -99,6 +99,7 @@ from hotline.domain.routing import (
     resync,
     timers,
     transfer,
+    waiting,
 )
 from hotline.domain.settings import AgentConfig, QueueConfig, RoutingConfig
 
@@ -273,6 +274,16 @@ class Router:
         """Send the agent's caller back into the inbound context for ``queue``: same call,
         same ticket; the agent goes to wrap-up (see :mod:`hotline.domain.routing.transfer`)."""
         return transfer.transfer(self, agent_id, queue, now)
+
+    def set_priority(self, call_id: str, priority: int, now: float) -> list[Effect]:
+        """Give a waiting caller a new priority (a supervisor's order); re-ordered by the
+        routing rules (see :mod:`hotline.domain.routing.waiting`)."""
+        return waiting.set_priority(self, call_id, priority, now)
+
+    def move_caller(self, call_id: str, queue: str, now: float) -> list[Effect]:
+        """Move a waiting caller to another queue, keeping their arrival time (see
+        :mod:`hotline.domain.routing.waiting`)."""
+        return waiting.move_caller(self, call_id, queue, now)
 
     def end_wrap_up(self, agent_id: str, now: float) -> list[Effect]:
         """End an agent's wrap-up now (the panel's "ready now"); nothing otherwise."""

@@ -1,9 +1,22 @@
 import { api, connectLive, duration, el, serverNow, setText, t, whoAmI } from "./common.js";
-import { showEscalations, wireHandover } from "./desk.js";
+import { onDeskFact, showEscalations, showHandover, showRecordings, wireHandover } from "./desk.js";
+import { wireAsk } from "./ask.js";
+import {
+  callNow,
+  extraFields,
+  fillForm,
+  saveDispatch,
+  wireCallbacks,
+  wireForm,
+  wireSearch,
+} from "./agentdesk.js";
 
 let me = null;
 let agent = null;
 let pop = null;
+let formTicket = null; // the ticket number the form saves to (null: a new ticket)
+let formDirty = false; // the agent typed since the form was filled: a late pop keeps it
+let popRetry = null;
 
 function showState() {
   if (!agent) return;
@@ -36,6 +49,18 @@ function ticketLine(ticket) {
   );
 }
 
+function fillTicket(number, ticket) {
+  formTicket = number ?? null;
+  formDirty = false;
+  setText("ticket-number", number ?? "");
+  recordingsOf(number);
+  document.getElementById("ticket-category").value = ticket?.category ?? "consultation";
+  document.getElementById("ticket-subject").value = ticket?.subject ?? "";
+  document.getElementById("ticket-notes").value = ticket?.description ?? "";
+  fillForm(ticket);
+  setText("ticket-result", "");
+}
+
 function showPop(data) {
   pop = data;
   setText("pop-number", data.number ?? "");
@@ -52,17 +77,30 @@ function showPop(data) {
   setText("pop-tags", (customer?.tags ?? []).join(", "));
   document.getElementById("pop-open").replaceChildren(...data.open_tickets.map(ticketLine));
   document.getElementById("pop-recent").replaceChildren(...data.recent_tickets.map(ticketLine));
+  // The call's ticket, even before the store has written it (pending: the pop asks again).
+  const pending = document.getElementById("pop-pending");
+  pending.hidden = !data.pending;
+  pending.textContent = data.pending ? t("pop.pending", { ticket: data.ticket }) : "";
   const selected = data.open_tickets.find((ticket) => ticket.number === data.preselected);
-  setText("ticket-number", selected?.number ?? "");
-  document.getElementById("ticket-category").value = selected?.category ?? "consultation";
-  document.getElementById("ticket-subject").value = selected?.subject ?? "";
-  document.getElementById("ticket-notes").value = selected?.description ?? "";
-  setText("ticket-result", "");
+  if (!formDirty || formTicket !== data.preselected) fillTicket(data.preselected, selected);
 }
 
 async function refreshPop() {
-  showPop(await api("GET", "/api/panel/pop"));
+  clearTimeout(popRetry);
+  const data = await api("GET", "/api/panel/pop");
+  showPop(data);
+  if (data.pending) popRetry = setTimeout(() => refreshPop().catch(() => {}), 250);
   showEscalations("escalations", false).catch(() => {});
+  return data;
+}
+
+// The ticket the form saves to, once the store has it (the pop's number may be pending).
+async function storedTicket() {
+  for (let tries = 0; pop?.pending && formTicket === pop.ticket && tries < 20; tries++) {
+    await refreshPop();
+  }
+  if (pop?.pending && formTicket === pop.ticket) throw new Error(t("ticket.pending"));
+  return formTicket;
 }
 
 // Difficult calls go up: transfer the caller to another queue, or escalate the ticket.
@@ -102,10 +140,22 @@ async function wireUp() {
     showEscalations("escalations", false).catch(() => {});
   });
   showEscalations("escalations", false).catch(() => {});
-  setInterval(() => showEscalations("escalations", false).catch(() => {}), 10000);
+}
+
+function recordingsOf(number) {
+  showRecordings("ticket-recordings", "recordings-none", number).catch(() => {});
 }
 
 function onFrame(frame) {
+  // Escalations and handover notes come on the feed; a snapshot means fetching them again.
+  if (frame.type === "desk") {
+    onDeskFact(frame);
+    return;
+  }
+  if (frame.type === "snapshot") {
+    showEscalations("escalations", false).catch(() => {});
+    showHandover().catch(() => {});
+  }
   const mine = frame.agents.find((item) => item.id === me.agent_id);
   if (!mine) return;
   const before = agent?.state;
@@ -135,22 +185,39 @@ async function command(path, body) {
 
 async function saveTicket(event) {
   event.preventDefault();
+  const category = document.getElementById("ticket-category").value;
   const body = {
-    category: document.getElementById("ticket-category").value,
+    category,
     subject: document.getElementById("ticket-subject").value,
     description: document.getElementById("ticket-notes").value,
+    ...extraFields(category),
   };
   try {
-    const number = pop?.preselected;
-    const saved = number
-      ? await api("PATCH", `/api/tickets/${encodeURIComponent(number)}`, body)
-      : await api("POST", "/api/tickets", {
-          ...body,
-          ...(pop?.customer ? { customer_id: pop.customer.id } : {}),
+    const number = await storedTicket();
+    let saved;
+    if (number) {
+      saved = await api("PATCH", `/api/tickets/${encodeURIComponent(number)}`, body);
+    } else {
+      const { satisfaction, ...create } = body;
+      saved = await api("POST", "/api/tickets", {
+        ...create,
+        ...(pop?.customer ? { customer_id: pop.customer.id } : {}),
+      });
+      if (satisfaction) {
+        saved = await api("PATCH", `/api/tickets/${encodeURIComponent(saved.number)}`, {
+          satisfaction,
         });
-    await refreshPop();
-    setText("ticket-number", saved.number);
+      }
+    }
+    saved = await saveDispatch(saved);
+    fillTicket(saved.number, saved);
     setText("ticket-result", t("ticket.saved", { number: saved.number }));
+    if (pop?.number) {
+      const data = await api("GET", "/api/panel/pop");
+      pop = data;
+      document.getElementById("pop-open").replaceChildren(...data.open_tickets.map(ticketLine));
+      document.getElementById("pop-recent").replaceChildren(...data.recent_tickets.map(ticketLine));
+    }
   } catch (error) {
     setText("ticket-result", t("ticket.failed", { error: error.message }));
   }
@@ -174,7 +241,17 @@ async function main() {
   document.getElementById("logout").addEventListener("click", () => command(`${base}/logout`));
   document.getElementById("ready-now").addEventListener("click", () => command(`${base}/ready`));
   document.getElementById("ticket-form").addEventListener("submit", saveTicket);
+  wireForm(() => {
+    formDirty = true;
+  }).catch((error) => setText("ticket-result", error.message));
+  document.getElementById("ticket-call").addEventListener("click", () => {
+    if (formTicket) callNow(formTicket, null);
+    else setText("call-result", t("up.no_ticket"));
+  });
+  wireCallbacks();
+  wireSearch();
   wireUp().catch((error) => setText("up-result", error.message));
+  wireAsk();
   setInterval(tick, 1000);
   connectLive(onFrame);
 }

@@ -88,6 +88,19 @@ export function percent(value) {
   return value === null || value === undefined ? "–" : `${Math.round(value * 100)}%`;
 }
 
+// A queue as shown after a frame's view of it: a delta's view with "waiting_diff" carries
+// only the callers that joined or changed ("waiting") and those that left
+// ("waiting_left"); a snapshot's view is the whole list (merge_queue_view in live.py).
+export function mergeQueue(shown, view) {
+  if (!view.waiting_diff) return view;
+  const gone = new Set(view.waiting_left);
+  const calls = new Map();
+  for (const call of shown ? shown.waiting : []) if (!gone.has(call.call_id)) calls.set(call.call_id, call);
+  for (const call of view.waiting) calls.set(call.call_id, call);
+  const byWait = (a, b) => a.since - b.since || (a.call_id < b.call_id ? -1 : a.call_id > b.call_id ? 1 : 0);
+  return { ...view, waiting: [...calls.values()].sort(byWait) };
+}
+
 // One WebSocket per page. onFrame gets every snapshot and delta in order; a gap in
 // "seq" asks for a fresh snapshot, a lost connection reconnects (and gets one).
 export function connectLive(onFrame, query = "") {

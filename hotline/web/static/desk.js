@@ -8,11 +8,29 @@ function when(iso) {
 }
 
 // -- escalations ----------------------------------------------------------------------------
+// Each list keeps the escalations it shows by id: fetched on a snapshot of the live feed,
+// then changed by the feed's desk facts (no polling). A fact that arrives while the list is
+// being fetched is applied again on top of the fetched list.
 
-function escalationLine(escalation, canResolve, refresh) {
+const escalationLists = new Map(); // list id -> { canResolve, items, pending }
+
+function renderEscalations(listId) {
+  const list = escalationLists.get(listId);
+  const items = [...list.items.values()].sort((a, b) => b.id - a.id);
+  document
+    .getElementById(listId)
+    .replaceChildren(...items.map((escalation) => escalationLine(escalation, listId)));
+}
+
+function applyEscalation(list, escalation) {
+  if (escalation.open) list.items.set(escalation.id, escalation);
+  else list.items.delete(escalation.id);
+}
+
+function escalationLine(escalation, listId) {
   const line = el(
     "li",
-    { dataset: { ticket: escalation.ticket, kind: escalation.kind } },
+    { dataset: { ticket: escalation.ticket, kind: escalation.kind, escalation: String(escalation.id) } },
     el("strong", {}, escalation.ticket),
     " ",
     el("span", { class: `kind ${escalation.kind}` }, t(`up.kind.${escalation.kind}`)),
@@ -22,11 +40,12 @@ function escalationLine(escalation, canResolve, refresh) {
     " ",
     el("small", {}, t("up.by", { name: escalation.raised_by }), " ", when(escalation.raised_at)),
   );
-  if (canResolve) {
+  if (escalationLists.get(listId).canResolve) {
     const button = el("button", { type: "button", class: "resolve" }, t("up.resolve"));
     button.addEventListener("click", async () => {
-      await api("POST", `/api/escalations/${escalation.id}/resolve`);
-      await refresh();
+      const resolved = await api("POST", `/api/escalations/${escalation.id}/resolve`);
+      applyEscalation(escalationLists.get(listId), resolved);
+      renderEscalations(listId);
     });
     line.append(" ", button);
   }
@@ -34,20 +53,36 @@ function escalationLine(escalation, canResolve, refresh) {
 }
 
 export async function showEscalations(listId, canResolve) {
-  const refresh = () => showEscalations(listId, canResolve);
-  const data = await api("GET", "/api/escalations");
-  document
-    .getElementById(listId)
-    .replaceChildren(...data.escalations.map((e) => escalationLine(e, canResolve, refresh)));
+  const list = escalationLists.get(listId) ?? { canResolve, items: new Map(), pending: null };
+  list.canResolve = canResolve;
+  escalationLists.set(listId, list);
+  list.pending = [];
+  try {
+    const data = await api("GET", "/api/escalations");
+    list.items = new Map(data.escalations.map((escalation) => [escalation.id, escalation]));
+    for (const escalation of list.pending) applyEscalation(list, escalation);
+  } finally {
+    list.pending = null;
+  }
+  renderEscalations(listId);
 }
 
 // -- handover notes -------------------------------------------------------------------------
 
-function noteLine(note, refresh) {
+const unread = { items: new Map(), pending: null, shown: false };
+
+function renderHandover() {
+  const notes = [...unread.items.values()].sort((a, b) => a.id - b.id);
+  document.getElementById("handover-none").hidden = notes.length > 0;
+  document.getElementById("handover-unread").replaceChildren(...notes.map(noteLine));
+}
+
+function noteLine(note) {
   const read = el("button", { type: "button", class: "read" }, t("handover.read"));
   read.addEventListener("click", async () => {
     await api("POST", `/api/handover/${note.id}/read`);
-    await refresh();
+    unread.items.delete(note.id);
+    renderHandover();
   });
   return el(
     "li",
@@ -60,11 +95,31 @@ function noteLine(note, refresh) {
 }
 
 export async function showHandover() {
-  const data = await api("GET", "/api/handover/unread");
-  document.getElementById("handover-none").hidden = data.notes.length > 0;
-  document
-    .getElementById("handover-unread")
-    .replaceChildren(...data.notes.map((note) => noteLine(note, showHandover)));
+  unread.shown = true;
+  unread.pending = [];
+  try {
+    const data = await api("GET", "/api/handover/unread");
+    unread.items = new Map(data.notes.map((note) => [note.id, note]));
+    for (const note of unread.pending) unread.items.set(note.id, note);
+  } finally {
+    unread.pending = null;
+  }
+  renderHandover();
+}
+
+// A desk fact of the live feed: an escalation opened or resolved, a new handover note.
+export function onDeskFact(frame) {
+  if (frame.kind === "escalation") {
+    for (const [listId, list] of escalationLists) {
+      applyEscalation(list, frame.escalation);
+      list.pending?.push(frame.escalation);
+      renderEscalations(listId);
+    }
+  } else if (frame.kind === "handover" && unread.shown) {
+    unread.items.set(frame.note.id, frame.note);
+    unread.pending?.push(frame.note);
+    renderHandover();
+  }
 }
 
 export function wireHandover() {
@@ -88,6 +143,38 @@ export function wireHandover() {
   showHandover().catch(() => {});
 }
 
+// -- recordings ---------------------------------------------------------------------------
+// A player per recording; preload="none": nothing is fetched (nor audited as a playback)
+// until the user presses play.
+
+function player(recording) {
+  return el("audio", {
+    controls: "controls",
+    preload: "none",
+    src: recording.audio_url,
+    dataset: { recording: String(recording.id) },
+  });
+}
+
+export async function showRecordings(listId, noneId, number) {
+  const recordings = number
+    ? await api("GET", `/api/tickets/${encodeURIComponent(number)}/recordings`)
+    : [];
+  const playable = recordings.filter((recording) => recording.playable);
+  document.getElementById(noneId).hidden = playable.length > 0;
+  document.getElementById(listId).replaceChildren(
+    ...playable.map((recording) =>
+      el(
+        "li",
+        { dataset: { call: recording.call_id } },
+        el("small", {}, when(recording.started_at), " · ", recording.agent_id ?? ""),
+        " ",
+        player(recording),
+      ),
+    ),
+  );
+}
+
 // -- quality review -------------------------------------------------------------------------
 
 let reviewing = null;
@@ -101,7 +188,7 @@ function reviewRow(call, options) {
     el("td", {}, call.call_id),
     el("td", {}, call.agent_id),
     el("td", {}, call.ticket),
-    el("td", {}, call.recordings.join(", ")),
+    el("td", { class: "recordings" }, ...call.audio.map(player)),
     el("td", {}, call.scored ? t("quality.scored") : "", " ", button),
   );
 }
