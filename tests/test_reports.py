@@ -937,6 +937,7 @@ async def test_the_api_serves_reports_to_supervisors_and_admins(
         "format",
         "section",
         "lang",
+        "site",
     }
 
 

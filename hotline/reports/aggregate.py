@@ -47,7 +47,7 @@ tickets gives a report with empty lists. A ratio with an empty denominator is
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
 from hotline.config import Settings
@@ -173,7 +173,11 @@ class CompletedRepair:
 class CallGroup:
     """The sums of the calls of one group: ``key`` is the queue asked for, or the agent who
     answered (answered calls only). ``tally`` covers the ended calls; talk and wrap-up
-    are their totals; ``longest_wait`` the longest wait of an ended call."""
+    are their totals; ``longest_wait`` the longest wait of an ended call. From SQL the
+    seconds come as whole microseconds of talk and nanoseconds of wrap-up and of the
+    answered calls' wait (``talk_us``, ``wrap_up_ns``, ``answered_wait_ns``), added as
+    integers and turned into seconds once per report row, so any grouping of the same
+    calls gives the same floats."""
 
     period: date
     key: str
@@ -186,6 +190,9 @@ class CallGroup:
     longest_wait: float | None = None
     survey_responses: int = 0
     survey_score_total: int = 0
+    talk_us: int = 0
+    wrap_up_ns: int = 0
+    answered_wait_ns: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,6 +396,20 @@ class _Calls:
     survey_total: int = 0
     time: AgentTime = field(default_factory=AgentTime)
     logged_in: set[str] = field(default_factory=set)
+    talk_us: int = 0
+    wrap_up_ns: int = 0
+    wait_ns: int = 0
+
+    def folded(self) -> _Calls:
+        """These sums with the whole micro- and nanoseconds (from SQL) turned into seconds
+        once, at the end: any grouping of the same calls gives the same floats."""
+        wait = self.tally.answered_wait_seconds + self.wait_ns / 1e9
+        return replace(
+            self,
+            talk=self.talk + self.talk_us / 1e6,
+            wrap_up=self.wrap_up + self.wrap_up_ns / 1e9,
+            tally=replace(self.tally, answered_wait_seconds=wait),
+        )
 
     def add_offers(self, group: OfferGroup) -> None:
         missed = group.no_answer + group.busy + group.unavailable
@@ -411,6 +432,9 @@ class _Calls:
         self._wait(group.longest_wait)
         self.survey_responses += group.survey_responses
         self.survey_total += group.survey_score_total
+        self.talk_us += group.talk_us
+        self.wrap_up_ns += group.wrap_up_ns
+        self.wait_ns += group.answered_wait_ns
 
     def _wait(self, wait: float | None) -> None:
         if wait is not None and (self.longest_wait is None or wait > self.longest_wait):
@@ -436,6 +460,9 @@ class _Calls:
         self.survey_total += other.survey_total
         self.time.absorb(other.time)
         self.logged_in |= other.logged_in
+        self.talk_us += other.talk_us
+        self.wrap_up_ns += other.wrap_up_ns
+        self.wait_ns += other.wait_ns
 
     @property
     def offer_tally(self) -> OfferTally:
@@ -701,6 +728,7 @@ class ReportBuilder:
 
 
 def _queue_row(group: tuple[date | None, str | None], sums: _Calls, presence: bool) -> QueueRow:
+    sums = sums.folded()
     tally = sums.tally
     return QueueRow(
         period=group[0],
@@ -737,6 +765,7 @@ def _queue_row(group: tuple[date | None, str | None], sums: _Calls, presence: bo
 def _agent_row(
     group: tuple[date | None, str | None], sums: _Calls, names: dict[str, str]
 ) -> AgentRow:
+    sums = sums.folded()
     tally = sums.tally
     time = sums.time
     paused = time.paused_total

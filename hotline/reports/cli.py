@@ -6,10 +6,12 @@
 Dates are inclusive, in ``[service] time_zone``; ``--period`` groups by day, ISO
 week or month, or by local 15-minute, 30-minute or hour slots (``15min``,
 ``30min``, ``hour``; a range of at most 62 days). Without ``--out`` the report
-goes to standard output.
+goes to standard output. ``--site PBX_ID`` limits the calls and rings to one
+site's (``[service] pbx_id``); without it, the whole centre.
 ``HOTLINE_DATABASE_URL`` overrides ``[database] url``. A bad request (unknown
 period or format, a date that does not parse, ``--from`` after ``--to``, a range
-longer than :data:`~hotline.reports.period.MAX_DAYS` days), a bad configuration,
+longer than :data:`~hotline.reports.period.MAX_DAYS` days, a site that is not a
+name), a bad configuration,
 an unreachable database or an unwritable output file is explained on stderr,
 exit status 2. A range without calls or tickets is an empty report, exit 0.
 """
@@ -108,7 +110,9 @@ def _run(args: argparse.Namespace) -> int:
                 today = datetime.now(ZoneInfo(_settings(args.config).service.time_zone)).date()
                 last = last or today.isoformat()
                 first = first or _default_start(args.period, last)
-            request = parse_request(args.period, first, last, args.format, args.section, args.lang)
+            request = parse_request(
+                args.period, first, last, args.format, args.section, args.lang, args.site
+            )
         except ReportError as exc:
             names = {
                 "from": "--from",
@@ -117,6 +121,7 @@ def _run(args: argparse.Namespace) -> int:
                 "format": "--format",
                 "section": "--section",
                 "lang": "--lang",
+                "site": "--site",
             }
             raise _Refused(
                 "; ".join(f"{names[field]}: {problem}" for field, problem in exc.fields.items())
@@ -228,6 +233,11 @@ def register(commands: Any) -> None:
     )
     parser.add_argument(
         "--lang", default="en", metavar="|".join(LANGUAGES), help="the HTML page's language"
+    )
+    parser.add_argument(
+        "--site",
+        metavar="PBX_ID",
+        help="one site's calls and rings ([service] pbx_id); default: the whole centre",
     )
     parser.add_argument("--out", help="write to this file (default: standard output)")
     parser.set_defaults(handler=_run)

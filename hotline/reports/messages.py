@@ -21,6 +21,10 @@ CATALOG: Final[dict[str, dict[str, str]]] = {
         "By {period}, dates inclusive, time zone {zone}; generated {at}.": (
             "按{period}统计，含起止日期，时区 {zone}；生成于 {at}。"
         ),
+        "Site {site}: its calls and rings; tickets and agents' time for the whole centre.": (
+            "站点 {site}：该站点的通话与振铃；工单与坐席时间为全中心。"
+        ),
+        "The whole centre: every site.": "全中心：所有站点。",
         "day": "日",
         "week": "周",
         "month": "月",

@@ -386,6 +386,14 @@ def _page(report: Report, lang: str) -> str:
         zone=report.time_zone,
         at=generated.strftime("%Y-%m-%d %H:%M:%S %z"),
     )
+    site = (
+        _t(
+            "Site {site}: its calls and rings; tickets and agents' time for the whole centre.",
+            site=request.site,
+        )
+        if request.site
+        else _t("The whole centre: every site.")
+    )
     rule = _t(
         "Service level: answered within {threshold} s, short abandons (within {short} s) "
         "left out, target {target}. Within {rings} rings: rang at most {rings} \u00d7 "
@@ -403,6 +411,7 @@ def _page(report: Report, lang: str) -> str:
         f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
         f'<p class="meta">{escape(meta)}</p>',
+        f'<p class="meta site">{escape(site)}</p>',
         f'<p class="meta">{escape(rule)}</p>',
         _headline(report),
         f"<h2>{escape(_t('Calls'))}</h2>",

@@ -51,6 +51,8 @@ MAX_DAYS: Final = 366
 MAX_INTERVAL_DAYS: Final = 62
 """The longest range a report by interval covers (two months of slots)."""
 _DATE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_SITE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+"""A site's name, as ``[service] pbx_id`` allows."""
 _EARLIEST: Final = date(1900, 1, 1)
 _LATEST: Final = date(9998, 12, 31)
 
@@ -74,6 +76,8 @@ class ReportRequest:
     format: str = "json"
     section: str | None = None
     lang: str = "en"
+    site: str | None = None
+    """One site's calls and rings (``[service] pbx_id``); None: the whole centre."""
 
     @property
     def days(self) -> int:
@@ -141,20 +145,24 @@ def parse_request(
     fmt: str = "json",
     section: str | None = None,
     lang: str = "en",
+    site: str | None = None,
 ) -> ReportRequest:
     """Check the raw values of a request; raises :class:`ReportError` naming every bad one.
 
     ``section`` (queues, agents, tickets, repairs) asks for one table, in CSV only;
-    ``lang`` (en, zh) is the language of the HTML page."""
+    ``lang`` (en, zh) is the language of the HTML page; ``site`` a site's ``pbx_id``
+    (None: the whole centre)."""
     problems: dict[str, str] = {}
     _check_choices(period, fmt, section, lang, problems)
+    if site is not None and not _SITE.fullmatch(site):
+        problems["site"] = f"must be a site name (letters, digits, _.-), got {site[:40]!r}"
     first_date = _date("from", first, problems)
     last_date = _date("to", last, problems)
     if first_date is not None and last_date is not None:
         _check_range(period, first_date, last_date, problems)
     if problems or first_date is None or last_date is None:
         raise ReportError(problems)
-    return ReportRequest(period, first_date, last_date, fmt, section, lang)
+    return ReportRequest(period, first_date, last_date, fmt, section, lang, site)
 
 
 def period_start(period: str, day: date) -> date:

@@ -1,5 +1,15 @@
 """The rows of a report, read from PostgreSQL, and :func:`build_report`.
 
+Roll-ups first: migration ``0009_report_rollup.sql`` keeps, in the writers'
+transactions, the sums of the calls and rings per local 15-minute slot and per
+local day (by site, queue or agent, outcome and threshold flags) and of the
+tickets and repairs per day, counted with the rules of
+:func:`hotline.store.rollup.rollup_rules`. When the report's rules are those, it
+reads them (``_ROLLUP_*``: a few thousand rows for a month of a million calls);
+otherwise, or with ``rollup=False``, it groups the raw rows as described below.
+Both give the same integers, so the same figures. ``ReportRequest.site`` keeps
+one site's calls and rings (``calls.pbx_id``).
+
 Plain SQL on asyncpg. PostgreSQL does the counting: each query selects by a
 timestamp in the range, labels each row with its calendar period (or interval),
 and groups by period and queue and by period and agent, so what comes back is
@@ -13,13 +23,14 @@ and the flags each definition needs (outcome, within the threshold, short;
 result, within the rings), a few hundred groups a period, then those groups per
 period and queue and per period and agent (``GROUPING SETS``). Seconds are
 summed as whole nanoseconds (the talk, which comes from timestamps, as
-microseconds): integer sums are exact, so they do not depend on the order
-PostgreSQL adds the rows in (a parallel or synchronised scan changes it) and the
-same data always gives the same figures, and they are cheap (a ``numeric`` sum
-of the floats costs about twice as much). A total is then within half a
-nanosecond a call of the row-by-row float sums of
-:class:`~hotline.reports.aggregate.ReportBuilder`, far below the microseconds the
-timestamps keep.
+microseconds) and stay integers up to the report's rows
+(:class:`~hotline.reports.aggregate.CallGroup`): integer sums are exact, so they
+do not depend on the order PostgreSQL adds the rows in (a parallel or
+synchronised scan changes it) and the same data always gives the same figures,
+and they are cheap (a ``numeric`` sum of the floats costs about twice as much).
+A total is then within half a nanosecond a call of the row-by-row float sums of
+:class:`~hotline.reports.aggregate.ReportBuilder`, far below the microseconds
+the timestamps keep.
 
 Periods are in the configured time zone: ``date_trunc(period, t at time zone
 tz)`` is the period's first date, and the range is ``[from 00:00, to + 1 day
@@ -43,6 +54,7 @@ and makes the rows, runs in a worker thread.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -61,6 +73,7 @@ from hotline.reports.aggregate import (
 from hotline.reports.period import ReportRequest, interval_sql, local_start, periods
 from hotline.reports.presence import PresenceBuilder, StateChange
 from hotline.store.db import Pool
+from hotline.store.rollup import rollup_rules
 
 __all__ = ["build_report"]
 
@@ -70,11 +83,16 @@ _IN_RANGE: Final = (
     "{column} >= ($3::date::timestamp at time zone $2) "
     "and {column} < (($4::date + 1)::timestamp at time zone $2)"
 )
+_SITE: Final = "(${n}::text is null or c.pbx_id = ${n})"
+"""A site's calls only (``calls.pbx_id``), or every site's when the parameter is null."""
 
 
-def _range_query(select: str, column: str) -> tuple[str, str]:
-    """``select`` by calendar period and by interval (``$1`` a ``date_bin`` stride)."""
+def _range_query(select: str, column: str, site: int = 0) -> tuple[str, str]:
+    """``select`` by calendar period and by interval (``$1`` a ``date_bin`` stride);
+    ``site``: the number of the site parameter, if any."""
     in_range = _IN_RANGE.format(column=column)
+    if site:
+        in_range += " and " + _SITE.format(n=site)
     return (
         select.format(period=_PERIOD.format(column=column), in_range=in_range),
         select.format(period=_SLOT.format(column=column), in_range=in_range),
@@ -113,10 +131,9 @@ _CALLS_SQL: Final = _range_query(
            coalesce(sum(calls) filter (where abandoned and short), 0)::int8 as short_abandoned,
            coalesce(sum(calls) filter (where outcome is not null and not answered
                and not abandoned), 0)::int8 as overflowed,
-           (coalesce(sum(wait_ns) filter (where answered), 0) / 1e9)::float8 as answered_wait,
-           (coalesce(sum(talk_us) filter (where outcome is not null), 0) / 1e6)::float8 as talk,
-           (coalesce(sum(wrap_up_ns) filter (where outcome is not null), 0) / 1e9)::float8
-               as wrap_up,
+           coalesce(sum(wait_ns) filter (where answered), 0)::int8 as answered_wait_ns,
+           coalesce(sum(talk_us) filter (where outcome is not null), 0)::int8 as talk_us,
+           coalesce(sum(wrap_up_ns) filter (where outcome is not null), 0)::int8 as wrap_up_ns,
            coalesce(sum(calls) filter (where outcome = 'abandoned_waiting'), 0)::int8
                as abandoned_waiting,
            coalesce(sum(calls) filter (where outcome = 'abandoned_ringing'), 0)::int8
@@ -128,6 +145,7 @@ _CALLS_SQL: Final = _range_query(
     group by grouping sets ((period, queue), (period, agent))
     """,
     "c.arrived_at",
+    site=7,
 )
 _OFFERS_SQL: Final = _range_query(
     """
@@ -151,6 +169,7 @@ _OFFERS_SQL: Final = _range_query(
     group by grouping sets ((period, queue), (period, agent))
     """,
     "c.arrived_at",
+    site=6,
 )
 _TICKETS_SQL: Final = _range_query(
     """
@@ -202,6 +221,110 @@ _CALLBACK_ENDS_SQL: Final = _range_query(
     """,
     "c.last_attempt_at",
 )
+_ROLLUP_PERIOD: Final = {
+    "d": "(date_trunc($1, r.bucket))::date",
+    "s": "date_bin($1, r.bucket, timestamp '2000-01-01')",
+}
+_ROLLUP_RANGE: Final = (
+    "r.grain = '{grain}' and r.bucket >= $2::date and r.bucket < $3::date + 1 "
+    "and ($4::text is null or r.pbx_id = $4)"
+)
+
+
+def _rollup_query(select: str) -> tuple[str, str]:
+    """``select`` of a roll-up by calendar period (the days) and by interval (the slots)."""
+    return tuple(  # type: ignore[return-value]
+        select.format(period=_ROLLUP_PERIOD[g], in_range=_ROLLUP_RANGE.format(grain=g))
+        for g in ("d", "s")
+    )
+
+
+_ROLLUP_CALLS_SQL: Final = _rollup_query(
+    """
+    select {period} as period, r.by_agent,
+           case when r.by_agent then null else r.key end as queue,
+           case when r.by_agent then r.key end as agent,
+           coalesce(sum(r.calls) filter (where r.outcome = ''), 0)::int8 as in_progress,
+           coalesce(sum(r.calls) filter (where r.outcome = 'answered'), 0)::int8 as answered,
+           coalesce(sum(r.calls) filter (where r.outcome = 'answered' and r.within), 0)::int8
+               as answered_within,
+           coalesce(sum(r.calls) filter (where r.outcome in
+               ('abandoned_waiting', 'abandoned_ringing')), 0)::int8 as abandoned,
+           coalesce(sum(r.calls) filter (where r.within and r.outcome in
+               ('abandoned_waiting', 'abandoned_ringing')), 0)::int8 as abandoned_within,
+           coalesce(sum(r.calls) filter (where r.short and r.outcome in
+               ('abandoned_waiting', 'abandoned_ringing')), 0)::int8 as short_abandoned,
+           coalesce(sum(r.calls) filter (where r.outcome not in
+               ('', 'answered', 'abandoned_waiting', 'abandoned_ringing')), 0)::int8
+               as overflowed,
+           coalesce(sum(r.wait_ns) filter (where r.outcome = 'answered'), 0)::int8
+               as answered_wait_ns,
+           coalesce(sum(r.talk_us) filter (where r.outcome <> ''), 0)::int8 as talk_us,
+           coalesce(sum(r.wrap_up_ns) filter (where r.outcome <> ''), 0)::int8 as wrap_up_ns,
+           coalesce(sum(r.calls) filter (where r.outcome = 'abandoned_waiting'), 0)::int8
+               as abandoned_waiting,
+           coalesce(sum(r.calls) filter (where r.outcome = 'abandoned_ringing'), 0)::int8
+               as abandoned_ringing,
+           max(r.longest_wait) filter (where r.outcome <> '') as longest_wait,
+           sum(r.survey_responses)::int8 as survey_responses,
+           sum(r.survey_total)::int8 as survey_total
+    from report_call_rollup r
+    where {in_range} and r.calls <> 0
+    group by 1, 2, r.key
+    """
+)
+_ROLLUP_OFFERS_SQL: Final = _rollup_query(
+    """
+    select {period} as period, r.by_agent,
+           case when r.by_agent then null else r.key end as queue,
+           case when r.by_agent then r.key end as agent,
+           coalesce(sum(r.offers) filter (where r.result = 'answered'), 0)::int8 as answered,
+           coalesce(sum(r.offers) filter (where r.result = 'answered' and r.within), 0)::int8
+               as answered_within,
+           coalesce(sum(r.offers) filter (where r.result = 'no_answer'), 0)::int8 as no_answer,
+           coalesce(sum(r.offers) filter (where r.result = 'busy'), 0)::int8 as busy,
+           coalesce(sum(r.offers) filter (where r.result = 'unavailable'), 0)::int8
+               as unavailable,
+           coalesce(sum(r.offers) filter (where r.result not in
+               ('answered', 'no_answer', 'busy', 'unavailable')), 0)::int8 as cancelled
+    from report_offer_rollup r
+    where {in_range} and r.offers <> 0
+    group by 1, 2, r.key
+    """
+)
+_ROLLUP_TICKETS_SQL: Final = """
+with summed as (
+    select (date_trunc($1, r.day))::date as period, sum(r.tickets)::int8 as tickets,
+           sum(r.complaints)::int8 as complaints, sum(r.on_time)::int8 as on_time,
+           sum(r.replied_late)::int8 as replied_late, sum(r.repairs)::int8 as repairs,
+           sum(r.s1)::int8 as s1, sum(r.s2)::int8 as s2, sum(r.s3)::int8 as s3,
+           sum(r.s4)::int8 as s4, sum(r.s5)::int8 as s5
+    from report_ticket_rollup r
+    where r.day >= $2::date and r.day <= $3::date and r.tickets <> 0
+    group by 1
+), unreplied as (
+    select (date_trunc($1, t.opened_at at time zone $5))::date as period, count(*) as late
+    from tickets t
+    where t.category = 'complaint' and t.replied_at is null and t.due_at < $4
+      and t.opened_at >= ($2::date::timestamp at time zone $5)
+      and t.opened_at < (($3::date + 1)::timestamp at time zone $5)
+    group by 1
+)
+select s.*, s.replied_late + coalesce(u.late, 0) as late
+from summed s left join unreplied u on u.period = s.period
+"""
+_ROLLUP_REPAIRS_SQL: Final = """
+select (date_trunc($1, r.day))::date as period, r.party, sum(r.completed)::int8 as completed,
+       sum(r.on_time)::int8 as on_time, sum(r.late)::int8 as late
+from report_repair_rollup r
+where r.day >= $2::date and r.day <= $3::date and r.completed <> 0
+group by 1, 2
+"""
+_ROLLUP_RULES_SQL: Final = """
+select exists (select 1 from report_rollup_rules
+               where time_zone = $1 and service_level_threshold = $2
+                 and short_abandon_threshold = $3 and ring_within = $4)
+"""
 _BOUNDS_SQL: Final = """
 select ($1::date::timestamp at time zone $2) as start,
        (($3::date + 1)::timestamp at time zone $2) as "end"
@@ -237,19 +360,24 @@ _PREFETCH: Final = 2000
 
 
 async def build_report(
-    pool: Pool, request: ReportRequest, settings: Settings, *, now: datetime | None = None
+    pool: Pool,
+    request: ReportRequest,
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    rollup: bool = True,
 ) -> Report:
     """The report ``request`` asks for, from the database behind ``pool``.
 
     Periods and dates are in ``[service] time_zone``; the figures use ``[routing]``
     and ``[sla]`` (see :mod:`hotline.reports.aggregate`). ``now`` (default: the
     database's) is when the report is made: complaints not replied to are judged
-    as of then.
+    as of then. The sums come from the roll-ups (migration 0009) when they are
+    counted with these rules, else (or with ``rollup`` false) from the raw rows;
+    both give the same figures. ``request.site`` limits the calls and rings to one
+    site's (``pbx_id``).
     """
     zone = settings.service.time_zone
-    stride = interval_sql(request.period)
-    slot = int(stride is not None)
-    args: tuple[object, ...] = (stride or request.period, zone, request.first, request.last)
     rules = SlaRules.of(settings)
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         await conn.execute(_SETTINGS)
@@ -258,8 +386,12 @@ async def build_report(
         builder = ReportBuilder(
             request, rules, now=now, names=_names(settings), members=_members(settings)
         )
-        await _add_calls(conn, builder, slot, args, rules)
-        await _add_tickets(conn, builder, slot, args, now)
+        query = _Query(request, zone, rules)
+        if rollup and await conn.fetchval(_ROLLUP_RULES_SQL, *rollup_rules(settings)):
+            await _add_rolled_up(conn, builder, query, now)
+        else:
+            await _add_calls(conn, builder, query)
+            await _add_tickets(conn, builder, query, now)
         presence = await _presence(conn, request, zone, now)
         builder.add_presence(presence.times, presence.logged_in)
     return await asyncio.to_thread(builder.build, time_zone=zone)
@@ -277,19 +409,44 @@ def _members(settings: Settings) -> dict[str, frozenset[str]]:
     return {queue: frozenset(ids) for queue, ids in members.items()}
 
 
-async def _add_calls(
-    conn: Any, builder: ReportBuilder, slot: int, args: tuple[object, ...], rules: SlaRules
-) -> None:
-    """The calls and the rings, summed per period and queue and per period and agent."""
-    thresholds = (rules.service_level_threshold, rules.short_abandon_threshold)
-    await conn.execute(_HASH_GROUPS)
-    async for row in conn.cursor(_CALLS_SQL[slot], *args, *thresholds, prefetch=_PREFETCH):
+@dataclass(frozen=True, slots=True)
+class _Query:
+    """The parameters of the queries of one report."""
+
+    request: ReportRequest
+    zone: str
+    rules: SlaRules
+
+    @property
+    def slot(self) -> int:
+        """1 for an interval report, 0 for a calendar one (the index of its query)."""
+        return int(interval_sql(self.request.period) is not None)
+
+    @property
+    def raw(self) -> tuple[object, ...]:
+        """``$1..$4`` of the raw-row queries."""
+        request = self.request
+        stride = interval_sql(request.period)
+        return (stride or request.period, self.zone, request.first, request.last)
+
+    @property
+    def rolled(self) -> tuple[object, ...]:
+        """``$1..$4`` of the roll-up queries."""
+        request = self.request
+        stride = interval_sql(request.period)
+        return (stride or request.period, request.first, request.last, request.site)
+
+
+async def _add_call_rows(conn: Any, builder: ReportBuilder, sql: str, args: Any) -> None:
+    async for row in conn.cursor(sql, *args, prefetch=_PREFETCH):
         by_agent = row["by_agent"]
         key = row["agent"] if by_agent else row["queue"]
         if key is not None:
             builder.add_call_group(_call_group(row, key), agent=by_agent)
-    within = rules.sla_rings * rules.ring_cadence
-    async for row in conn.cursor(_OFFERS_SQL[slot], *args, within, prefetch=_PREFETCH):
+
+
+async def _add_offer_rows(conn: Any, builder: ReportBuilder, sql: str, args: Any) -> None:
+    async for row in conn.cursor(sql, *args, prefetch=_PREFETCH):
         by_agent = row["by_agent"]
         key = row["agent"] if by_agent else row["queue"]
         if key is not None:
@@ -306,7 +463,37 @@ async def _add_calls(
                 ),
                 agent=by_agent,
             )
+
+
+async def _add_calls(conn: Any, builder: ReportBuilder, query: _Query) -> None:
+    """The calls and the rings from the raw rows, summed per period and queue and per
+    period and agent."""
+    rules, site = query.rules, query.request.site
+    thresholds = (rules.service_level_threshold, rules.short_abandon_threshold)
+    await conn.execute(_HASH_GROUPS)
+    await _add_call_rows(conn, builder, _CALLS_SQL[query.slot], (*query.raw, *thresholds, site))
+    within = rules.sla_rings * rules.ring_cadence
+    await _add_offer_rows(conn, builder, _OFFERS_SQL[query.slot], (*query.raw, within, site))
     await conn.execute(_SORT_AGAIN)
+
+
+async def _add_rolled_up(conn: Any, builder: ReportBuilder, query: _Query, now: datetime) -> None:
+    """The calls, the rings, the tickets and the repairs from the roll-ups (the tickets of
+    an interval report from the raw rows: the ticket roll-ups are by day)."""
+    await _add_call_rows(conn, builder, _ROLLUP_CALLS_SQL[query.slot], query.rolled)
+    await _add_offer_rows(conn, builder, _ROLLUP_OFFERS_SQL[query.slot], query.rolled)
+    if query.slot:
+        await _add_tickets(conn, builder, query, now)
+        return
+    dates = query.rolled[:3]
+    tickets = conn.cursor(_ROLLUP_TICKETS_SQL, *dates, now, query.zone, prefetch=_PREFETCH)
+    async for row in tickets:
+        builder.add_ticket_group(_ticket_group(row))
+    async for row in conn.cursor(_ROLLUP_REPAIRS_SQL, *dates, prefetch=_PREFETCH):
+        builder.add_repair_group(
+            RepairGroup(row["period"], row["party"], row["completed"], row["on_time"], row["late"])
+        )
+    await _add_callbacks(conn, builder, query)
 
 
 def _call_group(row: Any, key: str) -> CallGroup:
@@ -317,15 +504,15 @@ def _call_group(row: Any, key: str) -> CallGroup:
         abandoned_within=row["abandoned_within"],
         short_abandoned=row["short_abandoned"],
         overflowed=row["overflowed"],
-        answered_wait_seconds=row["answered_wait"],
     )
     return CallGroup(
         period=row["period"],
         key=key,
         tally=tally,
         in_progress=row["in_progress"],
-        talk_seconds=row["talk"],
-        wrap_up_seconds=row["wrap_up"],
+        talk_us=row["talk_us"],
+        wrap_up_ns=row["wrap_up_ns"],
+        answered_wait_ns=row["answered_wait_ns"],
         abandoned_waiting=row["abandoned_waiting"],
         abandoned_ringing=row["abandoned_ringing"],
         longest_wait=row["longest_wait"],
@@ -334,28 +521,34 @@ def _call_group(row: Any, key: str) -> CallGroup:
     )
 
 
-async def _add_tickets(
-    conn: Any, builder: ReportBuilder, slot: int, args: tuple[object, ...], now: datetime
-) -> None:
+def _ticket_group(row: Any) -> TicketGroup:
+    return TicketGroup(
+        period=row["period"],
+        tickets=row["tickets"],
+        complaints=row["complaints"],
+        complaints_on_time=row["on_time"],
+        complaints_late=row["late"],
+        repairs=row["repairs"],
+        scores=(row["s1"], row["s2"], row["s3"], row["s4"], row["s5"]),
+    )
+
+
+async def _add_tickets(conn: Any, builder: ReportBuilder, query: _Query, now: datetime) -> None:
     """The tickets opened, the repairs completed and the callbacks, summed per period."""
+    slot, args = query.slot, query.raw
     async for row in conn.cursor(_TICKETS_SQL[slot], *args, now, prefetch=_PREFETCH):
-        builder.add_ticket_group(
-            TicketGroup(
-                period=row["period"],
-                tickets=row["tickets"],
-                complaints=row["complaints"],
-                complaints_on_time=row["on_time"],
-                complaints_late=row["late"],
-                repairs=row["repairs"],
-                scores=(row["s1"], row["s2"], row["s3"], row["s4"], row["s5"]),
-            )
-        )
+        builder.add_ticket_group(_ticket_group(row))
     async for row in conn.cursor(_REPAIRS_SQL[slot], *args, prefetch=_PREFETCH):
         builder.add_repair_group(
             RepairGroup(row["period"], row["party"], row["completed"], row["on_time"], row["late"])
         )
-    for sql in (_CALLBACKS_SQL[slot], _CALLBACK_ENDS_SQL[slot]):
-        async for row in conn.cursor(sql, *args, prefetch=_PREFETCH):
+    await _add_callbacks(conn, builder, query)
+
+
+async def _add_callbacks(conn: Any, builder: ReportBuilder, query: _Query) -> None:
+    """The callbacks scheduled and ended, per period (from the raw rows, a few a day)."""
+    for sql in (_CALLBACKS_SQL[query.slot], _CALLBACK_ENDS_SQL[query.slot]):
+        async for row in conn.cursor(sql, *query.raw, prefetch=_PREFETCH):
             builder.add_callback(row["period"], row["status"], row["count"])
 
 

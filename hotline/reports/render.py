@@ -56,6 +56,7 @@ def report_json(report: Report) -> dict[str, Any]:
         "from": request.first.isoformat(),
         "to": request.last.isoformat(),
         "time_zone": report.time_zone,
+        "site": request.site,
         "generated_at": report.generated_at.isoformat(),
         "rules": {f.name: getattr(report.rules, f.name) for f in fields(report.rules)},
         "periods": [

@@ -44,6 +44,7 @@ from hotline.store.migrate import migrate, migrations_dir
 from hotline.store.opentickets import OpenTickets
 from hotline.store.outbox import Outbox
 from hotline.store.records import Recorder, apply_records
+from hotline.store.rollup import configure_rollup_at_start
 from hotline.store.rules import CATEGORIES, RetryPolicy
 from hotline.store.sites import SiteConflict, claim_agents, claim_letter
 from hotline.store.tickets import TicketFilter, Tickets
@@ -186,6 +187,7 @@ async def store_context(
         log.info("store.migrated", applied=[m.name for m in applied])
     pool = await create_pool(dsn, max_size=database.pool_size)
     try:
+        await configure_rollup_at_start(pool, settings)
         open_tickets = OpenTickets(
             numbers.allocate, rule=settings.tickets.attach, attach_days=settings.tickets.attach_days
         )

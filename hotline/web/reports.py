@@ -1,4 +1,4 @@
-"""The reports API: ``GET /api/reports?period=&from=&to=&format=``.
+"""The reports API: ``GET /api/reports?period=&from=&to=&format=&site=``.
 
 The same report as ``hotline report`` (see :mod:`hotline.reports`), for
 supervisors, admins and the integration token (which :mod:`hotline.web.auth`
@@ -58,6 +58,11 @@ _QUERY: Final = {
     ),
     "section": Text(enum=SECTIONS, description="with format=csv: only this section's table"),
     "lang": Text(enum=LANGUAGES, description="the HTML page's language: en (default) or zh"),
+    "site": Text(
+        max_length=64,
+        pattern="[A-Za-z0-9][A-Za-z0-9_.-]{0,63}",
+        description="one site's calls and rings ([service] pbx_id); default: the whole centre",
+    ),
 }
 _KINDS: Final[dict[str, dict[str, Any]]] = {
     "int": scalar("integer"),
@@ -92,6 +97,7 @@ REPORT_SCHEMA: Final = record(
         "from": _DAY,
         "to": _DAY,
         "time_zone": string(),
+        "site": {**string(nullable=True), "description": "the site (pbx_id); null: every site"},
         "generated_at": string(fmt="date-time"),
         "rules": record(
             {
@@ -142,6 +148,7 @@ async def report(request: web.Request, given: Input) -> web.Response:
             query.get("format", "json"),
             query.get("section"),
             query.get("lang", "en"),
+            query.get("site"),
         )
     except ReportError as exc:
         raise ValidationFailed(exc.fields) from exc
@@ -155,7 +162,8 @@ async def report(request: web.Request, given: Input) -> web.Response:
     if wanted.format in ("csv", "xlsx", "zip"):
         part = f"-{wanted.section}" if wanted.section else ""
         dates = f"{wanted.first.isoformat()}-{wanted.last.isoformat()}"
-        name = f"hotline-report-{dates}{part}.{wanted.format}"
+        where = f"-{wanted.site}" if wanted.site else ""
+        name = f"hotline-report{where}-{dates}{part}.{wanted.format}"
         response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     if wanted.format == "html":
         response.headers["Content-Security-Policy"] = _HTML_POLICY
