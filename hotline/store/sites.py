@@ -19,7 +19,7 @@ Agent ids, likewise, are unique across the centre: ``users``, ``agent_states`` a
 ``agent_state_log`` are keyed by them, so two sites configuring agent ``2001``
 would share one persisted state and one line in the reports. At start every
 instance claims its configured agent ids for its site in ``site_agents``
-(migration ``0013_site_agents.sql``), in one transaction: an id another site
+(migration ``0010_site_agents.sql``), in one transaction: an id another site
 claims refuses the start (:class:`AgentConflict`, a :class:`SiteConflict`, so
 exit 2 too) and claims nothing. A site's claims are the agents it last started
 with: the ids it no longer configures are released by the same transaction.
