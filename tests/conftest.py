@@ -48,6 +48,8 @@ from hotline.store.migrate import apply_migrations
 
 _T = TypeVar("_T")
 
+pytest_plugins = ["tests.taskdump"]  # a hung test prints its asyncio tasks' awaits
+
 TIERS = ("unit", "integration", "e2e", "browser")
 """The test tiers (markers registered in pyproject.toml); one per test module."""
 
