@@ -21,7 +21,6 @@ the web app sets the event it was given, ``woken``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -117,8 +116,8 @@ class CallbackScheduler:
             try:
                 await asyncio.wait({sleeping, woken}, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                for waiter in (sleeping, woken):
-                    waiter.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await waiter
+                # Cancelled, never awaited: awaiting them here would swallow a cancellation
+                # of this task that arrived meanwhile, and the loop would poll for ever.
+                sleeping.cancel()
+                woken.cancel()
         self._woken.clear()
