@@ -291,4 +291,7 @@ async def test_a_raised_caller_is_listed_first_as_they_will_be_answered_first() 
     hub.flush()
     board.read()  # the delta's diff, merged
     assert [c["call_id"] for c in board.queues["support"]["waiting"]] == [second, first]
+    support = board.queues["support"]
+    assert support["longest_since"] == min(c["since"] for c in support["waiting"])  # first's
+    assert support["longest_since"] == support["waiting"][1]["since"]
     assert [call.call_id for call in router.waiting_calls("support")] == [second, first]

@@ -707,7 +707,8 @@ class LiveHub:
             "name": name,
             "waiting": waiting,
             "waiting_count": len(waiting),
-            "longest_since": waiting[0]["since"] if waiting else None,
+            # The list is in answering order (priority first): the longest wait is its min.
+            "longest_since": min((line["since"] for line in waiting), default=None),
             "agents": states,
             "today": {
                 "answered": today.calls.answered,
@@ -736,7 +737,7 @@ class LiveHub:
             "name": agent.config.name or agent.id,
             "queues": list(agent.config.queues),
             "state": agent.state.value,
-            "since": agent.state_since,
+            "since": agent.state_since or None,  # None: no change seen since the start
             "pause_reason": agent.pause_reason,
             "call_since": call_since,
             "wrap_up_until": agent.wrap_up_until,

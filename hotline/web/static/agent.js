@@ -28,7 +28,7 @@ function showState() {
 
 function tick() {
   if (!agent) return;
-  setText("state-timer", duration(serverNow() - agent.since));
+  setText("state-timer", agent.since ? duration(serverNow() - agent.since) : "");
   const wrap = document.getElementById("wrap-up");
   wrap.hidden = agent.state !== "wrap_up" || !agent.wrap_up_until;
   if (!wrap.hidden) {

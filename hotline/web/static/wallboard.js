@@ -152,14 +152,14 @@ async function act(action, agentId) {
 }
 
 function agentTile(agent) {
-  const inState = serverNow() - agent.since;
+  const inState = agent.since === null ? null : serverNow() - agent.since; // null: not known
   const talking = agent.call_since === null ? null : serverNow() - agent.call_since;
   const long = talking !== null && talking > LONG_CALL;
   const tile = el(
     "article",
     { class: `tile ${agent.state}${long ? " long" : ""}`, dataset: { agent: agent.id, state: agent.state } },
     el("h3", {}, agent.name, " ", el("small", {}, agent.id), siteLabel(agent.site)),
-    el("p", { class: "state" }, t(`state.${agent.state}`), " ", duration(inState)),
+    el("p", { class: "state" }, t(`state.${agent.state}`), " ", inState === null ? "" : duration(inState)),
     el("p", { class: "reason" }, agent.pause_reason ? reasonText(agent.pause_reason) : ""),
     el("p", { class: "call" }, talking === null ? "" : duration(talking), long ? ` ${t("wall.long_call")}` : ""),
     el("p", { class: "today" }, t("wall.answered", { n: agent.answered_today }), " · ", t("wall.missed", { n: agent.missed_today })),
