@@ -18,6 +18,11 @@
 - ``POST /api/supervise/{agent_id}/pause`` (with a reason) and ``.../logout``:
   force an agent's state.
 
+Listen, whisper and barge go out on this instance's AMI connection, so only from
+the instance that holds the PBX's lease: a standby answers 409 with a clear
+message (its wallboard shows the whole centre, but the lease fences what it
+sends to the PBX; forwarding the Originate to the active is not done).
+
 Supervisor actions are for supervisors and admins only (403 for agents and the
 integration token, which has no phone); every one is written to the audit log
 (``supervisor.listen``, ``supervisor.pause``, ...).
@@ -44,7 +49,7 @@ from hotline.web.agents import AGENT_SCHEMA, agent_json
 from hotline.web.auth import USERS, principal_of, store_of
 from hotline.web.customers import customer_json
 from hotline.web.errors import json_error
-from hotline.web.keys import AMI, ASKS, ENGINE
+from hotline.web.keys import AMI, ASKS, ENGINE, LEASE
 from hotline.web.openapi import Api, Input, record, scalar, string
 from hotline.web.schema import Object, Text
 from hotline.web.tickets import ticket_json
@@ -159,8 +164,23 @@ async def screen_pop(request: web.Request, _: Input) -> web.Response:
     return web.json_response(body)
 
 
+def _routing_only(request: web.Request) -> None:
+    """Refuse (409) on a standby: only the lease holder sends actions to the PBX."""
+    lease = request.app.get(LEASE)
+    if lease is not None and not lease.active:
+        raise json_error(
+            409,
+            "conflict",
+            message=(
+                f"this instance is a standby for pbx {lease.pbx_id}: only the active one "
+                "sends actions to the PBX; use a wallboard served by the active instance"
+            ),
+        )
+
+
 async def _spy(request: web.Request, action: str, agent_id: str) -> web.Response:
     _supervisor_only(request)
+    _routing_only(request)
     principal = principal_of(request)
     target = _agent_device(request, agent_id)
     assert principal.user_id is not None  # supervisors and admins are users
