@@ -1,7 +1,9 @@
-""""Ask a supervisor" across the instances of a centre (hotline/web/ask_feed.py): two
+""" "Ask a supervisor" across the instances of a centre (hotline/web/ask_feed.py): two
 services for one PBX (the sim) on one database and one Redis; an agent's ask taken by the
-active shows on the standby's wallboard feed, a dismiss there clears it on the active, an
-instance started later reads the asks open now, and the call ending clears them everywhere.
+active shows on the standby's wallboard feed, an instance started later reads the asks
+open now, a dismiss on the standby clears it everywhere, a whisper from the standby is
+forwarded to the active (the PBX receives the ChanSpy Originate) and resolves it, and the
+call ending clears the asks everywhere.
 
 The services run in this process on the sim's virtual clock (as in test_live_relay.py);
 the pages are real WebSockets, the requests real HTTP with the session's CSRF token.
@@ -30,6 +32,7 @@ from hotline.sim.pbx import SimPbx
 from hotline.sim.scenario import AgentBehaviour, AgentGroup, Arrivals, Fixed, Scenario
 from hotline.store.users import Users
 from hotline.web.keys import ENGINE, LEASE, STORE
+from hotline.web.spy_relay import SPY_RELAY
 from hotline.web.wall import ALERTS
 from tests.api_support import FAST, PASSWORD
 from tests.support import scenario_until
@@ -176,6 +179,15 @@ class Page:
                     return asks
 
 
+def _spied(stack: Stack, data: str) -> bool:
+    """The PBX rang the supervisor's device into ChanSpy with ``data``."""
+    return any(
+        spy.data == data and name.startswith(SUPERVISOR_DEVICE)
+        for name, channel in stack.sim.channels.items()
+        for spy in channel.spies
+    )
+
+
 def _ask_ids(app: web.Application) -> set[str]:
     return {key for key, a in app[ALERTS].board.alerts.items() if a.condition.kind == "ask"}
 
@@ -206,12 +218,6 @@ async def test_an_ask_is_shared_answered_and_cleared_across_instances(
         ]
         assert shown == [ask]  # the same alert, with the moment it was raised
 
-        # A standby does not send actions to the PBX: a clear refusal, the ask stays.
-        status, body = await boss.post(f"/api/wallboard/alerts/{ask['id']}/whisper")
-        assert status == 409
-        assert "standby" in body["message"]
-        assert _ask_ids(active.app) == {ask["id"]}
-
         # An instance started later reads the asks open now.
         late = await start_standby("C")
         await scenario_until(
@@ -228,11 +234,36 @@ async def test_an_ask_is_shared_answered_and_cleared_across_instances(
             what="the dismiss on every instance",
         )
 
+        # Answered from the standby: the whisper is forwarded to the active, whose AMI
+        # connection sends the ChanSpy Originate for sam's device; resolved everywhere.
+        status, body = await ann.post("/api/panel/ask", {"note": "help"})
+        assert status == 200, body
+        second = body["alert"]["id"]
+        assert second != ask["id"]
+        assert [a["id"] for a in await boss.asks(lambda asks: bool(asks))] == [second]
+        for instance in (standby.app, active.app):
+            await instance[SPY_RELAY].ready.wait()  # both channels subscribed
+        status, body = await boss.post(f"/api/wallboard/alerts/{second}/whisper")
+        assert (status, body) == (
+            200,
+            {"action": "whisper", "agent_id": "2001", "device": SUPERVISOR_DEVICE},
+        )
+        await scenario_until(
+            active.clock, lambda: _spied(active, f"{AGENT_DEVICE},qw"), what="the ChanSpy"
+        )
+        assert standby.app[SPY_RELAY].forwarded == 1
+        assert active.app[SPY_RELAY].handled == 1
+        await boss.asks(lambda asks: not asks)
+        await scenario_until(
+            active.clock,
+            lambda: not _ask_ids(active.app) and not _ask_ids(late.app),
+            what="the answered ask resolved on every instance",
+        )
+
         # Asked again: the active clears it when the call ends, for every instance.
         status, body = await ann.post("/api/panel/ask", {"note": "again"})
         assert status == 200, body
         again = body["alert"]["id"]
-        assert again != ask["id"]
         assert [a["id"] for a in await boss.asks(lambda asks: bool(asks))] == [again]
         await boss.asks(lambda asks: not asks)  # the caller hangs up after the talk
         assert router.call_of_agent("2001") is None

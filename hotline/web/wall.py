@@ -38,9 +38,9 @@ route), and the asks are shared by every instance of the centre through Redis
 instance, the same list shows on every wallboard, and an instance that starts
 reads the asks open now. An ask whose call ended is resolved by the instance that
 routes that call (the active of the ask's ``site``). Answering with whisper or
-barge rings the supervisor through the PBX of the agent's call, so only from a
-wallboard of the ask's site served by its active instance: another site's ask, or
-a standby, answers 409 with a message saying so (dismissing works anywhere).
+barge rings the supervisor through the PBX of the agent's call: from any other
+instance (a standby, another site) the Originate is forwarded to that site's
+active (:mod:`hotline.web.spy_relay`).
 """
 
 from __future__ import annotations
@@ -244,13 +244,17 @@ class AlertCenter:
         self.publish()
         return alert
 
-    def agent_joined(self, agent_id: str) -> None:
-        """A supervisor listens, whispers or barges on the agent's call (from the alert or
-        the agent's tile): the agent's requests are answered."""
+    def agent_joined(self, agent_id: str, site: str | None = None) -> None:
+        """A supervisor listens, whispers or barges on the call of the agent of ``site``
+        (default: this instance's), from the alert or the agent's tile: the agent's
+        requests are answered, on every instance."""
+        site = self.site if site is None else site
         keys = [
             key
             for key, alert in self.board.alerts.items()
-            if alert.condition.kind == "ask" and alert.condition.detail["agent_id"] == agent_id
+            if alert.condition.kind == "ask"
+            and alert.condition.detail["agent_id"] == agent_id
+            and alert.condition.detail.get("site", "") == site
         ]
         for key in keys:
             self._resolved(key)
@@ -441,19 +445,8 @@ async def _answer(request: web.Request, action: str, alert_id: str) -> web.Respo
     _supervisor_only(request)
     alert = _ask(request, alert_id)
     detail = alert.condition.detail
-    site = detail.get("site", "")
-    if site != request.app[ALERTS].site:
-        raise json_error(
-            409,
-            "conflict",
-            message=(
-                f"this request is from site {site}: answer it from a wallboard of that "
-                "site (its PBX carries the call); dismissing works from anywhere"
-            ),
-            site=site,
-        )
     # Audited as supervisor.<action>; resolves the agent's requests once the PBX took it.
-    response = await _spy(request, action, detail["agent_id"])
+    response = await _spy(request, action, detail["agent_id"], detail.get("site") or None)
     await AuditLog(store_of(request).pool).write(
         principal_of(request).name,
         "supervisor.ask_answered",
