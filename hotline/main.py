@@ -60,6 +60,7 @@ from hotline.web.keys import (
     TICKET_NUMBERS,
 )
 from hotline.web.live_sites import sites_context
+from hotline.web.panels import spy_relay_context
 
 __all__ = ["create_app"]
 
@@ -216,6 +217,7 @@ def create_app(
             engine,
             live.live_context,
             desk_feed.desk_feed_context,
+            spy_relay_context,
             sites_context,
             connect,
         ]

@@ -35,6 +35,7 @@ from redis.exceptions import RedisError
 from hotline.web.auth import Principal
 from hotline.web.keys import SETTINGS
 from hotline.web.live import HUB
+from hotline.web.redis_channel import follow
 
 __all__ = [
     "DESK_CHANNEL",
@@ -50,7 +51,6 @@ log = structlog.get_logger("hotline.web.desk_feed")
 
 PUBLISH_TIMEOUT: Final = 1.0
 """Wall seconds a handler waits for Redis to take a desk fact before giving up on it."""
-_RETRY_MAX: Final = 2.0
 DESK_CHANNEL: Final = "live:{pbx_id}:desk"
 """The channel, under ``[redis] prefix``."""
 
@@ -129,27 +129,16 @@ class DeskFeed:
 
     async def run(self) -> None:
         """Read the channel until cancelled; re-subscribe after an error."""
-        retry = 0.05
-        while True:
-            pubsub = self.client.pubsub()
-            try:
-                await pubsub.subscribe(self.channel)
-                self.subscribed.set()
-                retry = 0.05
-                while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
-                    if message is not None and message.get("type") == "message":
-                        with contextlib.suppress(ValueError, KeyError, TypeError):
-                            self.on_message(message["data"])
-            except (RedisError, OSError) as exc:
-                self.errors += 1
-                log.warning("web.desk_subscribe_failed", error=f"{type(exc).__name__}: {exc}")
-            finally:
-                self.subscribed.clear()
-                with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-            await asyncio.sleep(retry)
-            retry = min(retry * 2, _RETRY_MAX)
+        await follow(
+            self.client,
+            self.channel,
+            self.on_message,
+            subscribed=self.subscribed,
+            on_error=self._failed,
+        )
+
+    def _failed(self, _: BaseException) -> None:
+        self.errors += 1
 
 
 DESK_FEED: Final = web.AppKey("desk_feed", DeskFeed)

@@ -34,8 +34,9 @@ __all__ = [
 class AskResolver(Protocol):
     """What a supervisor's listen, whisper or barge tells the wallboard's alerts."""
 
-    def agent_joined(self, agent_id: str) -> None:
-        """A supervisor joined the agent's call: their requests for one are answered."""
+    def agent_joined(self, agent_id: str, site: str | None = None) -> None:
+        """A supervisor joined the call of the agent (of ``site``, default this instance's):
+        their requests for one are answered."""
         ...  # pragma: no cover
 
 

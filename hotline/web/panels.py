@@ -18,6 +18,12 @@
 - ``POST /api/supervise/{agent_id}/pause`` (with a reason) and ``.../logout``:
   force an agent's state.
 
+Listen, whisper and barge leave from the instance that holds the lease of the
+agent's PBX (the lease fences a standby's actions; another site's instance has
+no connection to that PBX): any other instance forwards them to that active
+through Redis (:mod:`hotline.web.spy_relay`, :func:`spy_relay_context`), or,
+without Redis, answers 409 saying it is a standby.
+
 Supervisor actions are for supervisors and admins only (403 for agents and the
 integration token, which has no phone); every one is written to the audit log
 (``supervisor.listen``, ``supervisor.pause``, ...).
@@ -27,9 +33,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import redis.asyncio as aioredis
 from aiohttp import web
 
 from hotline.ami.client import AmiError
@@ -44,12 +52,13 @@ from hotline.web.agents import AGENT_SCHEMA, agent_json
 from hotline.web.auth import USERS, principal_of, store_of
 from hotline.web.customers import customer_json
 from hotline.web.errors import json_error
-from hotline.web.keys import AMI, ASKS, ENGINE
+from hotline.web.keys import AMI, ASKS, ENGINE, LEASE, SETTINGS
 from hotline.web.openapi import Api, Input, record, scalar, string
 from hotline.web.schema import Object, Text
+from hotline.web.spy_relay import SPY_RELAY, ForwardFailed, SpyRelay, SpyResult, answer
 from hotline.web.tickets import ticket_json
 
-__all__ = ["POP_STORE_WAIT", "SPY_OPTIONS", "api"]
+__all__ = ["POP_STORE_WAIT", "SPY_OPTIONS", "api", "originate_spy", "spy_relay_context"]
 
 api = Api()
 
@@ -159,40 +168,103 @@ async def screen_pop(request: web.Request, _: Input) -> web.Response:
     return web.json_response(body)
 
 
-async def _spy(request: web.Request, action: str, agent_id: str) -> web.Response:
-    _supervisor_only(request)
-    principal = principal_of(request)
-    target = _agent_device(request, agent_id)
-    assert principal.user_id is not None  # supervisors and admins are users
-    user = await request.app[USERS].get(principal.user_id)
-    if not user.device:
-        raise json_error(409, "conflict", message="your user profile has no device to ring")
-    store = store_of(request)
-    await AuditLog(store.pool).write(
-        principal.name,
-        f"supervisor.{action}",
-        "agent",
-        agent_id,
-        {"device": user.device, "target": target},
-    )
+def _routing_only(request: web.Request) -> None:
+    """Refuse (409) on a standby without Redis to forward: only the lease holder sends
+    actions to the PBX."""
+    lease = request.app.get(LEASE)
+    if lease is not None and not lease.active:
+        raise json_error(
+            409,
+            "conflict",
+            message=(
+                f"this instance is a standby for pbx {lease.pbx_id}: only the active one "
+                "sends actions to the PBX; use a wallboard served by the active instance"
+            ),
+        )
+
+
+def _routes(app: web.Application) -> bool:
+    """Whether this instance holds its PBX's lease (or has none: it always routes)."""
+    lease = app.get(LEASE)
+    return lease is None or lease.active
+
+
+async def originate_spy(
+    app: web.Application, agent_id: str, device: str, options: str
+) -> SpyResult:
+    """Ring ``device`` into ChanSpy on the agent's device, on this instance's AMI connection
+    (as ``supervisor_spy.jsonl`` shows); the outcome as the spy relay carries it."""
+    agent = app[ENGINE].router.agents.get(agent_id)
+    if agent is None:
+        return answer("unknown_agent", "unknown agent")
+    target = agent.config.device
     try:
-        result = await request.app[AMI].action(
+        result = await app[AMI].action(
             "Originate",
             [
-                ("Channel", user.device),
+                ("Channel", device),
                 ("Application", "ChanSpy"),
-                ("Data", f"{target},{SPY_OPTIONS[action]}"),
+                ("Data", f"{target},{options}"),
                 ("Async", "true"),
                 ("Timeout", str(SPY_TIMEOUT_MS)),
             ],
         )
     except (AmiError, OSError) as exc:
-        raise json_error(503, "pbx unavailable", message=str(exc)) from exc
+        return answer("unavailable", str(exc), target)
     if not result.ok:
-        message = result.response.get("Message") or "refused"
-        raise json_error(503, "pbx refused", message=message)
+        return answer("refused", result.response.get("Message") or "refused", target)
+    return answer("ok", "", target)
+
+
+def _checked(result: SpyResult, agent_id: str) -> None:
+    """Raise the HTTP error an unsuccessful Originate means."""
+    status = result["status"]
+    if status == "unknown_agent":
+        raise json_error(404, "not found", message="unknown agent", agent=agent_id)
+    if status == "unavailable":
+        raise json_error(503, "pbx unavailable", message=result["message"])
+    if status != "ok":
+        raise json_error(503, "pbx refused", message=result["message"] or "refused")
+
+
+async def _spy(
+    request: web.Request, action: str, agent_id: str, site: str | None = None
+) -> web.Response:
+    """Listen, whisper or barge for the signed-in supervisor on ``agent_id`` of ``site``
+    (default: this instance's): sent here when this instance routes that site, otherwise
+    forwarded to its active (:mod:`hotline.web.spy_relay`), or refused without Redis."""
+    _supervisor_only(request)
+    principal = principal_of(request)
+    home = request.app[SETTINGS].service.pbx_id
+    site = site or home
+    relay = request.app.get(SPY_RELAY)
+    local = site == home and _routes(request.app)
+    if not local and relay is None:
+        _routing_only(request)
+        raise json_error(409, "conflict", message=f"the agent is on site {site}, not here")
+    target = _agent_device(request, agent_id) if local else None
+    assert principal.user_id is not None  # supervisors and admins are users
+    user = await request.app[USERS].get(principal.user_id)
+    if not user.device:
+        raise json_error(409, "conflict", message="your user profile has no device to ring")
+    detail: dict[str, Any] = {"device": user.device, "target": target}
+    if not local:  # the target is the device the site's active knows
+        detail["forwarded_to"] = site
+    await AuditLog(store_of(request).pool).write(
+        principal.name, f"supervisor.{action}", "agent", agent_id, detail
+    )
+    options = SPY_OPTIONS[action]
+    if local:
+        result = await originate_spy(request.app, agent_id, user.device, options)
+    else:
+        assert relay is not None
+        try:
+            result = await relay.forward(site, agent_id, user.device, options)
+        except ForwardFailed as exc:
+            raise json_error(503, "pbx unavailable", message=str(exc)) from exc
+    _checked(result, agent_id)
     if ASKS in request.app:  # the agent's "ask a supervisor", answered
-        request.app[ASKS].agent_joined(agent_id)
+        request.app[ASKS].agent_joined(agent_id, site)
     return web.json_response({"action": action, "agent_id": agent_id, "device": user.device})
 
 
@@ -262,3 +334,32 @@ async def force_pause(request: web.Request, given: Input) -> web.Response:
 async def force_logout(request: web.Request, given: Input) -> web.Response:
     """Log the agent out on a supervisor's order."""
     return await _force(request, "logout", given.path["agent_id"], "")
+
+
+async def spy_relay_context(app: web.Application) -> AsyncIterator[None]:
+    """``cleanup_ctx``: with ``[redis] url`` and ``[service] pbx_id``, the forwarding of
+    listen/whisper/barge to (and, while active, from) the other instances."""
+    settings = app[SETTINGS]
+    if not (settings.redis_url and settings.service.pbx_id):
+        yield
+        return
+    client = aioredis.Redis.from_url(settings.redis_url.reveal())
+
+    async def originate(agent_id: str, device: str, options: str) -> SpyResult:
+        return await originate_spy(app, agent_id, device, options)
+
+    relay = app[SPY_RELAY] = SpyRelay(
+        client,
+        prefix=settings.redis_prefix,
+        pbx_id=settings.service.pbx_id,
+        may_act=lambda: _routes(app),
+        originate=originate,
+    )
+    task = asyncio.create_task(relay.run(), name="spy-relay")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await client.aclose()

@@ -31,9 +31,16 @@ the alerts is also open to the integration token); every action is audited
 (``agent.ask_supervisor``, ``supervisor.ask_answered``, ``supervisor.alert_dismiss``,
 ``supervisor.priority``, ``supervisor.move``).
 
-The alerts live in this instance's memory: with several instances, each computes
+With several instances (``[redis] url`` and ``[service] pbx_id``), each computes
 the queue and complaint alerts itself (from the mirrored views when it does not
-route), and an "ask" shows on the wallboards of the instance that took it.
+route), and the asks are shared by every instance of the centre through Redis
+(:mod:`hotline.web.ask_feed`): raised, answered, dismissed or ended on any
+instance, the same list shows on every wallboard, and an instance that starts
+reads the asks open now. An ask whose call ended is resolved by the instance that
+routes that call (the active of the ask's ``site``). Answering with whisper or
+barge rings the supervisor through the PBX of the agent's call: from any other
+instance (a standby, another site) the Originate is forwarded to that site's
+active (:mod:`hotline.web.spy_relay`).
 """
 
 from __future__ import annotations
@@ -42,11 +49,13 @@ import asyncio
 import contextlib
 import itertools
 import math
+import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import asyncpg
+import redis.asyncio as aioredis
 import structlog
 from aiohttp import web
 
@@ -60,9 +69,10 @@ from hotline.domain.routing.waiting import PRIORITY_LIMIT, NotWaiting
 from hotline.engine import EngineError
 from hotline.store.audit import AuditLog
 from hotline.store.resources import Store
+from hotline.web.ask_feed import AskFeed
 from hotline.web.auth import USERS, principal_of, store_of
 from hotline.web.errors import json_error
-from hotline.web.keys import ASKS, CLOCK, ENGINE, STORE
+from hotline.web.keys import ASKS, CLOCK, ENGINE, SETTINGS, STORE
 from hotline.web.live import HUB, SUPERVISING_ROLES, LiveHub
 from hotline.web.openapi import Api, Input, array, record, scalar, string
 from hotline.web.panels import _spy, _supervisor_only
@@ -107,7 +117,10 @@ class AlertCenter:
         self.clock = clock
         self.board = AlertBoard()
         self.store: Store | None = None
-        self._asks = itertools.count(1)
+        self.site = ""
+        """This instance's ``pbx_id`` (its asks carry it as ``site``)."""
+        self.shared: AskFeed | None = None
+        """The asks shared with the other instances (:mod:`hotline.web.ask_feed`)."""
 
     # -- rules --------------------------------------------------------------------------
 
@@ -160,16 +173,24 @@ class AlertCenter:
         ]
 
     def _drop_ended_asks(self, router: Router) -> bool:
+        """Resolve the asks of this site whose call ended or left the agent (this instance
+        routes them: it decides for every instance)."""
         changed = False
         for alert in list(self.board.alerts.values()):
             detail = alert.condition.detail
-            if alert.condition.kind != "ask":
+            if alert.condition.kind != "ask" or detail.get("site", "") != self.site:
                 continue
             call = router.call_of_agent(detail["agent_id"])
             if call is None or call.call_id != detail["call_id"]:
-                self.board.resolve(alert.condition.key)
+                self._resolved(alert.condition.key)
                 changed = True
         return changed
+
+    def _resolved(self, key: str) -> Alert | None:
+        alert = self.board.resolve(key)
+        if alert is not None and self.shared is not None:
+            self.shared.resolved(key)
+        return alert
 
     async def check_complaints(self) -> bool:
         """Raise an alert per complaint past its committed reply time (the tickets store's
@@ -204,9 +225,10 @@ class AlertCenter:
             if alert.condition.kind == "ask" and alert.condition.detail["call_id"] == call.call_id:
                 return alert
         condition = Condition(
-            f"ask:{next(self._asks)}",
+            f"ask:{secrets.token_hex(6)}",  # unique across the instances
             "ask",
             {
+                "site": self.site,
                 "agent_id": agent_id,
                 "agent": agent_name,
                 "number": call.number,
@@ -217,28 +239,59 @@ class AlertCenter:
             },
         )
         alert = self.board.raise_(condition, self.clock.now())
+        if self.shared is not None:
+            self.shared.raised(alert.to_json())
         self.publish()
         return alert
 
-    def agent_joined(self, agent_id: str) -> None:
-        """A supervisor listens, whispers or barges on the agent's call (from the alert or
-        the agent's tile): the agent's requests are answered."""
+    def agent_joined(self, agent_id: str, site: str | None = None) -> None:
+        """A supervisor listens, whispers or barges on the call of the agent of ``site``
+        (default: this instance's), from the alert or the agent's tile: the agent's
+        requests are answered, on every instance."""
+        site = self.site if site is None else site
         keys = [
             key
             for key, alert in self.board.alerts.items()
-            if alert.condition.kind == "ask" and alert.condition.detail["agent_id"] == agent_id
+            if alert.condition.kind == "ask"
+            and alert.condition.detail["agent_id"] == agent_id
+            and alert.condition.detail.get("site", "") == site
         ]
         for key in keys:
-            self.board.resolve(key)
+            self._resolved(key)
         if keys:
             self.publish()
 
     def resolve(self, key: str) -> Alert | None:
-        """Clear one alert (pushing the change)."""
-        alert = self.board.resolve(key)
+        """Clear one alert (pushing the change; an ask is resolved on every instance)."""
+        alert = self._resolved(key)
         if alert is not None:
             self.publish()
         return alert
+
+    # -- the asks of the other instances (:class:`hotline.web.ask_feed.AskFeed`) ------------
+
+    def adopt(self, ask: dict[str, Any]) -> None:
+        """Hold an ask as the feed sends it (raised here or on another instance)."""
+        alert = _ask_alert(ask)
+        if alert is not None and self.board.alerts.get(alert.condition.key) != alert:
+            self.board.alerts[alert.condition.key] = alert
+            self.publish()
+
+    def forget(self, ask_id: str) -> None:
+        """Drop an ask resolved on another instance (or here)."""
+        if self.board.resolve(ask_id) is not None:
+            self.publish()
+
+    def adopt_all(self, asks: list[dict[str, Any]]) -> None:
+        """Hold exactly these asks (the shared copy, read after subscribing)."""
+        wanted = {alert.condition.key: alert for alert in map(_ask_alert, asks) if alert}
+        held = {key: a for key, a in self.board.alerts.items() if a.condition.kind == "ask"}
+        if held == wanted:
+            return
+        for key in held.keys() - wanted.keys():
+            del self.board.alerts[key]
+        self.board.alerts.update(wanted)
+        self.publish()
 
     def publish(self) -> None:
         """Push the whole list, newest first, to the supervising pages."""
@@ -270,6 +323,17 @@ class AlertCenter:
             await self.clock.sleep(ALERT_INTERVAL)
 
 
+def _ask_alert(ask: dict[str, Any]) -> Alert | None:
+    """An ask as the feed sends it (:meth:`Alert.to_json`) as an alert; None if it is not one."""
+    detail = {k: v for k, v in ask.items() if k not in ("id", "kind", "since")}
+    key, since = ask.get("id"), ask.get("since")
+    if ask.get("kind") != "ask" or not isinstance(key, str) or not key.startswith("ask:"):
+        return None
+    if not isinstance(since, int | float) or not isinstance(detail.get("agent_id"), str):
+        return None
+    return Alert(Condition(key, "ask", detail), float(since))
+
+
 def _figures(view: dict[str, Any]) -> QueueFigures:
     """A queue's live view (:mod:`hotline.web.live`) as the rules' figures."""
     return QueueFigures(
@@ -291,11 +355,24 @@ async def _alerts_context(app: web.Application) -> AsyncIterator[None]:
     router)."""
     center = app[ALERTS]
     center.store = app.get(STORE)
-    task = asyncio.create_task(center.run(), name="wall-alerts")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    settings = app[SETTINGS]
+    center.site = settings.service.pbx_id
+    tasks = [asyncio.create_task(center.run(), name="wall-alerts")]
+    client = None
+    if settings.redis_url and settings.service.pbx_id:  # the asks shared by the centre
+        client = aioredis.Redis.from_url(settings.redis_url.reveal())
+        center.shared = AskFeed(client, prefix=settings.redis_prefix, holder=center)
+        tasks.append(asyncio.create_task(center.shared.run(), name="ask-feed"))
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if client is not None:
+            await client.aclose()
 
 
 def install(app: web.Application) -> None:
@@ -369,7 +446,7 @@ async def _answer(request: web.Request, action: str, alert_id: str) -> web.Respo
     alert = _ask(request, alert_id)
     detail = alert.condition.detail
     # Audited as supervisor.<action>; resolves the agent's requests once the PBX took it.
-    response = await _spy(request, action, detail["agent_id"])
+    response = await _spy(request, action, detail["agent_id"], detail.get("site") or None)
     await AuditLog(store_of(request).pool).write(
         principal_of(request).name,
         "supervisor.ask_answered",
