@@ -239,4 +239,21 @@ async def store_context(
                 await reconciler
             await outbox.close()
     finally:
-        await pool.close()
+        await _close_pool(pool)
+
+
+POOL_CLOSE_TIMEOUT: Final = 5.0
+"""Seconds a stopping store waits for its connections to close gracefully."""
+
+
+async def _close_pool(pool: Pool) -> None:
+    """Close the pool; with the database unreachable (a query stalled on a dead link, a
+    cancelled query's cancel request), terminate its connections after
+    :data:`POOL_CLOSE_TIMEOUT` instead of waiting out each command's timeout: a process
+    stepping down for a lost database must exit at once (the outbox has spilled)."""
+    try:
+        async with asyncio.timeout(POOL_CLOSE_TIMEOUT):
+            await pool.close()
+    except TimeoutError:
+        log.warning("store.pool_close_timeout", seconds=POOL_CLOSE_TIMEOUT)
+        pool.terminate()
