@@ -372,3 +372,17 @@ OUTCOMES = {
     ("redirected", None): Outcome.OVERFLOWED,
 }
 """The service's outcome for each ground-truth ``(outcome, abandoned_while)``."""
+
+
+CHROMIUM: str = "/usr/bin/chromium"
+"""Debian's chromium: the browser tests never download one."""
+
+FLAGS: list[str] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+"""Chromium's flags for the browser tests: headless, no sandbox (root in CI), quiet."""

@@ -14,6 +14,7 @@ import pytest
 from playwright.async_api import async_playwright, expect
 
 from tests.api_support import running_api
+from tests.support import CHROMIUM, FLAGS
 
 pytestmark = [
     pytest.mark.browser,
@@ -21,8 +22,6 @@ pytestmark = [
     pytest.mark.timeout(300),
 ]
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 WAIT_MS = 20_000  # generous: a loaded machine is slow, the assertion is what appears
 
 

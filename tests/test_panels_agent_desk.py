@@ -36,7 +36,7 @@ from hotline.store.tickets import Tickets
 from hotline.store.users import Users
 from hotline.web.keys import STORE
 from tests.api_support import FAST, PASSWORD
-from tests.support import eventually
+from tests.support import CHROMIUM, FLAGS, eventually
 
 pytestmark = [
     pytest.mark.browser,
@@ -44,15 +44,6 @@ pytestmark = [
     pytest.mark.timeout(300),
 ]
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 CALLER = "13900139055"
 NAME = "Mrs Lin <img src=x onerror=alert(1)>"
 UNIT = "3-501"

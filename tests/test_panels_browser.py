@@ -37,7 +37,7 @@ from hotline.store.customers import Customers
 from hotline.store.users import Users
 from hotline.web.keys import STORE
 from tests.api_support import FAST, PASSWORD
-from tests.support import eventually
+from tests.support import CHROMIUM, FLAGS, eventually
 
 pytestmark = [
     pytest.mark.browser,
@@ -45,15 +45,6 @@ pytestmark = [
     pytest.mark.timeout(300),
 ]
 
-CHROMIUM: str = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 XSS_NAME = "<img src=x onerror=alert(1)>"
 CALLER = "13900139003"
 SUPERVISOR_DEVICE = "Local/9001@supervisors"

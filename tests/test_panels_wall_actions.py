@@ -35,7 +35,7 @@ from hotline.sim.scenario import (
 from hotline.store.users import Users
 from hotline.web.keys import STORE
 from tests.api_support import FAST, PASSWORD
-from tests.support import eventually
+from tests.support import CHROMIUM, FLAGS, eventually
 from tests.test_panels_browser import screenshot_dir
 
 pytestmark = [
@@ -44,15 +44,6 @@ pytestmark = [
     pytest.mark.timeout(300),
 ]
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 AGENT_DEVICE = "Local/2001@agents"
 BILLING_DEVICE = "Local/3001@agents"
 SUPERVISOR_DEVICE = "Local/9001@supervisors"

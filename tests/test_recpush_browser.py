@@ -19,7 +19,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from hotline.store.audit import AuditLog
 from tests.api_support import PASSWORD, RunningApi, running_api
-from tests.support import eventually
+from tests.support import CHROMIUM, FLAGS, eventually
 from tests.test_recordings_api import add_recording, write_wav
 
 pytestmark = [
@@ -28,8 +28,6 @@ pytestmark = [
     pytest.mark.timeout(300),
 ]
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 WAIT_MS = 20_000  # generous: a loaded machine is slow, the assertion is what appears
 
 

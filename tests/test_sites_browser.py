@@ -15,8 +15,9 @@ import pytest
 from playwright.async_api import async_playwright, expect
 
 from hotline.sim.harness import Stack
+from tests.support import CHROMIUM, FLAGS
 from tests.test_live_sites import SITES, centre  # noqa: F401 - the fixture
-from tests.test_panels_browser import CHROMIUM, FLAGS, WAIT_MS, _sign_in
+from tests.test_panels_browser import WAIT_MS, _sign_in
 
 pytestmark = [
     pytest.mark.browser,
