@@ -309,6 +309,8 @@ class AgentRow:
     wrap_up_seconds: float
     survey_responses: int = 0
     survey_average: float | None = None
+    quality_reviews: int = 0
+    quality_average: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,6 +396,8 @@ class _Calls:
     missed_unavailable: int = 0
     survey_responses: int = 0
     survey_total: int = 0
+    quality_reviews: int = 0
+    quality_total: float = 0.0
     time: AgentTime = field(default_factory=AgentTime)
     logged_in: set[str] = field(default_factory=set)
     talk_us: int = 0
@@ -458,6 +462,8 @@ class _Calls:
         self.missed_unavailable += other.missed_unavailable
         self.survey_responses += other.survey_responses
         self.survey_total += other.survey_total
+        self.quality_reviews += other.quality_reviews
+        self.quality_total += other.quality_total
         self.time.absorb(other.time)
         self.logged_in |= other.logged_in
         self.talk_us += other.talk_us
@@ -596,6 +602,13 @@ class ReportBuilder:
     def add_offer_group(self, group: OfferGroup, *, agent: bool = False) -> None:
         """Add the counts of a group of rings: of a queue, or (``agent``) of an agent."""
         _sums(self._agents if agent else self._queues, group.period, group.key).add_offers(group)
+
+    def add_quality(self, period: date, agent: str, reviews: int, total: float) -> None:
+        """``reviews`` quality reviews of ``agent``'s calls of ``period``, their totals'
+        sum (the quality form's scores, :mod:`hotline.web.review`)."""
+        sums = _sums(self._agents, period, agent)
+        sums.quality_reviews += reviews
+        sums.quality_total += total
 
     def add_presence(
         self, times: dict[tuple[date, str], AgentTime], logged_in: dict[date, set[str]]
@@ -798,6 +811,8 @@ def _agent_row(
         wrap_up_seconds=sums.wrap_up,
         survey_responses=sums.survey_responses,
         survey_average=ratio(sums.survey_total, sums.survey_responses),
+        quality_reviews=sums.quality_reviews,
+        quality_average=ratio(sums.quality_total, sums.quality_reviews),
     )
 
 

@@ -87,6 +87,8 @@ CATALOG: Final[dict[str, dict[str, str]]] = {
         "Satisfaction scores": "满意度分布",
         "Survey responses": "满意度调查回复",
         "Survey score": "满意度调查均分",
+        "Quality reviews": "质检次数",
+        "Quality score": "质检均分",
         "share of calls": "占比",
         "calls": "呼叫数",
         "tickets": "工单数",

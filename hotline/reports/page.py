@@ -187,6 +187,10 @@ def _agent_table(report: Report) -> str:
         ("ASA", "average wait of those calls", lambda r: _secs(r.asa)),
         ("AHT", "(talk + wrap-up) / those calls", lambda r: _secs(r.aht)),
         *_survey_columns(),
+        ("Quality reviews", "calls of the period scored on the quality form",
+         lambda r: r.quality_reviews),
+        ("Quality score", "average total of those reviews",
+         lambda r: _score(r.quality_average)),
     ]  # fmt: skip
     return _table(report.agents, columns, lambda r: r.period is None or r.agent is None)
 

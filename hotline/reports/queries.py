@@ -147,6 +147,18 @@ _CALLS_SQL: Final = _range_query(
     "c.arrived_at",
     site=7,
 )
+_QUALITY_SQL: Final = _range_query(
+    """
+    select {period} as period, q.agent_id as agent, count(*)::int8 as reviews,
+           sum(q.total) as total
+    from quality_scores q join calls c on c.call_id = q.call_id
+    where {in_range}
+    group by 1, 2
+    """,
+    "c.arrived_at",
+    site=5,
+)
+"""Quality reviews per agent, in the period of the call reviewed (a few a day: raw rows)."""
 _OFFERS_SQL: Final = _range_query(
     """
     with parts as (
@@ -392,6 +404,8 @@ async def build_report(
         else:
             await _add_calls(conn, builder, query)
             await _add_tickets(conn, builder, query, now)
+        async for row in conn.cursor(_QUALITY_SQL[query.slot], *query.raw, request.site):
+            builder.add_quality(row["period"], row["agent"], row["reviews"], row["total"])
         presence = await _presence(conn, request, zone, now)
         builder.add_presence(presence.times, presence.logged_in)
     return await asyncio.to_thread(builder.build, time_zone=zone)
