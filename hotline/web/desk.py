@@ -43,6 +43,7 @@ from hotline.engine import EngineError
 from hotline.store.audit import AuditLog
 from hotline.store.db import NotFound
 from hotline.store.desk import Escalation, Escalations, HandoverNote, HandoverNotes
+from hotline.store.resources import Store
 from hotline.web.auth import Principal, principal_of, store_of
 from hotline.web.desk_feed import Audience, push
 from hotline.web.errors import json_error
@@ -419,6 +420,28 @@ async def panel_options(request: web.Request, _: Input) -> web.Response:
     )
 
 
+TRANSFER_STORE_WAIT: Final = 5.0
+"""Seconds a transfer waits for the outbox to write the call's ticket (just answered)."""
+
+
+async def _raise_transfer(
+    store: Store, ticket: str, note: str, actor: str, queue: str, call_id: str
+) -> Escalation | None:
+    """The transfer's escalation on ``ticket``; when the ticket's row is not written yet
+    (the call was answered a moment ago, the outbox lags), once more after the outbox has
+    written what it holds; ``None`` if it still is not there (the database is away)."""
+    escalations = Escalations(store.pool)
+    for attempt in range(2):
+        try:
+            return await escalations.raise_(
+                ticket, note, actor, kind="transfer", target_queue=queue, call_id=call_id
+            )
+        except NotFound:
+            if attempt or not await store.outbox.flush(TRANSFER_STORE_WAIT):
+                return None
+    return None
+
+
 @api.operation(
     "POST",
     "/api/panel/transfer",
@@ -465,12 +488,7 @@ async def transfer(request: web.Request, given: Input) -> web.Response:
     await AuditLog(store.pool).write(
         principal.name, "call.transfer", "call", call_id, {"queue": queue, "ticket": ticket}
     )
-    try:
-        escalation: Escalation | None = await Escalations(store.pool).raise_(
-            ticket, note, principal.name, kind="transfer", target_queue=queue, call_id=call_id
-        )
-    except NotFound:  # the ticket's row is not written yet (the outbox lags)
-        escalation = None
+    escalation = await _raise_transfer(store, ticket, note, principal.name, queue, call_id)
     if escalation is not None:
         await _push_escalation(request, "opened", escalation)
     return web.json_response(
